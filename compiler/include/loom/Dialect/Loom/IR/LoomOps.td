@@ -1,0 +1,244 @@
+//===- LoomOps.td - loom dialect operations ----------------*- tablegen -*-===//
+#ifndef LOOM_OPS_TD
+#define LOOM_OPS_TD
+
+include "loom/Dialect/Loom/IR/LoomTypes.td"
+include "mlir/Interfaces/SideEffectInterfaces.td"
+include "mlir/Interfaces/InferTypeOpInterface.td"
+
+def Loom_Tile : RankedTensorOf<[Loom_ElementType]>;
+def Loom_IndexTile : RankedTensorOf<[I32, I64]>;
+def Loom_MaskTile : RankedTensorOf<[I1]>;
+
+//===----------------------------------------------------------------------===//
+// Program ids
+//===----------------------------------------------------------------------===//
+
+class Loom_GridQueryOp<string mnemonic, string what>
+    : Loom_Op<mnemonic, [Pure]> {
+  let arguments = (ins ConfinedAttr<I32Attr, [IntMinValue<0>, IntMaxValue<2>]>:$axis);
+  let results = (outs I32:$result);
+  let assemblyFormat = "$axis attr-dict `:` type($result)";
+}
+
+def Loom_ProgramIdOp : Loom_GridQueryOp<"program_id", "id"> {
+  let summary = "index of the running program instance along a grid axis";
+  let description = [{
+    Returns the id (0-based) of the program instance executing the kernel
+    along grid axis 0, 1 or 2.
+
+    Example:
+
+    ```mlir
+    %row = loom.program_id 0 : i32
+    ```
+  }];
+}
+
+def Loom_NumProgramsOp : Loom_GridQueryOp<"num_programs", "count"> {
+  let summary = "number of program instances along a grid axis";
+  let description = [{
+    Returns the grid size along axis 0, 1 or 2.
+
+    Example:
+
+    ```mlir
+    %n = loom.num_programs 1 : i32
+    ```
+  }];
+}
+
+//===----------------------------------------------------------------------===//
+// Tile construction and shape manipulation
+//===----------------------------------------------------------------------===//
+
+def Loom_ArangeOp : Loom_Op<"arange", [Pure]> {
+  let summary = "1-D tile of consecutive integers";
+  let description = [{
+    Produces the tile `[start, start + 1, ..., end - 1]`. The result length
+    must equal `end - start` and be positive.
+
+    Example:
+
+    ```mlir
+    %cols = loom.arange 0 to 128 : tensor<128xi32>
+    ```
+  }];
+  let arguments = (ins I32Attr:$start, I32Attr:$end);
+  let results = (outs RankedTensorOf<[I32]>:$result);
+  let assemblyFormat = "$start `to` $end attr-dict `:` type($result)";
+  let hasVerifier = 1;
+}
+
+def Loom_SplatOp : Loom_Op<"splat", [Pure,
+    TypesMatchWith<"result element type matches the scalar",
+                   "result", "src",
+                   "::llvm::cast<::mlir::ShapedType>($_self).getElementType()">]> {
+  let summary = "tile with every element equal to a scalar";
+  let description = [{
+    Example:
+
+    ```mlir
+    %t = loom.splat %x : tensor<64x32xf32>
+    ```
+  }];
+  let arguments = (ins Loom_ElementType:$src);
+  let results = (outs Loom_Tile:$result);
+  let assemblyFormat = "$src attr-dict `:` type($result)";
+  let hasFolder = 0;
+}
+
+def Loom_ExpandDimsOp : Loom_Op<"expand_dims", [Pure,
+    AllElementTypesMatch<["src", "result"]>]> {
+  let summary = "insert a size-1 dimension into a tile";
+  let description = [{
+    Inserts a dimension of size 1 at position `axis` of the source shape
+    (0 <= axis <= rank), like `x[:, None]` in Triton or NumPy.
+
+    Example:
+
+    ```mlir
+    %c = loom.expand_dims %r, 1 : tensor<64xf32> -> tensor<64x1xf32>
+    ```
+  }];
+  let arguments = (ins Loom_Tile:$src, I32Attr:$axis);
+  let results = (outs Loom_Tile:$result);
+  let assemblyFormat = "$src `,` $axis attr-dict `:` type($src) `->` type($result)";
+  let hasVerifier = 1;
+}
+
+def Loom_BroadcastOp : Loom_Op<"broadcast", [Pure,
+    AllElementTypesMatch<["src", "result"]>]> {
+  let summary = "repeat size-1 dimensions of a tile";
+  let description = [{
+    Result and source have the same rank; every source dimension either
+    equals the result's or is 1 (and is then repeated).
+
+    Example:
+
+    ```mlir
+    %b = loom.broadcast %c : tensor<64x1xf32> -> tensor<64x128xf32>
+    ```
+  }];
+  let arguments = (ins Loom_Tile:$src);
+  let results = (outs Loom_Tile:$result);
+  let assemblyFormat = "$src attr-dict `:` type($src) `->` type($result)";
+  let hasVerifier = 1;
+  let hasFolder = 1;
+}
+
+//===----------------------------------------------------------------------===//
+// Global memory
+//===----------------------------------------------------------------------===//
+
+def Loom_LoadOp : Loom_Op<"load", [AttrSizedOperandSegments,
+    MemoryEffects<[MemRead]>]> {
+  let summary = "masked gather of a tile from global memory";
+  let description = [{
+    Reads `result[i] = ptr[offsets[i]]` for every element `i` where `mask[i]`
+    is true; elements whose mask is false are not read and take `other[i]`
+    (zero when `other` is absent). Offsets count elements, not bytes. The
+    mask and `other` tiles have the shape of `offsets`; the result has that
+    shape and the pointer's element type.
+
+    Example:
+
+    ```mlir
+    %v = loom.load %x[%offs] mask %m : tensor<128xi1> other %ninf : tensor<128xf32>
+        : !loom.ptr<f32>, tensor<128xi32> -> tensor<128xf32>
+    ```
+  }];
+  let arguments = (ins Loom_PtrType:$ptr, Loom_IndexTile:$offsets,
+                       Optional<Loom_MaskTile>:$mask, Optional<Loom_Tile>:$other);
+  let results = (outs Loom_Tile:$result);
+  let assemblyFormat = [{
+    $ptr `[` $offsets `]` (`mask` $mask^ `:` type($mask))?
+    (`other` $other^ `:` type($other))? attr-dict
+    `:` qualified(type($ptr)) `,` type($offsets) `->` type($result)
+  }];
+  let hasVerifier = 1;
+}
+
+def Loom_StoreOp : Loom_Op<"store", [MemoryEffects<[MemWrite]>]> {
+  let summary = "masked scatter of a tile to global memory";
+  let description = [{
+    Writes `ptr[offsets[i]] = value[i]` for every element `i` where `mask[i]`
+    is true (every element when the mask is absent). Offsets count elements.
+    Value and mask have the shape of `offsets`; the value's element type is
+    the pointer's.
+
+    Example:
+
+    ```mlir
+    loom.store %v, %y[%offs] mask %m : tensor<128xi1>
+        : tensor<128xf32>, !loom.ptr<f32>, tensor<128xi32>
+    ```
+  }];
+  let arguments = (ins Loom_Tile:$value, Loom_PtrType:$ptr,
+                       Loom_IndexTile:$offsets, Optional<Loom_MaskTile>:$mask);
+  let assemblyFormat = [{
+    $value `,` $ptr `[` $offsets `]` (`mask` $mask^ `:` type($mask))? attr-dict
+    `:` type($value) `,` qualified(type($ptr)) `,` type($offsets)
+  }];
+  let hasVerifier = 1;
+}
+
+//===----------------------------------------------------------------------===//
+// Compute
+//===----------------------------------------------------------------------===//
+
+def Loom_DotOp : Loom_Op<"dot", [Pure,
+    AllTypesMatch<["acc", "result"]>, AllElementTypesMatch<["a", "b"]>]> {
+  let summary = "tile matrix multiply-accumulate with fp32 accumulation";
+  let description = [{
+    Computes `result = a @ b + acc` for `a: MxK`, `b: KxN`, `acc: MxN`.
+    Operands are f16, bf16 or f32 and of one type; the accumulator and result
+    are f32, so products are summed in single precision whatever the operand
+    type (the CUDA backend maps f16/bf16 to tensor-core MMAs).
+
+    Example:
+
+    ```mlir
+    %c = loom.dot %a, %b, %acc : tensor<64x32xbf16>, tensor<32x16xbf16> -> tensor<64x16xf32>
+    ```
+  }];
+  let arguments = (ins RankedTensorOf<[F32, F16, BF16]>:$a,
+                       RankedTensorOf<[F32, F16, BF16]>:$b,
+                       RankedTensorOf<[F32]>:$acc);
+  let results = (outs RankedTensorOf<[F32]>:$result);
+  let assemblyFormat = [{
+    $a `,` $b `,` $acc attr-dict `:` type($a) `,` type($b) `->` type($result)
+  }];
+  let hasVerifier = 1;
+}
+
+def Loom_ReduceKind : I32EnumAttr<"ReduceKind", "reduction combiner", [
+    I32EnumAttrCase<"Sum", 0, "sum">,
+    I32EnumAttrCase<"Max", 1, "max">,
+    I32EnumAttrCase<"Min", 2, "min">]> {
+  let cppNamespace = "::mlir::loom";
+}
+
+def Loom_ReduceOp : Loom_Op<"reduce", [Pure,
+    AllElementTypesMatch<["src", "result"]>]> {
+  let summary = "reduce a tile along one axis";
+  let description = [{
+    Combines the elements of `src` along `axis` with `sum`, `max` or `min`
+    and removes that axis (reducing a 1-D tile gives a 0-D tile). Floating
+    point `max`/`min` propagate NaN.
+
+    Example:
+
+    ```mlir
+    %m = loom.reduce max %s, 1 : tensor<64x128xf32> -> tensor<64xf32>
+    ```
+  }];
+  let arguments = (ins Loom_ReduceKind:$kind, Loom_Tile:$src, I32Attr:$axis);
+  let results = (outs Loom_Tile:$result);
+  let assemblyFormat = [{
+    $kind $src `,` $axis attr-dict `:` type($src) `->` type($result)
+  }];
+  let hasVerifier = 1;
+}
+
+#endif // LOOM_OPS_TD

@@ -1,0 +1,88 @@
+//===- Specialize.cpp - bind scalar kernel arguments ----------------------===//
+#include "loom/Transforms/Passes.h"
+
+#include "mlir/IR/Builders.h"
+#include "mlir/IR/BuiltinAttributes.h"
+
+namespace mlir::loom {
+#define GEN_PASS_DEF_LOOMSPECIALIZE
+#include "loom/Transforms/Passes.h.inc"
+} // namespace mlir::loom
+
+using namespace mlir;
+using namespace mlir::loom;
+
+namespace {
+
+/// Parses `value` as a constant of scalar type `type`; null on failure.
+TypedAttr parseScalar(StringRef value, Type type) {
+  if (auto intType = dyn_cast<IntegerType>(type)) {
+    int64_t v;
+    if (value.getAsInteger(0, v))
+      return {};
+    if (intType.getWidth() < 64 &&
+        (v < -(int64_t(1) << (intType.getWidth() - 1)) ||
+         v >= (int64_t(1) << (intType.getWidth() - 1))))
+      return {};
+    return IntegerAttr::get(type, v);
+  }
+  if (auto floatType = dyn_cast<FloatType>(type)) {
+    double v;
+    if (value.getAsDouble(v))
+      return {};
+    return FloatAttr::get(type, v);
+  }
+  return {};
+}
+
+struct LoomSpecializePass
+    : public loom::impl::LoomSpecializeBase<LoomSpecializePass> {
+  using LoomSpecializeBase::LoomSpecializeBase;
+
+  void runOnOperation() override {
+    for (auto func : getOperation().getOps<func::FuncOp>()) {
+      if (!func->hasAttr(kKernelAttrName))
+        continue;
+      if (failed(specialize(func)))
+        return signalPassFailure();
+    }
+  }
+
+  LogicalResult specialize(func::FuncOp func) {
+    auto names = func->getAttrOfType<ArrayAttr>(kArgNamesAttrName);
+    if (!names)
+      return func.emitError() << "kernel '" << func.getSymName()
+                              << "' has no '" << kArgNamesAttrName << "' attribute";
+    SmallVector<NamedAttribute> bound;
+    if (auto prior = func->getAttrOfType<DictionaryAttr>(kSpecializedAttrName))
+      bound.append(prior.begin(), prior.end());
+    OpBuilder builder(func.getBody());
+    for (const std::string &binding : bindings) {
+      auto [name, value] = StringRef(binding).split('=');
+      if (name.empty() || value.empty())
+        return func.emitError() << "binding '" << binding
+                                << "' is not of the form name=value";
+      auto it = llvm::find_if(names, [&](Attribute a) {
+        return cast<StringAttr>(a).getValue() == name;
+      });
+      if (it == names.end())
+        return func.emitError() << "kernel '" << func.getSymName()
+                                << "' has no argument named '" << name << "'";
+      BlockArgument arg = func.getArgument(it - names.begin());
+      if (!arg.getType().isIntOrFloat())
+        return func.emitError() << "cannot bind argument '" << name << "' of type "
+                                << arg.getType() << ": only scalars can be bound";
+      TypedAttr attr = parseScalar(value, arg.getType());
+      if (!attr)
+        return func.emitError() << "value '" << value << "' for argument '" << name
+                                << "' is not a valid " << arg.getType();
+      Value constant = arith::ConstantOp::create(builder, arg.getLoc(), attr);
+      arg.replaceAllUsesWith(constant);
+      bound.push_back(builder.getNamedAttr(name, attr));
+    }
+    if (!bound.empty())
+      func->setAttr(kSpecializedAttrName, builder.getDictionaryAttr(bound));
+    return success();
+  }
+};
+} // namespace
