@@ -2,6 +2,7 @@
 #include "loom/Compiler/CpuJit.h"
 
 #include "loom/Support/Error.h"
+#include "loom/Support/HalfPrecision.h"
 
 #include "mlir/ExecutionEngine/ExecutionEngine.h"
 #include "mlir/ExecutionEngine/OptUtils.h"
@@ -27,53 +28,17 @@ void initializeNativeTarget() {
   });
 }
 
-// Half-precision conversions that LLVM lowers to compiler-runtime calls on
-// x86. They are provided here rather than taken from libgcc so kernels do
-// not depend on the host toolchain's version (GCC 12's libgcc lacks the bf16
-// ones). All round to nearest even, as cvt.rn does on the GPU.
-uint32_t floatBits(float f) { uint32_t u; std::memcpy(&u, &f, 4); return u; }
-float bitsFloat(uint32_t u) { float f; std::memcpy(&f, &u, 4); return f; }
-
-extern "C" float loomExtendHalfToFloat(uint16_t h) {
-  uint32_t sign = (h & 0x8000u) << 16, exp = (h >> 10) & 0x1f, mant = h & 0x3ff;
-  if (exp == 0x1f)
-    return bitsFloat(sign | 0x7f800000u | (mant << 13));
-  if (exp == 0) {
-    if (mant == 0)
-      return bitsFloat(sign);
-    float f = std::ldexp(static_cast<float>(mant), -24);
-    return sign ? -f : f;
-  }
-  return bitsFloat(sign | ((exp + 112) << 23) | (mant << 13));
-}
-
-extern "C" uint16_t loomTruncFloatToHalf(float f) {
-  uint32_t u = floatBits(f);
-  uint32_t sign = (u >> 16) & 0x8000u;
-  uint32_t absBits = u & 0x7fffffffu;
-  if (absBits > 0x7f800000u)
-    return 0x7fff; // NaN, canonical as in NVIDIA's host emulation.
-  if (absBits >= 0x477ff000u) // rounds to >= 65520: overflow to inf
-    return sign | 0x7c00u;
-  if (absBits < 0x38800000u) { // result is subnormal or zero
-    float scaled = bitsFloat(absBits) * 16777216.0f; // exact: times 2^24
-    // nearbyint in the default round-to-nearest-even mode.
-    uint32_t m = static_cast<uint32_t>(std::nearbyint(scaled));
-    return sign | m;
-  }
-  uint32_t rounded = absBits + 0xfffu + ((absBits >> 13) & 1u);
-  return sign | ((rounded - 0x38000000u) >> 13);
-}
-
-extern "C" uint16_t loomTruncDoubleToHalf(double d) {
-  return loomTruncFloatToHalf(static_cast<float>(d));
-}
-
-extern "C" uint16_t loomTruncFloatToBFloat(float f) {
-  uint32_t u = floatBits(f);
-  if ((u & 0x7fffffffu) > 0x7f800000u)
-    return 0x7fff;
-  return static_cast<uint16_t>((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+// Half-precision conversions LLVM lowers to compiler-runtime calls on x86
+// CPUs without F16C. Provided here so kernels do not depend on the host
+// toolchain's libgcc. x86-64 passes half in an SSE register, hence _Float16.
+// bf16 needs none: the pipeline expands its conversions (arith-expand).
+uint16_t halfBits(_Float16 h) { uint16_t u; std::memcpy(&u, &h, 2); return u; }
+_Float16 bitsHalf(uint16_t u) { _Float16 h; std::memcpy(&h, &u, 2); return h; }
+extern "C" float loomExtendHalfToFloat(_Float16 h) { return halfToFloat(halfBits(h)); }
+extern "C" _Float16 loomTruncFloatToHalf(float f) { return bitsHalf(floatToHalf(f)); }
+extern "C" _Float16 loomTruncDoubleToHalf(double d) {
+  // Rounds twice (double -> float -> half); kernels only truncate f32.
+  return bitsHalf(floatToHalf(static_cast<float>(d)));
 }
 
 llvm::orc::SymbolMap runtimeSymbols(llvm::orc::MangleAndInterner interner) {
@@ -83,11 +48,8 @@ llvm::orc::SymbolMap runtimeSymbols(llvm::orc::MangleAndInterner interner) {
                            llvm::JITSymbolFlags::Exported};
   };
   add("__extendhfsf2", &loomExtendHalfToFloat);
-  add("__gnu_h2f_ieee", &loomExtendHalfToFloat);
   add("__truncsfhf2", &loomTruncFloatToHalf);
-  add("__gnu_f2h_ieee", &loomTruncFloatToHalf);
   add("__truncdfhf2", &loomTruncDoubleToHalf);
-  add("__truncsfbf2", &loomTruncFloatToBFloat);
   return map;
 }
 

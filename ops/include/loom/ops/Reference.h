@@ -1,0 +1,51 @@
+//===- Reference.h - float64 references and error metrics -------*- C++ -*-===//
+//
+// What every correctness check compares against: plain float64 loops on the
+// host, fresh random inputs, and error metrics in which NaN never passes.
+//
+//===----------------------------------------------------------------------===//
+#ifndef LOOM_OPS_REFERENCE_H
+#define LOOM_OPS_REFERENCE_H
+
+#include <cstdint>
+#include <random>
+#include <string>
+#include <vector>
+
+namespace loom::ops::ref {
+
+/// Uniform values in [lo, hi) from a seed drawn from std::random_device,
+/// so every run checks fresh data (the seed is returned for reproduction).
+std::vector<float> randomVector(size_t n, float lo, float hi, uint64_t *seedOut = nullptr);
+
+/// Value used to poison outputs before a run: a quiet NaN, so an element
+/// the kernel failed to write can never pass a comparison.
+float poison();
+
+std::vector<double> softmaxRows(const std::vector<double> &x, int64_t rows, int64_t cols);
+/// C = A (m x k) @ B (k x n), row-major.
+std::vector<double> matmul(const std::vector<double> &a, const std::vector<double> &b,
+                           int64_t m, int64_t n, int64_t k);
+
+struct ErrorStats {
+  double maxAbs = 0;      ///< max |got - want|
+  double maxRel = 0;      ///< max |got - want| / max(|want|, floor)
+  size_t nonFinite = 0;   ///< NaN or inf in `got` where `want` is finite
+  size_t firstBad = SIZE_MAX;
+};
+ErrorStats compare(const std::vector<float> &got, const std::vector<double> &want,
+                   double relFloor = 1e-6);
+/// True when there is no non-finite element and maxRel <= relTol.
+bool withinRelative(const ErrorStats &e, double relTol);
+std::string format(const ErrorStats &e);
+
+std::vector<double> toDouble(const std::vector<float> &v);
+/// Rounds each element through f16 or bf16 (round to nearest even).
+std::vector<float> roundToF16(const std::vector<float> &v);
+std::vector<float> roundToBf16(const std::vector<float> &v);
+std::vector<uint16_t> toF16Bits(const std::vector<float> &v);
+std::vector<uint16_t> toBf16Bits(const std::vector<float> &v);
+
+} // namespace loom::ops::ref
+
+#endif

@@ -1,0 +1,122 @@
+//===- Reference.cpp ------------------------------------------------------===//
+#include "loom/ops/Reference.h"
+
+#include "loom/Support/HalfPrecision.h"
+
+#include <cmath>
+#include <fmt/format.h>
+#include <limits>
+
+namespace loom::ops::ref {
+
+std::vector<float> randomVector(size_t n, float lo, float hi, uint64_t *seedOut) {
+  std::random_device rd;
+  uint64_t seed = (uint64_t(rd()) << 32) ^ rd();
+  if (seedOut)
+    *seedOut = seed;
+  std::mt19937_64 gen(seed);
+  std::uniform_real_distribution<float> dist(lo, hi);
+  std::vector<float> v(n);
+  for (float &x : v)
+    x = dist(gen);
+  return v;
+}
+
+float poison() { return std::numeric_limits<float>::quiet_NaN(); }
+
+std::vector<double> softmaxRows(const std::vector<double> &x, int64_t rows, int64_t cols) {
+  std::vector<double> y(x.size());
+  for (int64_t r = 0; r < rows; ++r) {
+    double m = -INFINITY, s = 0;
+    for (int64_t c = 0; c < cols; ++c)
+      m = std::max(m, x[r * cols + c]);
+    for (int64_t c = 0; c < cols; ++c)
+      s += std::exp(x[r * cols + c] - m);
+    for (int64_t c = 0; c < cols; ++c)
+      y[r * cols + c] = std::exp(x[r * cols + c] - m) / s;
+  }
+  return y;
+}
+
+std::vector<double> matmul(const std::vector<double> &a, const std::vector<double> &b,
+                           int64_t m, int64_t n, int64_t k) {
+  std::vector<double> c(m * n, 0.0);
+  for (int64_t i = 0; i < m; ++i)
+    for (int64_t p = 0; p < k; ++p)
+      for (int64_t j = 0; j < n; ++j)
+        c[i * n + j] += a[i * k + p] * b[p * n + j];
+  return c;
+}
+
+ErrorStats compare(const std::vector<float> &got, const std::vector<double> &want,
+                   double relFloor) {
+  ErrorStats e;
+  if (got.size() != want.size()) {
+    e.nonFinite = std::max(got.size(), want.size());
+    e.firstBad = 0;
+    return e;
+  }
+  for (size_t i = 0; i < got.size(); ++i) {
+    if (!std::isfinite(got[i]) && std::isfinite(want[i])) {
+      ++e.nonFinite;
+      e.firstBad = std::min(e.firstBad, i);
+      continue;
+    }
+    if (!std::isfinite(want[i])) {
+      if (!(got[i] == want[i])) { // inf must match inf; NaN never matches
+        ++e.nonFinite;
+        e.firstBad = std::min(e.firstBad, i);
+      }
+      continue;
+    }
+    double abs = std::fabs(double(got[i]) - want[i]);
+    e.maxAbs = std::max(e.maxAbs, abs);
+    e.maxRel = std::max(e.maxRel, abs / std::max(std::fabs(want[i]), relFloor));
+  }
+  return e;
+}
+
+bool withinRelative(const ErrorStats &e, double relTol) {
+  return e.nonFinite == 0 && e.maxRel <= relTol;
+}
+
+std::string format(const ErrorStats &e) {
+  if (e.nonFinite)
+    return fmt::format("{} non-finite or mismatched elements (first at {}), max abs {:.3g}",
+                       e.nonFinite, e.firstBad, e.maxAbs);
+  return fmt::format("max abs {:.3g}, max rel {:.3g}", e.maxAbs, e.maxRel);
+}
+
+std::vector<double> toDouble(const std::vector<float> &v) {
+  return std::vector<double>(v.begin(), v.end());
+}
+
+std::vector<float> roundToF16(const std::vector<float> &v) {
+  std::vector<float> out(v.size());
+  for (size_t i = 0; i < v.size(); ++i)
+    out[i] = halfToFloat(floatToHalf(v[i]));
+  return out;
+}
+
+std::vector<float> roundToBf16(const std::vector<float> &v) {
+  std::vector<float> out(v.size());
+  for (size_t i = 0; i < v.size(); ++i)
+    out[i] = bf16ToFloat(floatToBf16(v[i]));
+  return out;
+}
+
+std::vector<uint16_t> toF16Bits(const std::vector<float> &v) {
+  std::vector<uint16_t> out(v.size());
+  for (size_t i = 0; i < v.size(); ++i)
+    out[i] = floatToHalf(v[i]);
+  return out;
+}
+
+std::vector<uint16_t> toBf16Bits(const std::vector<float> &v) {
+  std::vector<uint16_t> out(v.size());
+  for (size_t i = 0; i < v.size(); ++i)
+    out[i] = floatToBf16(v[i]);
+  return out;
+}
+
+} // namespace loom::ops::ref

@@ -1,0 +1,160 @@
+//===- Kernel.h - compiling and launching kernels from host C++ -*- C++ -*-===//
+//
+//   auto k = loom::runtime::compile(softmaxKernel(), {.constants = {{"BLOCK", 128}}});
+//   k->launch({rows}, {Arg::buffer(x), Arg::buffer(y), Arg::i32(n), Arg::i32(n)});
+//
+// compile() traces the DSL kernel with the specialization's constants, binds
+// the requested scalar arguments, lowers and JIT-compiles it, and caches the
+// result in memory (see KernelCache). launch() checks every argument against
+// the kernel's signature and runs one program instance per grid point on a
+// CPU thread pool.
+//
+//===----------------------------------------------------------------------===//
+#ifndef LOOM_RUNTIME_KERNEL_H
+#define LOOM_RUNTIME_KERNEL_H
+
+#include "loom/Compiler/CpuPipeline.h"
+#include "loom/dsl/Kernel.h"
+
+#include <array>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <span>
+#include <string>
+#include <variant>
+#include <vector>
+
+namespace loom::runtime {
+
+enum class Backend { Cpu };
+
+using ScalarValue = std::variant<int64_t, double>;
+
+/// How one kernel is specialized: trace-time constants (tile shapes, loop
+/// structure) and scalar arguments bound to fixed values and folded.
+struct Specialization {
+  dsl::Constants constants;
+  std::map<std::string, ScalarValue> bindings;
+  Backend backend = Backend::Cpu;
+  unsigned optLevel = 2;
+
+  /// Stable text of every field, part of the cache key.
+  std::string key() const;
+};
+
+/// One launch argument: a buffer (pointer, dtype, element count) or scalar.
+class Arg {
+public:
+  static Arg buffer(const void *data, DType dtype, size_t numElements);
+  template <typename T> static Arg buffer(std::span<T> data);
+  template <typename T> static Arg buffer(std::vector<T> &data) {
+    return buffer(std::span<T>(data));
+  }
+  static Arg i32(int32_t v) { return Arg(Kind::Scalar, DType::I32, int64_t(v)); }
+  static Arg i64(int64_t v) { return Arg(Kind::Scalar, DType::I64, v); }
+  static Arg f32(float v) { return Arg(Kind::Scalar, DType::F32, double(v)); }
+
+  enum class Kind { Buffer, Scalar };
+  Kind kind() const { return kind_; }
+  DType dtype() const { return dtype_; }
+  const void *data() const { return data_; }
+  size_t numElements() const { return numElements_; }
+  ScalarValue scalar() const { return scalar_; }
+  std::string describe() const;
+
+private:
+  Arg(Kind kind, DType dtype, ScalarValue v) : kind_(kind), dtype_(dtype), scalar_(v) {}
+  Kind kind_;
+  DType dtype_;
+  const void *data_ = nullptr;
+  size_t numElements_ = 0;
+  ScalarValue scalar_ = int64_t(0);
+};
+
+struct ArgInfo {
+  std::string name;
+  bool isPointer;
+  DType dtype;
+};
+
+struct Grid {
+  Grid(uint32_t x = 1, uint32_t y = 1, uint32_t z = 1) : dims{x, y, z} {}
+  std::array<uint32_t, 3> dims;
+  uint64_t size() const { return uint64_t(dims[0]) * dims[1] * dims[2]; }
+};
+
+class CompiledKernel {
+public:
+  virtual ~CompiledKernel() = default;
+  const std::string &name() const { return name_; }
+  const std::vector<ArgInfo> &signature() const { return signature_; }
+  /// Bound scalar arguments (checked against the values passed at launch).
+  const std::map<std::string, ScalarValue> &bindings() const { return bindings_; }
+  /// Milliseconds of each compile stage (dsl, specialize, linalg, ..., jit).
+  const std::vector<compiler::StageTiming> &timings() const { return timings_; }
+  const std::string &cacheKey() const { return cacheKey_; }
+
+  /// Runs the kernel over `grid`; returns when every program has finished.
+  /// Throws loom::Error(InvalidArgument) for a bad grid or argument.
+  void launch(const Grid &grid, std::span<const Arg> args) const;
+  void launch(const Grid &grid, std::initializer_list<Arg> args) const {
+    launch(grid, std::span<const Arg>(args.begin(), args.size()));
+  }
+
+protected:
+  /// Backend part of launch, after the checks.
+  virtual void run(const Grid &grid, std::span<const Arg> args) const = 0;
+
+  std::string name_;
+  std::vector<ArgInfo> signature_;
+  std::map<std::string, ScalarValue> bindings_;
+  std::vector<compiler::StageTiming> timings_;
+  std::string cacheKey_;
+  friend class KernelCache;
+};
+
+/// In-memory cache of compiled kernels. A lookup first uses the kernel's
+/// identity and the specialization (no tracing: microseconds); on a miss the
+/// kernel is traced and its IR text hashed, so identical IR from another
+/// Kernel object is shared instead of recompiled.
+class KernelCache {
+public:
+  static KernelCache &global();
+  std::shared_ptr<const CompiledKernel> getOrCompile(const dsl::Kernel &kernel,
+                                                     const Specialization &spec);
+  struct Stats {
+    uint64_t hits = 0, irHits = 0, misses = 0;
+  };
+  Stats stats() const;
+  void clear();
+
+private:
+  struct Impl;
+  KernelCache();
+  std::shared_ptr<Impl> impl_;
+};
+
+/// KernelCache::global().getOrCompile(kernel, spec).
+std::shared_ptr<const CompiledKernel> compile(const dsl::Kernel &kernel,
+                                              const Specialization &spec = {});
+
+/// Compiles without any cache, reporting the IR after each stage to
+/// `afterStage` (used by `loom compile --emit`).
+std::shared_ptr<const CompiledKernel>
+compileUncached(const dsl::Kernel &kernel, const Specialization &spec,
+                const compiler::StageCallback &afterStage = {});
+
+template <typename T> Arg Arg::buffer(std::span<T> data) {
+  using U = std::remove_const_t<T>;
+  DType dtype;
+  if constexpr (std::is_same_v<U, float>) dtype = DType::F32;
+  else if constexpr (std::is_same_v<U, int32_t>) dtype = DType::I32;
+  else if constexpr (std::is_same_v<U, int64_t>) dtype = DType::I64;
+  else static_assert(sizeof(U) == 0, "use Arg::buffer(ptr, dtype, n) for this type");
+  return buffer(data.data(), dtype, data.size());
+}
+
+} // namespace loom::runtime
+
+#endif

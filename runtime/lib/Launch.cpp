@@ -1,0 +1,74 @@
+//===- Launch.cpp - argument checks shared by every backend ---------------===//
+#include "loom/runtime/Kernel.h"
+
+#include "loom/Support/Error.h"
+
+#include <cmath>
+#include <fmt/format.h>
+
+namespace loom::runtime {
+std::string formatScalar(const ScalarValue &v);
+
+namespace {
+std::string argList(const std::vector<ArgInfo> &sig) {
+  std::string s;
+  for (const ArgInfo &a : sig)
+    s += (s.empty() ? "" : ", ") + a.name;
+  return s;
+}
+
+bool sameScalar(const ScalarValue &bound, const Arg &arg) {
+  if (auto *i = std::get_if<int64_t>(&bound))
+    return std::holds_alternative<int64_t>(arg.scalar()) && std::get<int64_t>(arg.scalar()) == *i;
+  // f32 arguments are bound through a float attribute: compare in f32.
+  return std::holds_alternative<double>(arg.scalar()) &&
+         static_cast<float>(std::get<double>(arg.scalar())) ==
+             static_cast<float>(std::get<double>(bound));
+}
+} // namespace
+
+void CompiledKernel::launch(const Grid &grid, std::span<const Arg> args) const {
+  for (int d = 0; d < 3; ++d)
+    if (grid.dims[d] == 0)
+      throw Error(ErrorCode::InvalidArgument,
+                  fmt::format("kernel '{}': grid dimension {} is 0; every grid "
+                              "dimension must be at least 1",
+                              name_, d));
+  if (grid.size() > (uint64_t(1) << 31))
+    throw Error(ErrorCode::InvalidArgument,
+                fmt::format("kernel '{}': grid of {} programs exceeds 2^31", name_, grid.size()));
+  if (args.size() != signature_.size())
+    throw Error(ErrorCode::InvalidArgument,
+                fmt::format("kernel '{}' expects {} arguments ({}), got {}", name_,
+                            signature_.size(), argList(signature_), args.size()));
+  for (size_t i = 0; i < args.size(); ++i) {
+    const ArgInfo &info = signature_[i];
+    const Arg &arg = args[i];
+    std::string where = fmt::format("argument {} ('{}') of kernel '{}'", i, info.name, name_);
+    if (info.isPointer) {
+      if (arg.kind() != Arg::Kind::Buffer)
+        throw Error(ErrorCode::InvalidArgument,
+                    fmt::format("{} expects a buffer of {}, got {}", where,
+                                dtypeName(info.dtype), arg.describe()));
+      if (arg.dtype() != info.dtype)
+        throw Error(ErrorCode::InvalidArgument,
+                    fmt::format("{} expects a buffer of {}, got {}", where,
+                                dtypeName(info.dtype), arg.describe()));
+      if (!arg.data())
+        throw Error(ErrorCode::InvalidArgument, fmt::format("{} is a null pointer", where));
+      continue;
+    }
+    if (arg.kind() != Arg::Kind::Scalar || arg.dtype() != info.dtype)
+      throw Error(ErrorCode::InvalidArgument,
+                  fmt::format("{} expects an {} scalar, got {}", where,
+                              dtypeName(info.dtype), arg.describe()));
+    auto bound = bindings_.find(info.name);
+    if (bound != bindings_.end() && !sameScalar(bound->second, arg))
+      throw Error(ErrorCode::InvalidArgument,
+                  fmt::format("{} was specialized to {} but {} was passed", where,
+                              formatScalar(bound->second), formatScalar(arg.scalar())));
+  }
+  run(grid, args);
+}
+
+} // namespace loom::runtime

@@ -1,0 +1,11 @@
+//===- Commands.h - loom CLI subcommands ------------------------*- C++ -*-===//
+#ifndef LOOM_TOOLS_LOOM_COMMANDS_H
+#define LOOM_TOOLS_LOOM_COMMANDS_H
+
+namespace loom::cli {
+int runDemo(int argc, char **argv);
+int runCompile(int argc, char **argv);
+int runVersion(int argc, char **argv);
+} // namespace loom::cli
+
+#endif

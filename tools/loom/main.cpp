@@ -1,0 +1,56 @@
+//===- main.cpp - the loom command-line tool ------------------------------===//
+#include "Cli.h"
+#include "Commands.h"
+
+#include "loom/Support/Error.h"
+
+#include <cstdio>
+#include <cstring>
+#include <string>
+
+namespace {
+const char *kUsage = R"(usage: loom <command> [options]
+
+commands:
+  demo       run the main job on the CPU: DSL softmax and matmul, checked
+             against a float64 reference, with compile-stage timings
+  compile    compile a built-in example kernel and print its IR
+               --kernel NAME        vector_add | softmax | matmul
+               --dtype T            f32 | f16 | bf16 (default: f32; matmul bf16)
+               --emit mlir|llvm     IR after each stage, or final LLVM IR
+               --const NAME=VALUE   compile-time constant (repeatable)
+               --bind NAME=VALUE    bind a scalar argument (repeatable)
+               --timings            print each stage's milliseconds
+  version    print Loom, MLIR, NVRTC and NCCL versions
+  help       print this message
+)";
+} // namespace
+
+int main(int argc, char **argv) {
+  if (argc < 2 || !std::strcmp(argv[1], "help") || !std::strcmp(argv[1], "--help") ||
+      !std::strcmp(argv[1], "-h")) {
+    std::fputs(kUsage, argc < 2 ? stderr : stdout);
+    return argc < 2 ? 2 : 0;
+  }
+  std::string command = argv[1];
+  try {
+    if (command == "demo")
+      return loom::cli::runDemo(argc, argv);
+    if (command == "compile")
+      return loom::cli::runCompile(argc, argv);
+    if (command == "version")
+      return loom::cli::runVersion(argc, argv);
+    std::fprintf(stderr, "loom: error: unknown command '%s' (see loom --help)\n",
+                 command.c_str());
+    return 2;
+  } catch (const loom::Error &e) {
+    std::fprintf(stderr, "loom: error: %s\n", e.what());
+    return e.code() == loom::ErrorCode::InvalidArgument ||
+                   e.code() == loom::ErrorCode::Unsupported
+               ? 2
+               : 1;
+  } catch (const std::exception &e) {
+    std::fprintf(stderr, "loom: error: %s\n", e.what());
+    return 1;
+  }
+}
