@@ -1,0 +1,86 @@
+//===- DiskCache.h - on-disk cache of binary blobs --------------*- C++ -*-===//
+//
+// Cubins, emu shared objects and autotune results are cached across
+// processes. The caller builds the key string from everything the blob
+// depends on (IR hash, options, arch, compiler and Loom versions); the file
+// name is the SHA-256 of that string, and the full string is stored in the
+// entry so a hash collision reads as a miss, never as a wrong binary.
+//
+// Entry file layout (integers little-endian):
+//   "LOOMCACH" | u32 format version | u32 0 | u64 key length | key bytes
+//   | u64 payload length | payload | u64 FNV-1a-64 of everything before it
+//
+// Writers never modify a visible file: they write a unique temp file in the
+// same directory, fsync it and rename() it over the entry, so readers see
+// either the old or the new complete entry (last writer wins). Anything that
+// still fails verification (disk corruption, a truncated copy, a foreign
+// file) is reported on stderr once, deleted, and treated as a miss.
+//
+//===----------------------------------------------------------------------===//
+#ifndef LOOM_CUDA_DISKCACHE_H
+#define LOOM_CUDA_DISKCACHE_H
+
+#include <atomic>
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace loom::cuda {
+
+/// Lower-case hex SHA-256 of `data`.
+std::string sha256Hex(std::string_view data);
+
+/// 64-bit FNV-1a (the entry checksum).
+uint64_t fnv1a64(const void *data, size_t size, uint64_t seed = 0xcbf29ce484222325ull);
+
+class DiskCache {
+public:
+  static constexpr uint32_t kFormatVersion = 1;
+
+  struct Stats {
+    uint64_t hits = 0, misses = 0, corrupt = 0, writes = 0;
+  };
+  struct Entry {
+    std::string path{};
+    std::string key{}; ///< Empty if the entry could not be read.
+    uint64_t payloadBytes = 0;
+  };
+
+  /// $LOOM_CACHE_DIR, else $HOME/.cache/loom, else /tmp/loom-cache-<uid>.
+  static std::string defaultDirectory();
+
+  /// `subdirectory` separates kinds of blobs ("cubin", "emu", "autotune") so
+  /// that each can be listed and cleared on its own. Directories are created
+  /// lazily on the first put().
+  explicit DiskCache(std::string directory = defaultDirectory(), std::string subdirectory = "");
+
+  /// The payload stored under `key`, or nullopt (miss or corrupt entry).
+  std::optional<std::vector<uint8_t>> get(const std::string &key);
+  /// Stores `bytes` under `key`, atomically replacing any previous entry.
+  /// I/O failures throw loom::Error(Internal) naming the path.
+  void put(const std::string &key, std::span<const uint8_t> bytes);
+  void put(const std::string &key, std::string_view bytes) {
+    put(key, std::span(reinterpret_cast<const uint8_t *>(bytes.data()), bytes.size()));
+  }
+
+  /// Entries (not temp files) currently in the directory.
+  std::vector<Entry> list() const;
+  /// Removes every entry and stale temp file; returns the number removed.
+  size_t clear();
+
+  /// Path of the entry file for `key` (whether or not it exists).
+  std::string pathFor(const std::string &key) const;
+  const std::string &directory() const { return dir_; }
+  Stats stats() const;
+
+private:
+  std::string dir_;
+  std::atomic<uint64_t> hits_{0}, misses_{0}, corrupt_{0}, writes_{0};
+};
+
+} // namespace loom::cuda
+
+#endif
