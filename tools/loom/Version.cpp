@@ -7,8 +7,9 @@
 #include <cstdio>
 
 #ifdef LOOM_HAVE_CUDA_TOOLKIT
+#include "loom/cuda/Nvrtc.h"
+
 #include <nccl.h>
-#include <nvrtc.h>
 #endif
 
 int loom::cli::runVersion(int argc, char **argv) {
@@ -17,11 +18,7 @@ int loom::cli::runVersion(int argc, char **argv) {
   std::printf("Loom %s\n", LOOM_VERSION_STRING);
   std::printf("MLIR %s\n", LOOM_MLIR_VERSION_STRING);
 #ifdef LOOM_HAVE_CUDA_TOOLKIT
-  int major = 0, minor = 0;
-  if (nvrtcVersion(&major, &minor) == NVRTC_SUCCESS)
-    std::printf("NVRTC %d.%d\n", major, minor);
-  else
-    std::printf("NVRTC unavailable\n");
+  std::printf("%s\n", loom::cuda::nvrtcVersionString().c_str());
   // NCCL is reported from its headers: querying the library would need a
   // GPU-capable runtime, and the version is fixed at build time anyway.
   std::printf("NCCL %d.%d.%d (headers)\n", NCCL_MAJOR, NCCL_MINOR, NCCL_PATCH);
