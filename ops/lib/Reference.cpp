@@ -76,6 +76,24 @@ ErrorStats compare(const std::vector<float> &got, const std::vector<double> &wan
   return e;
 }
 
+ErrorStats compareScaled(const std::vector<float> &got, const std::vector<double> &want,
+                         const std::vector<double> &scale) {
+  ErrorStats e = compare(got, want);
+  e.maxRel = 0;
+  for (size_t i = 0; i < got.size() && i < scale.size(); ++i)
+    if (std::isfinite(got[i]) && std::isfinite(want[i]))
+      e.maxRel = std::max(e.maxRel, std::fabs(double(got[i]) - want[i]) /
+                                        std::max(scale[i], 1e-300));
+  return e;
+}
+
+std::vector<double> absolute(const std::vector<double> &v) {
+  std::vector<double> out(v.size());
+  for (size_t i = 0; i < v.size(); ++i)
+    out[i] = std::fabs(v[i]);
+  return out;
+}
+
 bool withinRelative(const ErrorStats &e, double relTol) {
   return e.nonFinite == 0 && e.maxRel <= relTol;
 }

@@ -24,8 +24,10 @@ struct KernelCache::Impl {
 KernelCache::KernelCache() : impl_(std::make_shared<Impl>()) {}
 
 KernelCache &KernelCache::global() {
-  static KernelCache cache;
-  return cache;
+  // Never destroyed: JIT-compiled code must not be torn down by static
+  // destructors after LLVM's own global state is gone.
+  static KernelCache *cache = new KernelCache();
+  return *cache;
 }
 
 namespace {

@@ -35,11 +35,17 @@ struct ErrorStats {
 };
 ErrorStats compare(const std::vector<float> &got, const std::vector<double> &want,
                    double relFloor = 1e-6);
+/// Same, with each element's error divided by scale[i] (for example
+/// sum_k |a_ik||b_kj| for a matmul, which bounds the rounding error of any
+/// summation order) instead of by |want|.
+ErrorStats compareScaled(const std::vector<float> &got, const std::vector<double> &want,
+                         const std::vector<double> &scale);
 /// True when there is no non-finite element and maxRel <= relTol.
 bool withinRelative(const ErrorStats &e, double relTol);
 std::string format(const ErrorStats &e);
 
 std::vector<double> toDouble(const std::vector<float> &v);
+std::vector<double> absolute(const std::vector<double> &v);
 /// Rounds each element through f16 or bf16 (round to nearest even).
 std::vector<float> roundToF16(const std::vector<float> &v);
 std::vector<float> roundToBf16(const std::vector<float> &v);

@@ -1,0 +1,150 @@
+//===- CpuKernelTest.cpp - DSL kernels on the CPU backend vs float64 ------===//
+//
+// Odd sizes, masked tails, fresh random data per run, poisoned outputs.
+//
+//===----------------------------------------------------------------------===//
+#include "loom/Support/HalfPrecision.h"
+#include "loom/ops/Examples.h"
+#include "loom/ops/Reference.h"
+#include "loom/runtime/Kernel.h"
+
+#include <gtest/gtest.h>
+
+using namespace loom;
+using namespace loom::runtime;
+namespace ref = loom::ops::ref;
+
+namespace {
+/// Input bits for a float dtype plus the float values the kernel really sees.
+struct TypedInput {
+  std::vector<float> f32;      // used when dtype is f32
+  std::vector<uint16_t> half;  // used when dtype is f16/bf16
+  std::vector<float> seen;     // values after rounding to dtype
+  Arg arg(DType t) const {
+    return t == DType::F32 ? Arg::buffer(f32.data(), t, f32.size())
+                           : Arg::buffer(half.data(), t, half.size());
+  }
+};
+
+TypedInput makeInput(size_t n, DType t, float lo, float hi) {
+  TypedInput in;
+  in.f32 = ref::randomVector(n, lo, hi);
+  if (t == DType::F16) {
+    in.half = ref::toF16Bits(in.f32);
+    in.seen = ref::roundToF16(in.f32);
+  } else if (t == DType::BF16) {
+    in.half = ref::toBf16Bits(in.f32);
+    in.seen = ref::roundToBf16(in.f32);
+  } else {
+    in.seen = in.f32;
+  }
+  return in;
+}
+
+std::vector<float> widen(const std::vector<uint16_t> &bits, DType t) {
+  std::vector<float> out(bits.size());
+  for (size_t i = 0; i < bits.size(); ++i)
+    out[i] = t == DType::F16 ? loom::halfToFloat(bits[i]) : loom::bf16ToFloat(bits[i]);
+  return out;
+}
+} // namespace
+
+class VectorAdd : public ::testing::TestWithParam<std::tuple<int64_t, DType>> {};
+
+TEST_P(VectorAdd, MatchesFloat64) {
+  auto [n, dtype] = GetParam();
+  auto x = makeInput(n, dtype, -10, 10), y = makeInput(n, dtype, -10, 10);
+  const int64_t block = 256;
+  auto k = compile(ops::vectorAddKernel(dtype), {.constants = {{"BLOCK", block}}});
+  Grid grid(uint32_t((n + block - 1) / block));
+  std::vector<double> want(n);
+  for (int64_t i = 0; i < n; ++i)
+    want[i] = double(x.seen[i]) + double(y.seen[i]);
+  if (dtype == DType::F32) {
+    std::vector<float> out(n, ref::poison());
+    k->launch(grid, {x.arg(dtype), y.arg(dtype), Arg::buffer(out), Arg::i32(n)});
+    EXPECT_TRUE(ref::withinRelative(ref::compare(out, want), 1e-6))
+        << ref::format(ref::compare(out, want));
+  } else {
+    std::vector<uint16_t> out(n, 0x7fff); // NaN in both f16 and bf16
+    k->launch(grid, {x.arg(dtype), y.arg(dtype), Arg::buffer(out.data(), dtype, n), Arg::i32(n)});
+    // One rounding of the exact sum: half an ulp of the format.
+    double tol = dtype == DType::F16 ? 1.0 / 2048 : 1.0 / 256;
+    auto e = ref::compare(widen(out, dtype), want, 1e-2);
+    EXPECT_TRUE(ref::withinRelative(e, tol)) << ref::format(e);
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(OddSizes, VectorAdd,
+                         ::testing::Combine(::testing::Values(1, 97, 1000, 1025),
+                                            ::testing::Values(DType::F32, DType::F16,
+                                                              DType::BF16)));
+
+class Softmax : public ::testing::TestWithParam<std::tuple<int64_t, int64_t, int64_t>> {};
+
+TEST_P(Softmax, MatchesFloat64) {
+  auto [rows, cols, block] = GetParam();
+  auto x = ref::randomVector(rows * cols, -8, 8);
+  std::vector<float> y(rows * cols, ref::poison());
+  auto k = compile(ops::softmaxKernel(DType::F32), {.constants = {{"BLOCK", block}}});
+  k->launch(Grid(uint32_t(rows)),
+            {Arg::buffer(x), Arg::buffer(y), Arg::i32(cols), Arg::i32(cols)});
+  auto e = ref::compare(y, ref::softmaxRows(ref::toDouble(x), rows, cols), 1e-30);
+  EXPECT_TRUE(ref::withinRelative(e, 1e-4)) << ref::format(e);
+}
+
+INSTANTIATE_TEST_SUITE_P(OddSizes, Softmax,
+                         ::testing::Values(std::make_tuple(1, 1, 16), std::make_tuple(97, 97, 32),
+                                           std::make_tuple(1000, 1025, 128),
+                                           std::make_tuple(1025, 1000, 256),
+                                           std::make_tuple(3, 1025, 1024)));
+
+TEST(SoftmaxStrided, RowStrideLargerThanRow) {
+  const int64_t rows = 13, cols = 97, stride = 128;
+  auto x = ref::randomVector(rows * stride, -3, 3);
+  std::vector<float> y(rows * stride, ref::poison());
+  auto k = compile(ops::softmaxKernel(DType::F32), {.constants = {{"BLOCK", 64}}});
+  k->launch(Grid(rows), {Arg::buffer(x), Arg::buffer(y), Arg::i32(cols), Arg::i32(stride)});
+  std::vector<double> packed(rows * cols);
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t c = 0; c < cols; ++c)
+      packed[r * cols + c] = x[r * stride + c];
+  auto want = ref::softmaxRows(packed, rows, cols);
+  for (int64_t r = 0; r < rows; ++r) {
+    for (int64_t c = 0; c < cols; ++c)
+      ASSERT_NEAR(y[r * stride + c], want[r * cols + c], 1e-6 + 1e-5 * want[r * cols + c]);
+    for (int64_t c = cols; c < stride; ++c) // padding is never written
+      ASSERT_TRUE(std::isnan(y[r * stride + c])) << "row " << r << " col " << c;
+  }
+}
+
+class Matmul : public ::testing::TestWithParam<std::tuple<std::array<int64_t, 3>, DType>> {};
+
+TEST_P(Matmul, MatchesFloat64) {
+  auto [mnk, dtype] = GetParam();
+  auto [m, n, kk] = mnk;
+  auto a = makeInput(m * kk, dtype, -1, 1), b = makeInput(kk * n, dtype, -1, 1);
+  std::vector<float> c(m * n, ref::poison());
+  const int64_t bm = 32, bn = 32, bk = 16;
+  auto k = compile(ops::matmulKernel(dtype),
+                   {.constants = {{"BLOCK_M", bm}, {"BLOCK_N", bn}, {"BLOCK_K", bk}}});
+  k->launch(Grid(uint32_t((m + bm - 1) / bm), uint32_t((n + bn - 1) / bn)),
+            {a.arg(dtype), b.arg(dtype), Arg::buffer(c), Arg::i32(m), Arg::i32(n), Arg::i32(kk),
+             Arg::i32(kk), Arg::i32(n), Arg::i32(n)});
+  // Products of the rounded inputs accumulated in f32: the only error is f32
+  // summation, at most about k * 2^-24 * sum_k |a||b| in any order; the
+  // observed error is far below that, so 1e-5 of sum |a||b| is a tight check.
+  auto da = ref::toDouble(a.seen), db = ref::toDouble(b.seen);
+  auto want = ref::matmul(da, db, m, n, kk);
+  auto scale = ref::matmul(ref::absolute(da), ref::absolute(db), m, n, kk);
+  auto e = ref::compareScaled(c, want, scale);
+  EXPECT_TRUE(ref::withinRelative(e, 1e-5)) << ref::format(e);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    OddSizes, Matmul,
+    ::testing::Combine(::testing::Values(std::array<int64_t, 3>{1, 1, 1},
+                                         std::array<int64_t, 3>{97, 113, 130},
+                                         std::array<int64_t, 3>{64, 33, 1025},
+                                         std::array<int64_t, 3>{1000, 17, 97}),
+                       ::testing::Values(DType::F32, DType::F16, DType::BF16)));
