@@ -1,0 +1,121 @@
+// CPU executor for emulated CUDA kernels.
+//
+// A launch runs every block of the grid; blocks are spread over a few OS
+// worker threads, and the threads of one block run as fibers on one worker.
+// A fiber runs until it reaches a barrier or a warp-collective operation, so
+// the emulated primitives can see all 32 lanes of a warp at once (each lane
+// deposits its operands, the last lane to arrive computes for all).
+//
+// Device code reads threadIdx/blockIdx/blockDim/gridDim, which are OS-thread
+// locals that the scheduler rewrites on every switch into a fiber: the fibers
+// of a block never migrate between OS threads, so this is fiber-local.
+//
+// Errors (barrier divergence, deadlock, missing warp lanes, out-of-bounds
+// shared-memory access by a primitive, any exception thrown by device code)
+// abort the launch and are rethrown to the caller of launch() as EmuError.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <source_location>
+#include <stdexcept>
+#include <string>
+#include <tuple>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+namespace loom::device {
+
+class EmuError : public std::runtime_error {
+public:
+  using std::runtime_error::runtime_error;
+};
+
+namespace emu {
+
+struct dim3 {
+  unsigned x = 1, y = 1, z = 1;
+  constexpr dim3(unsigned x = 1, unsigned y = 1, unsigned z = 1) : x(x), y(y), z(z) {}
+  constexpr unsigned long long volume() const {
+    return (unsigned long long)x * y * z;
+  }
+};
+
+// Read by emulated device code (brought into the global namespace by emu.h).
+extern thread_local dim3 threadIdx, blockIdx, blockDim, gridDim;
+
+struct LaunchConfig {
+  std::string kernel_name = "kernel";
+  dim3 grid, block;
+  std::size_t shared_bytes = 0;   // dynamic shared memory per block
+  unsigned workers = 0;           // OS threads; 0 = min(hardware, blocks, 8)
+  std::size_t stack_bytes = 256 * 1024; // per fiber, plus a guard page
+};
+
+// Runs body once per thread of every block. Throws EmuError on failure.
+void launch(const LaunchConfig& config, const std::function<void()>& body);
+
+// Runs kernel(args...) like kernel<<<grid, block, shared>>>(args...): the
+// arguments are converted to the parameter types once, as a launch does.
+template <class... Params, class... Args>
+void launch(const LaunchConfig& config, void (*kernel)(Params...), Args&&... args) {
+  static_assert(sizeof...(Params) == sizeof...(Args), "kernel argument count");
+  const std::tuple<std::decay_t<Params>...> params(std::forward<Args>(args)...);
+  launch(config, [&] { std::apply(kernel, params); });
+}
+
+// ---- hooks used by the emulated primitives (emu.h) ---------------------------
+
+// A warp-collective computation: args[l] is lane l's operand block (null for
+// lanes that did not take part), lanes is the mask of lanes that took part.
+using CollectiveFn = void (*)(void* const args[32], uint32_t lanes);
+
+struct Collective {
+  const char* name;        // instruction with qualifiers, e.g. "ldmatrix.x4"
+  CollectiveFn compute;
+  uint32_t membermask;
+  bool aligned;            // .aligned: all 32 lanes, one instruction (call site)
+  std::source_location site;
+};
+
+// Blocks until every (non-exited, for non-aligned ops) lane of membermask has
+// arrived with the same collective, then returns; args are read by compute.
+void warp_collective(const Collective& op, void* args);
+
+// bar.sync 0 across the whole block; site identifies the barrier instruction.
+void block_barrier(std::source_location site);
+
+unsigned linear_thread_id();   // x + y*bx + z*bx*by of the current fiber
+unsigned current_lane_id();    // linear_thread_id() % 32
+
+// Dynamic shared memory of the current block.
+unsigned char* shared_base();
+std::size_t shared_size();
+
+// Whether [p, p + bytes) lies in the block's shared memory.
+bool is_shared(const void* p, std::size_t bytes);
+// Throws EmuError unless [p, p + bytes) lies in the block's shared memory.
+void check_shared(const void* p, std::size_t bytes, const char* what);
+
+// "thread (x,y,z)" for lane l of the current fiber's warp.
+std::string describe_lane(unsigned lane);
+
+// Throws EmuError prefixed with kernel, block and current thread.
+[[noreturn]] void fail(const std::string& message);
+
+// Per-thread cp.async state: copies land in shared memory only when a
+// wait_group retires their group, so a missing wait is observable.
+struct CpAsyncCopy {
+  unsigned char* dst;
+  unsigned char data[16]; // source bytes read at issue, zero-filled
+};
+struct CpAsyncState {
+  std::vector<CpAsyncCopy> uncommitted;
+  std::vector<std::vector<CpAsyncCopy>> groups; // oldest first
+};
+CpAsyncState& cp_async_state();
+
+} // namespace emu
+} // namespace loom::device
