@@ -1,0 +1,279 @@
+// RUN: loom-opt %s -split-input-file -verify-diagnostics
+
+// One case per verifier error of the loom dialect, each message checked
+// verbatim (see compiler/lib/Dialect/Loom/IR/LoomOps.cpp).
+
+//===----------------------------------------------------------------------===//
+// program_id / num_programs
+//===----------------------------------------------------------------------===//
+
+func.func @program_id_axis_3() {
+  // expected-error @+1 {{'loom.program_id' op attribute 'axis' failed to satisfy constraint: 32-bit signless integer attribute whose minimum value is 0 whose maximum value is 2}}
+  %0 = loom.program_id 3 : i32
+  return
+}
+
+// -----
+
+func.func @num_programs_negative_axis() {
+  // expected-error @+1 {{'loom.num_programs' op attribute 'axis' failed to satisfy constraint: 32-bit signless integer attribute whose minimum value is 0 whose maximum value is 2}}
+  %0 = loom.num_programs -1 : i32
+  return
+}
+
+// -----
+
+//===----------------------------------------------------------------------===//
+// !loom.ptr
+//===----------------------------------------------------------------------===//
+
+// expected-error @+1 {{pointer element type must be f32, f16, bf16, i32, i64 or i1, got 'f64'}}
+func.func @ptr_f64(%p: !loom.ptr<f64>) {
+  return
+}
+
+// -----
+
+// expected-error @+1 {{pointer element type must be f32, f16, bf16, i32, i64 or i1, got 'tensor<4xf32>'}}
+func.func @ptr_to_tensor(%p: !loom.ptr<tensor<4xf32>>) {
+  return
+}
+
+// -----
+
+//===----------------------------------------------------------------------===//
+// arange
+//===----------------------------------------------------------------------===//
+
+func.func @arange_empty() {
+  // expected-error @+1 {{'loom.arange' op requires end > start, got start 4 and end 4}}
+  %0 = loom.arange 4 to 4 : tensor<1xi32>
+  return
+}
+
+// -----
+
+func.func @arange_reversed() {
+  // expected-error @+1 {{'loom.arange' op requires end > start, got start 8 and end 0}}
+  %0 = loom.arange 8 to 0 : tensor<8xi32>
+  return
+}
+
+// -----
+
+func.func @arange_wrong_length() {
+  // expected-error @+1 {{'loom.arange' op result must be a 1-D tile of 64 elements, got 32}}
+  %0 = loom.arange 0 to 64 : tensor<32xi32>
+  return
+}
+
+// -----
+
+func.func @arange_not_1d() {
+  // expected-error @+1 {{'loom.arange' op result must be a 1-D tile of 64 elements, got 8x8}}
+  %0 = loom.arange 0 to 64 : tensor<8x8xi32>
+  return
+}
+
+// -----
+
+//===----------------------------------------------------------------------===//
+// expand_dims
+//===----------------------------------------------------------------------===//
+
+func.func @expand_dims_axis_too_large(%r: tensor<64xf32>) {
+  // expected-error @+1 {{'loom.expand_dims' op axis 2 out of range for a tile of rank 1}}
+  %0 = loom.expand_dims %r, 2 : tensor<64xf32> -> tensor<64x1xf32>
+  return
+}
+
+// -----
+
+func.func @expand_dims_wrong_shape(%r: tensor<64xf32>) {
+  // expected-error @+1 {{'loom.expand_dims' op expected result shape 1x64, got 64x1}}
+  %0 = loom.expand_dims %r, 0 : tensor<64xf32> -> tensor<64x1xf32>
+  return
+}
+
+// -----
+
+func.func @expand_dims_scalar_result(%s: tensor<f32>) {
+  // expected-error @+1 {{'loom.expand_dims' op expected result shape 1, got scalar}}
+  %0 = loom.expand_dims %s, 0 : tensor<f32> -> tensor<f32>
+  return
+}
+
+// -----
+
+//===----------------------------------------------------------------------===//
+// broadcast
+//===----------------------------------------------------------------------===//
+
+func.func @broadcast_rank_mismatch(%c: tensor<64xf32>) {
+  // expected-error @+1 {{'loom.broadcast' op source rank 1 differs from result rank 2}}
+  %0 = loom.broadcast %c : tensor<64xf32> -> tensor<64x128xf32>
+  return
+}
+
+// -----
+
+func.func @broadcast_incompatible_dim(%c: tensor<64x2xf32>) {
+  // expected-error @+1 {{'loom.broadcast' op cannot broadcast 64x2 to 64x128 (dimension 1)}}
+  %0 = loom.broadcast %c : tensor<64x2xf32> -> tensor<64x128xf32>
+  return
+}
+
+// -----
+
+func.func @broadcast_shrink(%c: tensor<64x1xf32>) {
+  // expected-error @+1 {{'loom.broadcast' op cannot broadcast 64x1 to 32x8 (dimension 0)}}
+  %0 = loom.broadcast %c : tensor<64x1xf32> -> tensor<32x8xf32>
+  return
+}
+
+// -----
+
+//===----------------------------------------------------------------------===//
+// load
+//===----------------------------------------------------------------------===//
+
+func.func @load_element_type(%x: !loom.ptr<f32>, %o: tensor<128xi32>) {
+  // expected-error @+1 {{'loom.load' op result element type 'f16' differs from pointer element type 'f32'}}
+  %0 = loom.load %x[%o] : !loom.ptr<f32>, tensor<128xi32> -> tensor<128xf16>
+  return
+}
+
+// -----
+
+func.func @load_shape(%x: !loom.ptr<f32>, %o: tensor<128xi32>) {
+  // expected-error @+1 {{'loom.load' op result shape 64x2 differs from offsets shape 128}}
+  %0 = loom.load %x[%o] : !loom.ptr<f32>, tensor<128xi32> -> tensor<64x2xf32>
+  return
+}
+
+// -----
+
+func.func @load_mask_shape(%x: !loom.ptr<f32>, %o: tensor<128xi32>, %m: tensor<64xi1>) {
+  // expected-error @+1 {{'loom.load' op mask shape 64 differs from offsets shape 128}}
+  %0 = loom.load %x[%o] mask %m : tensor<64xi1> : !loom.ptr<f32>, tensor<128xi32> -> tensor<128xf32>
+  return
+}
+
+// -----
+
+func.func @load_other_element_type(%x: !loom.ptr<f32>, %o: tensor<128xi32>,
+                                   %m: tensor<128xi1>, %d: tensor<128xf16>) {
+  // expected-error @+1 {{'loom.load' op 'other' type 'tensor<128xf16>' differs from result type 'tensor<128xf32>'}}
+  %0 = loom.load %x[%o] mask %m : tensor<128xi1> other %d : tensor<128xf16> : !loom.ptr<f32>, tensor<128xi32> -> tensor<128xf32>
+  return
+}
+
+// -----
+
+func.func @load_other_shape(%x: !loom.ptr<f32>, %o: tensor<128xi32>,
+                            %m: tensor<128xi1>, %d: tensor<1xf32>) {
+  // expected-error @+1 {{'loom.load' op 'other' type 'tensor<1xf32>' differs from result type 'tensor<128xf32>'}}
+  %0 = loom.load %x[%o] mask %m : tensor<128xi1> other %d : tensor<1xf32> : !loom.ptr<f32>, tensor<128xi32> -> tensor<128xf32>
+  return
+}
+
+// -----
+
+//===----------------------------------------------------------------------===//
+// store
+//===----------------------------------------------------------------------===//
+
+func.func @store_element_type(%v: tensor<128xi32>, %y: !loom.ptr<f32>, %o: tensor<128xi32>) {
+  // expected-error @+1 {{'loom.store' op value element type 'i32' differs from pointer element type 'f32'}}
+  loom.store %v, %y[%o] : tensor<128xi32>, !loom.ptr<f32>, tensor<128xi32>
+  return
+}
+
+// -----
+
+func.func @store_value_shape(%v: tensor<4x32xf32>, %y: !loom.ptr<f32>, %o: tensor<128xi32>) {
+  // expected-error @+1 {{'loom.store' op value shape 4x32 differs from offsets shape 128}}
+  loom.store %v, %y[%o] : tensor<4x32xf32>, !loom.ptr<f32>, tensor<128xi32>
+  return
+}
+
+// -----
+
+func.func @store_mask_shape(%v: tensor<128xf32>, %y: !loom.ptr<f32>, %o: tensor<128xi32>,
+                            %m: tensor<1xi1>) {
+  // expected-error @+1 {{'loom.store' op mask shape 1 differs from offsets shape 128}}
+  loom.store %v, %y[%o] mask %m : tensor<1xi1> : tensor<128xf32>, !loom.ptr<f32>, tensor<128xi32>
+  return
+}
+
+// -----
+
+//===----------------------------------------------------------------------===//
+// dot
+//===----------------------------------------------------------------------===//
+
+func.func @dot_not_2d(%a: tensor<64xf32>, %b: tensor<64x16xf32>, %acc: tensor<64x16xf32>) {
+  // expected-error @+1 {{'loom.dot' op operands must be 2-D tiles, got 64, 64x16 and 64x16}}
+  %0 = loom.dot %a, %b, %acc : tensor<64xf32>, tensor<64x16xf32> -> tensor<64x16xf32>
+  return
+}
+
+// -----
+
+func.func @dot_3d_acc(%a: tensor<4x8xf16>, %b: tensor<8x4xf16>, %acc: tensor<1x4x4xf32>) {
+  // expected-error @+1 {{'loom.dot' op operands must be 2-D tiles, got 4x8, 8x4 and 1x4x4}}
+  %0 = loom.dot %a, %b, %acc : tensor<4x8xf16>, tensor<8x4xf16> -> tensor<1x4x4xf32>
+  return
+}
+
+// -----
+
+func.func @dot_inner_dim(%a: tensor<64x32xbf16>, %b: tensor<16x16xbf16>, %acc: tensor<64x16xf32>) {
+  // expected-error @+1 {{'loom.dot' op inner dimensions differ: 64x32 times 16x16}}
+  %0 = loom.dot %a, %b, %acc : tensor<64x32xbf16>, tensor<16x16xbf16> -> tensor<64x16xf32>
+  return
+}
+
+// -----
+
+func.func @dot_acc_shape(%a: tensor<64x32xf16>, %b: tensor<32x16xf16>, %acc: tensor<64x8xf32>) {
+  // expected-error @+1 {{'loom.dot' op accumulator shape 64x8 differs from product shape 64x16}}
+  %0 = loom.dot %a, %b, %acc : tensor<64x32xf16>, tensor<32x16xf16> -> tensor<64x8xf32>
+  return
+}
+
+// -----
+
+//===----------------------------------------------------------------------===//
+// reduce
+//===----------------------------------------------------------------------===//
+
+func.func @reduce_axis_out_of_range(%s: tensor<64x128xf32>) {
+  // expected-error @+1 {{'loom.reduce' op axis 2 out of range for a tile of rank 2}}
+  %0 = loom.reduce sum %s, 2 : tensor<64x128xf32> -> tensor<64xf32>
+  return
+}
+
+// -----
+
+func.func @reduce_scalar_tile(%s: tensor<f32>) {
+  // expected-error @+1 {{'loom.reduce' op axis 0 out of range for a tile of rank 0}}
+  %0 = loom.reduce max %s, 0 : tensor<f32> -> tensor<f32>
+  return
+}
+
+// -----
+
+func.func @reduce_wrong_result_shape(%s: tensor<64x128xf32>) {
+  // expected-error @+1 {{'loom.reduce' op expected result shape 64, got 128}}
+  %0 = loom.reduce max %s, 1 : tensor<64x128xf32> -> tensor<128xf32>
+  return
+}
+
+// -----
+
+func.func @reduce_keeps_axis(%s: tensor<16xi32>) {
+  // expected-error @+1 {{'loom.reduce' op expected result shape scalar, got 1}}
+  %0 = loom.reduce min %s, 0 : tensor<16xi32> -> tensor<1xi32>
+  return
+}

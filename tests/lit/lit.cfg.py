@@ -1,0 +1,33 @@
+# -*- Python -*-
+# lit configuration for the Loom FileCheck tests. Loaded from the
+# lit.site.cfg.py that CMake generates in <build>/tests/lit, which sets
+# loom_obj_root, loom_tools_dir and llvm_tools_dir.
+
+import os
+
+import lit.formats
+from lit.llvm import llvm_config
+from lit.llvm.subst import ToolSubst
+
+if not hasattr(config, "loom_obj_root"):
+    lit_config.fatal(
+        "lit.cfg.py is loaded from the generated lit.site.cfg.py: run "
+        "`lit -sv <build>/tests/lit` (or `ctest -R lit` in the build tree)")
+
+config.name = "Loom"
+config.test_format = lit.formats.ShTest(not llvm_config.use_lit_shell)
+config.suffixes = [".mlir"]
+
+config.test_source_root = os.path.dirname(__file__)
+config.test_exec_root = os.path.join(config.loom_obj_root, "tests", "lit")
+
+# Loom tools first, then the LLVM tools (FileCheck, not), so that a RUN line
+# never picks up a stray binary from the system PATH.
+llvm_config.with_environment("PATH", config.llvm_tools_dir, append_path=True)
+llvm_config.with_environment("PATH", config.loom_tools_dir, append_path=True)
+
+llvm_config.use_default_substitutions()
+llvm_config.add_tool_substitutions(
+    [ToolSubst("loom-opt", unresolved="fatal")], [config.loom_tools_dir])
+llvm_config.add_tool_substitutions(
+    [ToolSubst("not", unresolved="fatal")], [config.llvm_tools_dir])
