@@ -70,6 +70,24 @@ Value unaryFloat(const char *op, Value x, SourceLoc loc) {
     fail(loc, op, fmt::format("expects a float operand, got {}", describe(x)));
   return Value(OpTy::create(s.builder, toMlirLoc(s.ctx, loc), x.mlir()));
 }
+/// Checks the pointer and offsets of a load or store; returns the access shape.
+Shape checkAccess(const Value &ptr, const Value &offsets, const char *op, SourceLoc loc) {
+  if (!ptr.isPointer())
+    fail(loc, op, fmt::format("first operand must be a pointer argument, got {}", describe(ptr)));
+  if (!offsets.isTile() || (offsets.dtype() != DType::I32 && offsets.dtype() != DType::I64))
+    fail(loc, op, fmt::format("offsets must be an i32 or i64 tile, got {}", describe(offsets)));
+  return offsets.shape();
+}
+
+/// The mask of a load or store broadcast to `shape`; null when absent.
+mlir::Value accessMask(KernelBuilder::State &s, const Value &mask, const Shape &shape,
+                       const char *op, SourceLoc loc) {
+  if (mask.isNull())
+    return {};
+  if (mask.isLiteral() || mask.isPointer() || mask.dtype() != DType::I1)
+    fail(loc, op, fmt::format("mask must be an i1 tile or scalar, got {}", describe(mask)));
+  return broadcastValue(s, mask, shape, op, loc).mlir();
+}
 } // namespace
 
 Value program_id(int axis, SourceLoc loc) { return gridQuery(true, axis, loc); }
@@ -133,17 +151,8 @@ Value broadcast_to(Value x, const Shape &shape, SourceLoc loc) {
 
 Value load(Value ptr, Value offsets, Value mask, Value other, SourceLoc loc) {
   KernelBuilder::State &s = currentTrace("load", loc);
-  if (!ptr.isPointer())
-    fail(loc, "load", fmt::format("first operand must be a pointer argument, got {}", describe(ptr)));
-  if (!offsets.isTile() || (offsets.dtype() != DType::I32 && offsets.dtype() != DType::I64))
-    fail(loc, "load", fmt::format("offsets must be an i32 or i64 tile, got {}", describe(offsets)));
-  Shape shape = offsets.shape();
-  mlir::Value maskV, otherV;
-  if (!mask.isNull()) {
-    if (mask.isLiteral() || mask.isPointer() || mask.dtype() != DType::I1)
-      fail(loc, "load", fmt::format("mask must be an i1 tile or scalar, got {}", describe(mask)));
-    maskV = broadcastValue(s, mask, shape, "load", loc).mlir();
-  }
+  Shape shape = checkAccess(ptr, offsets, "load", loc);
+  mlir::Value maskV = accessMask(s, mask, shape, "load", loc), otherV;
   if (!other.isNull()) {
     if (mask.isNull())
       fail(loc, "load", "'other' given without a mask");
@@ -160,11 +169,7 @@ Value load(Value ptr, Value offsets, Value mask, Value other, SourceLoc loc) {
 
 void store(Value ptr, Value offsets, Value value, Value mask, SourceLoc loc) {
   KernelBuilder::State &s = currentTrace("store", loc);
-  if (!ptr.isPointer())
-    fail(loc, "store", fmt::format("first operand must be a pointer argument, got {}", describe(ptr)));
-  if (!offsets.isTile() || (offsets.dtype() != DType::I32 && offsets.dtype() != DType::I64))
-    fail(loc, "store", fmt::format("offsets must be an i32 or i64 tile, got {}", describe(offsets)));
-  Shape shape = offsets.shape();
+  Shape shape = checkAccess(ptr, offsets, "store", loc);
   if (!value.isLiteral() && !value.isNull() && !value.isPointer() &&
       value.dtype() != ptr.dtype())
     fail(loc, "store", fmt::format("value is a {} but the pointer is to {} (cast with .to())",
@@ -174,12 +179,7 @@ void store(Value ptr, Value offsets, Value value, Value mask, SourceLoc loc) {
                                    describe(value), shapeStr(shape)));
   Value v = broadcastValue(s, materialize(s, value, ptr.dtype(), "store", loc), shape,
                            "store", loc);
-  mlir::Value maskV;
-  if (!mask.isNull()) {
-    if (mask.isLiteral() || mask.isPointer() || mask.dtype() != DType::I1)
-      fail(loc, "store", fmt::format("mask must be an i1 tile or scalar, got {}", describe(mask)));
-    maskV = broadcastValue(s, mask, shape, "store", loc).mlir();
-  }
+  mlir::Value maskV = accessMask(s, mask, shape, "store", loc);
   mlir::loom::StoreOp::create(s.builder, toMlirLoc(s.ctx, loc), v.mlir(), ptr.mlir(),
                               offsets.mlir(), maskV);
 }

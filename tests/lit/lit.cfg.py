@@ -16,7 +16,7 @@ if not hasattr(config, "loom_obj_root"):
 
 config.name = "Loom"
 config.test_format = lit.formats.ShTest(not llvm_config.use_lit_shell)
-config.suffixes = [".mlir"]
+config.suffixes = [".mlir", ".test"]
 
 config.test_source_root = os.path.dirname(__file__)
 config.test_exec_root = os.path.join(config.loom_obj_root, "tests", "lit")
@@ -28,6 +28,7 @@ llvm_config.with_environment("PATH", config.loom_tools_dir, append_path=True)
 
 llvm_config.use_default_substitutions()
 llvm_config.add_tool_substitutions(
-    [ToolSubst("loom-opt", unresolved="fatal")], [config.loom_tools_dir])
+    [ToolSubst("loom-opt", unresolved="fatal"), ToolSubst("loom", unresolved="fatal")],
+    [config.loom_tools_dir])
 llvm_config.add_tool_substitutions(
     [ToolSubst("not", unresolved="fatal")], [config.llvm_tools_dir])

@@ -4,6 +4,8 @@
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/BuiltinAttributes.h"
 
+#include <cmath>
+
 namespace mlir::loom {
 #define GEN_PASS_DEF_LOOMSPECIALIZE
 #include "loom/Transforms/Passes.h.inc"
@@ -14,23 +16,37 @@ using namespace mlir::loom;
 
 namespace {
 
-/// Parses `value` as a constant of scalar type `type`; null on failure.
+/// Parses `value` as a constant of scalar type `type`; null when it is not
+/// a valid value of that type (out of range integers, floats that would
+/// overflow to infinity, i1 other than 0/1/true/false).
 TypedAttr parseScalar(StringRef value, Type type) {
   if (auto intType = dyn_cast<IntegerType>(type)) {
+    unsigned width = intType.getWidth();
+    if (width == 1) {
+      if (value == "1" || value == "true")
+        return IntegerAttr::get(type, 1);
+      if (value == "0" || value == "false")
+        return IntegerAttr::get(type, 0);
+      return {};
+    }
     int64_t v;
     if (value.getAsInteger(0, v))
       return {};
-    if (intType.getWidth() < 64 &&
-        (v < -(int64_t(1) << (intType.getWidth() - 1)) ||
-         v >= (int64_t(1) << (intType.getWidth() - 1))))
+    if (width < 64 && (v < -(int64_t(1) << (width - 1)) || v >= (int64_t(1) << (width - 1))))
       return {};
     return IntegerAttr::get(type, v);
   }
   if (auto floatType = dyn_cast<FloatType>(type)) {
     double v;
-    if (value.getAsDouble(v))
+    if (value.getAsDouble(v) || !std::isfinite(v))
       return {};
-    return FloatAttr::get(type, v);
+    APFloat f(v);
+    bool losesInfo = false;
+    APFloat::opStatus status =
+        f.convert(floatType.getFloatSemantics(), APFloat::rmNearestTiesToEven, &losesInfo);
+    if ((status & APFloat::opOverflow) || f.isInfinity())
+      return {};
+    return FloatAttr::get(type, f);
   }
   return {};
 }
@@ -68,6 +84,8 @@ struct LoomSpecializePass
       if (it == names.end())
         return func.emitError() << "kernel '" << func.getSymName()
                                 << "' has no argument named '" << name << "'";
+      if (llvm::any_of(bound, [&](NamedAttribute a) { return a.getName() == name; }))
+        return func.emitError() << "argument '" << name << "' is bound twice";
       BlockArgument arg = func.getArgument(it - names.begin());
       if (!arg.getType().isIntOrFloat())
         return func.emitError() << "cannot bind argument '" << name << "' of type "

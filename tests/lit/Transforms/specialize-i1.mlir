@@ -1,10 +1,6 @@
 // RUN: loom-opt %s --loom-specialize="bind=flag=1" | FileCheck %s
 
-// KNOWN BUG: parseScalar range-checks i1 as a signed 1-bit integer, so only
-// 0 and -1 are accepted: `flag=1` fails with "value '1' for argument 'flag'
-// is not a valid 'i1'" while `flag=-1` binds true. Remove the XFAIL once 1
-// binds true.
-// XFAIL: *
+// i1 arguments bind from 1/0/true/false.
 
 // CHECK-LABEL: func.func @bind_bool
 // CHECK-SAME: loom.specialized = {flag = true}

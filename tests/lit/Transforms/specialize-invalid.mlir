@@ -55,3 +55,10 @@ func.func @malformed_binding(%n: f32, %m: i64) attributes {loom.kernel, loom.arg
 func.func @no_arg_names(%n: f32) attributes {loom.kernel} {
   return
 }
+
+// -----
+
+// expected-error @+1 {{argument 'n' is bound twice}}
+func.func @bound_twice(%n: i32) attributes {loom.kernel, loom.arg_names = ["n"], loom.specialized = {n = 4 : i32}} {
+  return
+}

@@ -37,6 +37,20 @@ struct ConvertLoomToLinalgPass
   void runOnOperation() override {
     ModuleOp module = getOperation();
     MLIRContext *ctx = &getContext();
+    // Grid queries only have a meaning inside a kernel, whose grid arguments
+    // this pass appends.
+    WalkResult outside = module.walk([](Operation *op) {
+      if (!isa<ProgramIdOp, NumProgramsOp>(op))
+        return WalkResult::advance();
+      auto func = op->getParentOfType<func::FuncOp>();
+      if (func && func->hasAttr(kKernelAttrName))
+        return WalkResult::advance();
+      op->emitOpError() << "is only valid inside a function with the '"
+                        << kKernelAttrName << "' attribute";
+      return WalkResult::interrupt();
+    });
+    if (outside.wasInterrupted())
+      return signalPassFailure();
     for (auto func : module.getOps<func::FuncOp>())
       if (func->hasAttr(kKernelAttrName) && failed(appendGridArguments(func)))
         return signalPassFailure();

@@ -277,3 +277,21 @@ func.func @reduce_keeps_axis(%s: tensor<16xi32>) {
   %0 = loom.reduce min %s, 0 : tensor<16xi32> -> tensor<1xi32>
   return
 }
+
+// -----
+
+// Tiles have static shapes.
+func.func @dynamic_tile() {
+  // expected-error @+1 {{'loom.arange' op result #0 must be statically shaped tensor of 32-bit signless integer values, but got 'tensor<?xi32>'}}
+  %0 = loom.arange 0 to 4 : tensor<?xi32>
+  return
+}
+
+// -----
+
+// i1 masks are not reducible: signed combiners would treat true as -1.
+func.func @reduce_mask(%m: tensor<8xi1>) {
+  // expected-error @+1 {{'loom.reduce' op operand #0 must be statically shaped tensor of 32-bit float or 16-bit float or bfloat16 type or 32-bit signless integer or 64-bit signless integer values, but got 'tensor<8xi1>'}}
+  %0 = loom.reduce max %m, 0 : tensor<8xi1> -> tensor<i1>
+  return
+}

@@ -1,12 +1,7 @@
 // RUN: loom-opt %s -split-input-file -verify-diagnostics | FileCheck %s
 
-// KNOWN BUG: the verifiers read the I32Attr operands `start`, `end` and `axis`
-// through the ODS getters, which return uint32_t, so negative values wrap to
-// 2^32 - n. `loom.arange -4 to 4` (a valid 8-element tile) is rejected with
-// "requires end > start, got start 4294967292 and end 4", and a negative axis
-// is reported as "axis 4294967295". Remove the XFAIL once the verifiers use
-// the signed value (getStartAttr().getInt() / getAxisAttr().getInt()).
-// XFAIL: *
+// I32Attr operands are read as signed values: negative starts are valid and
+// negative axes are reported as such.
 
 // CHECK-LABEL: func.func @arange_negative_start
 // CHECK: loom.arange -4 to 4 : tensor<8xi32>

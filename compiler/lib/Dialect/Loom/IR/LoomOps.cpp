@@ -24,10 +24,29 @@ std::string shapeString(ArrayRef<int64_t> shape) {
 std::string shapeOf(Value v) {
   return shapeString(cast<ShapedType>(v.getType()).getShape());
 }
+
+/// Shared by loom.load and loom.store: the data tile has the offsets' shape
+/// and the pointer's element type; so does the mask, if any.
+LogicalResult verifyAccess(Operation *op, Value data, StringRef dataName,
+                           Value offsets, Value mask, Type ptrElem) {
+  auto dataType = cast<ShapedType>(data.getType());
+  auto offsetType = cast<ShapedType>(offsets.getType());
+  if (dataType.getElementType() != ptrElem)
+    return op->emitOpError() << dataName << " element type " << dataType.getElementType()
+                             << " differs from pointer element type " << ptrElem;
+  if (dataType.getShape() != offsetType.getShape())
+    return op->emitOpError() << dataName << " shape " << shapeOf(data)
+                             << " differs from offsets shape " << shapeOf(offsets);
+  if (mask && cast<ShapedType>(mask.getType()).getShape() != offsetType.getShape())
+    return op->emitOpError() << "mask shape " << shapeOf(mask)
+                             << " differs from offsets shape " << shapeOf(offsets);
+  return success();
+}
 } // namespace
 
 LogicalResult ArangeOp::verify() {
-  int64_t start = getStart(), end = getEnd();
+  // Attribute getters are unsigned; read the signed value.
+  int64_t start = getStartAttr().getInt(), end = getEndAttr().getInt();
   auto type = getResult().getType();
   if (end <= start)
     return emitOpError() << "requires end > start, got start " << start
@@ -40,7 +59,7 @@ LogicalResult ArangeOp::verify() {
 
 LogicalResult ExpandDimsOp::verify() {
   auto src = getSrc().getType();
-  int64_t axis = getAxis();
+  int64_t axis = getAxisAttr().getInt();
   if (axis < 0 || axis > src.getRank())
     return emitOpError() << "axis " << axis << " out of range for a tile of rank "
                          << src.getRank();
@@ -72,38 +91,18 @@ OpFoldResult BroadcastOp::fold(FoldAdaptor) {
 }
 
 LogicalResult LoadOp::verify() {
-  auto offsets = getOffsets().getType();
-  auto result = getResult().getType();
-  Type elem = getPtr().getType().getElementType();
-  if (result.getElementType() != elem)
-    return emitOpError() << "result element type " << result.getElementType()
-                         << " differs from pointer element type " << elem;
-  if (result.getShape() != offsets.getShape())
-    return emitOpError() << "result shape " << shapeOf(getResult())
-                         << " differs from offsets shape " << shapeOf(getOffsets());
-  if (getMask() && getMask().getType().getShape() != offsets.getShape())
-    return emitOpError() << "mask shape " << shapeOf(getMask())
-                         << " differs from offsets shape " << shapeOf(getOffsets());
-  if (getOther() && getOther().getType() != result)
+  if (failed(verifyAccess(*this, getResult(), "result", getOffsets(), getMask(),
+                          getPtr().getType().getElementType())))
+    return failure();
+  if (getOther() && getOther().getType() != getResult().getType())
     return emitOpError() << "'other' type " << getOther().getType()
-                         << " differs from result type " << result;
+                         << " differs from result type " << getResult().getType();
   return success();
 }
 
 LogicalResult StoreOp::verify() {
-  auto offsets = getOffsets().getType();
-  auto value = getValue().getType();
-  Type elem = getPtr().getType().getElementType();
-  if (value.getElementType() != elem)
-    return emitOpError() << "value element type " << value.getElementType()
-                         << " differs from pointer element type " << elem;
-  if (value.getShape() != offsets.getShape())
-    return emitOpError() << "value shape " << shapeOf(getValue())
-                         << " differs from offsets shape " << shapeOf(getOffsets());
-  if (getMask() && getMask().getType().getShape() != offsets.getShape())
-    return emitOpError() << "mask shape " << shapeOf(getMask())
-                         << " differs from offsets shape " << shapeOf(getOffsets());
-  return success();
+  return verifyAccess(*this, getValue(), "value", getOffsets(), getMask(),
+                      getPtr().getType().getElementType());
 }
 
 LogicalResult DotOp::verify() {
@@ -123,7 +122,7 @@ LogicalResult DotOp::verify() {
 
 LogicalResult ReduceOp::verify() {
   auto src = getSrc().getType();
-  int64_t axis = getAxis();
+  int64_t axis = getAxisAttr().getInt();
   if (axis < 0 || axis >= src.getRank())
     return emitOpError() << "axis " << axis << " out of range for a tile of rank "
                          << src.getRank();

@@ -6,22 +6,24 @@ include "loom/Dialect/Loom/IR/LoomTypes.td"
 include "mlir/Interfaces/SideEffectInterfaces.td"
 include "mlir/Interfaces/InferTypeOpInterface.td"
 
-def Loom_Tile : RankedTensorOf<[Loom_ElementType]>;
-def Loom_IndexTile : RankedTensorOf<[I32, I64]>;
-def Loom_MaskTile : RankedTensorOf<[I1]>;
+// Tiles have static shapes: tile sizes are compile-time constants.
+def Loom_Tile : StaticShapeTensorOf<[Loom_ElementType]>;
+def Loom_NumericTile : StaticShapeTensorOf<[F32, F16, BF16, I32, I64]>;
+def Loom_IndexTile : StaticShapeTensorOf<[I32, I64]>;
+def Loom_MaskTile : StaticShapeTensorOf<[I1]>;
 
 //===----------------------------------------------------------------------===//
 // Program ids
 //===----------------------------------------------------------------------===//
 
-class Loom_GridQueryOp<string mnemonic, string what>
+class Loom_GridQueryOp<string mnemonic>
     : Loom_Op<mnemonic, [Pure]> {
   let arguments = (ins ConfinedAttr<I32Attr, [IntMinValue<0>, IntMaxValue<2>]>:$axis);
   let results = (outs I32:$result);
   let assemblyFormat = "$axis attr-dict `:` type($result)";
 }
 
-def Loom_ProgramIdOp : Loom_GridQueryOp<"program_id", "id"> {
+def Loom_ProgramIdOp : Loom_GridQueryOp<"program_id"> {
   let summary = "index of the running program instance along a grid axis";
   let description = [{
     Returns the id (0-based) of the program instance executing the kernel
@@ -35,7 +37,7 @@ def Loom_ProgramIdOp : Loom_GridQueryOp<"program_id", "id"> {
   }];
 }
 
-def Loom_NumProgramsOp : Loom_GridQueryOp<"num_programs", "count"> {
+def Loom_NumProgramsOp : Loom_GridQueryOp<"num_programs"> {
   let summary = "number of program instances along a grid axis";
   let description = [{
     Returns the grid size along axis 0, 1 or 2.
@@ -65,7 +67,7 @@ def Loom_ArangeOp : Loom_Op<"arange", [Pure]> {
     ```
   }];
   let arguments = (ins I32Attr:$start, I32Attr:$end);
-  let results = (outs RankedTensorOf<[I32]>:$result);
+  let results = (outs StaticShapeTensorOf<[I32]>:$result);
   let assemblyFormat = "$start `to` $end attr-dict `:` type($result)";
   let hasVerifier = 1;
 }
@@ -202,10 +204,10 @@ def Loom_DotOp : Loom_Op<"dot", [Pure,
     %c = loom.dot %a, %b, %acc : tensor<64x32xbf16>, tensor<32x16xbf16> -> tensor<64x16xf32>
     ```
   }];
-  let arguments = (ins RankedTensorOf<[F32, F16, BF16]>:$a,
-                       RankedTensorOf<[F32, F16, BF16]>:$b,
-                       RankedTensorOf<[F32]>:$acc);
-  let results = (outs RankedTensorOf<[F32]>:$result);
+  let arguments = (ins StaticShapeTensorOf<[F32, F16, BF16]>:$a,
+                       StaticShapeTensorOf<[F32, F16, BF16]>:$b,
+                       StaticShapeTensorOf<[F32]>:$acc);
+  let results = (outs StaticShapeTensorOf<[F32]>:$result);
   let assemblyFormat = [{
     $a `,` $b `,` $acc attr-dict `:` type($a) `,` type($b) `->` type($result)
   }];
@@ -225,7 +227,7 @@ def Loom_ReduceOp : Loom_Op<"reduce", [Pure,
   let description = [{
     Combines the elements of `src` along `axis` with `sum`, `max` or `min`
     and removes that axis (reducing a 1-D tile gives a 0-D tile). Floating
-    point `max`/`min` propagate NaN.
+    point `max`/`min` propagate NaN. i1 masks are not reducible (cast first).
 
     Example:
 
@@ -233,8 +235,8 @@ def Loom_ReduceOp : Loom_Op<"reduce", [Pure,
     %m = loom.reduce max %s, 1 : tensor<64x128xf32> -> tensor<64xf32>
     ```
   }];
-  let arguments = (ins Loom_ReduceKind:$kind, Loom_Tile:$src, I32Attr:$axis);
-  let results = (outs Loom_Tile:$result);
+  let arguments = (ins Loom_ReduceKind:$kind, Loom_NumericTile:$src, I32Attr:$axis);
+  let results = (outs Loom_NumericTile:$result);
   let assemblyFormat = [{
     $kind $src `,` $axis attr-dict `:` type($src) `->` type($result)
   }];
