@@ -42,6 +42,8 @@ double millisecondsSince(std::chrono::steady_clock::time_point start) {
       .count();
 }
 
+} // namespace
+
 /// Runs `pm` on `module`, turning any diagnostic into a ::loom::Error.
 void runStage(PassManager &pm, ModuleOp module, const std::string &stage) {
   std::string diagnostics;
@@ -58,10 +60,19 @@ void runStage(PassManager &pm, ModuleOp module, const std::string &stage) {
     if (!diagnostics.empty() && diagnostics.back() == '\n')
       diagnostics.pop_back();
     throw ::loom::Error(::loom::ErrorCode::CompileFailed,
-                      "CPU pipeline stage '" + stage + "' failed: " + diagnostics);
+                      "compile stage '" + stage + "' failed: " + diagnostics);
   }
 }
-} // namespace
+
+void specialize(ModuleOp module, const std::vector<std::string> &bindings) {
+  PassManager pm(module.getContext());
+  mlir::loom::LoomSpecializeOptions options;
+  options.bindings.assign(bindings.begin(), bindings.end());
+  pm.addPass(mlir::loom::createLoomSpecialize(options));
+  pm.addPass(createCanonicalizerPass());
+  pm.addPass(createCSEPass());
+  runStage(pm, module, "specialize");
+}
 
 std::vector<StageTiming>
 lowerForCpu(ModuleOp module, const std::vector<std::string> &bindings,
@@ -71,15 +82,7 @@ lowerForCpu(ModuleOp module, const std::vector<std::string> &bindings,
   std::vector<StageTiming> timings;
 
   auto start = std::chrono::steady_clock::now();
-  {
-    PassManager pm(ctx);
-    mlir::loom::LoomSpecializeOptions options;
-    options.bindings.assign(bindings.begin(), bindings.end());
-    pm.addPass(mlir::loom::createLoomSpecialize(options));
-    pm.addPass(createCanonicalizerPass());
-    pm.addPass(createCSEPass());
-    runStage(pm, module, "specialize");
-  }
+  specialize(module, bindings);
   timings.push_back({"specialize", millisecondsSince(start)});
   if (afterStage)
     afterStage("specialize", module);

@@ -3,6 +3,7 @@
 #define LOOM_COMPILER_CPUPIPELINE_H
 
 #include "mlir/IR/BuiltinOps.h"
+#include "mlir/Pass/PassManager.h"
 
 #include <functional>
 #include <string>
@@ -27,6 +28,12 @@ struct StageTiming {
 
 /// Called with the module after each stage ("specialize", then cpuStages()).
 using StageCallback = std::function<void(const std::string &, mlir::ModuleOp)>;
+
+/// Runs `pm` on `module`; any error diagnostic becomes loom::Error
+/// (CompileFailed) "compile stage '<stage>' failed: <diagnostics>".
+void runStage(mlir::PassManager &pm, mlir::ModuleOp module, const std::string &stage);
+/// loom-specialize with `bindings` ("name=value"), canonicalize, cse.
+void specialize(mlir::ModuleOp module, const std::vector<std::string> &bindings);
 
 /// Specializes (binds `bindings`, "name=value") and lowers `module` in place
 /// to the LLVM dialect. Verifies after every pass. Throws loom::Error

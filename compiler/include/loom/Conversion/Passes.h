@@ -4,6 +4,7 @@
 
 #include "loom/Dialect/Loom/IR/Loom.h"
 #include "mlir/Dialect/Bufferization/IR/Bufferization.h"
+#include "mlir/Dialect/EmitC/IR/EmitC.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
@@ -27,6 +28,24 @@ void populateLoomMemoryToLinalgPatterns(const TypeConverter &converter,
 void populateLoomShapeToLinalgPatterns(RewritePatternSet &patterns);
 void populateLoomComputeToLinalgPatterns(RewritePatternSet &patterns);
 void populateLoomGridToArgsPatterns(RewritePatternSet &patterns);
+
+/// CUDA backend (lib/Conversion/LoomToEmitC/*.cpp): one function per op
+/// family. Ops that need the shared-memory scratch find it as the first
+/// op of their kernel (see kSharedScratchCallee).
+void populateLoomGridToEmitCPatterns(const TypeConverter &converter,
+                                     RewritePatternSet &patterns);
+void populateLoomShapeToEmitCPatterns(const TypeConverter &converter,
+                                      RewritePatternSet &patterns);
+void populateLoomMemoryToEmitCPatterns(const TypeConverter &converter,
+                                       RewritePatternSet &patterns);
+void populateLoomComputeToEmitCPatterns(const TypeConverter &converter,
+                                        RewritePatternSet &patterns);
+void populateElementwiseToEmitCPatterns(const TypeConverter &converter,
+                                        RewritePatternSet &patterns);
+inline constexpr llvm::StringLiteral kSharedScratchCallee = "loom::tile::shared_scratch";
+/// Module attributes set by convert-loom-to-emitc.
+inline constexpr llvm::StringLiteral kSharedBytesAttrName = "loom.shared_bytes";
+inline constexpr llvm::StringLiteral kNumThreadsAttrName = "loom.num_threads";
 } // namespace mlir::loom
 
 #endif

@@ -26,4 +26,27 @@ def ConvertLoomToLinalg : Pass<"convert-loom-to-linalg", "::mlir::ModuleOp"> {
   ];
 }
 
+def ConvertLoomToEmitC : Pass<"convert-loom-to-emitc", "::mlir::ModuleOp"> {
+  let summary = "lower loom kernels to EmitC calling the device tile library";
+  let description = [{
+    CUDA backend lowering. Each `loom.kernel` becomes an
+    `extern "C" __global__` `emitc.func`; tiles become
+    `loom::tile::Tile<T, loom::tile::Shape<...>>` values distributed over the
+    block's threads (see device/include/loom/device/tile.h), every loom op
+    and every elementwise `arith`/`math` op (scalar or tile) becomes a call
+    into that library, `scf.for` becomes `emitc.for`. Ops that move data
+    between threads (broadcast, reduce, dot, extract) share one dynamic
+    shared-memory scratch buffer; the pass records its size in bytes as the
+    module attribute `loom.shared_bytes` and the block size as
+    `loom.num_threads`. `mlir::emitc::translateToCpp` then prints CUDA C++.
+
+    Example: `loom-opt --convert-loom-to-emitc="num-threads=128" k.mlir`.
+  }];
+  let options = [
+    Option<"numThreads", "num-threads", "unsigned", "128",
+           "threads per block (a multiple of 32)">
+  ];
+  let dependentDialects = ["::mlir::emitc::EmitCDialect"];
+}
+
 #endif

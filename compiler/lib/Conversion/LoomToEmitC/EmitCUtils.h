@@ -1,0 +1,26 @@
+//===- EmitCUtils.h - helpers shared by the EmitC lowerings -----*- C++ -*-===//
+#ifndef LOOM_LIB_CONVERSION_LOOMTOEMITC_EMITCUTILS_H
+#define LOOM_LIB_CONVERSION_LOOMTOEMITC_EMITCUTILS_H
+
+#include "loom/Conversion/Passes.h"
+
+namespace mlir::loom {
+
+/// C++ spelling of a scalar or tile type as the device library names it.
+std::string cppTypeName(Type type);
+
+/// Replaces `op` by a call to `callee` (a loom::tile function) with
+/// `templateArgs` (types are printed as C++ type names, integers as is).
+Value replaceWithCall(ConversionPatternRewriter &rewriter, const TypeConverter &converter,
+                      Operation *op, StringRef callee, ValueRange operands,
+                      ArrayRef<Attribute> templateArgs = {});
+
+/// The kernel's shared-memory scratch pointer (first op of the kernel).
+Value sharedScratch(Operation *op);
+
+/// A template argument naming the C++ type of `type`.
+Attribute typeArg(MLIRContext *ctx, Type type);
+
+} // namespace mlir::loom
+
+#endif

@@ -1,0 +1,134 @@
+//===- LoomToEmitCPass.cpp - convert-loom-to-emitc driver -----------------===//
+#include "EmitCUtils.h"
+
+#include "mlir/Conversion/FuncToEmitC/FuncToEmitC.h"
+#include "mlir/Conversion/SCFToEmitC/SCFToEmitC.h"
+#include "mlir/Dialect/EmitC/IR/EmitC.h"
+
+namespace mlir::loom {
+#define GEN_PASS_DEF_CONVERTLOOMTOEMITC
+#include "loom/Conversion/Passes.h.inc"
+} // namespace mlir::loom
+
+using namespace mlir;
+using namespace mlir::loom;
+
+namespace {
+int64_t tileBytes(Type type) {
+  auto tile = cast<RankedTensorType>(type);
+  Type elem = tile.getElementType();
+  int64_t bytes = elem.isInteger(1) ? 1 : elem.getIntOrFloatBitWidth() / 8;
+  return tile.getNumElements() * bytes;
+}
+
+int64_t roundUp16(int64_t n) { return (n + 15) / 16 * 16; }
+
+/// Bytes of shared scratch `op` needs (the device library's contract, see
+/// device/include/loom/device/tile.h).
+int64_t scratchBytes(Operation *op) {
+  if (auto b = dyn_cast<BroadcastOp>(op))
+    return tileBytes(b.getSrc().getType());
+  if (auto r = dyn_cast<ReduceOp>(op))
+    return tileBytes(r.getSrc().getType());
+  if (isa<tensor::ExtractOp>(op))
+    return 16;
+  if (auto d = dyn_cast<DotOp>(op))
+    return tileBytes(d.getA().getType()) + tileBytes(d.getB().getType()) +
+           tileBytes(d.getAcc().getType());
+  return 0;
+}
+
+/// `extern "C" void <name>_packed(void **args)` calling the kernel: the
+/// emulator's launch entry point (compiled only for LOOM_DEVICE_EMULATION).
+std::string packedLauncher(func::FuncOp func) {
+  std::string s = "#ifdef LOOM_DEVICE_EMULATION\nextern \"C\" void " + func.getSymName().str() +
+                  "_packed(void **args) {\n  " + func.getSymName().str() + "(";
+  for (auto [i, type] : llvm::enumerate(func.getArgumentTypes())) {
+    std::string t = cppTypeName(type);
+    s += (i ? ", " : "") + ("*static_cast<" + t + " *>(args[" + std::to_string(i) + "])");
+  }
+  return s + ");\n}\n#endif";
+}
+
+struct ConvertLoomToEmitCPass
+    : public loom::impl::ConvertLoomToEmitCBase<ConvertLoomToEmitCPass> {
+  using ConvertLoomToEmitCBase::ConvertLoomToEmitCBase;
+
+  void runOnOperation() override {
+    ModuleOp module = getOperation();
+    MLIRContext *ctx = &getContext();
+    if (numThreads == 0 || numThreads % 32 != 0 || numThreads > 1024) {
+      module.emitError() << "num-threads must be a positive multiple of 32 up to 1024, got "
+                         << numThreads;
+      return signalPassFailure();
+    }
+    OpBuilder b(ctx);
+    int64_t scratch = 0;
+    SmallVector<func::FuncOp> kernels;
+    for (auto func : module.getOps<func::FuncOp>()) {
+      if (!func->hasAttr(kKernelAttrName))
+        continue;
+      kernels.push_back(func);
+      func.walk([&](Operation *op) { scratch = std::max(scratch, roundUp16(scratchBytes(op))); });
+      b.setInsertionPointToStart(&func.getBody().front());
+      auto bytePtr = emitc::PointerType::get(emitc::OpaqueType::get(ctx, "unsigned char"));
+      emitc::CallOpaqueOp::create(b, func.getLoc(), TypeRange{bytePtr}, kSharedScratchCallee,
+                                  ValueRange{});
+    }
+    if (kernels.empty()) {
+      module.emitError() << "no function with the '" << kKernelAttrName << "' attribute";
+      return signalPassFailure();
+    }
+    // Preamble: block size, then the device tile library.
+    b.setInsertionPointToStart(module.getBody());
+    emitc::VerbatimOp::create(b, module.getLoc(),
+                              "#define LOOM_NUM_THREADS " + std::to_string(numThreads));
+    emitc::IncludeOp::create(b, module.getLoc(), "loom/device/tile.h", /*is_standard=*/false);
+    b.setInsertionPointToEnd(module.getBody());
+    for (func::FuncOp func : kernels)
+      emitc::VerbatimOp::create(b, module.getLoc(), packedLauncher(func));
+
+    TypeConverter converter;
+    converter.addConversion([](Type t) { return t; });
+    converter.addConversion([ctx](FloatType t) -> Type {
+      if (t.isF16() || t.isBF16())
+        return emitc::OpaqueType::get(ctx, cppTypeName(t));
+      return t;
+    });
+    converter.addConversion([ctx](RankedTensorType t) -> Type {
+      return emitc::OpaqueType::get(ctx, cppTypeName(t));
+    });
+    converter.addConversion([&converter](PtrType t) -> Type {
+      return emitc::PointerType::get(converter.convertType(t.getElementType()));
+    });
+    auto materialize = [](OpBuilder &builder, Type type, ValueRange inputs,
+                          Location loc) -> Value {
+      return UnrealizedConversionCastOp::create(builder, loc, type, inputs).getResult(0);
+    };
+    converter.addSourceMaterialization(materialize);
+    converter.addTargetMaterialization(materialize);
+
+    RewritePatternSet patterns(ctx);
+    populateFuncToEmitCPatterns(converter, patterns);
+    populateSCFToEmitCConversionPatterns(patterns, converter);
+    populateLoomGridToEmitCPatterns(converter, patterns);
+    populateLoomShapeToEmitCPatterns(converter, patterns);
+    populateLoomMemoryToEmitCPatterns(converter, patterns);
+    populateLoomComputeToEmitCPatterns(converter, patterns);
+    populateElementwiseToEmitCPatterns(converter, patterns);
+
+    ConversionTarget target(*ctx);
+    target.addLegalDialect<emitc::EmitCDialect>();
+    target.addLegalOp<ModuleOp>();
+    target.addIllegalDialect<LoomDialect, arith::ArithDialect, math::MathDialect,
+                             scf::SCFDialect, func::FuncDialect, tensor::TensorDialect>();
+    if (failed(applyFullConversion(module, target, std::move(patterns))))
+      return signalPassFailure();
+
+    for (auto func : module.getOps<emitc::FuncOp>())
+      func.setSpecifiersAttr(b.getStrArrayAttr({"extern \"C\" __global__"}));
+    module->setAttr(kSharedBytesAttrName, b.getI64IntegerAttr(scratch));
+    module->setAttr(kNumThreadsAttrName, b.getI32IntegerAttr(numThreads));
+  }
+};
+} // namespace
