@@ -9,6 +9,8 @@ namespace loom::cli {
 void Options::parse(int argc, char **argv, int first) {
   for (int i = first; i < argc; ++i) {
     std::string arg = argv[i];
+    if (arg == "-o")
+      arg = "--o"; // the conventional short form of the output option
     if (arg.rfind("--", 0) != 0)
       throw Error(ErrorCode::InvalidArgument,
                   "loom " + subcommand_ + ": unexpected argument '" + arg + "'");

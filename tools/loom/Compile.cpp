@@ -4,11 +4,13 @@
 
 #include "loom/Compiler/CpuJit.h"
 #include "loom/ops/Examples.h"
+#include "loom/runtime/CudaBuild.h"
 #include "loom/runtime/Kernel.h"
 
 #include "llvm/Support/raw_ostream.h"
 
 #include <cstdio>
+#include <fstream>
 #include <fmt/format.h>
 
 namespace loom::cli {
@@ -42,8 +44,75 @@ runtime::Specialization parseSpecialization(const Options &opts, const std::stri
   return spec;
 }
 
+namespace {
+void writeFile(const std::string &path, const void *data, size_t size) {
+  std::ofstream out(path, std::ios::binary);
+  out.write(static_cast<const char *>(data), static_cast<std::streamsize>(size));
+  if (!out)
+    throw Error(ErrorCode::InvalidArgument, fmt::format("cannot write '{}'", path));
+}
+
+void emitText(const std::optional<std::string> &path, const std::string &text) {
+  if (path)
+    writeFile(*path, text.data(), text.size());
+  else
+    std::fputs(text.c_str(), stdout);
+}
+
+void printTimings(const std::string &name, const std::vector<compiler::StageTiming> &timings) {
+  double total = 0;
+  std::printf("// stage timings for %s (ms)\n", name.c_str());
+  for (const auto &t : timings) {
+    std::printf("//   %-10s %8.3f\n", t.name.c_str(), t.milliseconds);
+    total += t.milliseconds;
+  }
+  std::printf("//   %-10s %8.3f\n", "total", total);
+}
+
+/// --emit cuda|ptx|cubin: the CUDA backend.
+int compileForCuda(const Options &opts, const dsl::Kernel &kernel,
+                   const runtime::Specialization &spec, const std::string &emit) {
+  runtime::CudaBuildOptions options;
+  options.arch = opts.get("arch").value_or("sm_80");
+  if (auto threads = opts.get("threads"))
+    options.numThreads = static_cast<unsigned>(parseInt(*threads, "--threads"));
+  auto out = opts.get("o");
+  if (emit == "cuda") {
+    cuda::requireTensorCoreArch(options.arch);
+    std::vector<compiler::StageTiming> timings;
+    auto source = runtime::generateCudaSource(kernel, spec, options.numThreads, nullptr, {},
+                                              &timings);
+    emitText(out, runtime::selfContainedSource(source.code));
+    if (opts.flag("timings"))
+      printTimings(kernel.name(), timings);
+    return 0;
+  }
+  runtime::CudaBuild build = runtime::buildCuda(kernel, spec, options);
+  if (emit == "ptx")
+    emitText(out, build.binary.ptx);
+  else if (emit == "cubin") {
+    if (!out)
+      throw Error(ErrorCode::InvalidArgument, "loom compile: --emit cubin needs -o FILE");
+    writeFile(*out, build.binary.cubin.data(), build.binary.cubin.size());
+  }
+  if (opts.flag("report")) {
+    const cuda::KernelResources &r = build.resources();
+    std::printf("// %s for %s: %d registers, %d bytes spill stores, %d bytes spill loads, "
+                "%d bytes static smem, %lld bytes dynamic smem, %u threads/block%s\n",
+                build.source.kernelName.c_str(), options.arch.c_str(), r.registers,
+                r.spillStoreBytes, r.spillLoadBytes, r.sharedBytes,
+                static_cast<long long>(build.source.sharedBytes), build.source.numThreads,
+                build.fromDiskCache ? " (disk cache)" : "");
+  }
+  if (opts.flag("timings"))
+    printTimings(kernel.name(), build.timings);
+  return 0;
+}
+} // namespace
+
 int runCompile(int argc, char **argv) {
-  Options opts("compile", {"kernel", "dtype", "emit", "const", "bind", "opt"}, {"timings"});
+  Options opts("compile", {"kernel", "dtype", "emit", "const", "bind", "opt", "arch", "threads", "o"},
+               {"timings", "report"});
   opts.parse(argc, argv, 2);
   auto kernelName = opts.get("kernel");
   if (!kernelName)
@@ -54,11 +123,13 @@ int runCompile(int argc, char **argv) {
     throw Error(ErrorCode::InvalidArgument,
                 fmt::format("loom compile: --dtype '{}' is not one of f32, f16, bf16", dtypeText));
   std::string emit = opts.get("emit").value_or("");
-  if (!emit.empty() && emit != "mlir" && emit != "llvm")
+  bool cudaEmit = emit == "cuda" || emit == "ptx" || emit == "cubin";
+  if (!emit.empty() && emit != "mlir" && emit != "llvm" && !cudaEmit)
     throw Error(ErrorCode::InvalidArgument,
-                fmt::format("loom compile: --emit '{}' is not one of mlir, llvm "
-                            "(cuda, ptx and cubin need the CUDA backend)",
+                fmt::format("loom compile: --emit '{}' is not one of mlir, llvm, cuda, ptx, cubin",
                             emit));
+  // --arch or --report alone compile for the GPU and print only the report.
+  bool cudaBackend = cudaEmit || opts.get("arch") || opts.flag("report");
   dsl::Kernel kernel = ops::exampleKernel(*kernelName, *dtype);
   runtime::Specialization spec = parseSpecialization(opts, *kernelName);
   if (auto opt = opts.get("opt")) {
@@ -68,6 +139,14 @@ int runCompile(int argc, char **argv) {
     spec.optLevel = static_cast<unsigned>(level);
   }
 
+  if (cudaBackend) {
+    if (emit == "mlir" || emit == "llvm")
+      throw Error(ErrorCode::InvalidArgument,
+                  fmt::format("loom compile: --emit {} is a CPU backend output; with --arch use "
+                              "--emit cuda, ptx or cubin",
+                              emit));
+    return compileForCuda(opts, kernel, spec, emit);
+  }
   auto afterStage = [&](const std::string &stage, mlir::ModuleOp module) {
     if (emit == "mlir") {
       std::printf("// ----- IR after stage '%s' -----\n", stage.c_str());
@@ -80,15 +159,8 @@ int runCompile(int argc, char **argv) {
     }
   };
   auto compiled = runtime::compileUncached(kernel, spec, afterStage);
-  if (opts.flag("timings")) {
-    double total = 0;
-    std::printf("// stage timings for %s (ms)\n", compiled->name().c_str());
-    for (const auto &t : compiled->timings()) {
-      std::printf("//   %-10s %8.3f\n", t.name.c_str(), t.milliseconds);
-      total += t.milliseconds;
-    }
-    std::printf("//   %-10s %8.3f\n", "total", total);
-  }
+  if (opts.flag("timings"))
+    printTimings(compiled->name(), compiled->timings());
   if (emit.empty() && !opts.flag("timings"))
     std::printf("compiled %s (cache key %s)\n", compiled->name().c_str(),
                 compiled->cacheKey().c_str());

@@ -17,7 +17,16 @@ commands:
   compile    compile a built-in example kernel and print its IR
                --kernel NAME        vector_add | softmax | matmul
                --dtype T            f32 | f16 | bf16 (default: f32; matmul bf16)
-               --emit mlir|llvm     IR after each stage, or final LLVM IR
+               --emit mlir|llvm     CPU backend: IR after each stage, or LLVM IR
+               --emit cuda|ptx|cubin  CUDA backend: self-contained CUDA C++
+                                    (NVRTC and nvcc compile it as is), PTX, or
+                                    a CUBIN written to -o FILE
+               --arch sm_80|sm_86|sm_89|sm_90a  CUDA target (default sm_80;
+                                    sm_90a uses the sm_80 mma.sync path:
+                                    wgmma/TMA are future work)
+               --threads N          threads per block (default 128)
+               --report             registers, spills and shared memory (ptxas)
+               -o FILE / --o FILE   write the output to FILE
                --const NAME=VALUE   compile-time constant (repeatable)
                --bind NAME=VALUE    bind a scalar argument (repeatable)
                --timings            print each stage's milliseconds

@@ -1,0 +1,179 @@
+//===- CudaBuild.cpp - kernels as CUDA C++, PTX and CUBIN -----------------===//
+#include "loom/runtime/CudaBuild.h"
+
+#include "CpuKernel.h"
+
+#include "loom/Support/Error.h"
+#include "loom/Version.h"
+#include "loom/cuda/DiskCache.h"
+#include "loom/device/EmbeddedHeaders.h"
+
+#include "llvm/ADT/StringExtras.h"
+#include "llvm/Support/raw_ostream.h"
+#include "llvm/Support/xxhash.h"
+
+#include <chrono>
+#include <cstring>
+#include <fmt/format.h>
+#include <set>
+#include <sstream>
+
+namespace loom::runtime {
+std::vector<std::string> bindingStrings(const Specialization &spec,
+                                        const std::vector<ArgInfo> &sig,
+                                        const std::string &kernelName,
+                                        std::map<std::string, ScalarValue> &normalized);
+
+const std::vector<cuda::SourceHeader> &deviceHeaders() {
+  static const std::vector<cuda::SourceHeader> headers = [] {
+    std::vector<cuda::SourceHeader> out;
+    for (const auto &[name, text] : device::embedded_headers())
+      out.push_back({name, text});
+    return out;
+  }();
+  return headers;
+}
+
+namespace {
+std::string hashHex(const std::string &text) {
+  llvm::XXH128_hash_t h = llvm::xxh3_128bits(llvm::arrayRefFromStringRef(text));
+  return fmt::format("{:016x}{:016x}", h.high64, h.low64);
+}
+
+const std::string &deviceLibraryHash() {
+  static const std::string hash = [] {
+    std::string all;
+    for (const auto &h : deviceHeaders())
+      all += h.name + "\n" + h.contents + "\n";
+    return hashHex(all);
+  }();
+  return hash;
+}
+
+void inlineInto(const std::string &code, std::set<std::string> &done, std::string &out) {
+  std::istringstream in(code);
+  std::string line;
+  while (std::getline(in, line)) {
+    std::string trimmed = line.substr(line.find_first_not_of(" \t") == std::string::npos
+                                          ? line.size()
+                                          : line.find_first_not_of(" \t"));
+    if (trimmed.rfind("#pragma once", 0) == 0)
+      continue;
+    if (trimmed.rfind("#include \"", 0) == 0) {
+      std::string name = trimmed.substr(10, trimmed.find('"', 10) - 10);
+      auto it = std::find_if(deviceHeaders().begin(), deviceHeaders().end(),
+                             [&](const cuda::SourceHeader &h) { return h.name == name; });
+      if (it != deviceHeaders().end()) {
+        if (done.insert(name).second) {
+          out += "// ---- begin " + name + " ----\n";
+          inlineInto(it->contents, done, out);
+          out += "// ---- end " + name + " ----\n";
+        }
+        continue;
+      }
+    }
+    out += line + "\n";
+  }
+}
+
+// Disk-cache entry: length-prefixed fields.
+void putField(std::string &blob, std::string_view field) {
+  uint64_t n = field.size();
+  blob.append(reinterpret_cast<const char *>(&n), 8);
+  blob.append(field);
+}
+bool getField(const std::vector<uint8_t> &blob, size_t &pos, std::string &field) {
+  uint64_t n;
+  if (pos + 8 > blob.size())
+    return false;
+  std::memcpy(&n, blob.data() + pos, 8);
+  pos += 8;
+  if (n > blob.size() - pos)
+    return false;
+  field.assign(reinterpret_cast<const char *>(blob.data() + pos), n);
+  pos += n;
+  return true;
+}
+} // namespace
+
+const cuda::KernelResources &CudaBuild::resources() const {
+  if (const cuda::KernelResources *r = binary.kernel(source.kernelName))
+    return *r;
+  throw Error(ErrorCode::Internal,
+              "ptxas reported no resources for kernel '" + source.kernelName + "'");
+}
+
+std::string selfContainedSource(const std::string &code) {
+  std::set<std::string> done;
+  std::string out;
+  inlineInto(code, done, out);
+  return out;
+}
+
+compiler::CudaSource generateCudaSource(const dsl::Kernel &kernel, const Specialization &spec,
+                                        unsigned numThreads, std::vector<ArgInfo> *signature,
+                                        const compiler::StageCallback &afterStage,
+                                        std::vector<compiler::StageTiming> *timings) {
+  auto start = std::chrono::steady_clock::now();
+  auto module = kernel.build(threadContext(), spec.constants);
+  if (timings)
+    timings->push_back(
+        {"dsl", std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start)
+                    .count()});
+  if (afterStage)
+    afterStage("dsl", *module);
+  auto func = *module->getOps<mlir::func::FuncOp>().begin();
+  std::vector<ArgInfo> sig = signatureOf(func);
+  std::map<std::string, ScalarValue> normalized = spec.bindings;
+  auto binds = bindingStrings(spec, sig, kernel.name(), normalized);
+  if (signature)
+    *signature = sig;
+  return compiler::generateCuda(*module, binds, numThreads, afterStage, timings);
+}
+
+CudaBuild buildCuda(const dsl::Kernel &kernel, const Specialization &spec,
+                    const CudaBuildOptions &options, const compiler::StageCallback &afterStage) {
+  cuda::requireTensorCoreArch(options.arch);
+  CudaBuild build;
+  build.source = generateCudaSource(kernel, spec, options.numThreads, &build.signature,
+                                    afterStage, &build.timings);
+  build.cacheKey = hashHex(build.source.code + "\narch=" + options.arch + "\n" +
+                           cuda::nvrtcVersionString() + "\nloom=" LOOM_VERSION_STRING "\ndevice=" +
+                           deviceLibraryHash());
+  build.binary.arch = options.arch;
+  cuda::DiskCache cache(cuda::DiskCache::defaultDirectory(), "cubin");
+  if (options.useDiskCache) {
+    auto start = std::chrono::steady_clock::now();
+    if (auto blob = cache.get(build.cacheKey)) {
+      size_t pos = 0;
+      std::string cubin;
+      if (getField(*blob, pos, build.binary.ptx) && getField(*blob, pos, cubin) &&
+          getField(*blob, pos, build.binary.log)) {
+        build.binary.cubin.assign(cubin.begin(), cubin.end());
+        build.binary.kernels = cuda::parsePtxasReport(build.binary.log);
+        build.fromDiskCache = true;
+        build.timings.push_back(
+            {"disk-cache", std::chrono::duration<double, std::milli>(
+                               std::chrono::steady_clock::now() - start)
+                               .count()});
+        return build;
+      }
+    }
+  }
+  cuda::CompileOptions nvrtcOptions;
+  nvrtcOptions.arch = options.arch;
+  nvrtcOptions.programName = build.source.kernelName + ".cu";
+  build.binary = cuda::compileCuda(build.source.code, deviceHeaders(), nvrtcOptions);
+  build.timings.push_back({"nvrtc", build.binary.compileMs});
+  if (options.useDiskCache) {
+    std::string blob;
+    putField(blob, build.binary.ptx);
+    putField(blob, std::string_view(reinterpret_cast<const char *>(build.binary.cubin.data()),
+                                    build.binary.cubin.size()));
+    putField(blob, build.binary.log);
+    cache.put(build.cacheKey, blob);
+  }
+  return build;
+}
+
+} // namespace loom::runtime
