@@ -4,7 +4,7 @@ include(GNUInstallDirs)
 include(CMakePackageConfigHelpers)
 
 set(LOOM_INSTALL_CMAKEDIR ${CMAKE_INSTALL_LIBDIR}/cmake/Loom)
-set(LOOM_EXPORTED_LIBS loom_mlir LoomCompiler LoomDsl LoomCuda LoomDeviceHeaders LoomRuntime
+set(LOOM_EXPORTED_LIBS loom_mlir LoomCompiler LoomDsl LoomCuda LoomDeviceHeaders LoomDeviceEmu LoomRuntime
   LoomOps)
 
 install(TARGETS ${LOOM_EXPORTED_LIBS} EXPORT LoomTargets

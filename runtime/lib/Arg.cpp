@@ -26,8 +26,29 @@ std::string Arg::describe() const {
   return fmt::format("an {} scalar ({})", dtypeName(dtype_), formatScalar(scalar_));
 }
 
+const char *backendName(Backend b) {
+  switch (b) {
+  case Backend::Auto: return "auto";
+  case Backend::Cpu: return "cpu";
+  case Backend::Emu: return "emu";
+  case Backend::Cuda: return "cuda";
+  }
+  return "?";
+}
+
+Backend parseBackend(const std::string &name) {
+  for (Backend b : {Backend::Auto, Backend::Cpu, Backend::Emu, Backend::Cuda})
+    if (name == backendName(b))
+      return b;
+  throw Error(ErrorCode::InvalidArgument,
+              fmt::format("unknown backend '{}' (expected cpu, emu, cuda or auto)", name));
+}
+
 std::string Specialization::key() const {
-  std::string k = fmt::format("backend=cpu;opt={};", optLevel);
+  Backend b = resolveBackend(backend);
+  std::string k = fmt::format("backend={};opt={};", backendName(b), optLevel);
+  if (b != Backend::Cpu)
+    k += fmt::format("threads={};arch={};", numThreads, arch);
   for (const auto &[name, v] : constants)
     k += fmt::format("c:{}={};", name, v);
   for (const auto &[name, v] : bindings)

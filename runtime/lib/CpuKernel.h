@@ -23,7 +23,6 @@ public:
                     mlir::ModuleOp traced, double traceMs,
                     const compiler::StageCallback &afterStage);
   ~CpuCompiledKernel() override;
-  void setCacheKey(std::string key) { cacheKey_ = std::move(key); }
 
 protected:
   void run(const Grid &grid, std::span<const Arg> args) const override;

@@ -2,6 +2,7 @@
 #include "loom/runtime/CudaBuild.h"
 
 #include "CpuKernel.h"
+#include "DeviceKernel.h"
 
 #include "loom/Support/Error.h"
 #include "loom/Version.h"
@@ -122,21 +123,19 @@ compiler::CudaSource generateCudaSource(const dsl::Kernel &kernel, const Special
                     .count()});
   if (afterStage)
     afterStage("dsl", *module);
-  auto func = *module->getOps<mlir::func::FuncOp>().begin();
-  std::vector<ArgInfo> sig = signatureOf(func);
-  std::map<std::string, ScalarValue> normalized = spec.bindings;
-  auto binds = bindingStrings(spec, sig, kernel.name(), normalized);
+  Specialization withThreads = spec;
+  withThreads.numThreads = numThreads;
+  std::vector<ArgInfo> sig;
+  std::map<std::string, ScalarValue> bindings;
+  auto source = cudaSourceFromModule(*module, kernel, withThreads, sig, bindings, afterStage,
+                                     timings);
   if (signature)
     *signature = sig;
-  return compiler::generateCuda(*module, binds, numThreads, afterStage, timings);
+  return source;
 }
 
-CudaBuild buildCuda(const dsl::Kernel &kernel, const Specialization &spec,
-                    const CudaBuildOptions &options, const compiler::StageCallback &afterStage) {
+void compileCudaBinary(CudaBuild &build, const CudaBuildOptions &options) {
   cuda::requireTensorCoreArch(options.arch);
-  CudaBuild build;
-  build.source = generateCudaSource(kernel, spec, options.numThreads, &build.signature,
-                                    afterStage, &build.timings);
   build.cacheKey = hashHex(build.source.code + "\narch=" + options.arch + "\n" +
                            cuda::nvrtcVersionString() + "\nloom=" LOOM_VERSION_STRING "\ndevice=" +
                            deviceLibraryHash());
@@ -156,7 +155,7 @@ CudaBuild buildCuda(const dsl::Kernel &kernel, const Specialization &spec,
             {"disk-cache", std::chrono::duration<double, std::milli>(
                                std::chrono::steady_clock::now() - start)
                                .count()});
-        return build;
+        return;
       }
     }
   }
@@ -173,6 +172,15 @@ CudaBuild buildCuda(const dsl::Kernel &kernel, const Specialization &spec,
     putField(blob, build.binary.log);
     cache.put(build.cacheKey, blob);
   }
+}
+
+CudaBuild buildCuda(const dsl::Kernel &kernel, const Specialization &spec,
+                    const CudaBuildOptions &options, const compiler::StageCallback &afterStage) {
+  cuda::requireTensorCoreArch(options.arch);
+  CudaBuild build;
+  build.source = generateCudaSource(kernel, spec, options.numThreads, &build.signature,
+                                    afterStage, &build.timings);
+  compileCudaBinary(build, options);
   return build;
 }
 

@@ -1,5 +1,6 @@
 //===- KernelCache.cpp - in-memory cache of compiled kernels --------------===//
 #include "CpuKernel.h"
+#include "DeviceKernel.h"
 
 #include "loom/Support/Error.h"
 #include "loom/Version.h"
@@ -78,8 +79,7 @@ std::shared_ptr<const CompiledKernel> KernelCache::getOrCompile(const dsl::Kerne
       return it->second;
     }
   }
-  auto compiled = std::make_shared<CpuCompiledKernel>(kernel, spec, *traced.module, traced.ms,
-                                                      compiler::StageCallback{});
+  auto compiled = makeCompiledKernel(kernel, spec, *traced.module, traced.ms, {});
   compiled->setCacheKey(key);
   std::lock_guard<std::mutex> lock(impl_->mutex);
   ++impl_->stats.misses;
@@ -112,8 +112,7 @@ std::shared_ptr<const CompiledKernel> compileUncached(const dsl::Kernel &kernel,
   if (afterStage)
     afterStage("dsl", *traced.module);
   std::string key = irKey(*traced.module, spec);
-  auto compiled = std::make_shared<CpuCompiledKernel>(kernel, spec, *traced.module, traced.ms,
-                                                      afterStage);
+  auto compiled = makeCompiledKernel(kernel, spec, *traced.module, traced.ms, afterStage);
   compiled->setCacheKey(key);
   return compiled;
 }

@@ -41,6 +41,10 @@ CudaBuild buildCuda(const dsl::Kernel &kernel, const Specialization &spec,
                     const CudaBuildOptions &options,
                     const compiler::StageCallback &afterStage = {});
 
+/// Compiles `build.source` with NVRTC (or loads it from the disk cache),
+/// filling build.binary, cacheKey, fromDiskCache and timings.
+void compileCudaBinary(CudaBuild &build, const CudaBuildOptions &options);
+
 /// Generates the CUDA C++ only (no NVRTC), e.g. for the emulated device.
 compiler::CudaSource generateCudaSource(const dsl::Kernel &kernel, const Specialization &spec,
                                         unsigned numThreads, std::vector<ArgInfo> *signature,

@@ -27,7 +27,18 @@
 
 namespace loom::runtime {
 
-enum class Backend { Cpu };
+/// Where a kernel runs. Auto reads $LOOM_DEVICE (cpu, emu, cuda, auto) and
+/// otherwise picks cuda when a CUDA driver and device are present, else cpu.
+/// Emu runs the generated CUDA C++ on the CPU, thread by thread, with the
+/// emulated device (see device/): slow, but it executes the GPU code path.
+/// For cuda, buffer arguments are device pointers (CUdeviceptr).
+enum class Backend { Auto, Cpu, Emu, Cuda };
+
+const char *backendName(Backend b);
+/// Parses cpu|emu|cuda|auto; throws InvalidArgument naming the value.
+Backend parseBackend(const std::string &name);
+/// Auto resolved as described above; others unchanged.
+Backend resolveBackend(Backend b);
 
 using ScalarValue = std::variant<int64_t, double>;
 
@@ -36,8 +47,11 @@ using ScalarValue = std::variant<int64_t, double>;
 struct Specialization {
   dsl::Constants constants;
   std::map<std::string, ScalarValue> bindings;
-  Backend backend = Backend::Cpu;
+  Backend backend = Backend::Auto;
   unsigned optLevel = 2;
+  /// CUDA and emu backends: threads per block and GPU architecture.
+  unsigned numThreads = 128;
+  std::string arch = "sm_80";
 
   /// Stable text of every field, part of the cache key.
   std::string key() const;
@@ -94,6 +108,8 @@ public:
   /// Milliseconds of each compile stage (dsl, specialize, linalg, ..., jit).
   const std::vector<compiler::StageTiming> &timings() const { return timings_; }
   const std::string &cacheKey() const { return cacheKey_; }
+  Backend backend() const { return backend_; }
+  void setCacheKey(std::string key) { cacheKey_ = std::move(key); }
 
   /// Runs the kernel over `grid`; returns when every program has finished.
   /// Throws loom::Error(InvalidArgument) for a bad grid or argument.
@@ -111,7 +127,7 @@ protected:
   std::map<std::string, ScalarValue> bindings_;
   std::vector<compiler::StageTiming> timings_;
   std::string cacheKey_;
-  friend class KernelCache;
+  Backend backend_ = Backend::Cpu;
 };
 
 /// In-memory cache of compiled kernels. A lookup first uses the kernel's

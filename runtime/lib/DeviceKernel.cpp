@@ -1,0 +1,310 @@
+//===- DeviceKernel.cpp - the emu and cuda backends -----------------------===//
+//
+// Both run the CUDA C++ that convert-loom-to-emitc generates: cuda compiles it
+// with NVRTC and launches it through the driver API; emu compiles the very
+// same source with the host C++ compiler against the emulated primitive layer
+// (-DLOOM_DEVICE_EMULATION) and runs each block's threads as fibers.
+//
+//===----------------------------------------------------------------------===//
+#include "DeviceKernel.h"
+
+#include "CpuKernel.h"
+
+#include "loom/Support/Error.h"
+#include "loom/Version.h"
+#include "loom/cuda/DiskCache.h"
+#include "loom/cuda/Driver.h"
+#include "loom/device/emu/Executor.h"
+
+#include "llvm/ADT/StringExtras.h"
+#include "llvm/Support/xxhash.h"
+
+#include <array>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <dlfcn.h>
+#include <fmt/format.h>
+#include <fstream>
+#include <mutex>
+#include <unistd.h>
+
+namespace loom::runtime {
+std::vector<std::string> bindingStrings(const Specialization &spec,
+                                        const std::vector<ArgInfo> &sig,
+                                        const std::string &kernelName,
+                                        std::map<std::string, ScalarValue> &normalized);
+
+Backend resolveBackend(Backend b) {
+  if (b != Backend::Auto)
+    return b;
+  if (const char *env = std::getenv("LOOM_DEVICE"); env && *env) {
+    Backend fromEnv = parseBackend(env);
+    if (fromEnv != Backend::Auto)
+      return fromEnv;
+  }
+  static const bool haveGpu = [] {
+    try {
+      return cuda::driverAvailable() && cuda::deviceCount() > 0;
+    } catch (const Error &) {
+      return false;
+    }
+  }();
+  return haveGpu ? Backend::Cuda : Backend::Cpu;
+}
+
+compiler::CudaSource cudaSourceFromModule(mlir::ModuleOp module, const dsl::Kernel &kernel,
+                                          const Specialization &spec, std::vector<ArgInfo> &sig,
+                                          std::map<std::string, ScalarValue> &bindings,
+                                          const compiler::StageCallback &afterStage,
+                                          std::vector<compiler::StageTiming> *timings) {
+  auto func = *module.getOps<mlir::func::FuncOp>().begin();
+  sig = signatureOf(func);
+  bindings = spec.bindings;
+  auto binds = bindingStrings(spec, sig, kernel.name(), bindings);
+  return compiler::generateCuda(module, binds, spec.numThreads, afterStage, timings);
+}
+
+namespace {
+double msSince(std::chrono::steady_clock::time_point t) {
+  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t).count();
+}
+
+std::string hashHex(const std::string &text) {
+  llvm::XXH128_hash_t h = llvm::xxh3_128bits(llvm::arrayRefFromStringRef(text));
+  return fmt::format("{:016x}{:016x}", h.high64, h.low64);
+}
+
+/// One 8-byte slot per argument: a pointer or a scalar's bits. Both the
+/// driver (kernelParams) and the emulator's packed entry take pointers to them.
+struct PackedArgs {
+  std::vector<uint64_t> slots;
+  std::vector<void *> pointers;
+  explicit PackedArgs(std::span<const Arg> args) : slots(args.size(), 0), pointers(args.size()) {
+    for (size_t i = 0; i < args.size(); ++i) {
+      const Arg &a = args[i];
+      if (a.kind() == Arg::Kind::Buffer) {
+        slots[i] = reinterpret_cast<uint64_t>(a.data());
+      } else if (a.dtype() == DType::F32) {
+        float f = static_cast<float>(std::get<double>(a.scalar()));
+        std::memcpy(&slots[i], &f, 4);
+      } else if (a.dtype() == DType::I32) {
+        int32_t v = static_cast<int32_t>(std::get<int64_t>(a.scalar()));
+        std::memcpy(&slots[i], &v, 4);
+      } else {
+        int64_t v = std::get<int64_t>(a.scalar());
+        std::memcpy(&slots[i], &v, 8);
+      }
+      pointers[i] = &slots[i];
+    }
+  }
+};
+
+// --- emu ---------------------------------------------------------------------
+
+std::string emuCompiler() {
+  const char *env = std::getenv("LOOM_EMU_CXX");
+  return env && *env ? env : "c++";
+}
+
+std::string emuIncludeDir() {
+  const char *env = std::getenv("LOOM_DEVICE_INCLUDE_DIR");
+  return env && *env ? env : LOOM_DEVICE_INCLUDE_DIR;
+}
+
+std::string commandOutput(const std::string &command) {
+  std::string out;
+  if (FILE *p = popen(command.c_str(), "r")) {
+    char buf[512];
+    while (size_t n = fread(buf, 1, sizeof buf, p))
+      out.append(buf, n);
+    pclose(p);
+  }
+  return out;
+}
+
+const std::string &emuCompilerIdentity() {
+  static const std::string id = commandOutput(emuCompiler() + " --version 2>&1");
+  return id;
+}
+
+std::string readFile(const std::string &path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+class EmuCompiledKernel : public CompiledKernel {
+public:
+  EmuCompiledKernel(const dsl::Kernel &kernel, const Specialization &spec, mlir::ModuleOp module,
+                    double traceMs, const compiler::StageCallback &afterStage) {
+    name_ = kernel.name();
+    backend_ = Backend::Emu;
+    timings_.push_back({"dsl", traceMs});
+    source_ = cudaSourceFromModule(module, kernel, spec, signature_, bindings_, afterStage,
+                                   &timings_);
+    auto start = std::chrono::steady_clock::now();
+    const std::string flags = "-std=c++20 -O1 -fPIC -shared -DLOOM_DEVICE_EMULATION";
+    std::string key = hashHex(source_.code + "\n" + flags + "\n" + emuCompilerIdentity() +
+                              "\nloom=" LOOM_VERSION_STRING "\n" + readDeviceHeadersStamp());
+    cuda::DiskCache cache(cuda::DiskCache::defaultDirectory(), "emu");
+    std::vector<uint8_t> object;
+    if (auto hit = cache.get(key)) {
+      object = std::move(*hit);
+      timings_.push_back({"disk-cache", msSince(start)});
+    } else {
+      object = compileObject(flags);
+      cache.put(key, object);
+      timings_.push_back({"host-cxx", msSince(start)});
+    }
+    load(object);
+  }
+  ~EmuCompiledKernel() override {
+    if (handle_)
+      dlclose(handle_);
+  }
+  const compiler::CudaSource &source() const { return source_; }
+
+protected:
+  void run(const Grid &grid, std::span<const Arg> args) const override {
+    PackedArgs packed(args);
+    device::emu::LaunchConfig config;
+    config.kernel_name = name_;
+    config.grid = device::emu::dim3(grid.dims[0], grid.dims[1], grid.dims[2]);
+    config.block = device::emu::dim3(source_.numThreads);
+    config.shared_bytes = static_cast<size_t>(source_.sharedBytes);
+    void **argv = packed.pointers.data();
+    auto entry = entry_;
+    try {
+      device::emu::launch(config, [&] { entry(argv); });
+    } catch (const device::EmuError &e) {
+      throw Error(ErrorCode::Internal, fmt::format("emulated device: {}", e.what()));
+    }
+  }
+
+private:
+  /// Device headers are read from disk by the host compiler: their content
+  /// is part of the key.
+  static const std::string &readDeviceHeadersStamp() {
+    static const std::string stamp = [] {
+      std::string all;
+      for (const auto &h : deviceHeaders())
+        all += h.name + h.contents;
+      return hashHex(all + emuIncludeDir());
+    }();
+    return stamp;
+  }
+
+  std::vector<uint8_t> compileObject(const std::string &flags) {
+    char dir[] = "/tmp/loom-emu-XXXXXX";
+    if (!mkdtemp(dir))
+      throw Error(ErrorCode::Internal, "cannot create a temporary directory for the emu build");
+    std::string base = std::string(dir) + "/" + name_;
+    {
+      std::ofstream src(base + ".cpp");
+      src << source_.code;
+    }
+    std::string command = fmt::format("{} {} -I'{}' -o '{}.so' '{}.cpp' > '{}.log' 2>&1",
+                                      emuCompiler(), flags, emuIncludeDir(), base, base, base);
+    int rc = std::system(command.c_str());
+    if (rc != 0)
+      throw Error(ErrorCode::CompileFailed,
+                  fmt::format("host compile of kernel '{}' for the emulated device failed "
+                              "(source kept at {}.cpp):\n{}",
+                              name_, base, readFile(base + ".log")));
+    std::string obj = readFile(base + ".so");
+    std::remove((base + ".so").c_str());
+    std::remove((base + ".cpp").c_str());
+    std::remove((base + ".log").c_str());
+    rmdir(dir);
+    return std::vector<uint8_t>(obj.begin(), obj.end());
+  }
+
+  void load(const std::vector<uint8_t> &object) {
+    char path[] = "/tmp/loom-emu-XXXXXX.so";
+    int fd = mkstemps(path, 3);
+    if (fd < 0)
+      throw Error(ErrorCode::Internal, "cannot create a temporary file for the emu kernel");
+    bool ok = write(fd, object.data(), object.size()) == static_cast<ssize_t>(object.size());
+    close(fd);
+    handle_ = ok ? dlopen(path, RTLD_NOW | RTLD_LOCAL) : nullptr;
+    std::string why = ok ? (handle_ ? "" : dlerror()) : "short write";
+    std::remove(path); // the mapping stays valid
+    if (!handle_)
+      throw Error(ErrorCode::Internal,
+                  fmt::format("cannot load emulated kernel '{}': {}", name_, why));
+    std::string symbol = source_.kernelName + "_packed";
+    entry_ = reinterpret_cast<void (*)(void **)>(dlsym(handle_, symbol.c_str()));
+    if (!entry_)
+      throw Error(ErrorCode::Internal,
+                  fmt::format("emulated kernel object has no '{}'", symbol));
+  }
+
+  compiler::CudaSource source_;
+  void *handle_ = nullptr;
+  void (*entry_)(void **) = nullptr;
+};
+
+// --- cuda --------------------------------------------------------------------
+
+class CudaCompiledKernel : public CompiledKernel {
+public:
+  CudaCompiledKernel(const dsl::Kernel &kernel, const Specialization &spec, mlir::ModuleOp module,
+                     double traceMs, const compiler::StageCallback &afterStage) {
+    name_ = kernel.name();
+    backend_ = Backend::Cuda;
+    timings_.push_back({"dsl", traceMs});
+    build_.source = cudaSourceFromModule(module, kernel, spec, signature_, bindings_, afterStage,
+                                         &timings_);
+    build_.signature = signature_;
+    CudaBuildOptions options;
+    options.arch = spec.arch;
+    compileCudaBinary(build_, options);
+    timings_.insert(timings_.end(), build_.timings.begin(), build_.timings.end());
+  }
+
+protected:
+  void run(const Grid &grid, std::span<const Arg> args) const override {
+    std::call_once(loaded_, [&] {
+      context_ = std::make_unique<cuda::Context>(0);
+      context_->makeCurrent();
+      module_ = std::make_unique<cuda::Module>(build_.binary.cubin);
+      function_ = module_->function(build_.source.kernelName);
+    });
+    context_->makeCurrent();
+    PackedArgs packed(args);
+    cuda::launch(function_, {grid.dims[0], grid.dims[1], grid.dims[2]},
+                 {build_.source.numThreads, 1, 1},
+                 static_cast<unsigned>(build_.source.sharedBytes), nullptr,
+                 packed.pointers.data());
+    context_->synchronize();
+  }
+
+private:
+  CudaBuild build_;
+  mutable std::once_flag loaded_;
+  mutable std::unique_ptr<cuda::Context> context_;
+  mutable std::unique_ptr<cuda::Module> module_;
+  mutable CUfunction function_ = nullptr;
+};
+} // namespace
+
+std::shared_ptr<CompiledKernel> makeCompiledKernel(const dsl::Kernel &kernel,
+                                                   const Specialization &spec,
+                                                   mlir::ModuleOp module, double traceMs,
+                                                   const compiler::StageCallback &afterStage) {
+  switch (resolveBackend(spec.backend)) {
+  case Backend::Emu:
+    return std::make_shared<EmuCompiledKernel>(kernel, spec, module, traceMs, afterStage);
+  case Backend::Cuda:
+    // Fail before compiling when there is no driver: the error a user needs.
+    if (std::string why; !cuda::driverAvailable(&why))
+      throw Error(ErrorCode::DeviceUnavailable,
+                  fmt::format("backend 'cuda' for kernel '{}': {}", kernel.name(), why));
+    return std::make_shared<CudaCompiledKernel>(kernel, spec, module, traceMs, afterStage);
+  default:
+    return std::make_shared<CpuCompiledKernel>(kernel, spec, module, traceMs, afterStage);
+  }
+}
+
+} // namespace loom::runtime
