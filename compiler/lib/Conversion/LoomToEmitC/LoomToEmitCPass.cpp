@@ -59,7 +59,7 @@ struct ConvertLoomToEmitCPass
     MLIRContext *ctx = &getContext();
     if (numThreads == 0 || numThreads % 32 != 0 || numThreads > 1024) {
       module.emitError() << "num-threads must be a positive multiple of 32 up to 1024, got "
-                         << numThreads;
+                         << static_cast<unsigned>(numThreads);
       return signalPassFailure();
     }
     OpBuilder b(ctx);
