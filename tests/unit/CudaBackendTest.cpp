@@ -1,0 +1,120 @@
+//===- CudaBackendTest.cpp - generated CUDA through NVRTC, without a GPU --===//
+#include "ExpectError.h"
+
+#include "loom/cuda/Driver.h"
+#include "loom/ops/Examples.h"
+#include "loom/runtime/CudaBuild.h"
+
+#include <gtest/gtest.h>
+
+using namespace loom;
+using namespace loom::runtime;
+
+namespace {
+struct Case {
+  std::string kernel;
+  DType dtype;
+};
+
+Specialization specFor(const std::string &kernel) {
+  Specialization spec;
+  for (const auto &e : ops::exampleKernels())
+    if (e.name == kernel)
+      spec.constants = e.defaultConstants;
+  return spec;
+}
+} // namespace
+
+class CudaCompile : public ::testing::TestWithParam<std::tuple<Case, std::string>> {};
+
+TEST_P(CudaCompile, EveryExampleCompilesWithoutSpills) {
+  auto [c, arch] = GetParam();
+  CudaBuildOptions options;
+  options.arch = arch;
+  options.useDiskCache = false;
+  CudaBuild build = buildCuda(ops::exampleKernel(c.kernel, c.dtype), specFor(c.kernel), options);
+  const cuda::KernelResources &r = build.resources();
+  EXPECT_GT(r.registers, 0);
+  EXPECT_EQ(r.spillStoreBytes, 0) << build.binary.log;
+  EXPECT_EQ(r.spillLoadBytes, 0) << build.binary.log;
+  EXPECT_FALSE(build.binary.cubin.empty());
+  std::printf("[ report   ] %s %s: %d registers, %d/%d spill bytes, %lld bytes dynamic smem\n",
+              build.source.kernelName.c_str(), arch.c_str(), r.registers, r.spillStoreBytes,
+              r.spillLoadBytes, static_cast<long long>(build.source.sharedBytes));
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    AllArchs, CudaCompile,
+    ::testing::Combine(::testing::Values(Case{"vector_add", DType::F32},
+                                         Case{"softmax", DType::F32},
+                                         Case{"softmax", DType::BF16},
+                                         Case{"matmul", DType::F32}, Case{"matmul", DType::F16},
+                                         Case{"matmul", DType::BF16}),
+                       ::testing::Values("sm_80", "sm_86", "sm_89", "sm_90a")),
+    [](const auto &info) {
+      return std::get<0>(info.param).kernel + "_" +
+             std::string(dtypeName(std::get<0>(info.param).dtype)) + "_" +
+             std::get<1>(info.param);
+    });
+
+TEST(CudaCompile, HalfMatmulUsesTensorCores) {
+  for (DType dtype : {DType::F16, DType::BF16}) {
+    CudaBuildOptions options;
+    options.useDiskCache = false;
+    CudaBuild build = buildCuda(ops::matmulKernel(dtype), specFor("matmul"), options);
+    EXPECT_NE(build.binary.ptx.find("mma.sync.aligned.m16n8k16"), std::string::npos);
+    EXPECT_NE(build.binary.ptx.find("ldmatrix"), std::string::npos);
+  }
+}
+
+TEST(CudaCompile, SecondBuildComesFromTheDiskCache) {
+  CudaBuildOptions options;
+  auto kernel = ops::softmaxKernel(DType::F32);
+  Specialization spec = specFor("softmax");
+  spec.bindings["n_cols"] = int64_t(777); // a key no other test uses
+  CudaBuild first = buildCuda(kernel, spec, options);
+  CudaBuild second = buildCuda(kernel, spec, options);
+  EXPECT_TRUE(second.fromDiskCache);
+  EXPECT_EQ(first.binary.cubin, second.binary.cubin);
+  EXPECT_EQ(first.cacheKey, second.cacheKey);
+  options.arch = "sm_90a";
+  CudaBuild other = buildCuda(kernel, spec, options);
+  EXPECT_NE(other.cacheKey, first.cacheKey);
+}
+
+TEST(CudaCompile, SelfContainedSourceHasNoLoomIncludes) {
+  auto source = generateCudaSource(ops::matmulKernel(DType::BF16), specFor("matmul"), 128, nullptr);
+  std::string tu = selfContainedSource(source.code);
+  EXPECT_EQ(tu.find("#include \"loom/"), std::string::npos);
+  EXPECT_NE(tu.find("extern \"C\" __global__ void matmul_bf16("), std::string::npos);
+  // NVRTC compiles it with no in-memory headers at all.
+  cuda::CompileOptions options;
+  cuda::CompiledCuda compiled = cuda::compileCuda(tu, {}, options);
+  EXPECT_FALSE(compiled.cubin.empty());
+}
+
+TEST(CudaCompile, OldArchitectureIsRejected) {
+  CudaBuildOptions options;
+  options.arch = "sm_75";
+  try {
+    buildCuda(ops::softmaxKernel(), specFor("softmax"), options);
+    ADD_FAILURE() << "sm_75 accepted";
+  } catch (const Error &e) {
+    EXPECT_EQ(e.code(), ErrorCode::Unsupported);
+    EXPECT_NE(std::string(e.what()).find("sm_75"), std::string::npos) << e.what();
+  }
+}
+
+TEST(CudaBackend, NoDriverIsAClearError) {
+  if (cuda::driverAvailable())
+    GTEST_SKIP() << "a CUDA driver is present; this test checks the no-driver error";
+  Specialization spec = specFor("softmax");
+  spec.backend = Backend::Cuda;
+  try {
+    compile(ops::softmaxKernel(), spec);
+    ADD_FAILURE() << "compiled for cuda without a driver";
+  } catch (const Error &e) {
+    EXPECT_EQ(e.code(), ErrorCode::DeviceUnavailable);
+    EXPECT_NE(std::string(e.what()).find("no CUDA driver"), std::string::npos) << e.what();
+  }
+}

@@ -1,0 +1,110 @@
+//===- EmuBackendTest.cpp - the generated CUDA C++ run on the emulator ----===//
+//
+// The same kernels as CpuKernelTest, through the CUDA code path: generated
+// CUDA C++, compiled by the host compiler against the emulated primitives,
+// run thread by thread. Smaller sizes: the emulator is slow.
+//
+//===----------------------------------------------------------------------===//
+#include "loom/Support/HalfPrecision.h"
+#include "loom/ops/Examples.h"
+#include "loom/ops/Reference.h"
+#include "loom/runtime/Kernel.h"
+
+#include <gtest/gtest.h>
+
+using namespace loom;
+using namespace loom::runtime;
+namespace ref = loom::ops::ref;
+
+namespace {
+Specialization emuSpec(dsl::Constants constants) {
+  Specialization spec;
+  spec.constants = std::move(constants);
+  spec.backend = Backend::Emu;
+  return spec;
+}
+
+struct Typed {
+  std::vector<float> f32, seen;
+  std::vector<uint16_t> half;
+  Typed(size_t n, DType t, float lo, float hi) {
+    f32 = ref::randomVector(n, lo, hi);
+    if (t == DType::F16) {
+      half = ref::toF16Bits(f32);
+      seen = ref::roundToF16(f32);
+    } else if (t == DType::BF16) {
+      half = ref::toBf16Bits(f32);
+      seen = ref::roundToBf16(f32);
+    } else {
+      seen = f32;
+    }
+  }
+  Arg arg(DType t) const {
+    return t == DType::F32 ? Arg::buffer(f32.data(), t, f32.size())
+                           : Arg::buffer(half.data(), t, half.size());
+  }
+};
+} // namespace
+
+class EmuVectorAdd : public ::testing::TestWithParam<std::tuple<int64_t, DType>> {};
+
+TEST_P(EmuVectorAdd, MatchesFloat64) {
+  auto [n, dtype] = GetParam();
+  Typed x(n, dtype, -10, 10), y(n, dtype, -10, 10);
+  auto k = compile(ops::vectorAddKernel(dtype), emuSpec({{"BLOCK", 128}}));
+  ASSERT_EQ(k->backend(), Backend::Emu);
+  std::vector<double> want(n);
+  for (int64_t i = 0; i < n; ++i)
+    want[i] = double(x.seen[i]) + double(y.seen[i]);
+  Grid grid(uint32_t((n + 127) / 128));
+  if (dtype == DType::F32) {
+    std::vector<float> out(n, ref::poison());
+    k->launch(grid, {x.arg(dtype), y.arg(dtype), Arg::buffer(out), Arg::i32(n)});
+    auto e = ref::compare(out, want);
+    EXPECT_TRUE(ref::withinRelative(e, 1e-6)) << ref::format(e);
+  } else {
+    std::vector<uint16_t> out(n, 0x7fff);
+    k->launch(grid, {x.arg(dtype), y.arg(dtype), Arg::buffer(out.data(), dtype, n), Arg::i32(n)});
+    std::vector<float> got(n);
+    for (int64_t i = 0; i < n; ++i)
+      got[i] = dtype == DType::F16 ? halfToFloat(out[i]) : bf16ToFloat(out[i]);
+    auto e = ref::compare(got, want, 1e-2);
+    EXPECT_TRUE(ref::withinRelative(e, dtype == DType::F16 ? 1.0 / 2048 : 1.0 / 256))
+        << ref::format(e);
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(OddSizes, EmuVectorAdd,
+                         ::testing::Combine(::testing::Values(1, 97, 300),
+                                            ::testing::Values(DType::F32, DType::BF16)));
+
+TEST(EmuSoftmax, MatchesFloat64) {
+  const int64_t rows = 5, cols = 300;
+  auto x = ref::randomVector(rows * cols, -8, 8);
+  std::vector<float> y(rows * cols, ref::poison());
+  auto k = compile(ops::softmaxKernel(DType::F32), emuSpec({{"BLOCK", 128}}));
+  k->launch(Grid(rows), {Arg::buffer(x), Arg::buffer(y), Arg::i32(cols), Arg::i32(cols)});
+  auto e = ref::compare(y, ref::softmaxRows(ref::toDouble(x), rows, cols), 1e-30);
+  // ex2.approx is within 2 ulp: the f32 bound of 1e-4 holds with margin.
+  EXPECT_TRUE(ref::withinRelative(e, 1e-4)) << ref::format(e);
+}
+
+class EmuMatmul : public ::testing::TestWithParam<DType> {};
+
+TEST_P(EmuMatmul, MatchesFloat64) {
+  DType dtype = GetParam();
+  const int64_t m = 40, n = 24, kk = 50;
+  Typed a(m * kk, dtype, -1, 1), b(kk * n, dtype, -1, 1);
+  std::vector<float> c(m * n, ref::poison());
+  auto k = compile(ops::matmulKernel(dtype),
+                   emuSpec({{"BLOCK_M", 32}, {"BLOCK_N", 16}, {"BLOCK_K", 16}}));
+  k->launch(Grid(2, 2), {a.arg(dtype), b.arg(dtype), Arg::buffer(c), Arg::i32(m), Arg::i32(n),
+                         Arg::i32(kk), Arg::i32(kk), Arg::i32(n), Arg::i32(n)});
+  auto da = ref::toDouble(a.seen), db = ref::toDouble(b.seen);
+  auto e = ref::compareScaled(c, ref::matmul(da, db, m, n, kk),
+                              ref::matmul(ref::absolute(da), ref::absolute(db), m, n, kk));
+  EXPECT_TRUE(ref::withinRelative(e, 1e-5)) << ref::format(e);
+}
+
+INSTANTIATE_TEST_SUITE_P(Dtypes, EmuMatmul,
+                         ::testing::Values(DType::F32, DType::F16, DType::BF16));
