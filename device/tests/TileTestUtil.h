@@ -3,7 +3,9 @@
 // more than their documented bytes, random data with a fresh seed per run.
 #pragma once
 
+#ifndef LOOM_NUM_THREADS
 #define LOOM_NUM_THREADS 128
+#endif
 #include "loom/device/tile.h"
 
 #include <gtest/gtest.h>
