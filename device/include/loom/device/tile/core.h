@@ -1,0 +1,218 @@
+// Core of the generic tile layer: block size, shapes, element types, the Tile
+// value and the grid/scratch accessors. Plain CUDA C++ on top of the primitive
+// layer; compiles under NVRTC (no host headers) and as host C++20 with
+// LOOM_DEVICE_EMULATION.
+#pragma once
+
+#include "loom/device/primitives.h"
+
+#ifndef LOOM_NUM_THREADS
+#define LOOM_NUM_THREADS 128
+#endif
+
+namespace loom::tile {
+
+// ---- integer types ------------------------------------------------------------
+// The host names are used in emulation so that host code and emulated device
+// code agree on one type (int64_t is `long` on LP64 Linux).
+#if defined(LOOM_DEVICE_EMULATION)
+using std::int16_t;
+using std::int32_t;
+using std::int64_t;
+using std::int8_t;
+using std::uint16_t;
+using std::uint32_t;
+using std::uint64_t;
+using std::uint8_t;
+#else
+typedef signed char int8_t;
+typedef short int16_t;
+typedef int int32_t;
+typedef long long int64_t;
+typedef unsigned char uint8_t;
+typedef unsigned short uint16_t;
+typedef unsigned int uint32_t;
+typedef unsigned long long uint64_t;
+#endif
+static_assert(sizeof(int32_t) == 4 && sizeof(int64_t) == 8, "tile integer widths");
+
+constexpr int kThreads = LOOM_NUM_THREADS;
+static_assert(kThreads > 0 && kThreads % 32 == 0,
+              "LOOM_NUM_THREADS must be a positive multiple of 32");
+constexpr int kWarps = kThreads / 32;
+
+// ---- shapes -------------------------------------------------------------------
+
+template <int... Dims>
+struct Shape {
+  static constexpr int rank = (int)sizeof...(Dims);
+  static constexpr int size = (1 * ... * Dims);
+  __host__ __device__ static constexpr int dim(int i) {
+    constexpr int d[rank + 1] = {Dims..., 0};
+    return d[i];
+  }
+  // Row-major stride of dimension i (product of the later dims).
+  __host__ __device__ static constexpr int stride(int i) {
+    int s = 1;
+    for (int j = rank - 1; j > i; --j) s *= dim(j);
+    return s;
+  }
+};
+
+namespace detail {
+template <bool C, class A, class B>
+struct conditional {
+  typedef A type;
+};
+template <class A, class B>
+struct conditional<false, A, B> {
+  typedef B type;
+};
+
+// Shape<Out..., dims of S after position I except Axis>.
+template <int Axis, int I, class Out, class S>
+struct RemoveAxis;
+template <int Axis, int I, int... Out>
+struct RemoveAxis<Axis, I, Shape<Out...>, Shape<>> {
+  typedef Shape<Out...> type;
+};
+template <int Axis, int I, int... Out, int D, int... Rest>
+struct RemoveAxis<Axis, I, Shape<Out...>, Shape<D, Rest...>> {
+  typedef typename RemoveAxis<
+      Axis, I + 1, typename conditional<I == Axis, Shape<Out...>, Shape<Out..., D>>::type,
+      Shape<Rest...>>::type type;
+};
+} // namespace detail
+template <class S, int Axis>
+using remove_axis_t = typename detail::RemoveAxis<Axis, 0, Shape<>, S>::type;
+
+// ---- element types ------------------------------------------------------------
+
+// IEEE binary16 and bfloat16 as raw bits (the primitive layer's convention).
+struct half_t {
+  uint16_t bits;
+};
+struct bf16_t {
+  uint16_t bits;
+};
+
+// (Variable templates rather than static data members: NVRTC emits every
+// instantiated static constexpr member into the module as a global.)
+template <class A, class B>
+inline constexpr bool is_same_v = false;
+template <class A>
+inline constexpr bool is_same_v<A, A> = true;
+
+template <class T>
+inline constexpr bool is_low_float_v = is_same_v<T, half_t> || is_same_v<T, bf16_t>;
+template <class T>
+inline constexpr bool is_float_v = is_same_v<T, float> || is_low_float_v<T>;
+template <class T>
+inline constexpr bool is_int_v = is_same_v<T, int8_t> || is_same_v<T, int16_t> ||
+                                 is_same_v<T, int32_t> || is_same_v<T, int64_t>;
+
+// The unsigned type of an integer's width, for wrapping arithmetic.
+template <class T> struct unsigned_of;
+template <> struct unsigned_of<int8_t> { typedef uint8_t type; };
+template <> struct unsigned_of<int16_t> { typedef uint16_t type; };
+template <> struct unsigned_of<int32_t> { typedef uint32_t type; };
+template <> struct unsigned_of<int64_t> { typedef uint64_t type; };
+
+// Integer limits as constexpr functions (static data members would be
+// emitted into every NVRTC module as globals).
+template <class T> struct int_limits;
+template <> struct int_limits<int8_t> {
+  __host__ __device__ static constexpr int8_t min() { return -128; }
+  __host__ __device__ static constexpr int8_t max() { return 127; }
+};
+template <> struct int_limits<int16_t> {
+  __host__ __device__ static constexpr int16_t min() { return -32768; }
+  __host__ __device__ static constexpr int16_t max() { return 32767; }
+};
+template <> struct int_limits<int32_t> {
+  __host__ __device__ static constexpr int32_t min() { return -2147483647 - 1; }
+  __host__ __device__ static constexpr int32_t max() { return 2147483647; }
+};
+template <> struct int_limits<int64_t> {
+  __host__ __device__ static constexpr int64_t min() { return -9223372036854775807LL - 1; }
+  __host__ __device__ static constexpr int64_t max() { return 9223372036854775807LL; }
+};
+
+__device__ __forceinline__ float to_float(float x) { return x; }
+__device__ __forceinline__ float to_float(half_t x) { return loom::device::f16_to_f32(x.bits); }
+__device__ __forceinline__ float to_float(bf16_t x) { return loom::device::bf16_to_f32(x.bits); }
+__device__ __forceinline__ float to_float(bool x) { return x ? 1.0f : 0.0f; }
+__device__ __forceinline__ float to_float(int8_t x) { return (float)x; }
+__device__ __forceinline__ float to_float(int16_t x) { return (float)x; }
+__device__ __forceinline__ float to_float(int32_t x) { return (float)x; }
+__device__ __forceinline__ float to_float(int64_t x) { return (float)x; }
+
+// float -> T: round to nearest even for half_t/bf16_t. Other T: see cast().
+template <class T>
+__device__ __forceinline__ T from_float(float x);
+template <>
+__device__ __forceinline__ float from_float<float>(float x) { return x; }
+template <>
+__device__ __forceinline__ half_t from_float<half_t>(float x) {
+  return half_t{loom::device::f32_to_f16_rn(x)};
+}
+template <>
+__device__ __forceinline__ bf16_t from_float<bf16_t>(float x) {
+  return bf16_t{loom::device::f32_to_bf16_rn(x)};
+}
+
+// ---- tiles --------------------------------------------------------------------
+
+// A tile of shape S spread over the block: element k of thread t is the
+// row-major linear index t + k*kThreads (valid only when below S::size).
+// Every op keeps the slots past S::size initialized (to T{} or a value
+// computed from initialized slots), so they never hold indeterminate values.
+template <class T, class S>
+struct Tile {
+  using element_type = T;
+  using shape = S;
+  static constexpr int kPerThread = (S::size + kThreads - 1) / kThreads;
+  // Whether the last slot of some thread lies past the end of the shape.
+  static constexpr bool kRagged = S::size % kThreads != 0;
+  T v[kPerThread];
+};
+
+template <class X>
+struct is_tile {
+  static constexpr bool value = false;
+};
+template <class T, class S>
+struct is_tile<Tile<T, S>> {
+  static constexpr bool value = true;
+};
+
+// Blocks are one-dimensional: kThreads threads along x.
+__device__ __forceinline__ int thread_rank() { return (int)threadIdx.x; }
+
+// Linear index of slot k of the calling thread.
+__device__ __forceinline__ int slot_index(int k) { return thread_rank() + k * kThreads; }
+
+// ---- grid and scratch ---------------------------------------------------------
+
+template <int Axis>
+__device__ __forceinline__ int32_t program_id() {
+  static_assert(Axis >= 0 && Axis < 3, "program_id axis");
+  if constexpr (Axis == 0) return (int32_t)blockIdx.x;
+  else if constexpr (Axis == 1) return (int32_t)blockIdx.y;
+  else return (int32_t)blockIdx.z;
+}
+
+template <int Axis>
+__device__ __forceinline__ int32_t num_programs() {
+  static_assert(Axis >= 0 && Axis < 3, "num_programs axis");
+  if constexpr (Axis == 0) return (int32_t)gridDim.x;
+  else if constexpr (Axis == 1) return (int32_t)gridDim.y;
+  else return (int32_t)gridDim.z;
+}
+
+// The block's dynamic shared memory (128-byte aligned on both layers).
+__device__ __forceinline__ unsigned char* shared_scratch() {
+  return static_cast<unsigned char*>(loom::device::dynamic_shared_memory());
+}
+
+} // namespace loom::tile

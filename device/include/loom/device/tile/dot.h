@@ -1,0 +1,155 @@
+// Matrix product of tiles: acc + a (MxK) * b (KxN), products summed in f32.
+//
+// Tensor-core path (half_t/bf16_t, M%16 == 0, N%8 == 0, K%16 == 0): A and B
+// are staged row-major in shared memory with an XOR swizzle of their 16-byte
+// chunks; each warp computes 16x8 output tiles with ldmatrix_x4 (A),
+// ldmatrix_x2_trans (B) and mma.m16n8k16 (PTX_FACTS §1, §3), writes D to a
+// float scratch C, and after a barrier every thread adds its own elements to
+// acc. Otherwise an FMA loop through shared memory (any shape; f16/bf16
+// widened to float).
+//
+// Scratch: (M*K + K*N) * sizeof(element) + M*N*4 bytes; leaves the block
+// synchronized.
+#pragma once
+
+#include "loom/device/tile/reduce.h"
+
+namespace loom::tile {
+
+namespace detail {
+
+// Swizzled element offset of (r, c) in a row-major matrix of Cols 16-bit
+// elements per row (Cols % 8 == 0): row r's 16-byte chunk c/8 is stored at
+// chunk (c/8) ^ s(r). With C = Cols/8 chunks per row and P the largest power
+// of two dividing C (at most 8), s(r) = (r / (8/P)) % P flips only the low
+// log2(P) chunk bits (so it stays inside the row), and the 8 rows r0..r0+7
+// (r0 % 8 == 0) of one ldmatrix phase at the same logical chunk land in 8
+// different 16-byte bank groups: (r*C) % 8 takes the 8/P multiples of P as
+// r % (8/P) varies, and the XOR separates the P rows that share one.
+template <int Cols>
+struct Swizzle {
+  static_assert(Cols % 8 == 0, "swizzled rows hold whole 16-byte chunks");
+  __host__ __device__ static constexpr int P() {
+    constexpr int C = Cols / 8;
+    return (C % 8 == 0) ? 8 : (C % 4 == 0) ? 4 : (C % 2 == 0) ? 2 : 1;
+  }
+  __device__ __forceinline__ static int offset(int r, int c) {
+    const int s = (r / (8 / P())) % P();
+    return r * Cols + ((((c >> 3) ^ s)) << 3) + (c & 7);
+  }
+};
+
+// Whether dot of these operands takes the tensor-core path.
+template <class T, int M, int N, int K>
+inline constexpr bool dot_uses_mma = is_low_float_v<T> && M % 16 == 0 && N % 8 == 0 && K % 16 == 0;
+
+template <class T>
+__device__ __forceinline__ void mma_16x8x16(float d[4], const uint32_t a[4], const uint32_t b[2]) {
+  if constexpr (is_same_v<T, half_t>) loom::device::mma_m16n8k16_f16(d, a, b, d);
+  else loom::device::mma_m16n8k16_bf16(d, a, b, d);
+}
+
+template <class TileR, class T, int M, int N, int K, class TileA, class TileB>
+__device__ __forceinline__ TileR dot_mma(const TileA& a, const TileB& b, const TileR& acc,
+                                         unsigned char* smem) {
+  using SA = Swizzle<K>;
+  using SB = Swizzle<N>;
+  T* As = reinterpret_cast<T*>(smem);
+  T* Bs = As + M * K;
+  float* Cs = reinterpret_cast<float*>(Bs + K * N);
+  LOOM_UNROLL
+  for (int k = 0; k < TileA::kPerThread; ++k)
+    if (slot_valid<typename TileA::shape>(k)) {
+      const int i = slot_index(k);
+      As[SA::offset(i / K, i % K)] = a.v[k];
+    }
+  LOOM_UNROLL
+  for (int k = 0; k < TileB::kPerThread; ++k)
+    if (slot_valid<typename TileB::shape>(k)) {
+      const int i = slot_index(k);
+      Bs[SB::offset(i / N, i % N)] = b.v[k];
+    }
+  loom::device::bar_sync();
+
+  const int lane = (int)loom::device::lane_id(), warp = thread_rank() / 32;
+  constexpr int NT = N / 8, tiles = (M / 16) * NT;
+  // Warp-uniform loop: all 32 lanes run the same collectives.
+  for (int tile = warp; tile < tiles; tile += kWarps) {
+    const int m0 = tile / NT * 16, n0 = tile % NT * 8;
+    float d[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+    LOOM_UNROLL
+    for (int k0 = 0; k0 < K; k0 += 16) {
+      uint32_t af[4], bf[2];
+      // A 16x16 row-major: lane l -> row l%16, columns 8*(l/16)..+8 (x4).
+      loom::device::ldmatrix_x4(af, As + SA::offset(m0 + lane % 16, k0 + 8 * (lane / 16)));
+      // B stored K x N (n contiguous): lane l -> row k0 + l%16 (x2.trans).
+      loom::device::ldmatrix_x2_trans(bf, Bs + SB::offset(k0 + lane % 16, n0));
+      mma_16x8x16<T>(d, af, bf);
+    }
+    const int g = lane >> 2, t = lane & 3;
+    float* c0 = Cs + (m0 + g) * N + n0 + 2 * t;
+    c0[0] = d[0];
+    c0[1] = d[1];
+    c0[8 * N] = d[2];
+    c0[8 * N + 1] = d[3];
+  }
+  loom::device::bar_sync();
+  TileR r;
+  LOOM_UNROLL
+  for (int k = 0; k < TileR::kPerThread; ++k)
+    r.v[k] = slot_valid<typename TileR::shape>(k) ? acc.v[k] + Cs[slot_index(k)] : acc.v[k];
+  loom::device::bar_sync();
+  return r;
+}
+
+template <class TileR, class T, int M, int N, int K, class TileA, class TileB>
+__device__ __forceinline__ TileR dot_fma(const TileA& a, const TileB& b, const TileR& acc,
+                                         unsigned char* smem) {
+  T* As = reinterpret_cast<T*>(smem);
+  T* Bs = As + M * K;
+  LOOM_UNROLL
+  for (int k = 0; k < TileA::kPerThread; ++k)
+    if (slot_valid<typename TileA::shape>(k)) As[slot_index(k)] = a.v[k];
+  LOOM_UNROLL
+  for (int k = 0; k < TileB::kPerThread; ++k)
+    if (slot_valid<typename TileB::shape>(k)) Bs[slot_index(k)] = b.v[k];
+  loom::device::bar_sync();
+  TileR r;
+  LOOM_UNROLL
+  for (int k = 0; k < TileR::kPerThread; ++k) {
+    float s = acc.v[k];
+    if (slot_valid<typename TileR::shape>(k)) {
+      const int i = slot_index(k), m = i / N, n = i % N;
+      const T* arow = As + m * K;
+      const T* bcol = Bs + n;
+      for (int kk = 0; kk < K; ++kk) s += to_float(arow[kk]) * to_float(bcol[kk * N]);
+    }
+    r.v[k] = s;
+  }
+  loom::device::bar_sync();
+  return r;
+}
+
+} // namespace detail
+
+template <class TileR, class TileA, class TileB>
+__device__ __forceinline__ TileR dot(const TileA& a, const TileB& b, const TileR& acc,
+                                     unsigned char* smem) {
+  using T = typename TileA::element_type;
+  using SA = typename TileA::shape;
+  using SB = typename TileB::shape;
+  using SR = typename TileR::shape;
+  static_assert(is_same_v<T, typename TileB::element_type>, "dot: operand types differ");
+  static_assert(is_float_v<T>, "dot: operands are float, half_t or bf16_t");
+  static_assert(is_same_v<typename TileR::element_type, float>, "dot: float accumulator");
+  static_assert(SA::rank == 2 && SB::rank == 2 && SR::rank == 2, "dot: 2-D tiles");
+  constexpr int M = SA::dim(0), K = SA::dim(1), N = SB::dim(1);
+  static_assert(SB::dim(0) == K, "dot: inner dimensions differ");
+  static_assert(SR::dim(0) == M && SR::dim(1) == N, "dot: accumulator shape");
+  if constexpr (detail::dot_uses_mma<T, M, N, K>)
+    return detail::dot_mma<TileR, T, M, N, K>(a, b, acc, smem);
+  else
+    return detail::dot_fma<TileR, T, M, N, K>(a, b, acc, smem);
+}
+
+} // namespace loom::tile
