@@ -471,6 +471,27 @@ void check_shared(const void* p, std::size_t bytes, const char* what) {
   fail(os.str());
 }
 
+void check_global(const void* p, std::size_t bytes, const char* what) {
+  const Block& b = block();
+  const auto& buffers = b.cfg->global_buffers;
+  if (buffers.empty()) return;
+  const auto* c = static_cast<const unsigned char*>(p);
+  for (const GlobalBuffer& g : buffers) {
+    const auto* base = static_cast<const unsigned char*>(g.base);
+    if (c >= base && bytes <= g.bytes && (std::size_t)(c - base) <= g.bytes - bytes) return;
+  }
+  std::ostringstream os;
+  os << what << ": " << bytes << " bytes at " << p
+     << " are outside every buffer passed to the kernel";
+  for (const GlobalBuffer& g : buffers) {
+    const auto off = c - static_cast<const unsigned char*>(g.base);
+    os << "; " << g.name << ": " << g.bytes << " bytes";
+    if (off >= -(std::ptrdiff_t)(1 << 20) && off < (std::ptrdiff_t)g.bytes + (1 << 20))
+      os << " (access at byte offset " << off << ")";
+  }
+  fail(os.str());
+}
+
 std::string describe_lane(unsigned lane) {
   const Block& b = block();
   return "thread " + str(thread_of(b, (t_fiber->linear & ~31u) + lane));

@@ -173,6 +173,11 @@ protected:
     config.grid = device::emu::dim3(grid.dims[0], grid.dims[1], grid.dims[2]);
     config.block = device::emu::dim3(source_.numThreads);
     config.shared_bytes = static_cast<size_t>(source_.sharedBytes);
+    for (size_t i = 0; i < args.size(); ++i)
+      if (args[i].kind() == Arg::Kind::Buffer)
+        config.global_buffers.push_back({args[i].data(),
+                                         args[i].numElements() * dtypeSize(args[i].dtype()),
+                                         signature_[i].name});
     void **argv = packed.pointers.data();
     auto entry = entry_;
     try {

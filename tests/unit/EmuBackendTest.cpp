@@ -5,6 +5,7 @@
 // run thread by thread. Smaller sizes: the emulator is slow.
 //
 //===----------------------------------------------------------------------===//
+#include "loom/Support/Error.h"
 #include "loom/Support/HalfPrecision.h"
 #include "loom/ops/Examples.h"
 #include "loom/ops/Reference.h"
@@ -108,3 +109,24 @@ TEST_P(EmuMatmul, MatchesFloat64) {
 
 INSTANTIATE_TEST_SUITE_P(Dtypes, EmuMatmul,
                          ::testing::Values(DType::F32, DType::F16, DType::BF16));
+
+TEST(EmuChecks, OutOfBoundsIndexIsReportedNotExecuted) {
+  // Unmasked load of BLOCK elements from a buffer of 100: the last program
+  // reads past the end. The CPU backend would read garbage; emu reports it.
+  dsl::Kernel bad("oob_copy", [](dsl::KernelBuilder &k) {
+    dsl::Value x = k.pointer("x", DType::F32), y = k.pointer("y", DType::F32);
+    dsl::Value offs = dsl::program_id(0) * 64 + dsl::arange(0, 64);
+    dsl::store(y, offs, dsl::load(x, offs), offs < 100);
+  });
+  std::vector<float> x(100, 1.f), y(100, ref::poison());
+  auto k = compile(bad, emuSpec({}));
+  try {
+    k->launch(Grid(2), {Arg::buffer(x), Arg::buffer(y)});
+    ADD_FAILURE() << "out-of-bounds load not detected";
+  } catch (const Error &e) {
+    std::string msg = e.what();
+    EXPECT_NE(msg.find("oob_copy"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("global load: 4 bytes at"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("x: 400 bytes (access at byte offset 400)"), std::string::npos) << msg;
+  }
+}

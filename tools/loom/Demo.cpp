@@ -34,16 +34,17 @@ bool report(const char *what, const ops::ref::ErrorStats &e, double tol) {
   return ok;
 }
 
-bool softmaxDemo() {
+bool softmaxDemo(runtime::Backend backend) {
   const int64_t rows = 97, cols = 1000;
   auto x = ops::ref::randomVector(rows * cols, -4.f, 4.f);
   std::vector<float> y(rows * cols, ops::ref::poison());
   auto kernel = ops::softmaxKernel(DType::F32);
   auto t = std::chrono::steady_clock::now();
-  auto k = runtime::compile(kernel, {.constants = {{"BLOCK", 128}}});
+  runtime::Specialization spec{.constants = {{"BLOCK", 128}}, .backend = backend};
+  auto k = runtime::compile(kernel, spec);
   printTimings(*k, msSince(t));
   t = std::chrono::steady_clock::now();
-  runtime::compile(kernel, {.constants = {{"BLOCK", 128}}});
+  runtime::compile(kernel, spec);
   std::printf("  in-memory cache hit: %.1f us\n", msSince(t) * 1e3);
   t = std::chrono::steady_clock::now();
   k->launch({uint32_t(rows)}, {runtime::Arg::buffer(x), runtime::Arg::buffer(y),
@@ -55,13 +56,14 @@ bool softmaxDemo() {
                 1e-5);
 }
 
-bool matmulDemo() {
+bool matmulDemo(runtime::Backend backend) {
   const int64_t m = 97, n = 113, k = 130;
   auto a = ops::ref::randomVector(m * k, -1.f, 1.f), b = ops::ref::randomVector(k * n, -1.f, 1.f);
   auto aBits = ops::ref::toBf16Bits(a), bBits = ops::ref::toBf16Bits(b);
   std::vector<float> c(m * n, ops::ref::poison());
   auto t = std::chrono::steady_clock::now();
-  runtime::Specialization spec{.constants = {{"BLOCK_M", 32}, {"BLOCK_N", 32}, {"BLOCK_K", 32}}};
+  runtime::Specialization spec{.constants = {{"BLOCK_M", 32}, {"BLOCK_N", 32}, {"BLOCK_K", 32}},
+                               .backend = backend};
   auto kern = runtime::compile(ops::matmulKernel(DType::BF16), spec);
   printTimings(*kern, msSince(t));
   kern->launch({uint32_t((m + 31) / 32), uint32_t((n + 31) / 32)},
@@ -79,11 +81,20 @@ bool matmulDemo() {
 } // namespace
 
 int runDemo(int argc, char **argv) {
-  Options opts("demo", {}, {});
+  Options opts("demo", {"backend"}, {});
   opts.parse(argc, argv, 2);
-  std::printf("Loom demo: DSL kernels JIT-compiled for the CPU backend (no GPU used)\n");
-  bool ok = softmaxDemo();
-  ok &= matmulDemo();
+  runtime::Backend backend =
+      runtime::resolveBackend(runtime::parseBackend(opts.get("backend").value_or("auto")));
+  if (backend == runtime::Backend::Cuda)
+    throw Error(ErrorCode::Unsupported,
+                "loom demo runs on host memory: use --backend cpu or emu (the cuda backend "
+                "takes device pointers)");
+  std::printf("Loom demo: DSL kernels on the %s backend%s\n", runtime::backendName(backend),
+              backend == runtime::Backend::Emu
+                  ? " (generated CUDA C++ run on the emulated device; not run on a GPU)"
+                  : " (JIT-compiled for this CPU; no GPU used)");
+  bool ok = softmaxDemo(backend);
+  ok &= matmulDemo(backend);
   std::printf("%s\n", ok ? "demo: all checks passed" : "demo: CHECKS FAILED");
   return ok ? 0 : 1;
 }

@@ -14,6 +14,9 @@ const char *kUsage = R"(usage: loom <command> [options]
 commands:
   demo       run the main job on the CPU: DSL softmax and matmul, checked
              against a float64 reference, with compile-stage timings
+               --backend cpu|emu|auto  cpu (default when no GPU, or LOOM_DEVICE)
+                                    or emu: the generated CUDA C++ run on the
+                                    emulated device
   compile    compile a built-in example kernel and print its IR
                --kernel NAME        vector_add | softmax | matmul
                --dtype T            f32 | f16 | bf16 (default: f32; matmul bf16)

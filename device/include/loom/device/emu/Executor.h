@@ -46,12 +46,22 @@ struct dim3 {
 // Read by emulated device code (brought into the global namespace by emu.h).
 extern thread_local dim3 threadIdx, blockIdx, blockDim, gridDim;
 
+/// A global-memory buffer a kernel may touch (bounds for check_global).
+struct GlobalBuffer {
+  const void* base = nullptr;
+  std::size_t bytes = 0;
+  std::string name;
+};
+
 struct LaunchConfig {
   std::string kernel_name = "kernel";
   dim3 grid, block;
   std::size_t shared_bytes = 0;   // dynamic shared memory per block
   unsigned workers = 0;           // OS threads; 0 = min(hardware, blocks, 8)
   std::size_t stack_bytes = 256 * 1024; // per fiber, plus a guard page
+  /// When non-empty, every global access of the tile layer must fall inside
+  /// one of these buffers (an out-of-bounds index is reported, not executed).
+  std::vector<GlobalBuffer> global_buffers;
 };
 
 // Runs body once per thread of every block. Throws EmuError on failure.
@@ -98,6 +108,9 @@ std::size_t shared_size();
 bool is_shared(const void* p, std::size_t bytes);
 // Throws EmuError unless [p, p + bytes) lies in the block's shared memory.
 void check_shared(const void* p, std::size_t bytes, const char* what);
+/// Reports (fail) an access of `bytes` at `p` outside the launch's
+/// global_buffers; no check when the launch registered none.
+void check_global(const void* p, std::size_t bytes, const char* what);
 
 // "thread (x,y,z)" for lane l of the current fiber's warp.
 std::string describe_lane(unsigned lane);

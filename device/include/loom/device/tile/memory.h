@@ -14,13 +14,24 @@ __device__ __forceinline__ bool slot_valid(int k) {
 }
 } // namespace detail
 
+// The emulated device checks every global access against the launch's
+// buffers; on the GPU the check compiles away.
+#if defined(LOOM_DEVICE_EMULATION)
+#define LOOM_CHECK_GLOBAL(ptr, what) \
+  ::loom::device::emu::check_global((ptr), sizeof(*(ptr)), (what))
+#else
+#define LOOM_CHECK_GLOBAL(ptr, what) ((void)0)
+#endif
+
 template <class T, class I, class S>
 __device__ __forceinline__ Tile<T, S> load(const T* p, const Tile<I, S>& off) {
   static_assert(is_same_v<I, int32_t> || is_same_v<I, int64_t>, "load: int32/int64 offsets");
   Tile<T, S> r;
   LOOM_UNROLL
   for (int k = 0; k < Tile<T, S>::kPerThread; ++k)
-    r.v[k] = detail::slot_valid<S>(k) ? p[off.v[k]] : T{};
+    r.v[k] = detail::slot_valid<S>(k)
+                 ? (LOOM_CHECK_GLOBAL(&p[off.v[k]], "global load"), p[off.v[k]])
+                 : T{};
   return r;
 }
 
@@ -31,7 +42,9 @@ __device__ __forceinline__ Tile<T, S> load(const T* p, const Tile<I, S>& off,
   Tile<T, S> r;
   LOOM_UNROLL
   for (int k = 0; k < Tile<T, S>::kPerThread; ++k)
-    r.v[k] = detail::slot_valid<S>(k) && mask.v[k] ? p[off.v[k]] : other.v[k];
+    r.v[k] = detail::slot_valid<S>(k) && mask.v[k]
+                 ? (LOOM_CHECK_GLOBAL(&p[off.v[k]], "global load"), p[off.v[k]])
+                 : other.v[k];
   return r;
 }
 
@@ -49,7 +62,10 @@ __device__ __forceinline__ void store(T* p, const Tile<I, S>& off, const Tile<T,
   static_assert(is_same_v<I, int32_t> || is_same_v<I, int64_t>, "store: int32/int64 offsets");
   LOOM_UNROLL
   for (int k = 0; k < Tile<T, S>::kPerThread; ++k)
-    if (detail::slot_valid<S>(k)) p[off.v[k]] = value.v[k];
+    if (detail::slot_valid<S>(k)) {
+      LOOM_CHECK_GLOBAL(&p[off.v[k]], "global store");
+      p[off.v[k]] = value.v[k];
+    }
 }
 
 template <class T, class I, class S>
@@ -58,7 +74,10 @@ __device__ __forceinline__ void store(T* p, const Tile<I, S>& off, const Tile<T,
   static_assert(is_same_v<I, int32_t> || is_same_v<I, int64_t>, "store: int32/int64 offsets");
   LOOM_UNROLL
   for (int k = 0; k < Tile<T, S>::kPerThread; ++k)
-    if (detail::slot_valid<S>(k) && mask.v[k]) p[off.v[k]] = value.v[k];
+    if (detail::slot_valid<S>(k) && mask.v[k]) {
+      LOOM_CHECK_GLOBAL(&p[off.v[k]], "global store");
+      p[off.v[k]] = value.v[k];
+    }
 }
 
 } // namespace loom::tile
