@@ -108,9 +108,30 @@ std::string emuCompiler() {
   return env && *env ? env : "c++";
 }
 
+bool hasTileHeader(const std::string &dir) {
+  return std::ifstream(dir + "/loom/device/tile.h").good();
+}
+
+/// Where the host compiler finds the device library: $LOOM_DEVICE_INCLUDE_DIR,
+/// else the source tree this binary was built from, else the include/ of an
+/// installed Loom next to this executable's bin/.
 std::string emuIncludeDir() {
-  const char *env = std::getenv("LOOM_DEVICE_INCLUDE_DIR");
-  return env && *env ? env : LOOM_DEVICE_INCLUDE_DIR;
+  if (const char *env = std::getenv("LOOM_DEVICE_INCLUDE_DIR"); env && *env)
+    return env;
+  if (hasTileHeader(LOOM_DEVICE_INCLUDE_DIR))
+    return LOOM_DEVICE_INCLUDE_DIR;
+  char exe[4096];
+  ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+  if (n > 0) {
+    std::string path(exe, n);
+    std::string prefix = path.substr(0, path.rfind('/'));
+    prefix = prefix.substr(0, prefix.rfind('/'));
+    if (hasTileHeader(prefix + "/include"))
+      return prefix + "/include";
+  }
+  throw Error(ErrorCode::DeviceUnavailable,
+              "emulated device: cannot find the device library headers "
+              "(loom/device/tile.h); set LOOM_DEVICE_INCLUDE_DIR");
 }
 
 std::string commandOutput(const std::string &command) {

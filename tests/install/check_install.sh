@@ -14,3 +14,5 @@ cmake -S "$source_dir/examples/softmax" -B "$prefix/example" -G Ninja \
 cmake --build "$prefix/example" > "$prefix/build.log"
 "$prefix/example/softmax_example"
 "$prefix/install/bin/loom" version
+# The installed tool runs the emulated device from the installed headers.
+LOOM_CACHE_DIR="$prefix/cache" "$prefix/install/bin/loom" demo --backend emu
