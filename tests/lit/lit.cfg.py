@@ -32,3 +32,12 @@ llvm_config.add_tool_substitutions(
     [config.loom_tools_dir])
 llvm_config.add_tool_substitutions(
     [ToolSubst("not", unresolved="fatal")], [config.llvm_tools_dir])
+
+# nvcc, when the CUDA toolkit is installed: `--emit cuda` must compile with it.
+nvcc = "/usr/local/cuda/bin/nvcc"
+if os.path.exists(nvcc):
+    config.available_features.add("nvcc")
+    config.substitutions.append(("%nvcc", nvcc))
+
+# Kernel caches of the tests stay inside the build tree.
+config.environment["LOOM_CACHE_DIR"] = os.path.join(config.loom_obj_root, "test-cache")

@@ -7,6 +7,8 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
+
 using namespace loom;
 using namespace loom::runtime;
 
@@ -120,4 +122,35 @@ TEST(CudaBackend, NoDriverIsAClearError) {
     EXPECT_EQ(e.code(), ErrorCode::DeviceUnavailable);
     EXPECT_NE(std::string(e.what()).find("no CUDA driver"), std::string::npos) << e.what();
   }
+}
+
+TEST(CudaBackend, GeneratedKernelsRunOnTheGpu) {
+  std::string why;
+  if (!cuda::driverAvailable(&why))
+    GTEST_SKIP() << "no CUDA driver, so nothing runs on a GPU here: " << why;
+  if (cuda::deviceCount() == 0)
+    GTEST_SKIP() << "a CUDA driver but no CUDA device";
+  cuda::Context context(0);
+  context.makeCurrent();
+  const int64_t n = 1000;
+  std::vector<float> x(n), y(n), out(n, NAN);
+  for (int64_t i = 0; i < n; ++i)
+    x[i] = float(i) * 0.5f, y[i] = float(n - i);
+  cuda::DeviceBuffer dx(n * 4), dy(n * 4), dout(n * 4);
+  dx.copyFromHost(x.data(), n * 4);
+  dy.copyFromHost(y.data(), n * 4);
+  dout.fill(0xff);
+  Specialization spec = specFor("vector_add");
+  spec.backend = Backend::Cuda;
+  spec.arch = context.arch();
+  auto k = compile(ops::vectorAddKernel(), spec);
+  auto devicePtr = [](const cuda::DeviceBuffer &b) {
+    return reinterpret_cast<const void *>(static_cast<uintptr_t>(b.ptr()));
+  };
+  k->launch(Grid(uint32_t((n + 255) / 256)),
+            {Arg::buffer(devicePtr(dx), DType::F32, n), Arg::buffer(devicePtr(dy), DType::F32, n),
+             Arg::buffer(devicePtr(dout), DType::F32, n), Arg::i32(n)});
+  dout.copyToHost(out.data(), n * 4);
+  for (int64_t i = 0; i < n; ++i)
+    ASSERT_EQ(out[i], x[i] + y[i]) << "element " << i;
 }

@@ -85,9 +85,10 @@ struct ConvertLoomToEmitCPass
                               "#define LOOM_NUM_THREADS " + std::to_string(numThreads));
     emitc::IncludeOp::create(b, module.getLoc(), "loom/device/tile.h", /*is_standard=*/false);
     // EmitC spells i32/i64 as int32_t/int64_t; NVRTC has no <cstdint>, so
-    // take the device library's definitions (the host's under emulation).
+    // take the device library's definitions there (nvcc and the emulated
+    // device have the host's, which the library also uses).
     emitc::VerbatimOp::create(b, module.getLoc(),
-                              "#ifndef LOOM_DEVICE_EMULATION\nusing loom::tile::int32_t;\n"
+                              "#ifdef __CUDACC_RTC__\nusing loom::tile::int32_t;\n"
                               "using loom::tile::int64_t;\n#endif");
     b.setInsertionPointToEnd(module.getBody());
     for (func::FuncOp func : kernels)

@@ -6,6 +6,10 @@
 
 #include "loom/device/primitives.h"
 
+#if defined(LOOM_DEVICE_EMULATION) || !defined(__CUDACC_RTC__)
+#include <cstdint>
+#endif
+
 #ifndef LOOM_NUM_THREADS
 #define LOOM_NUM_THREADS 128
 #endif
@@ -13,9 +17,10 @@
 namespace loom::tile {
 
 // ---- integer types ------------------------------------------------------------
-// The host names are used in emulation so that host code and emulated device
-// code agree on one type (int64_t is `long` on LP64 Linux).
-#if defined(LOOM_DEVICE_EMULATION)
+// The host names are used in emulation and under nvcc (which has <cstdint>)
+// so that host code, generated code and the library agree on one type
+// (int64_t is `long` on LP64 Linux); NVRTC has no <cstdint>.
+#if defined(LOOM_DEVICE_EMULATION) || !defined(__CUDACC_RTC__)
 using std::int16_t;
 using std::int32_t;
 using std::int64_t;
