@@ -48,6 +48,58 @@ std::vector<double> matmul(const std::vector<double> &a, const std::vector<doubl
   return c;
 }
 
+namespace {
+double roundAs(double x, const char *dtype) {
+  if (!dtype)
+    return x;
+  std::string t = dtype;
+  float f = static_cast<float>(x);
+  if (t == "f16")
+    return halfToFloat(floatToHalf(f));
+  if (t == "bf16")
+    return bf16ToFloat(floatToBf16(f));
+  return f;
+}
+} // namespace
+
+AttentionResult attention(const std::vector<double> &q, const std::vector<double> &k,
+                          const std::vector<double> &v, int64_t B, int64_t Sq, int64_t Sk,
+                          int64_t Hq, int64_t Hkv, int64_t D, bool causal, double scale,
+                          const char *roundTo) {
+  AttentionResult r;
+  r.out.assign(size_t(B * Sq * Hq * D), 0.0);
+  r.lse.assign(size_t(B * Hq * Sq), -INFINITY);
+  int64_t group = Hq / Hkv;
+  std::vector<double> s(static_cast<size_t>(Sk));
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t h = 0; h < Hq; ++h)
+      for (int64_t i = 0; i < Sq; ++i) {
+        int64_t hk = h / group;
+        double m = -INFINITY;
+        for (int64_t j = 0; j < Sk; ++j) {
+          bool visible = !causal || j <= i + Sk - Sq;
+          double dot = 0;
+          for (int64_t c = 0; c < D; ++c)
+            dot += q[((b * Sq + i) * Hq + h) * D + c] * k[((b * Sk + j) * Hkv + hk) * D + c];
+          s[j] = visible ? roundAs(dot * scale, roundTo) : -INFINITY;
+          m = std::max(m, s[j]);
+        }
+        if (m == -INFINITY)
+          continue; // no visible key: O = 0, LSE = -inf
+        double l = 0;
+        for (int64_t j = 0; j < Sk; ++j)
+          l += std::exp(s[j] - m);
+        r.lse[(b * Hq + h) * Sq + i] = m + std::log(l);
+        for (int64_t c = 0; c < D; ++c) {
+          double o = 0;
+          for (int64_t j = 0; j < Sk; ++j)
+            o += roundAs(std::exp(s[j] - m) / l, roundTo) * v[((b * Sk + j) * Hkv + hk) * D + c];
+          r.out[((b * Sq + i) * Hq + h) * D + c] = roundAs(o, roundTo);
+        }
+      }
+  return r;
+}
+
 ErrorStats compare(const std::vector<float> &got, const std::vector<double> &want,
                    double relFloor) {
   ErrorStats e;

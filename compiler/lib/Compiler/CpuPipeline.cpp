@@ -21,7 +21,7 @@ const std::vector<CpuStage> &cpuStages() {
                  "func.func(convert-elementwise-to-linalg),canonicalize,cse,"
                  "func.func(linalg-fuse-elementwise-ops),canonicalize"},
       {"bufferize", "one-shot-bufferize{"
-                    "bufferize-function-boundaries=1 "
+                    "bufferize-function-boundaries=1 allow-return-allocs-from-loops=1 "
                     "function-boundary-type-conversion=identity-layout-map},"
                     "canonicalize,func.func(buffer-hoisting,buffer-loop-hoisting),"
                     "buffer-deallocation-pipeline"},

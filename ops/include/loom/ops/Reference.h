@@ -27,6 +27,18 @@ std::vector<double> softmaxRows(const std::vector<double> &x, int64_t rows, int6
 std::vector<double> matmul(const std::vector<double> &a, const std::vector<double> &b,
                            int64_t m, int64_t n, int64_t k);
 
+/// Attention on contiguous (batch, seqlen, heads, head_dim) inputs; returns
+/// O in the same layout and LSE (natural log) as (batch, heads, seqlen_q).
+/// `roundTo`, when set, rounds S, P and O to that dtype like a naive
+/// attention computed in low precision (the FlashAttention test baseline).
+struct AttentionResult {
+  std::vector<double> out, lse;
+};
+AttentionResult attention(const std::vector<double> &q, const std::vector<double> &k,
+                          const std::vector<double> &v, int64_t batch, int64_t seqlenQ,
+                          int64_t seqlenK, int64_t headsQ, int64_t headsKV, int64_t headDim,
+                          bool causal, double scale, const char *roundTo = nullptr);
+
 struct ErrorStats {
   double maxAbs = 0;      ///< max |got - want|
   double maxRel = 0;      ///< max |got - want| / max(|want|, floor)

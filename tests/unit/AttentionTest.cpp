@@ -1,0 +1,261 @@
+//===- AttentionTest.cpp - flash attention forward vs float64 -------------===//
+#include "ExpectError.h"
+
+#include "loom/Support/HalfPrecision.h"
+#include "loom/ops/Attention.h"
+#include "loom/ops/Reference.h"
+#include "loom/runtime/CudaBuild.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <fmt/format.h>
+
+using namespace loom;
+using namespace loom::ops;
+namespace ref = loom::ops::ref;
+
+namespace {
+struct Problem {
+  int64_t batch, seqlenQ, seqlenK, headsQ, headsKV, headDim;
+  bool causal;
+};
+
+std::string describe(const Problem &p) {
+  return fmt::format("b{}_sq{}_sk{}_hq{}_hkv{}_d{}{}", p.batch, p.seqlenQ, p.seqlenK, p.headsQ,
+                     p.headsKV, p.headDim, p.causal ? "_causal" : "");
+}
+
+/// Inputs in `dtype` (bits) plus the values the kernel sees, as doubles.
+struct Input {
+  std::vector<float> f32;
+  std::vector<uint16_t> half;
+  std::vector<double> seen;
+  Input(size_t n, DType dtype) {
+    f32 = ref::randomVector(n, -1.5f, 1.5f);
+    std::vector<float> rounded = f32;
+    if (dtype == DType::F16) {
+      half = ref::toF16Bits(f32);
+      rounded = ref::roundToF16(f32);
+    } else if (dtype == DType::BF16) {
+      half = ref::toBf16Bits(f32);
+      rounded = ref::roundToBf16(f32);
+    }
+    seen = ref::toDouble(rounded);
+  }
+  const void *data(DType dtype) const {
+    return dtype == DType::F32 ? static_cast<const void *>(f32.data()) : half.data();
+  }
+};
+
+struct Output {
+  std::vector<float> f32;
+  std::vector<uint16_t> half;
+  Output(size_t n, DType dtype) : f32(n, ref::poison()), half(n, 0x7fff) {}
+  void *data(DType dtype) { return dtype == DType::F32 ? (void *)f32.data() : (void *)half.data(); }
+  std::vector<float> values(DType dtype) const {
+    if (dtype == DType::F32)
+      return f32;
+    std::vector<float> out(half.size());
+    for (size_t i = 0; i < half.size(); ++i)
+      out[i] = dtype == DType::F16 ? halfToFloat(half[i]) : bf16ToFloat(half[i]);
+    return out;
+  }
+};
+
+double maxAbs(const std::vector<double> &v) {
+  double m = 0;
+  for (double x : v)
+    if (std::isfinite(x))
+      m = std::max(m, std::fabs(x));
+  return m;
+}
+
+double maxAbsError(const std::vector<float> &got, const std::vector<double> &want) {
+  double e = 0;
+  for (size_t i = 0; i < got.size(); ++i)
+    e = std::max(e, std::isnan(got[i]) ? INFINITY : std::fabs(got[i] - want[i]));
+  return e;
+}
+
+/// Runs attention forward and checks O and LSE against float64 with the
+/// FlashAttention rule for f16/bf16 (error <= 2x a naive same-precision
+/// attention's + 1e-4) and normwise relative error < 1e-4 for f32.
+void checkForward(const Problem &p, DType dtype, runtime::Backend backend, int64_t block = 0) {
+  std::array<int64_t, 4> qShape{p.batch, p.seqlenQ, p.headsQ, p.headDim};
+  std::array<int64_t, 4> kShape{p.batch, p.seqlenK, p.headsKV, p.headDim};
+  size_t nq = size_t(p.batch * p.seqlenQ * p.headsQ * p.headDim);
+  size_t nk = size_t(p.batch * p.seqlenK * p.headsKV * p.headDim);
+  Input q(nq, dtype), k(nk, dtype), v(nk, dtype);
+  Output o(nq, dtype);
+  std::vector<float> lse(size_t(p.batch * p.headsQ * p.seqlenQ), ref::poison());
+  AttentionOptions options;
+  options.causal = p.causal;
+  options.backend = backend;
+  if (block)
+    options.config = AttentionConfig{block, block, 128};
+  attentionForward(Tensor4::contiguous(q.data(dtype), dtype, qShape),
+                   Tensor4::contiguous(k.data(dtype), dtype, kShape),
+                   Tensor4::contiguous(v.data(dtype), dtype, kShape),
+                   Tensor4::contiguous(o.data(dtype), dtype, qShape), lse.data(), options);
+  double scale = 1.0 / std::sqrt(double(p.headDim));
+  auto want = ref::attention(q.seen, k.seen, v.seen, p.batch, p.seqlenQ, p.seqlenK, p.headsQ,
+                             p.headsKV, p.headDim, p.causal, scale);
+  std::vector<float> got = o.values(dtype);
+  auto lseErr = ref::compare(lse, want.lse, 1.0);
+  EXPECT_TRUE(ref::withinRelative(lseErr, dtype == DType::F32 ? 1e-5 : 1e-3))
+      << "LSE: " << ref::format(lseErr);
+  if (dtype == DType::F32) {
+    auto e = ref::compare(got, want.out, std::max(maxAbs(want.out), 1e-3));
+    EXPECT_TRUE(ref::withinRelative(e, 1e-4)) << "O: " << ref::format(e);
+    return;
+  }
+  auto naive = ref::attention(q.seen, k.seen, v.seen, p.batch, p.seqlenQ, p.seqlenK, p.headsQ,
+                              p.headsKV, p.headDim, p.causal, scale, dtypeName(dtype).data());
+  std::vector<float> naiveOut(naive.out.begin(), naive.out.end());
+  double kernelErr = maxAbsError(got, want.out), naiveErr = maxAbsError(naiveOut, want.out);
+  EXPECT_LE(kernelErr, 2 * naiveErr + 1e-4)
+      << "kernel error " << kernelErr << " vs naive " << dtypeName(dtype) << " error " << naiveErr;
+}
+} // namespace
+
+class AttentionCpu : public ::testing::TestWithParam<std::tuple<Problem, DType>> {};
+
+TEST_P(AttentionCpu, ForwardMatchesFloat64) {
+  auto [p, dtype] = GetParam();
+  checkForward(p, dtype, runtime::Backend::Cpu);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    OddShapes, AttentionCpu,
+    ::testing::Combine(
+        ::testing::Values(Problem{1, 1, 1, 1, 1, 32, false}, Problem{2, 97, 97, 4, 2, 64, true},
+                          Problem{1, 113, 203, 2, 1, 128, false},
+                          Problem{1, 203, 113, 2, 2, 64, true}, // rows with no visible key
+                          Problem{1, 200, 200, 3, 3, 40, true}, Problem{1, 64, 31, 8, 1, 256, false}),
+        ::testing::Values(DType::F32, DType::BF16, DType::F16)),
+    [](const auto &info) {
+      return describe(std::get<0>(info.param)) + "_" +
+             std::string(dtypeName(std::get<1>(info.param)));
+    });
+
+TEST(AttentionCpu, FullyMaskedRowsAreZeroWithMinusInfinityLse) {
+  // Causal with seqlen_q > seqlen_k: the first seqlen_q - seqlen_k rows see nothing.
+  const int64_t sq = 40, sk = 8, d = 32;
+  auto q = ref::randomVector(sq * d, -1, 1), k = ref::randomVector(sk * d, -1, 1),
+       v = ref::randomVector(sk * d, -1, 1);
+  std::vector<float> o(sq * d, ref::poison()), lse(sq, ref::poison());
+  AttentionOptions options;
+  options.causal = true;
+  options.backend = runtime::Backend::Cpu;
+  attentionForward(Tensor4::contiguous(q.data(), DType::F32, {1, sq, 1, d}),
+                   Tensor4::contiguous(k.data(), DType::F32, {1, sk, 1, d}),
+                   Tensor4::contiguous(v.data(), DType::F32, {1, sk, 1, d}),
+                   Tensor4::contiguous(o.data(), DType::F32, {1, sq, 1, d}), lse.data(), options);
+  for (int64_t i = 0; i < sq - sk; ++i) {
+    EXPECT_EQ(lse[i], -INFINITY) << "row " << i;
+    for (int64_t c = 0; c < d; ++c)
+      ASSERT_EQ(o[i * d + c], 0.0f) << "row " << i;
+  }
+  for (int64_t i = sq - sk; i < sq; ++i)
+    EXPECT_TRUE(std::isfinite(lse[i])) << "row " << i;
+}
+
+TEST(AttentionCpu, StridedLayoutsAndDeterminism) {
+  // Q, K, V and O stored as (batch, heads, seqlen, head_dim): strides differ
+  // from the logical (batch, seqlen, heads, head_dim) order.
+  const int64_t B = 2, S = 57, H = 3, D = 64;
+  auto bhsd = [&](const std::vector<float> &data) {
+    Tensor4 t{data.data(), DType::F32, {B, S, H, D}, {H * S * D, D, S * D, 1}};
+    return t;
+  };
+  auto q = ref::randomVector(B * S * H * D, -1, 1), k = ref::randomVector(B * S * H * D, -1, 1),
+       v = ref::randomVector(B * S * H * D, -1, 1);
+  std::vector<float> o1(B * S * H * D, ref::poison()), o2 = o1;
+  AttentionOptions options;
+  options.backend = runtime::Backend::Cpu;
+  options.causal = true;
+  Tensor4 out1 = bhsd(o1), out2 = bhsd(o2);
+  attentionForward(bhsd(q), bhsd(k), bhsd(v), out1, nullptr, options);
+  attentionForward(bhsd(q), bhsd(k), bhsd(v), out2, nullptr, options);
+  EXPECT_EQ(std::memcmp(o1.data(), o2.data(), o1.size() * 4), 0) << "runs differ bitwise";
+  // Reference on the logical layout.
+  auto toBshd = [&](const std::vector<float> &x) {
+    std::vector<double> r(x.size());
+    for (int64_t b = 0; b < B; ++b)
+      for (int64_t s = 0; s < S; ++s)
+        for (int64_t h = 0; h < H; ++h)
+          for (int64_t c = 0; c < D; ++c)
+            r[((b * S + s) * H + h) * D + c] = x[((b * H + h) * S + s) * D + c];
+    return r;
+  };
+  auto want = ref::attention(toBshd(q), toBshd(k), toBshd(v), B, S, S, H, H, D, true,
+                             1.0 / std::sqrt(double(D)));
+  auto got = toBshd(o1);
+  std::vector<float> gotF(got.begin(), got.end());
+  auto e = ref::compare(gotF, want.out, std::max(maxAbs(want.out), 1e-3));
+  EXPECT_TRUE(ref::withinRelative(e, 1e-4)) << ref::format(e);
+}
+
+TEST(AttentionErrors, BadInputsNameTheValue) {
+  std::vector<float> buf(4096, 0.f);
+  auto t = [&](std::array<int64_t, 4> shape) {
+    return Tensor4::contiguous(buf.data(), DType::F32, shape);
+  };
+  AttentionOptions cpu;
+  cpu.backend = runtime::Backend::Cpu;
+  expectLoomError([&] { attentionForward(t({1, 4, 6, 32}), t({1, 4, 4, 32}), t({1, 4, 4, 32}),
+                                         t({1, 4, 6, 32}), nullptr, cpu); },
+                  "attention: heads_q (6) is not divisible by heads_kv (4)");
+  expectLoomError([&] { attentionForward(t({1, 4, 2, 32}), t({1, 4, 2, 16}), t({1, 4, 2, 16}),
+                                         t({1, 4, 2, 32}), nullptr, cpu); },
+                  "attention: head_dim of q (32) and k (16) differ");
+  expectLoomError([&] { attentionForward(t({1, 4, 2, 12}), t({1, 4, 2, 12}), t({1, 4, 2, 12}),
+                                         t({1, 4, 2, 12}), nullptr, cpu); },
+                  "attention: head_dim 12 is not supported for f32 on the cpu backend (cpu: "
+                  "multiples of 8 up to 256; gpu: 32, 64, 96, 128, 192, 256)");
+  expectLoomError([&] { attentionForward(t({1, 4, 2, 32}), t({1, 5, 2, 32}), t({1, 6, 2, 32}),
+                                         t({1, 4, 2, 32}), nullptr, cpu); },
+                  "attention: k (1, 5, 2, 32) and v (1, 6, 2, 32) shapes differ");
+  Tensor4 strided = t({1, 4, 2, 32});
+  strided.strides[3] = 2;
+  expectLoomError([&] { attentionForward(strided, t({1, 4, 2, 32}), t({1, 4, 2, 32}),
+                                         t({1, 4, 2, 32}), nullptr, cpu); },
+                  "attention: q head_dim stride is 2; the last dimension must be contiguous "
+                  "(stride 1)");
+  Tensor4 half = t({1, 4, 2, 32});
+  half.dtype = DType::BF16;
+  expectLoomError([&] { attentionForward(t({1, 4, 2, 32}), half, t({1, 4, 2, 32}),
+                                         t({1, 4, 2, 32}), nullptr, cpu); },
+                  "attention: dtypes differ: q f32, k bf16, v f32, out f32");
+}
+
+TEST(AttentionEmu, ForwardOnTheEmulatedDevice) {
+  // The generated CUDA C++ (tensor-core dot for bf16/f16), run thread by thread.
+  checkForward(Problem{1, 33, 47, 2, 1, 32, true}, DType::BF16, runtime::Backend::Emu, 32);
+  checkForward(Problem{1, 40, 40, 1, 1, 64, false}, DType::F16, runtime::Backend::Emu, 32);
+}
+
+TEST(AttentionCuda, DefaultConfigsCompileForGpusWithoutSpills) {
+  // The default (untuned) block sizes per head dim, for every GPU target.
+  for (int64_t d : {32, 64, 96, 128, 192, 256}) {
+    AttentionConfig config = defaultAttentionConfig(d, runtime::Backend::Cuda);
+    for (const char *arch : {"sm_80", "sm_90a"}) {
+      runtime::Specialization spec;
+      spec.constants = {{"BLOCK_M", config.blockM}, {"BLOCK_N", config.blockN}};
+      runtime::CudaBuildOptions options;
+      options.arch = arch;
+      options.numThreads = config.numThreads;
+      auto build = runtime::buildCuda(flashAttentionForwardKernel(DType::BF16, d, true), spec,
+                                      options);
+      const auto &r = build.resources();
+      EXPECT_EQ(r.spillStoreBytes + r.spillLoadBytes, 0) << "d" << d << " " << arch;
+      EXPECT_NE(build.binary.ptx.find("mma.sync.aligned.m16n8k16"), std::string::npos);
+      std::printf("[ report   ] flash_fwd bf16 d%lld %lldx%lld, %u threads, %s: %d registers, "
+                  "%lld bytes smem\n",
+                  (long long)d, (long long)config.blockM, (long long)config.blockN,
+                  config.numThreads, arch, r.registers, (long long)build.source.sharedBytes);
+    }
+  }
+}
