@@ -100,6 +100,62 @@ AttentionResult attention(const std::vector<double> &q, const std::vector<double
   return r;
 }
 
+AttentionGrads attentionBackward(const std::vector<double> &q, const std::vector<double> &k,
+                                 const std::vector<double> &v, const std::vector<double> &dOut,
+                                 int64_t B, int64_t Sq, int64_t Sk, int64_t Hq, int64_t Hkv,
+                                 int64_t D, bool causal, double scale, const char *roundTo) {
+  AttentionGrads g;
+  g.dq.assign(q.size(), 0.0);
+  g.dk.assign(k.size(), 0.0);
+  g.dv.assign(v.size(), 0.0);
+  int64_t group = Hq / Hkv;
+  std::vector<double> p(static_cast<size_t>(Sk));
+  auto Q = [&](int64_t b, int64_t i, int64_t h, int64_t c) { return ((b * Sq + i) * Hq + h) * D + c; };
+  auto K = [&](int64_t b, int64_t j, int64_t h, int64_t c) { return ((b * Sk + j) * Hkv + h) * D + c; };
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t h = 0; h < Hq; ++h)
+      for (int64_t i = 0; i < Sq; ++i) {
+        int64_t hk = h / group;
+        double m = -INFINITY;
+        for (int64_t j = 0; j < Sk; ++j) {
+          double dot = 0;
+          for (int64_t c = 0; c < D; ++c)
+            dot += q[Q(b, i, h, c)] * k[K(b, j, hk, c)];
+          p[j] = (!causal || j <= i + Sk - Sq) ? dot * scale : -INFINITY;
+          m = std::max(m, p[j]);
+        }
+        if (m == -INFINITY)
+          continue;
+        double l = 0;
+        for (int64_t j = 0; j < Sk; ++j)
+          l += std::exp(p[j] - m);
+        for (int64_t j = 0; j < Sk; ++j)
+          p[j] = roundAs(std::exp(p[j] - m) / l, roundTo);
+        double delta = 0; // rowsum(dO * O) with O = P V
+        for (int64_t c = 0; c < D; ++c) {
+          double o = 0;
+          for (int64_t j = 0; j < Sk; ++j)
+            o += p[j] * v[K(b, j, hk, c)];
+          delta += dOut[Q(b, i, h, c)] * o;
+        }
+        for (int64_t j = 0; j < Sk; ++j) {
+          double dpj = 0;
+          for (int64_t c = 0; c < D; ++c)
+            dpj += dOut[Q(b, i, h, c)] * v[K(b, j, hk, c)];
+          double ds = roundAs(p[j] * (dpj - delta), roundTo);
+          for (int64_t c = 0; c < D; ++c) {
+            g.dq[Q(b, i, h, c)] += scale * ds * k[K(b, j, hk, c)];
+            g.dk[K(b, j, hk, c)] += scale * ds * q[Q(b, i, h, c)];
+            g.dv[K(b, j, hk, c)] += p[j] * dOut[Q(b, i, h, c)];
+          }
+        }
+      }
+  for (auto *vec : {&g.dq, &g.dk, &g.dv})
+    for (double &x : *vec)
+      x = roundAs(x, roundTo);
+  return g;
+}
+
 ErrorStats compare(const std::vector<float> &got, const std::vector<double> &want,
                    double relFloor) {
   ErrorStats e;

@@ -66,6 +66,22 @@ dsl::Kernel flashAttentionForwardKernel(DType dtype, int64_t headDim, bool causa
 void attentionForward(const Tensor4 &q, const Tensor4 &k, const Tensor4 &v, const Tensor4 &out,
                       float *lse, const AttentionOptions &options = {});
 
+/// The backward kernels (FlashAttention-2 scheme, no atomics): a
+/// preprocess computing delta = rowsum(dO * O), a kernel per KV block that
+/// accumulates dK and dV in f32 over every query block and every query head
+/// of its group, and a kernel per query block accumulating dQ in f32.
+dsl::Kernel flashAttentionBackwardPreprocessKernel(DType dtype, int64_t headDim);
+dsl::Kernel flashAttentionBackwardDkDvKernel(DType dtype, int64_t headDim, bool causal);
+dsl::Kernel flashAttentionBackwardDqKernel(DType dtype, int64_t headDim, bool causal);
+
+/// Gradients of attention: dq has q's shape, dk and dv k's, all in q's
+/// dtype; `out` and `lse` are the forward's results. Same checks as
+/// attentionForward, plus dO/dq/dk/dv shapes.
+void attentionBackward(const Tensor4 &q, const Tensor4 &k, const Tensor4 &v, const Tensor4 &out,
+                       const float *lse, const Tensor4 &dOut, const Tensor4 &dq,
+                       const Tensor4 &dk, const Tensor4 &dv,
+                       const AttentionOptions &options = {});
+
 /// Head dims the kernels support on a backend: any multiple of 8 up to 256
 /// on the CPU; 32, 64, 96, 128, 192, 256 for f16/bf16 on GPU targets.
 bool supportedHeadDim(int64_t headDim, runtime::Backend backend, DType dtype);

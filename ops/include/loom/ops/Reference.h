@@ -39,6 +39,18 @@ AttentionResult attention(const std::vector<double> &q, const std::vector<double
                           int64_t seqlenK, int64_t headsQ, int64_t headsKV, int64_t headDim,
                           bool causal, double scale, const char *roundTo = nullptr);
 
+/// Gradients of attention (same layouts as the inputs), float64, with the
+/// probabilities recomputed exactly. `roundTo` rounds P, dS and the
+/// results like a naive low-precision backward.
+struct AttentionGrads {
+  std::vector<double> dq, dk, dv;
+};
+AttentionGrads attentionBackward(const std::vector<double> &q, const std::vector<double> &k,
+                                 const std::vector<double> &v, const std::vector<double> &dOut,
+                                 int64_t batch, int64_t seqlenQ, int64_t seqlenK, int64_t headsQ,
+                                 int64_t headsKV, int64_t headDim, bool causal, double scale,
+                                 const char *roundTo = nullptr);
+
 struct ErrorStats {
   double maxAbs = 0;      ///< max |got - want|
   double maxRel = 0;      ///< max |got - want| / max(|want|, floor)
