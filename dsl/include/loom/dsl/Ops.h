@@ -65,6 +65,15 @@ std::vector<Value> for_range(Value lo, Value hi, Value step, std::vector<Value> 
                              const LoopBody &body,
                              SourceLoc loc = SourceLoc::current());
 
+// --- Differentiation ---------------------------------------------------------
+/// Builds f(x) and, by forward-mode differentiation of the ops f built,
+/// df/dx elementwise (x a float tile or scalar; f elementwise in x). Stores
+/// f(x) in *fx. Supports +, -, *, /, negation, maximum, minimum, where,
+/// casts, exp, exp2, log, log2, tanh, sqrt, abs, broadcasting; other ops
+/// that depend on x are an error naming the op.
+Value derivative(const std::function<Value(Value)> &f, Value x, Value *fx,
+                 SourceLoc loc = SourceLoc::current());
+
 } // namespace loom::dsl
 
 #endif

@@ -20,6 +20,8 @@
 #include "loom/runtime/Kernel.h"
 
 #include <array>
+#include <functional>
+#include <map>
 #include <optional>
 
 namespace loom::ops {
@@ -46,8 +48,64 @@ struct AttentionConfig {
 /// with the current (blocked, shared-memory-converted) tile layout.
 AttentionConfig defaultAttentionConfig(int64_t headDim, runtime::Backend backend);
 
+/// What score and mask modifiers see (FlexAttention's arguments), as DSL
+/// values inside the kernel. Index tiles broadcast against the score tile:
+/// qIdx has one row per query, kvIdx one column per key (the backward passes
+/// the transposed orientation, so mods must be elementwise with
+/// broadcasting, which every DSL expression on these values is).
+struct VariantContext {
+  dsl::Value batch, head, numHeads; ///< i32 scalars (query head)
+  dsl::Value qIdx, kvIdx;           ///< i32 token positions
+  dsl::Value qValid, kvValid;       ///< i1: inside the sequence
+  dsl::Value diagonal;              ///< i32 seqlen_k - seqlen_q
+  dsl::Value seqlenQ, seqlenK;      ///< i32
+  std::map<std::string, dsl::Value> tensors; ///< the variant's extra tensors
+};
+
+struct VariantTensor {
+  std::string name;
+  DType dtype;
+};
+
+/// A FlexAttention-style variant: score_mod rewrites the scaled score
+/// (natural-log units), mask_mod hides (q, kv) pairs; both are C++ lambdas
+/// building DSL IR, inlined into the forward and backward kernels, and
+/// score_mod is differentiated automatically for the backward. `name`
+/// identifies the variant in kernel names and caches: give different mods
+/// different names. `causal` is analyzed at compile time: key blocks past
+/// the diagonal are skipped, not masked.
+struct AttentionVariant {
+  std::string name = "none";
+  std::function<dsl::Value(dsl::Value score, const VariantContext &)> scoreMod;
+  std::function<dsl::Value(const VariantContext &)> maskMod;
+  std::vector<VariantTensor> tensors;
+  bool causal = false;
+
+  static AttentionVariant none();
+  /// Bottom-right aligned when seqlen_q != seqlen_k.
+  static AttentionVariant causalMask();
+  /// Causal and q - kv < window (positions aligned bottom-right).
+  static AttentionVariant slidingWindow(int64_t window);
+  /// score - slope_h * |q - kv|, slope_h = 2^(-8 (h + 1) / H).
+  static AttentionVariant alibi();
+  /// cap * tanh(score / cap) on the scaled score.
+  static AttentionVariant softcap(double cap);
+  /// Prefix-LM: causal, plus every query sees the first `prefix` keys.
+  static AttentionVariant prefixLM(int64_t prefix);
+  /// Keys and queries attend within their document: reads the i32 tensor
+  /// "doc_ids" of shape (batch, seqlen_k), one id per key position; query i
+  /// has the id of key position i + seqlen_k - seqlen_q.
+  static AttentionVariant documentMask();
+};
+
+/// Both variants: score mods composed (a's first), masks and-ed.
+AttentionVariant combine(const AttentionVariant &a, const AttentionVariant &b);
+
 struct AttentionOptions {
   bool causal = false;
+  AttentionVariant variant;
+  /// Buffers for variant.tensors, in order.
+  std::vector<runtime::Arg> variantArgs;
   /// Softmax scale; 1/sqrt(head_dim) when unset.
   std::optional<float> scale;
   /// Block sizes and threads; defaultAttentionConfig() when unset.
@@ -55,8 +113,10 @@ struct AttentionOptions {
   runtime::Backend backend = runtime::Backend::Auto;
 };
 
-/// The forward kernel for one head dim and dtype (f32, f16, bf16).
+/// The forward kernel for one head dim, dtype (f32, f16, bf16) and variant.
 /// Constants: BLOCK_M, BLOCK_N. Grid: (ceil(seqlen_q / BLOCK_M), batch * heads_q).
+dsl::Kernel flashAttentionForwardKernel(DType dtype, int64_t headDim,
+                                        const AttentionVariant &variant);
 dsl::Kernel flashAttentionForwardKernel(DType dtype, int64_t headDim, bool causal);
 
 /// Runs attention forward: `out` has q's shape and dtype (its strides may
@@ -71,8 +131,10 @@ void attentionForward(const Tensor4 &q, const Tensor4 &k, const Tensor4 &v, cons
 /// accumulates dK and dV in f32 over every query block and every query head
 /// of its group, and a kernel per query block accumulating dQ in f32.
 dsl::Kernel flashAttentionBackwardPreprocessKernel(DType dtype, int64_t headDim);
-dsl::Kernel flashAttentionBackwardDkDvKernel(DType dtype, int64_t headDim, bool causal);
-dsl::Kernel flashAttentionBackwardDqKernel(DType dtype, int64_t headDim, bool causal);
+dsl::Kernel flashAttentionBackwardDkDvKernel(DType dtype, int64_t headDim,
+                                             const AttentionVariant &variant);
+dsl::Kernel flashAttentionBackwardDqKernel(DType dtype, int64_t headDim,
+                                           const AttentionVariant &variant);
 
 /// Gradients of attention: dq has q's shape, dk and dv k's, all in q's
 /// dtype; `out` and `lse` are the forward's results. Same checks as

@@ -1,0 +1,271 @@
+//===- AttentionKernels.cpp - flash attention kernels in the DSL ----------===//
+//
+// Forward: online softmax over key blocks in f32, exp2 with log2(e) folded
+// into the scale. Backward (FlashAttention-2, no atomics): delta =
+// rowsum(dO * O); per key block dK, dV accumulated over the query blocks of
+// every query head of the group; per query block dQ. Probabilities are
+// recomputed from the forward's log-sum-exp. Variants (score_mod, mask_mod)
+// are inlined; score_mod's derivative comes from dsl::derivative.
+//
+//===----------------------------------------------------------------------===//
+#include "loom/ops/Attention.h"
+
+#include <cmath>
+#include <fmt/format.h>
+
+namespace loom::ops {
+using namespace loom::dsl;
+
+namespace {
+constexpr double kLog2e = 1.4426950408889634;
+constexpr double kLn2 = 0.69314718055994530942;
+constexpr double kNegInf = -INFINITY;
+
+std::string kernelName(const char *stage, DType dtype, int64_t D, const AttentionVariant &v) {
+  std::string variant;
+  for (char c : v.name)
+    variant += std::isalnum(static_cast<unsigned char>(c)) ? c : '_';
+  return fmt::format("flash_{}_{}_d{}_{}", stage, dtypeName(dtype), D, variant);
+}
+
+/// Arguments shared by every attention kernel, declared in one order (the
+/// host passes one argument list to all of them).
+struct Args {
+  Value q, k, v, o, dO, lse, delta, dq, dk, dv;
+  Value Sq, Sk, group, Hq;
+  Value qsb, qss, qsh, ksb, kss, ksh, vsb, vss, vsh, osb, oss, osh;
+  Value scale;
+  std::map<std::string, Value> variantTensors;
+};
+
+Args declareArgs(KernelBuilder &kb, DType dtype, const AttentionVariant &variant) {
+  Args a;
+  a.q = kb.pointer("q", dtype), a.k = kb.pointer("k", dtype), a.v = kb.pointer("v", dtype);
+  a.o = kb.pointer("o", dtype), a.dO = kb.pointer("do", dtype);
+  a.lse = kb.pointer("lse", DType::F32), a.delta = kb.pointer("delta", DType::F32);
+  a.dq = kb.pointer("dq", dtype), a.dk = kb.pointer("dk", dtype), a.dv = kb.pointer("dv", dtype);
+  a.Sq = kb.scalar("seqlen_q", DType::I32), a.Sk = kb.scalar("seqlen_k", DType::I32);
+  a.group = kb.scalar("group", DType::I32), a.Hq = kb.scalar("heads_q", DType::I32);
+  // dq shares q's strides, dk k's, dv v's and do o's (the host repacks a
+  // tensor whose strides differ).
+  auto stride = [&](const char *n) { return kb.scalar(n, DType::I64); };
+  a.qsb = stride("q_stride_b"), a.qss = stride("q_stride_s"), a.qsh = stride("q_stride_h");
+  a.ksb = stride("k_stride_b"), a.kss = stride("k_stride_s"), a.ksh = stride("k_stride_h");
+  a.vsb = stride("v_stride_b"), a.vss = stride("v_stride_s"), a.vsh = stride("v_stride_h");
+  a.osb = stride("o_stride_b"), a.oss = stride("o_stride_s"), a.osh = stride("o_stride_h");
+  a.scale = kb.scalar("scale", DType::F32);
+  for (const VariantTensor &t : variant.tensors)
+    a.variantTensors[t.name] = kb.pointer("variant_" + t.name, t.dtype);
+  return a;
+}
+
+/// Scores of one (query block, key block) tile in log2 units, which pairs are
+/// visible, and (backward) d score_mod / d score.
+struct Scores {
+  Value log2, visible, modGrad;
+};
+
+Scores scores(const AttentionVariant &variant, const Args &a, Value raw, const VariantContext &ctx,
+              bool wantGrad) {
+  Scores s;
+  Value visible = ctx.qValid & ctx.kvValid;
+  if (variant.causal)
+    visible = visible & (ctx.kvIdx <= ctx.qIdx + ctx.diagonal);
+  if (variant.maskMod)
+    visible = visible & variant.maskMod(ctx);
+  if (!variant.scoreMod) {
+    s.log2 = raw * (a.scale * kLog2e); // the scale folded into exp2's argument
+  } else {
+    Value scaled = raw * a.scale, modded;
+    auto mod = [&](Value x) { return variant.scoreMod(x, ctx); };
+    if (wantGrad)
+      s.modGrad = derivative(mod, scaled, &modded);
+    else
+      modded = mod(scaled);
+    s.log2 = modded * kLog2e;
+  }
+  s.visible = visible;
+  return s;
+}
+
+VariantContext context(const Args &a, Value b, Value h, Value qIdx, Value kvIdx, Value qValid,
+                       Value kvValid) {
+  return {b, h, a.Hq, qIdx, kvIdx, qValid, kvValid, a.Sk - a.Sq, a.Sq, a.Sk, a.variantTensors};
+}
+
+/// Number of key blocks query block `pidM` can see (all, unless causal).
+Value keyBlocks(const AttentionVariant &variant, const Args &a, Value pidM, int64_t BM,
+                int64_t BN) {
+  Value nEnd = a.Sk;
+  if (variant.causal)
+    nEnd = maximum(minimum(a.Sk, pidM * BM + BM + (a.Sk - a.Sq)), 0);
+  return (nEnd + (BN - 1)) / BN;
+}
+} // namespace
+
+Kernel flashAttentionForwardKernel(DType dtype, int64_t D, bool causal) {
+  return flashAttentionForwardKernel(
+      dtype, D, causal ? AttentionVariant::causalMask() : AttentionVariant::none());
+}
+
+Kernel flashAttentionForwardKernel(DType dtype, int64_t D, const AttentionVariant &variant) {
+  return Kernel(kernelName("fwd", dtype, D, variant), [dtype, D, variant](KernelBuilder &kb) {
+    Args a = declareArgs(kb, dtype, variant);
+    int64_t BM = kb.constant("BLOCK_M"), BN = kb.constant("BLOCK_N");
+    Value pidM = program_id(0), bh = program_id(1);
+    Value b32 = bh / a.Hq, h = bh % a.Hq;
+    Value b = b32.to(DType::I64), hq = h.to(DType::I64), hk = (h / a.group).to(DType::I64);
+    Value rows = pidM * BM + arange(0, BM);
+    Value rowMask = rows < a.Sq;
+    Value d = arange(0, D).to(DType::I64), rows64 = rows.to(DType::I64);
+    Value qTile = load(a.q, b * a.qsb + hq * a.qsh + expand_dims(rows64, 1) * a.qss + expand_dims(d, 0),
+                       expand_dims(rowMask, 1), 0.0);
+    Value kBase = b * a.ksb + hk * a.ksh, vBase = b * a.vsb + hk * a.vsh;
+    auto state = for_range(
+        0, keyBlocks(variant, a, pidM, BM, BN), 1,
+        {full({BM}, kNegInf, DType::F32), zeros({BM}, DType::F32), zeros({BM, D}, DType::F32)},
+        [&](Value j, const std::vector<Value> &c) -> std::vector<Value> {
+          Value m = c[0], l = c[1], acc = c[2];
+          Value cols = j * BN + arange(0, BN);
+          Value colMask = cols < a.Sk;
+          Value cols64 = cols.to(DType::I64);
+          Value kT = load(a.k, kBase + expand_dims(d, 1) + expand_dims(cols64, 0) * a.kss,
+                          expand_dims(colMask, 0), 0.0); // [D, BN]
+          VariantContext ctx = context(a, b32, h, expand_dims(rows, 1), expand_dims(cols, 0),
+                                       expand_dims(rowMask, 1), expand_dims(colMask, 0));
+          Scores sc = scores(variant, a, dot(qTile, kT), ctx, false);
+          Value s = where(sc.visible, sc.log2, kNegInf);
+          Value mNew = maximum(m, max(s, 1));
+          // A row with nothing visible yet keeps m = -inf: subtract 0 instead
+          // so exp2 gives 0, not NaN.
+          Value mSafe = where(mNew == kNegInf, 0.0, mNew);
+          Value p = exp2(s - expand_dims(mSafe, 1));
+          Value alpha = exp2(m - mSafe);
+          Value vTile = load(a.v, vBase + expand_dims(cols64, 1) * a.vss + expand_dims(d, 0),
+                             expand_dims(colMask, 1), 0.0); // [BN, D]
+          return {mNew, l * alpha + sum(p, 1), acc * expand_dims(alpha, 1) + dot(p.to(dtype), vTile)};
+        });
+    Value m = state[0], l = state[1], acc = state[2];
+    Value seen = l > 0.0;
+    Value lSafe = where(seen, l, 1.0);
+    Value oOffs = b * a.osb + hq * a.osh + expand_dims(rows64, 1) * a.oss + expand_dims(d, 0);
+    store(a.o, oOffs, (acc / expand_dims(lSafe, 1)).to(dtype), expand_dims(rowMask, 1));
+    Value lseOffs = (b * a.Hq.to(DType::I64) + hq) * a.Sq.to(DType::I64) + rows64;
+    store(a.lse, lseOffs, where(seen, (m + log2(lSafe)) * kLn2, kNegInf), rowMask);
+  });
+}
+
+Kernel flashAttentionBackwardPreprocessKernel(DType dtype, int64_t D) {
+  return Kernel(kernelName("bwd_pre", dtype, D, AttentionVariant::none()),
+                [dtype, D](KernelBuilder &kb) {
+    Args a = declareArgs(kb, dtype, AttentionVariant::none());
+    int64_t BM = kb.constant("BLOCK_M");
+    Value pidM = program_id(0), bh = program_id(1);
+    Value b = (bh / a.Hq).to(DType::I64), h = (bh % a.Hq).to(DType::I64);
+    Value rows = pidM * BM + arange(0, BM);
+    Value rows64 = rows.to(DType::I64), d = arange(0, D).to(DType::I64);
+    Value mask = expand_dims(rows < a.Sq, 1);
+    Value offs = b * a.osb + h * a.osh + expand_dims(rows64, 1) * a.oss + expand_dims(d, 0);
+    Value o = load(a.o, offs, mask, 0.0).to(DType::F32);
+    Value dO = load(a.dO, offs, mask, 0.0).to(DType::F32);
+    Value deltaOffs = (b * a.Hq.to(DType::I64) + h) * a.Sq.to(DType::I64) + rows64;
+    store(a.delta, deltaOffs, sum(o * dO, 1), rows < a.Sq);
+  });
+}
+
+Kernel flashAttentionBackwardDkDvKernel(DType dtype, int64_t D, const AttentionVariant &variant) {
+  return Kernel(kernelName("bwd_dkdv", dtype, D, variant), [dtype, D, variant](KernelBuilder &kb) {
+    Args a = declareArgs(kb, dtype, variant);
+    int64_t BM = kb.constant("BLOCK_M"), BN = kb.constant("BLOCK_N");
+    Value pidN = program_id(0), bh = program_id(1);
+    Value Hkv = a.Hq / a.group;
+    Value b32 = bh / Hkv, hk = bh % Hkv;
+    Value b = b32.to(DType::I64), hk64 = hk.to(DType::I64);
+    Value cols = pidN * BN + arange(0, BN);
+    Value colMask = cols < a.Sk;
+    Value cols64 = cols.to(DType::I64), d = arange(0, D).to(DType::I64);
+    Value kOffs = b * a.ksb + hk64 * a.ksh + expand_dims(cols64, 1) * a.kss + expand_dims(d, 0);
+    Value vOffs = b * a.vsb + hk64 * a.vsh + expand_dims(cols64, 1) * a.vss + expand_dims(d, 0);
+    Value kTile = load(a.k, kOffs, expand_dims(colMask, 1), 0.0); // [BN, D]
+    Value vTile = load(a.v, vOffs, expand_dims(colMask, 1), 0.0);
+    // Causal: rows before (first key - diagonal) see none of these keys.
+    Value mBegin = 0;
+    if (variant.causal)
+      mBegin = maximum(pidN * BN - (a.Sk - a.Sq), 0) / BM;
+    Value numRowBlocks = maximum((a.Sq + (BM - 1)) / BM - mBegin, 0);
+    auto grads = for_range(0, a.group * numRowBlocks, 1,
+                           {zeros({BN, D}, DType::F32), zeros({BN, D}, DType::F32)},
+                           [&](Value it, const std::vector<Value> &c) -> std::vector<Value> {
+      Value h32 = hk * a.group + it / numRowBlocks;
+      Value h = h32.to(DType::I64);
+      Value rows = (mBegin + it % numRowBlocks) * BM + arange(0, BM);
+      Value rowMask = rows < a.Sq;
+      Value rows64 = rows.to(DType::I64);
+      Value qBase = b * a.qsb + h * a.qsh, oBase = b * a.osb + h * a.osh;
+      Value rowsT = expand_dims(rows64, 0), dT = expand_dims(d, 1); // [D, BM] indices
+      Value rowsN = expand_dims(rows64, 1), dN = expand_dims(d, 0); // [BM, D] indices
+      Value qT = load(a.q, qBase + rowsT * a.qss + dT, expand_dims(rowMask, 0), 0.0);
+      Value dOT = load(a.dO, oBase + rowsT * a.oss + dT, expand_dims(rowMask, 0), 0.0);
+      Value qTile = load(a.q, qBase + rowsN * a.qss + dN, expand_dims(rowMask, 1), 0.0);
+      Value dO = load(a.dO, oBase + rowsN * a.oss + dN, expand_dims(rowMask, 1), 0.0);
+      Value statOffs = (b * a.Hq.to(DType::I64) + h) * a.Sq.to(DType::I64) + rows64;
+      Value lseLog2 = load(a.lse, statOffs, rowMask, 0.0) * kLog2e;
+      Value delta = load(a.delta, statOffs, rowMask, 0.0);
+      // Transposed orientation: keys along rows, queries along columns.
+      VariantContext ctx = context(a, b32, h32, expand_dims(rows, 0), expand_dims(cols, 1),
+                                   expand_dims(rowMask, 0), expand_dims(colMask, 1));
+      Scores sc = scores(variant, a, dot(kTile, qT), ctx, true);         // [BN, BM]
+      Value pT = where(sc.visible, exp2(sc.log2 - expand_dims(lseLog2, 0)), 0.0);
+      Value dV = c[1] + dot(pT.to(dtype), dO);                           // [BN, D]
+      Value dST = pT * (dot(vTile, dOT) - expand_dims(delta, 0));
+      if (!sc.modGrad.isNull())
+        dST = dST * sc.modGrad;
+      return {c[0] + dot(dST.to(dtype), qTile), dV};
+    });
+    store(a.dk, kOffs, (grads[0] * a.scale).to(dtype), expand_dims(colMask, 1));
+    store(a.dv, vOffs, grads[1].to(dtype), expand_dims(colMask, 1));
+  });
+}
+
+Kernel flashAttentionBackwardDqKernel(DType dtype, int64_t D, const AttentionVariant &variant) {
+  return Kernel(kernelName("bwd_dq", dtype, D, variant), [dtype, D, variant](KernelBuilder &kb) {
+    Args a = declareArgs(kb, dtype, variant);
+    int64_t BM = kb.constant("BLOCK_M"), BN = kb.constant("BLOCK_N");
+    Value pidM = program_id(0), bh = program_id(1);
+    Value b32 = bh / a.Hq, h = bh % a.Hq;
+    Value b = b32.to(DType::I64), hq = h.to(DType::I64), hk = (h / a.group).to(DType::I64);
+    Value rows = pidM * BM + arange(0, BM);
+    Value rowMask = rows < a.Sq;
+    Value rows64 = rows.to(DType::I64), d = arange(0, D).to(DType::I64);
+    Value qOffs = b * a.qsb + hq * a.qsh + expand_dims(rows64, 1) * a.qss + expand_dims(d, 0);
+    Value oOffs = b * a.osb + hq * a.osh + expand_dims(rows64, 1) * a.oss + expand_dims(d, 0);
+    Value qTile = load(a.q, qOffs, expand_dims(rowMask, 1), 0.0);
+    Value dO = load(a.dO, oOffs, expand_dims(rowMask, 1), 0.0);
+    Value statOffs = (b * a.Hq.to(DType::I64) + hq) * a.Sq.to(DType::I64) + rows64;
+    Value lseLog2 = load(a.lse, statOffs, rowMask, 0.0) * kLog2e;
+    Value delta = load(a.delta, statOffs, rowMask, 0.0);
+    Value kBase = b * a.ksb + hk * a.ksh, vBase = b * a.vsb + hk * a.vsh;
+    auto dq = for_range(0, keyBlocks(variant, a, pidM, BM, BN), 1, {zeros({BM, D}, DType::F32)},
+                        [&](Value j, const std::vector<Value> &c) -> std::vector<Value> {
+      Value cols = j * BN + arange(0, BN);
+      Value colMask = cols < a.Sk;
+      Value cols64 = cols.to(DType::I64);
+      Value colT = expand_dims(cols64, 0), dT = expand_dims(d, 1);
+      Value kT = load(a.k, kBase + dT + colT * a.kss, expand_dims(colMask, 0), 0.0);
+      Value vT = load(a.v, vBase + dT + colT * a.vss, expand_dims(colMask, 0), 0.0);
+      Value kTile = load(a.k, kBase + expand_dims(cols64, 1) * a.kss + expand_dims(d, 0),
+                         expand_dims(colMask, 1), 0.0);
+      VariantContext ctx = context(a, b32, h, expand_dims(rows, 1), expand_dims(cols, 0),
+                                   expand_dims(rowMask, 1), expand_dims(colMask, 0));
+      Scores sc = scores(variant, a, dot(qTile, kT), ctx, true);       // [BM, BN]
+      Value p = where(sc.visible, exp2(sc.log2 - expand_dims(lseLog2, 1)), 0.0);
+      Value dS = p * (dot(dO, vT) - expand_dims(delta, 1));
+      if (!sc.modGrad.isNull())
+        dS = dS * sc.modGrad;
+      return {c[0] + dot(dS.to(dtype), kTile)};
+    });
+    store(a.dq, qOffs, (dq[0] * a.scale).to(dtype), expand_dims(rowMask, 1));
+  });
+}
+
+} // namespace loom::ops

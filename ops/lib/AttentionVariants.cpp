@@ -1,0 +1,111 @@
+//===- AttentionVariants.cpp - built-in attention variants ----------------===//
+//
+// Each built-in is a few lines on the public variant API, as a user's own
+// variant would be.
+//
+//===----------------------------------------------------------------------===//
+#include "loom/ops/Attention.h"
+
+#include "loom/Support/Error.h"
+
+#include <fmt/format.h>
+
+namespace loom::ops {
+using namespace loom::dsl;
+
+AttentionVariant AttentionVariant::none() { return {}; }
+
+AttentionVariant AttentionVariant::causalMask() {
+  AttentionVariant v;
+  v.name = "causal";
+  v.causal = true;
+  return v;
+}
+
+AttentionVariant AttentionVariant::slidingWindow(int64_t window) {
+  if (window <= 0)
+    throw Error(ErrorCode::InvalidArgument,
+                fmt::format("sliding_window: window must be positive, got {}", window));
+  AttentionVariant v;
+  v.name = fmt::format("sliding_window_{}", window);
+  v.causal = true;
+  v.maskMod = [window](const VariantContext &c) {
+    return c.qIdx + c.diagonal - c.kvIdx < window;
+  };
+  return v;
+}
+
+AttentionVariant AttentionVariant::alibi() {
+  AttentionVariant v;
+  v.name = "alibi";
+  v.scoreMod = [](Value score, const VariantContext &c) {
+    Value slope = exp2((c.head + 1).to(DType::F32) * -8.0 / c.numHeads.to(DType::F32));
+    Value distance = abs((c.qIdx + c.diagonal - c.kvIdx).to(DType::F32));
+    return score - slope * distance;
+  };
+  return v;
+}
+
+AttentionVariant AttentionVariant::softcap(double cap) {
+  if (!(cap > 0) || !std::isfinite(cap))
+    throw Error(ErrorCode::InvalidArgument,
+                fmt::format("softcap: cap must be a positive number, got {}", cap));
+  AttentionVariant v;
+  v.name = fmt::format("softcap_{}", cap);
+  v.scoreMod = [cap](Value score, const VariantContext &) { return cap * tanh(score / cap); };
+  return v;
+}
+
+AttentionVariant AttentionVariant::prefixLM(int64_t prefix) {
+  if (prefix < 0)
+    throw Error(ErrorCode::InvalidArgument,
+                fmt::format("prefix: length must be non-negative, got {}", prefix));
+  AttentionVariant v;
+  v.name = fmt::format("prefix_{}", prefix);
+  v.maskMod = [prefix](const VariantContext &c) {
+    return (c.kvIdx <= c.qIdx + c.diagonal) | (c.kvIdx < prefix);
+  };
+  return v;
+}
+
+AttentionVariant AttentionVariant::documentMask() {
+  AttentionVariant v;
+  v.name = "document";
+  v.tensors = {{"doc_ids", DType::I32}};
+  v.maskMod = [](const VariantContext &c) {
+    Value ids = c.tensors.at("doc_ids");
+    Value row = c.batch * c.seqlenK;
+    Value qDoc = load(ids, row + c.qIdx + c.diagonal, c.qValid & (c.qIdx + c.diagonal >= 0), -1);
+    Value kvDoc = load(ids, row + c.kvIdx, c.kvValid, -2);
+    return qDoc == kvDoc;
+  };
+  return v;
+}
+
+AttentionVariant combine(const AttentionVariant &a, const AttentionVariant &b) {
+  if (a.name == "none")
+    return b;
+  if (b.name == "none")
+    return a;
+  AttentionVariant v;
+  v.name = a.name + "+" + b.name;
+  v.causal = a.causal || b.causal;
+  v.tensors = a.tensors;
+  for (const VariantTensor &t : b.tensors)
+    if (std::none_of(v.tensors.begin(), v.tensors.end(),
+                     [&](const VariantTensor &u) { return u.name == t.name; }))
+      v.tensors.push_back(t);
+  auto sa = a.scoreMod, sb = b.scoreMod;
+  if (sa && sb)
+    v.scoreMod = [sa, sb](Value s, const VariantContext &c) { return sb(sa(s, c), c); };
+  else
+    v.scoreMod = sa ? sa : sb;
+  auto ma = a.maskMod, mb = b.maskMod;
+  if (ma && mb)
+    v.maskMod = [ma, mb](const VariantContext &c) { return ma(c) & mb(c); };
+  else
+    v.maskMod = ma ? ma : mb;
+  return v;
+}
+
+} // namespace loom::ops
