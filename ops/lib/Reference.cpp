@@ -4,6 +4,7 @@
 #include "loom/Support/HalfPrecision.h"
 
 #include <cmath>
+#include <tuple>
 #include <fmt/format.h>
 #include <limits>
 
@@ -65,7 +66,7 @@ double roundAs(double x, const char *dtype) {
 AttentionResult attention(const std::vector<double> &q, const std::vector<double> &k,
                           const std::vector<double> &v, int64_t B, int64_t Sq, int64_t Sk,
                           int64_t Hq, int64_t Hkv, int64_t D, bool causal, double scale,
-                          const char *roundTo) {
+                          const char *roundTo, const RefVariant *variant) {
   AttentionResult r;
   r.out.assign(size_t(B * Sq * Hq * D), 0.0);
   r.lse.assign(size_t(B * Hq * Sq), -INFINITY);
@@ -77,11 +78,15 @@ AttentionResult attention(const std::vector<double> &q, const std::vector<double
         int64_t hk = h / group;
         double m = -INFINITY;
         for (int64_t j = 0; j < Sk; ++j) {
-          bool visible = !causal || j <= i + Sk - Sq;
+          bool visible = variant && variant->visible ? variant->visible(b, h, i, j)
+                                                     : (!causal || j <= i + Sk - Sq);
           double dot = 0;
           for (int64_t c = 0; c < D; ++c)
             dot += q[((b * Sq + i) * Hq + h) * D + c] * k[((b * Sk + j) * Hkv + hk) * D + c];
-          s[j] = visible ? roundAs(dot * scale, roundTo) : -INFINITY;
+          double score = dot * scale;
+          if (variant && variant->score)
+            score = variant->score(score, b, h, i, j).first;
+          s[j] = visible ? roundAs(score, roundTo) : -INFINITY;
           m = std::max(m, s[j]);
         }
         if (m == -INFINITY)
@@ -103,13 +108,14 @@ AttentionResult attention(const std::vector<double> &q, const std::vector<double
 AttentionGrads attentionBackward(const std::vector<double> &q, const std::vector<double> &k,
                                  const std::vector<double> &v, const std::vector<double> &dOut,
                                  int64_t B, int64_t Sq, int64_t Sk, int64_t Hq, int64_t Hkv,
-                                 int64_t D, bool causal, double scale, const char *roundTo) {
+                                 int64_t D, bool causal, double scale, const char *roundTo,
+                                 const RefVariant *variant) {
   AttentionGrads g;
   g.dq.assign(q.size(), 0.0);
   g.dk.assign(k.size(), 0.0);
   g.dv.assign(v.size(), 0.0);
   int64_t group = Hq / Hkv;
-  std::vector<double> p(static_cast<size_t>(Sk));
+  std::vector<double> p(static_cast<size_t>(Sk)), dmod(static_cast<size_t>(Sk), 1.0);
   auto Q = [&](int64_t b, int64_t i, int64_t h, int64_t c) { return ((b * Sq + i) * Hq + h) * D + c; };
   auto K = [&](int64_t b, int64_t j, int64_t h, int64_t c) { return ((b * Sk + j) * Hkv + h) * D + c; };
   for (int64_t b = 0; b < B; ++b)
@@ -121,7 +127,12 @@ AttentionGrads attentionBackward(const std::vector<double> &q, const std::vector
           double dot = 0;
           for (int64_t c = 0; c < D; ++c)
             dot += q[Q(b, i, h, c)] * k[K(b, j, hk, c)];
-          p[j] = (!causal || j <= i + Sk - Sq) ? dot * scale : -INFINITY;
+          bool visible = variant && variant->visible ? variant->visible(b, h, i, j)
+                                                     : (!causal || j <= i + Sk - Sq);
+          double score = dot * scale;
+          if (variant && variant->score)
+            std::tie(score, dmod[j]) = variant->score(score, b, h, i, j);
+          p[j] = visible ? score : -INFINITY;
           m = std::max(m, p[j]);
         }
         if (m == -INFINITY)
@@ -142,7 +153,7 @@ AttentionGrads attentionBackward(const std::vector<double> &q, const std::vector
           double dpj = 0;
           for (int64_t c = 0; c < D; ++c)
             dpj += dOut[Q(b, i, h, c)] * v[K(b, j, hk, c)];
-          double ds = roundAs(p[j] * (dpj - delta), roundTo);
+          double ds = roundAs(p[j] * (dpj - delta) * dmod[j], roundTo);
           for (int64_t c = 0; c < D; ++c) {
             g.dq[Q(b, i, h, c)] += scale * ds * k[K(b, j, hk, c)];
             g.dk[K(b, j, hk, c)] += scale * ds * q[Q(b, i, h, c)];

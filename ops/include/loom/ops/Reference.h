@@ -8,6 +8,8 @@
 #define LOOM_OPS_REFERENCE_H
 
 #include <cstdint>
+#include <functional>
+#include <utility>
 #include <random>
 #include <string>
 #include <vector>
@@ -31,13 +33,22 @@ std::vector<double> matmul(const std::vector<double> &a, const std::vector<doubl
 /// O in the same layout and LSE (natural log) as (batch, heads, seqlen_q).
 /// `roundTo`, when set, rounds S, P and O to that dtype like a naive
 /// attention computed in low precision (the FlashAttention test baseline).
+/// A variant for the references: which (b, h, i, j) are visible, and the
+/// score modifier's value and derivative at the scaled score s.
+struct RefVariant {
+  std::function<bool(int64_t b, int64_t h, int64_t i, int64_t j)> visible;
+  std::function<std::pair<double, double>(double s, int64_t b, int64_t h, int64_t i, int64_t j)>
+      score;
+};
+
 struct AttentionResult {
   std::vector<double> out, lse;
 };
 AttentionResult attention(const std::vector<double> &q, const std::vector<double> &k,
                           const std::vector<double> &v, int64_t batch, int64_t seqlenQ,
                           int64_t seqlenK, int64_t headsQ, int64_t headsKV, int64_t headDim,
-                          bool causal, double scale, const char *roundTo = nullptr);
+                          bool causal, double scale, const char *roundTo = nullptr,
+                          const RefVariant *variant = nullptr);
 
 /// Gradients of attention (same layouts as the inputs), float64, with the
 /// probabilities recomputed exactly. `roundTo` rounds P, dS and the
@@ -49,7 +60,8 @@ AttentionGrads attentionBackward(const std::vector<double> &q, const std::vector
                                  const std::vector<double> &v, const std::vector<double> &dOut,
                                  int64_t batch, int64_t seqlenQ, int64_t seqlenK, int64_t headsQ,
                                  int64_t headsKV, int64_t headDim, bool causal, double scale,
-                                 const char *roundTo = nullptr);
+                                 const char *roundTo = nullptr,
+                                 const RefVariant *variant = nullptr);
 
 struct ErrorStats {
   double maxAbs = 0;      ///< max |got - want|
