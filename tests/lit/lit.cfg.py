@@ -4,6 +4,7 @@
 # loom_obj_root, loom_tools_dir and llvm_tools_dir.
 
 import os
+import sys
 
 import lit.formats
 from lit.llvm import llvm_config
@@ -32,6 +33,9 @@ llvm_config.add_tool_substitutions(
     [config.loom_tools_dir])
 llvm_config.add_tool_substitutions(
     [ToolSubst("not", unresolved="fatal")], [config.llvm_tools_dir])
+
+# The Python running lit, for test helpers (tests/lit/Tools/Inputs/make_npy.py).
+config.substitutions.append(("%python", sys.executable))
 
 # nvcc, when the CUDA toolkit is installed: `--emit cuda` must compile with it.
 nvcc = "/usr/local/cuda/bin/nvcc"

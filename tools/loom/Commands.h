@@ -5,6 +5,7 @@
 namespace loom::cli {
 int runDemo(int argc, char **argv);
 int runCompile(int argc, char **argv);
+int runAttention(int argc, char **argv);
 int runVersion(int argc, char **argv);
 } // namespace loom::cli
 

@@ -33,6 +33,22 @@ commands:
                --const NAME=VALUE   compile-time constant (repeatable)
                --bind NAME=VALUE    bind a scalar argument (repeatable)
                --timings            print each stage's milliseconds
+  attention  flash attention forward on .npy files (float32, C order,
+             (batch, seqlen, heads, head_dim); K/V heads may be fewer than
+             Q's and divide them (GQA/MQA))
+               --q/--k/--v FILE     inputs
+               --out FILE           output O: float32, Q's shape
+               --lse FILE           also write LSE: float32 (batch, heads, seqlen_q)
+               --variant SPEC       comma-separated terms: none (default) |
+                                    causal (bottom-right aligned); parsed but not
+                                    implemented yet: sliding_window(W), alibi,
+                                    softcap(C), prefix(P)
+               --scale S            softmax scale (default 1/sqrt(head_dim))
+               --dtype f32|f16|bf16 compute dtype: inputs rounded to it (nearest
+                                    even); outputs are float32 (default f32)
+               --backend auto|cpu|emu  auto is cpu unless LOOM_DEVICE=emu (cuda
+                                    is not supported yet: it needs device buffers)
+               backward (--grad-out, --dq, --dk, --dv) is not implemented yet
   version    print Loom, MLIR, NVRTC and NCCL versions
   help       print this message
 )";
@@ -50,6 +66,8 @@ int main(int argc, char **argv) {
       return loom::cli::runDemo(argc, argv);
     if (command == "compile")
       return loom::cli::runCompile(argc, argv);
+    if (command == "attention")
+      return loom::cli::runAttention(argc, argv);
     if (command == "version")
       return loom::cli::runVersion(argc, argv);
     std::fprintf(stderr, "loom: error: unknown command '%s' (see loom --help)\n",

@@ -1,0 +1,180 @@
+#!/usr/bin/env python3
+"""Inputs and a float64 reference for the `loom attention` lit tests.
+
+Pure Python (no numpy): writes and reads .npy files with struct.
+
+  make_npy.py gen DIR --q B,S,H,D --kv B,S,H,D [--seed N] [--version 1|2]
+      DIR/Q.npy, K.npy, V.npy: float32, uniform in [-2, 2) (Q), [-1, 1) (K, V)
+  make_npy.py check DIR --out O.npy [--lse LSE.npy] [--causal] [--scale S] --tol T
+      compares loom's outputs with attention computed in float64 from DIR's
+      inputs; prints the max abs errors and PASS, or FAIL and exits 1
+  make_npy.py bad FILE KIND
+      writes a malformed .npy file: f8, fortran, bigendian, truncated, magic,
+      header, version3, rank3
+"""
+import argparse
+import math
+import random
+import struct
+import sys
+
+
+def header_bytes(shape, descr="<f4", fortran=False, version=1):
+    dims = "(%s)" % ("%d," % shape[0] if len(shape) == 1 else ", ".join(map(str, shape)))
+    text = "{'descr': '%s', 'fortran_order': %s, 'shape': %s, }" % (descr, fortran, dims)
+    prefix = 8 + (2 if version == 1 else 4)
+    text += " " * ((64 - (prefix + len(text) + 1) % 64) % 64) + "\n"
+    size = struct.pack("<H" if version == 1 else "<I", len(text))
+    return b"\x93NUMPY" + bytes([version, 0]) + size + text.encode("latin1")
+
+
+def write_npy(path, shape, values, version=1):
+    with open(path, "wb") as f:
+        f.write(header_bytes(shape, version=version))
+        f.write(struct.pack("<%df" % len(values), *values))
+
+
+def read_npy(path, loom_output=True):
+    """Reads '<f4' C-order data; what loom writes must be version 1.0, 64-byte aligned."""
+    data = open(path, "rb").read()
+    assert data[:6] == b"\x93NUMPY", "%s: bad magic" % path
+    version = data[6]
+    assert version == 1 or not loom_output, "%s: version %d, expected 1.0" % (path, version)
+    start = 10 if version == 1 else 12
+    (hlen,) = struct.unpack("<H" if version == 1 else "<I", data[8:start])
+    assert (start + hlen) % 64 == 0, "%s: data is not 64-byte aligned" % path
+    header = eval(data[start:start + hlen].decode("latin1"))  # a Python dict literal
+    assert header["descr"] == "<f4" and header["fortran_order"] is False, header
+    shape = tuple(header["shape"])
+    count = math.prod(shape)
+    body = data[start + hlen:]
+    assert len(body) == 4 * count, "%s: %d data bytes for shape %s" % (path, len(body), shape)
+    return shape, list(struct.unpack("<%df" % count, body))
+
+
+def parse_shape(text):
+    return tuple(int(x) for x in text.split(","))
+
+
+def gen(args):
+    rng = random.Random(args.seed)
+    for name, shape, bound in (("Q", args.q, 2.0), ("K", args.kv, 1.0), ("V", args.kv, 1.0)):
+        n = math.prod(shape)
+        write_npy("%s/%s.npy" % (args.dir, name), shape,
+                  [rng.uniform(-bound, bound) for _ in range(n)], args.version)
+
+
+def reference(q, k, v, causal, scale):
+    """O (q's shape) and LSE (batch, heads_q, seqlen_q) as flat float64 lists."""
+    (qs, qd), (ks, kd), (_, vd) = q, k, v
+    B, Sq, Hq, D = qs
+    _, Sk, Hkv, _ = ks
+    scale = scale if scale is not None else 1.0 / math.sqrt(D)
+    group = Hq // Hkv
+
+    def at(shape, data, b, s, h):
+        base = ((b * shape[1] + s) * shape[2] + h) * shape[3]
+        return data[base:base + shape[3]]
+
+    out = [0.0] * (B * Sq * Hq * D)
+    lse = [0.0] * (B * Hq * Sq)
+    for b in range(B):
+        for h in range(Hq):
+            g = h // group
+            for i in range(Sq):
+                qi = at(qs, qd, b, i, h)
+                last = i + Sk - Sq if causal else Sk - 1
+                scores = [scale * sum(x * y for x, y in zip(qi, at(ks, kd, b, j, g)))
+                          for j in range(min(last + 1, Sk))]
+                base = ((b * Sq + i) * Hq + h) * D
+                if not scores:
+                    lse[(b * Hq + h) * Sq + i] = -math.inf
+                    continue
+                m = max(scores)
+                p = [math.exp(s - m) for s in scores]
+                total = sum(p)
+                lse[(b * Hq + h) * Sq + i] = m + math.log(total)
+                for j, pj in enumerate(p):
+                    vj = at(ks, vd, b, j, g)
+                    for d in range(D):
+                        out[base + d] += pj / total * vj[d]
+    return out, lse
+
+
+def max_error(got, want):
+    err = 0.0
+    for g, w in zip(got, want):
+        if math.isinf(w) or math.isinf(g):
+            if g != w:
+                return math.inf
+            continue
+        err = max(err, abs(g - w))
+    return err
+
+
+def check(args):
+    q, k, v = (read_npy("%s/%s.npy" % (args.dir, n), loom_output=False) for n in "QKV")
+    want_out, want_lse = reference(q, k, v, args.causal, args.scale)
+    shape, out = read_npy(args.out)
+    assert shape == q[0], "O shape %s, expected %s" % (shape, q[0])
+    errors = [("O", max_error(out, want_out))]
+    if args.lse:
+        shape, lse = read_npy(args.lse)
+        B, Sq, Hq, _ = q[0]
+        assert shape == (B, Hq, Sq), "LSE shape %s, expected %s" % (shape, (B, Hq, Sq))
+        errors.append(("LSE", max_error(lse, want_lse)))
+    ok = all(e <= args.tol for _, e in errors)
+    print(" ".join("%s max abs err %.3g" % e for e in errors),
+          "(tolerance %g):" % args.tol, "PASS" if ok else "FAIL")
+    return 0 if ok else 1
+
+
+def bad(args):
+    path, kind = args.file, args.kind
+    if kind == "f8":
+        data = header_bytes((1, 2, 1, 8), descr="<f8") + bytes(8 * 16)
+    elif kind == "fortran":
+        data = header_bytes((1, 2, 1, 8), fortran=True) + bytes(4 * 16)
+    elif kind == "bigendian":
+        data = header_bytes((1, 2, 1, 8), descr=">f4") + bytes(4 * 16)
+    elif kind == "truncated":  # 4096 bytes promised, 100 present
+        data = header_bytes((1, 4, 4, 64)) + bytes(100)
+    elif kind == "magic":
+        data = b"PK\x03\x04 not an npy file at all"
+    elif kind == "header":
+        data = header_bytes((1, 2, 1, 8)).replace(b"'shape'", b"'shapE'") + bytes(4 * 16)
+    elif kind == "version3":
+        data = header_bytes((1, 2, 1, 8), version=2)
+        data = data[:6] + b"\x03\x00" + data[8:] + bytes(4 * 16)
+    elif kind == "rank3":
+        data = header_bytes((7, 2, 8)) + bytes(4 * 7 * 2 * 8)
+    else:
+        sys.exit("unknown kind " + kind)
+    open(path, "wb").write(data)
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("gen")
+    p.add_argument("dir")
+    p.add_argument("--q", type=parse_shape, required=True)
+    p.add_argument("--kv", type=parse_shape, required=True)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--version", type=int, choices=(1, 2), default=1)
+    p = sub.add_parser("check")
+    p.add_argument("dir")
+    p.add_argument("--out", required=True)
+    p.add_argument("--lse")
+    p.add_argument("--causal", action="store_true")
+    p.add_argument("--scale", type=float)
+    p.add_argument("--tol", type=float, required=True)
+    p = sub.add_parser("bad")
+    p.add_argument("file")
+    p.add_argument("kind")
+    args = parser.parse_args()
+    return {"gen": gen, "check": check, "bad": bad}[args.command](args) or 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
