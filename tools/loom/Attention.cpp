@@ -38,12 +38,11 @@ namespace {
 
 //===- --variant ----------------------------------------------------------===//
 
-/// The attention variant: masking and score modifiers. Only `none` and
-/// `causal` run today; the others parse (with their parameters validated)
-/// and are reported as not implemented.
+/// The attention variant: the built-ins of ops::AttentionVariant combined
+/// in the order given, and a label for the summary line.
 struct Variant {
-  bool causal = false;
-  std::vector<std::string> unimplemented; ///< names, in the order given
+  ops::AttentionVariant variant;
+  std::string label = "none";
 };
 
 std::string trim(const std::string &s) {
@@ -98,20 +97,25 @@ Variant parseVariant(const std::string &spec) {
     if (name == "softcap" && !parsePositiveFloat(arg))
       invalid(fmt::format("softcap(C) needs a finite positive number C, got '{}' in '{}'", arg,
                           spec));
+    ops::AttentionVariant built;
     if (name == "causal")
-      variant.causal = true;
-    else if (name != "none")
-      variant.unimplemented.push_back(name);
+      built = ops::AttentionVariant::causalMask();
+    else if (name == "sliding_window")
+      built = ops::AttentionVariant::slidingWindow(std::stoll(arg));
+    else if (name == "alibi")
+      built = ops::AttentionVariant::alibi();
+    else if (name == "softcap")
+      built = ops::AttentionVariant::softcap(*parsePositiveFloat(arg));
+    else if (name == "prefix")
+      built = ops::AttentionVariant::prefixLM(std::stoll(arg));
+    variant.variant = ops::combine(variant.variant, built);
     if (comma == std::string::npos)
       break;
     start = comma + 1;
   }
   if (seen.size() > 1 && std::find(seen.begin(), seen.end(), "none") != seen.end())
     invalid(fmt::format("variant 'none' cannot be combined with other terms in '{}'", spec));
-  if (!variant.unimplemented.empty())
-    throw Error(ErrorCode::Unsupported, fmt::format("loom attention: variant '{}' is not "
-                                                    "implemented yet",
-                                                    variant.unimplemented.front()));
+  variant.label = spec;
   return variant;
 }
 
@@ -183,22 +187,6 @@ Inputs loadInputs(const std::string &qPath, const std::string &kPath, const std:
 
 //===- The command --------------------------------------------------------===//
 
-/// Reserved for the backward pass: --grad-out dO.npy --dq dQ.npy --dk dK.npy
-/// --dv dV.npy. Parsed as valued options so that adding it changes only
-/// runAttention.
-const char *const kBackwardOptions[] = {"grad-out", "dq", "dk", "dv"};
-
-/// True when argv names a backward option (with or without a value).
-bool requestsBackward(int argc, char **argv) {
-  for (int i = 2; i < argc; ++i)
-    for (const char *name : kBackwardOptions) {
-      std::string opt = std::string("--") + name;
-      if (argv[i] == opt || std::strncmp(argv[i], (opt + "=").c_str(), opt.size() + 1) == 0)
-        return true;
-    }
-  return false;
-}
-
 std::string required(const Options &opts, const std::string &name) {
   auto value = opts.get(name);
   if (!value)
@@ -209,20 +197,24 @@ std::string required(const Options &opts, const std::string &name) {
 } // namespace
 
 int runAttention(int argc, char **argv) {
-  if (requestsBackward(argc, argv))
-    throw Error(ErrorCode::Unsupported,
-                "loom attention: backward (--grad-out/--dq/--dk/--dv) is not implemented yet");
   Options opts("attention",
                {"q", "k", "v", "out", "lse", "variant", "scale", "dtype", "backend", "grad-out",
                 "dq", "dk", "dv"},
                {});
   opts.parse(argc, argv, 2);
-  for (const char *name : {"q", "k", "v", "out", "lse", "variant", "scale", "dtype", "backend"})
+  for (const char *name : {"q", "k", "v", "out", "lse", "variant", "scale", "dtype", "backend",
+                           "grad-out", "dq", "dk", "dv"})
     if (opts.getAll(name).size() > 1)
       invalid(fmt::format("option --{} is given more than once", name));
   std::string qPath = required(opts, "q"), kPath = required(opts, "k"),
               vPath = required(opts, "v"), outPath = required(opts, "out");
   auto lsePath = opts.get("lse");
+  // Backward: --grad-out dO.npy with all of --dq --dk --dv.
+  auto dOPath = opts.get("grad-out"), dqPath = opts.get("dq"), dkPath = opts.get("dk"),
+       dvPath = opts.get("dv");
+  bool backward = dOPath || dqPath || dkPath || dvPath;
+  if (backward && !(dOPath && dqPath && dkPath && dvPath))
+    invalid("the backward needs all of --grad-out, --dq, --dk and --dv");
 
   std::string spec = opts.get("variant").value_or("none");
   Variant variant = parseVariant(spec);
@@ -255,19 +247,43 @@ int runAttention(int argc, char **argv) {
   std::vector<float> lse(size_t(batch * headsQ * seqQ));
 
   ops::AttentionOptions options;
-  options.causal = variant.causal;
+  options.variant = variant.variant;
   options.scale = scale;
   options.backend = backend;
   ops::attentionForward(q.tensor(), k.tensor(), v.tensor(), out.tensor(), lse.data(), options);
 
   writeNpy(outPath, in.q.shape, toFloat32(out).data());
+  if (backward) {
+    NpyArray dOIn = readNpy(*dOPath);
+    if (dOIn.shape != in.q.shape)
+      invalid(fmt::format("{}: shape {} must equal Q's shape {}", *dOPath, shapeString(dOIn.shape),
+                          shapeString(in.q.shape)));
+    ComputeTensor dO = toCompute(dOIn, *dtype);
+    auto gradLike = [&](const ComputeTensor &like) {
+      ComputeTensor g{*dtype, like.shape, {}, {}};
+      size_t n = like.f32.empty() ? like.bits.size() : like.f32.size();
+      if (*dtype == DType::F32)
+        g.f32.assign(n, 0.f);
+      else
+        g.bits.assign(n, 0);
+      return g;
+    };
+    ComputeTensor dq = gradLike(q), dk = gradLike(k), dv = gradLike(v);
+    ops::attentionBackward(q.tensor(), k.tensor(), v.tensor(), out.tensor(), lse.data(),
+                           dO.tensor(), dq.tensor(), dk.tensor(), dv.tensor(), options);
+    writeNpy(*dqPath, in.q.shape, toFloat32(dq).data());
+    writeNpy(*dkPath, in.k.shape, toFloat32(dk).data());
+    writeNpy(*dvPath, in.v.shape, toFloat32(dv).data());
+  }
   std::string wrote = fmt::format("{} {}", outPath, shapeString(in.q.shape));
   if (lsePath) {
     writeNpy(*lsePath, {batch, headsQ, seqQ}, lse.data());
     wrote += fmt::format(" and {} {}", *lsePath, shapeString({batch, headsQ, seqQ}));
   }
+  if (backward)
+    wrote += fmt::format(", {}, {}, {}", *dqPath, *dkPath, *dvPath);
   std::printf("loom attention: wrote %s (%s, %s, %s backend)\n", wrote.c_str(),
-              std::string(dtypeName(*dtype)).c_str(), variant.causal ? "causal" : "none",
+              std::string(dtypeName(*dtype)).c_str(), variant.label.c_str(),
               runtime::backendName(backend));
   return 0;
 }

@@ -58,7 +58,8 @@ def parse_shape(text):
 
 def gen(args):
     rng = random.Random(args.seed)
-    for name, shape, bound in (("Q", args.q, 2.0), ("K", args.kv, 1.0), ("V", args.kv, 1.0)):
+    for name, shape, bound in (("Q", args.q, 2.0), ("K", args.kv, 1.0), ("V", args.kv, 1.0),
+                               ("dO", args.q, 1.0)):
         n = math.prod(shape)
         write_npy("%s/%s.npy" % (args.dir, name), shape,
                   [rng.uniform(-bound, bound) for _ in range(n)], args.version)
@@ -99,6 +100,63 @@ def reference(q, k, v, causal, scale):
                     for d in range(D):
                         out[base + d] += pj / total * vj[d]
     return out, lse
+
+
+def reference_grads(q, k, v, do, causal, scale):
+    """dQ, dK, dV (flat float64 lists in q's, k's and v's layouts)."""
+    (qs, qd), (ks, kd), (_, vd), (_, dod) = q, k, v, do
+    B, Sq, Hq, D = qs
+    _, Sk, Hkv, _ = ks
+    scale = scale if scale is not None else 1.0 / math.sqrt(D)
+    group = Hq // Hkv
+    dq, dk, dv = [0.0] * len(qd), [0.0] * len(kd), [0.0] * len(vd)
+
+    def idx(shape, b, s, h):
+        return ((b * shape[1] + s) * shape[2] + h) * shape[3]
+
+    for b in range(B):
+        for h in range(Hq):
+            g = h // group
+            for i in range(Sq):
+                qi, oi = idx(qs, b, i, h), idx(qs, b, i, h)
+                last = i + Sk - Sq if causal else Sk - 1
+                js = list(range(min(last + 1, Sk)))
+                if not js:
+                    continue
+                s_ = [scale * sum(qd[qi + c] * kd[idx(ks, b, j, g) + c] for c in range(D))
+                      for j in js]
+                m = max(s_)
+                e = [math.exp(x - m) for x in s_]
+                total = sum(e)
+                p = [x / total for x in e]
+                o = [sum(p[t] * vd[idx(ks, b, j, g) + c] for t, j in enumerate(js))
+                     for c in range(D)]
+                delta = sum(dod[oi + c] * o[c] for c in range(D))
+                for t, j in enumerate(js):
+                    kj = idx(ks, b, j, g)
+                    dp = sum(dod[oi + c] * vd[kj + c] for c in range(D))
+                    ds = p[t] * (dp - delta)
+                    for c in range(D):
+                        dq[qi + c] += scale * ds * kd[kj + c]
+                        dk[kj + c] += scale * ds * qd[qi + c]
+                        dv[kj + c] += p[t] * dod[oi + c]
+    return dq, dk, dv
+
+
+def check_grads(args):
+    q, k, v, do = (read_npy("%s/%s.npy" % (args.dir, n), loom_output=False)
+                   for n in ("Q", "K", "V", "dO"))
+    want = reference_grads(q, k, v, do, args.causal, args.scale)
+    errors = []
+    for name, path, w, shape in (("dQ", args.dq, want[0], q[0]), ("dK", args.dk, want[1], k[0]),
+                                 ("dV", args.dv, want[2], v[0])):
+        got_shape, got = read_npy(path)
+        assert got_shape == shape, "%s shape %s, expected %s" % (name, got_shape, shape)
+        errors.append((name, max_error(got, w)))
+    ok = all(e <= args.tol for _, e in errors)
+    print(" ".join("%s max abs err %.3g" % e for e in errors),
+          "(tolerance %g):" % args.tol, "PASS" if ok else "FAIL")
+    return 0 if ok else 1
 
 
 def max_error(got, want):
@@ -169,11 +227,20 @@ def main():
     p.add_argument("--causal", action="store_true")
     p.add_argument("--scale", type=float)
     p.add_argument("--tol", type=float, required=True)
+    p = sub.add_parser("check-grads")
+    p.add_argument("dir")
+    p.add_argument("--dq", required=True)
+    p.add_argument("--dk", required=True)
+    p.add_argument("--dv", required=True)
+    p.add_argument("--causal", action="store_true")
+    p.add_argument("--scale", type=float)
+    p.add_argument("--tol", type=float, required=True)
     p = sub.add_parser("bad")
     p.add_argument("file")
     p.add_argument("kind")
     args = parser.parse_args()
-    return {"gen": gen, "check": check, "bad": bad}[args.command](args) or 0
+    return {"gen": gen, "check": check, "check-grads": check_grads,
+            "bad": bad}[args.command](args) or 0
 
 
 if __name__ == "__main__":
