@@ -33,7 +33,7 @@ AttentionConfig defaultAttentionConfig(int64_t headDim, runtime::Backend backend
   if (runtime::resolveBackend(backend) == runtime::Backend::Cpu)
     return {64, 64, 128};
   if (headDim <= 64)
-    return {64, 64, 256};
+    return {64, 32, 256};
   if (headDim <= 128)
     return {32, 16, 256};
   return {16, 16, 256};

@@ -312,7 +312,10 @@ TEST(AttentionEmu, ForwardOnTheEmulatedDevice) {
 }
 
 TEST(AttentionCuda, DefaultConfigsCompileForGpusWithoutSpills) {
-  // The default (untuned) block sizes per head dim, for every GPU target.
+  // The default (untuned) block sizes per head dim, for every GPU target:
+  // the forward must not spill. The backward's spills are reported, not
+  // asserted: with the current blocked tile layout (no layout assignment
+  // yet) head dims >= 128 spill a few hundred bytes.
   for (int64_t d : {32, 64, 96, 128, 192, 256}) {
     AttentionConfig config = defaultAttentionConfig(d, runtime::Backend::Cuda);
     for (const char *arch : {"sm_80", "sm_90a"}) {
@@ -325,6 +328,13 @@ TEST(AttentionCuda, DefaultConfigsCompileForGpusWithoutSpills) {
                                       options);
       const auto &r = build.resources();
       EXPECT_EQ(r.spillStoreBytes + r.spillLoadBytes, 0) << "d" << d << " " << arch;
+      for (auto bwd : {flashAttentionBackwardDkDvKernel(DType::BF16, d, AttentionVariant::causalMask()),
+                       flashAttentionBackwardDqKernel(DType::BF16, d, AttentionVariant::causalMask())}) {
+        auto b = runtime::buildCuda(bwd, spec, options);
+        std::printf("[ report   ] %s %s: %d registers, %d bytes spilled\n", bwd.name().c_str(),
+                    arch, b.resources().registers,
+                    b.resources().spillStoreBytes + b.resources().spillLoadBytes);
+      }
       EXPECT_NE(build.binary.ptx.find("mma.sync.aligned.m16n8k16"), std::string::npos);
       std::printf("[ report   ] flash_fwd bf16 d%lld %lldx%lld, %u threads, %s: %d registers, "
                   "%lld bytes smem\n",
