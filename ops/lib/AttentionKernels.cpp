@@ -93,6 +93,30 @@ VariantContext context(const Args &a, Value b, Value h, Value qIdx, Value kvIdx,
   return {b, h, a.Hq, qIdx, kvIdx, qValid, kvValid, a.Sk - a.Sq, a.Sq, a.Sk, a.variantTensors};
 }
 
+/// The query block a forward or dQ program owns: grid axis 0 is the block
+/// of BLOCK_M queries, axis 1 is batch * heads_q.
+struct QueryBlock {
+  Value pidM, b32, h, b, hq, hk, rows, rowMask, rows64, d;
+  /// Offsets of this block's rows in a (batch, seqlen, heads, D) tensor with
+  /// the given strides. Built where used: keeping a tile of offsets live
+  /// across the key loop costs registers on the GPU.
+  Value offsets(Value sb, Value ss, Value sh) const {
+    return b * sb + hq * sh + expand_dims(rows64, 1) * ss + expand_dims(d, 0);
+  }
+};
+
+QueryBlock queryBlock(const Args &a, int64_t BM, int64_t D) {
+  QueryBlock q;
+  q.pidM = program_id(0);
+  Value bh = program_id(1);
+  q.b32 = bh / a.Hq, q.h = bh % a.Hq;
+  q.b = q.b32.to(DType::I64), q.hq = q.h.to(DType::I64), q.hk = (q.h / a.group).to(DType::I64);
+  q.rows = q.pidM * BM + arange(0, BM);
+  q.rowMask = q.rows < a.Sq;
+  q.rows64 = q.rows.to(DType::I64), q.d = arange(0, D).to(DType::I64);
+  return q;
+}
+
 /// Number of key blocks query block `pidM` can see (all, unless causal).
 Value keyBlocks(const AttentionVariant &variant, const Args &a, Value pidM, int64_t BM,
                 int64_t BN) {
@@ -112,14 +136,10 @@ Kernel flashAttentionForwardKernel(DType dtype, int64_t D, const AttentionVarian
   return Kernel(kernelName("fwd", dtype, D, variant), [dtype, D, variant](KernelBuilder &kb) {
     Args a = declareArgs(kb, dtype, variant);
     int64_t BM = kb.constant("BLOCK_M"), BN = kb.constant("BLOCK_N");
-    Value pidM = program_id(0), bh = program_id(1);
-    Value b32 = bh / a.Hq, h = bh % a.Hq;
-    Value b = b32.to(DType::I64), hq = h.to(DType::I64), hk = (h / a.group).to(DType::I64);
-    Value rows = pidM * BM + arange(0, BM);
-    Value rowMask = rows < a.Sq;
-    Value d = arange(0, D).to(DType::I64), rows64 = rows.to(DType::I64);
-    Value qTile = load(a.q, b * a.qsb + hq * a.qsh + expand_dims(rows64, 1) * a.qss + expand_dims(d, 0),
-                       expand_dims(rowMask, 1), 0.0);
+    QueryBlock qb = queryBlock(a, BM, D);
+    Value pidM = qb.pidM, b32 = qb.b32, h = qb.h, b = qb.b, hq = qb.hq, hk = qb.hk;
+    Value rows = qb.rows, rowMask = qb.rowMask, rows64 = qb.rows64, d = qb.d;
+    Value qTile = load(a.q, qb.offsets(a.qsb, a.qss, a.qsh), expand_dims(rowMask, 1), 0.0);
     Value kBase = b * a.ksb + hk * a.ksh, vBase = b * a.vsb + hk * a.vsh;
     auto state = for_range(
         0, keyBlocks(variant, a, pidM, BM, BN), 1,
@@ -148,8 +168,8 @@ Kernel flashAttentionForwardKernel(DType dtype, int64_t D, const AttentionVarian
     Value m = state[0], l = state[1], acc = state[2];
     Value seen = l > 0.0;
     Value lSafe = where(seen, l, 1.0);
-    Value oOffs = b * a.osb + hq * a.osh + expand_dims(rows64, 1) * a.oss + expand_dims(d, 0);
-    store(a.o, oOffs, (acc / expand_dims(lSafe, 1)).to(dtype), expand_dims(rowMask, 1));
+    store(a.o, qb.offsets(a.osb, a.oss, a.osh), (acc / expand_dims(lSafe, 1)).to(dtype),
+          expand_dims(rowMask, 1));
     Value lseOffs = (b * a.Hq.to(DType::I64) + hq) * a.Sq.to(DType::I64) + rows64;
     store(a.lse, lseOffs, where(seen, (m + log2(lSafe)) * kLn2, kNegInf), rowMask);
   });
@@ -231,16 +251,11 @@ Kernel flashAttentionBackwardDqKernel(DType dtype, int64_t D, const AttentionVar
   return Kernel(kernelName("bwd_dq", dtype, D, variant), [dtype, D, variant](KernelBuilder &kb) {
     Args a = declareArgs(kb, dtype, variant);
     int64_t BM = kb.constant("BLOCK_M"), BN = kb.constant("BLOCK_N");
-    Value pidM = program_id(0), bh = program_id(1);
-    Value b32 = bh / a.Hq, h = bh % a.Hq;
-    Value b = b32.to(DType::I64), hq = h.to(DType::I64), hk = (h / a.group).to(DType::I64);
-    Value rows = pidM * BM + arange(0, BM);
-    Value rowMask = rows < a.Sq;
-    Value rows64 = rows.to(DType::I64), d = arange(0, D).to(DType::I64);
-    Value qOffs = b * a.qsb + hq * a.qsh + expand_dims(rows64, 1) * a.qss + expand_dims(d, 0);
-    Value oOffs = b * a.osb + hq * a.osh + expand_dims(rows64, 1) * a.oss + expand_dims(d, 0);
-    Value qTile = load(a.q, qOffs, expand_dims(rowMask, 1), 0.0);
-    Value dO = load(a.dO, oOffs, expand_dims(rowMask, 1), 0.0);
+    QueryBlock qb = queryBlock(a, BM, D);
+    Value pidM = qb.pidM, b32 = qb.b32, h = qb.h, b = qb.b, hq = qb.hq, hk = qb.hk;
+    Value rows = qb.rows, rowMask = qb.rowMask, rows64 = qb.rows64, d = qb.d;
+    Value qTile = load(a.q, qb.offsets(a.qsb, a.qss, a.qsh), expand_dims(rowMask, 1), 0.0);
+    Value dO = load(a.dO, qb.offsets(a.osb, a.oss, a.osh), expand_dims(rowMask, 1), 0.0);
     Value statOffs = (b * a.Hq.to(DType::I64) + hq) * a.Sq.to(DType::I64) + rows64;
     Value lseLog2 = load(a.lse, statOffs, rowMask, 0.0) * kLog2e;
     Value delta = load(a.delta, statOffs, rowMask, 0.0);
@@ -264,7 +279,8 @@ Kernel flashAttentionBackwardDqKernel(DType dtype, int64_t D, const AttentionVar
         dS = dS * sc.modGrad;
       return {c[0] + dot(dS.to(dtype), kTile)};
     });
-    store(a.dq, qOffs, (dq[0] * a.scale).to(dtype), expand_dims(rowMask, 1));
+    store(a.dq, qb.offsets(a.qsb, a.qss, a.qsh), (dq[0] * a.scale).to(dtype),
+          expand_dims(rowMask, 1));
   });
 }
 

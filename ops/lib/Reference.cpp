@@ -61,6 +61,19 @@ double roundAs(double x, const char *dtype) {
     return bf16ToFloat(floatToBf16(f));
   return f;
 }
+/// The scaled, modified score of (b, h, i, j) and d(score_mod)/ds; -inf when
+/// the pair is not visible.
+std::pair<double, double> scoreAt(double dot, double scale, bool causal, const RefVariant *variant,
+                                  int64_t b, int64_t h, int64_t i, int64_t j, int64_t Sq,
+                                  int64_t Sk) {
+  bool visible = variant && variant->visible ? variant->visible(b, h, i, j)
+                                             : (!causal || j <= i + Sk - Sq);
+  if (!visible)
+    return {-INFINITY, 0.0};
+  if (variant && variant->score)
+    return variant->score(dot * scale, b, h, i, j);
+  return {dot * scale, 1.0};
+}
 } // namespace
 
 AttentionResult attention(const std::vector<double> &q, const std::vector<double> &k,
@@ -78,15 +91,10 @@ AttentionResult attention(const std::vector<double> &q, const std::vector<double
         int64_t hk = h / group;
         double m = -INFINITY;
         for (int64_t j = 0; j < Sk; ++j) {
-          bool visible = variant && variant->visible ? variant->visible(b, h, i, j)
-                                                     : (!causal || j <= i + Sk - Sq);
           double dot = 0;
           for (int64_t c = 0; c < D; ++c)
             dot += q[((b * Sq + i) * Hq + h) * D + c] * k[((b * Sk + j) * Hkv + hk) * D + c];
-          double score = dot * scale;
-          if (variant && variant->score)
-            score = variant->score(score, b, h, i, j).first;
-          s[j] = visible ? roundAs(score, roundTo) : -INFINITY;
+          s[j] = roundAs(scoreAt(dot, scale, causal, variant, b, h, i, j, Sq, Sk).first, roundTo);
           m = std::max(m, s[j]);
         }
         if (m == -INFINITY)
@@ -127,12 +135,7 @@ AttentionGrads attentionBackward(const std::vector<double> &q, const std::vector
           double dot = 0;
           for (int64_t c = 0; c < D; ++c)
             dot += q[Q(b, i, h, c)] * k[K(b, j, hk, c)];
-          bool visible = variant && variant->visible ? variant->visible(b, h, i, j)
-                                                     : (!causal || j <= i + Sk - Sq);
-          double score = dot * scale;
-          if (variant && variant->score)
-            std::tie(score, dmod[j]) = variant->score(score, b, h, i, j);
-          p[j] = visible ? score : -INFINITY;
+          std::tie(p[j], dmod[j]) = scoreAt(dot, scale, causal, variant, b, h, i, j, Sq, Sk);
           m = std::max(m, p[j]);
         }
         if (m == -INFINITY)
@@ -204,6 +207,14 @@ ErrorStats compareScaled(const std::vector<float> &got, const std::vector<double
       e.maxRel = std::max(e.maxRel, std::fabs(double(got[i]) - want[i]) /
                                         std::max(scale[i], 1e-300));
   return e;
+}
+
+double maxAbs(const std::vector<double> &v) {
+  double m = 0;
+  for (double x : v)
+    if (std::isfinite(x))
+      m = std::max(m, std::fabs(x));
+  return m;
 }
 
 std::vector<double> absolute(const std::vector<double> &v) {

@@ -65,13 +65,7 @@ struct Output {
   }
 };
 
-double maxAbs(const std::vector<double> &v) {
-  double m = 0;
-  for (double x : v)
-    if (std::isfinite(x))
-      m = std::max(m, std::fabs(x));
-  return m;
-}
+using ref::maxAbs;
 
 double maxAbsError(const std::vector<float> &got, const std::vector<double> &want) {
   double e = 0;

@@ -23,13 +23,7 @@ struct Shape4 {
   int64_t B, Sq, Sk, Hq, Hkv, D;
 };
 
-double maxAbs(const std::vector<double> &v) {
-  double m = 0;
-  for (double x : v)
-    if (std::isfinite(x))
-      m = std::max(m, std::fabs(x));
-  return m;
-}
+using ref::maxAbs;
 
 void expectClose(const char *what, const std::vector<float> &got, const std::vector<double> &want) {
   auto e = ref::compare(got, want, std::max(maxAbs(want), 1e-3));

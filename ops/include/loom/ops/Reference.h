@@ -82,6 +82,8 @@ std::string format(const ErrorStats &e);
 
 std::vector<double> toDouble(const std::vector<float> &v);
 std::vector<double> absolute(const std::vector<double> &v);
+/// max |x| over the finite elements.
+double maxAbs(const std::vector<double> &v);
 /// Rounds each element through f16 or bf16 (round to nearest even).
 std::vector<float> roundToF16(const std::vector<float> &v);
 std::vector<float> roundToBf16(const std::vector<float> &v);
