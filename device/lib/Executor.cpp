@@ -15,7 +15,9 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cstdlib>
 #include <cstring>
+#include <limits>
 #include <exception>
 #include <memory>
 #include <mutex>
@@ -25,6 +27,7 @@
 namespace loom::device::emu {
 
 thread_local dim3 threadIdx, blockIdx, blockDim, gridDim;
+std::atomic<unsigned> race_check_launches{0};
 
 namespace {
 
@@ -51,6 +54,16 @@ struct Warp {
   uint32_t exists = 0; // lanes present (the last warp may be partial)
   uint32_t exited = 0;
   std::vector<Pending> pending; // usually at most one
+};
+
+// Race-detection shadow of one shared-memory byte. Epochs count completed
+// barriers; they keep growing across the blocks a worker runs, so entries left
+// by an earlier block are simply old (no clearing between blocks).
+constexpr uint16_t kNoThread = 0xffff;
+struct ShadowByte {
+  uint32_t write_epoch = 0, read_epoch = 0;
+  uint16_t writer = kNoThread;
+  uint16_t reader = kNoThread, reader2 = kNoThread; // two distinct readers in read_epoch
 };
 
 // A fiber stack with an inaccessible guard page below it, so that an overflow
@@ -89,6 +102,9 @@ struct Block {
   // barrier 0
   unsigned at_barrier = 0;
   std::source_location barrier_site;
+  // race detection (shadow is null when off)
+  ShadowByte* shadow = nullptr;
+  uint32_t epoch = 0;
   std::exception_ptr error;
 };
 
@@ -238,9 +254,11 @@ void fiber_main() {
 // memory between them.
 class Worker {
 public:
-  Worker(const LaunchConfig& cfg, const std::function<void()>& body) : cfg_(cfg), body_(body) {
+  Worker(const LaunchConfig& cfg, const std::function<void()>& body, bool detect_races)
+      : cfg_(cfg), body_(body) {
     smem_size_ = std::max<std::size_t>(cfg.shared_bytes, 1);
     smem_.reset(static_cast<unsigned char*>(::operator new(smem_size_, std::align_val_t(128))));
+    if (detect_races) shadow_.resize(smem_size_);
   }
 
   void run(unsigned long long index) {
@@ -251,6 +269,16 @@ public:
     b.idx = dim3((unsigned)(index % g.x), (unsigned)(index / g.x % g.y),
                  (unsigned)(index / ((unsigned long long)g.x * g.y)));
     b.smem = smem_.get();
+    if (!shadow_.empty()) {
+      // A fresh epoch per block; restart (clearing the shadow) long before
+      // the counter could wrap.
+      if (epoch_ > std::numeric_limits<uint32_t>::max() / 2) {
+        std::fill(shadow_.begin(), shadow_.end(), ShadowByte{});
+        epoch_ = 0;
+      }
+      b.shadow = shadow_.data();
+      b.epoch = ++epoch_;
+    }
     // Poison: all-ones bytes are NaN as f32, f16 and bf16, so reading shared
     // memory that nothing wrote (e.g. a cp.async never waited for) shows.
     std::memset(b.smem, 0xff, smem_size_);
@@ -276,8 +304,10 @@ public:
     blockDim = cfg_.block;
     gridDim = cfg_.grid;
     struct Reset {
-      ~Reset() { t_block = nullptr, t_fiber = nullptr; }
-    } reset;
+      Block& b;
+      uint32_t& epoch;
+      ~Reset() { t_block = nullptr, t_fiber = nullptr, epoch = std::max(epoch, b.epoch); }
+    } reset{b, epoch_};
 
     while (b.done < n && !b.error) {
       bool ran = false;
@@ -305,6 +335,8 @@ private:
   std::vector<std::unique_ptr<Stack>> stacks_;
   std::unique_ptr<unsigned char, AlignedDelete> smem_;
   std::size_t smem_size_;
+  std::vector<ShadowByte> shadow_; // empty unless detecting races
+  uint32_t epoch_ = 0;
 };
 
 void validate(const LaunchConfig& c) {
@@ -330,13 +362,21 @@ void launch(const LaunchConfig& config, const std::function<void()>& body) {
     workers = (unsigned)std::min<unsigned long long>(
         {blocks, 8ull, std::max(1u, std::thread::hardware_concurrency())});
 
+  const char* env = std::getenv("LOOM_EMU_RACE_CHECK");
+  const bool detect = config.detect_races || (env && *env && std::strcmp(env, "0") != 0);
+  struct RaceCheckCount {
+    bool on;
+    explicit RaceCheckCount(bool on) : on(on) { if (on) race_check_launches.fetch_add(1); }
+    ~RaceCheckCount() { if (on) race_check_launches.fetch_sub(1); }
+  } race_check_count(detect);
+
   std::atomic<unsigned long long> next{0};
   std::atomic<bool> stop{false};
   std::mutex mutex;
   std::exception_ptr first_error;
   auto work = [&] {
     try {
-      Worker w(config, body);
+      Worker w(config, body, detect);
       while (!stop.load(std::memory_order_relaxed)) {
         const unsigned long long i = next.fetch_add(1);
         if (i >= blocks) break;
@@ -380,6 +420,7 @@ void block_barrier(std::source_location site) {
   }
   if (++b.at_barrier == b.fibers.size()) {
     b.at_barrier = 0;
+    ++b.epoch; // accesses before the barrier are ordered before those after it
     for (Fiber& o : b.fibers)
       if (o.state == State::AtBarrier) o.state = State::Runnable;
     return;
@@ -490,6 +531,53 @@ void check_global(const void* p, std::size_t bytes, const char* what) {
       os << " (access at byte offset " << off << ")";
   }
   fail(os.str());
+}
+
+void note_shared_access(const void* p, std::size_t bytes, bool write, int lane,
+                        const char* what) {
+  Block& b = block();
+  if (!b.shadow || bytes == 0) return;
+  const char* access = what ? what : write ? "shared-memory store" : "shared-memory load";
+  if (!is_shared(p, bytes)) check_shared(p, bytes, access);
+  const unsigned self = lane < 0 ? t_fiber->linear : (t_fiber->linear & ~31u) + (unsigned)lane;
+  const std::size_t off = (std::size_t)(static_cast<const unsigned char*>(p) - b.smem);
+  ShadowByte* sh = b.shadow + off;
+  const uint32_t e = b.epoch;
+  for (std::size_t i = 0; i < bytes; ++i) {
+    const ShadowByte& s = sh[i];
+    unsigned other = kNoThread;
+    const char* other_did = nullptr;
+    if (s.write_epoch == e && s.writer != self) {
+      other = s.writer;
+      other_did = "written";
+    } else if (write && s.read_epoch == e) {
+      other = s.reader != self ? s.reader : s.reader2;
+      other_did = "read";
+    }
+    if (other == kNoThread) continue;
+    std::ostringstream os;
+    os << "shared-memory race: thread " << str(thread_of(b, self))
+       << (write ? " writes" : " reads") << " bytes [offset " << off << ", +" << bytes << ") "
+       << other_did << " by thread " << str(thread_of(b, other))
+       << " since the last barrier (" << (other_did[0] == 'w' ? "write-" : "read-")
+       << (write ? "write" : "read") << " race";
+    if (what) os << ", at " << what;
+    os << "; a bar_sync() between the two accesses orders them)";
+    fail(os.str());
+  }
+  for (std::size_t i = 0; i < bytes; ++i) {
+    ShadowByte& s = sh[i];
+    if (write) {
+      s.write_epoch = e;
+      s.writer = (uint16_t)self;
+    } else if (s.read_epoch != e) {
+      s.read_epoch = e;
+      s.reader = (uint16_t)self;
+      s.reader2 = kNoThread;
+    } else if (s.reader != self && s.reader2 == kNoThread) {
+      s.reader2 = (uint16_t)self;
+    }
+  }
 }
 
 std::string describe_lane(unsigned lane) {

@@ -208,6 +208,8 @@ void ldmatrix(void* const args[32], uint32_t) {
         if (!aligned) fail(who + " is not 16-byte aligned");
         check_shared(row, 16, who.c_str());
       }
+      if (race_check_launches.load(std::memory_order_relaxed))
+        note_shared_access(row, 16, false, (int)lane, names[Trans][Num]);
       std::memcpy(M[j][r], row, 16);
     }
   for (unsigned l = 0; l < 32; ++l) {
@@ -344,8 +346,13 @@ inline void cp_async_wait() {
   static_assert(N >= 0, "cp.async.wait_group N needs N >= 0");
   auto& s = emu::cp_async_state();
   std::size_t retire = s.groups.size() > (std::size_t)N ? s.groups.size() - N : 0;
+  const bool race_check = emu::race_check_launches.load(std::memory_order_relaxed);
   for (std::size_t i = 0; i < retire; ++i)
-    for (const auto& c : s.groups[i]) std::memcpy(c.dst, c.data, 16);
+    for (const auto& c : s.groups[i]) {
+      // The copy lands now: a write by the issuing thread at the wait.
+      if (race_check) emu::note_shared_access(c.dst, 16, true, -1, "cp.async landing at wait_group");
+      std::memcpy(c.dst, c.data, 16);
+    }
   s.groups.erase(s.groups.begin(), s.groups.begin() + (std::ptrdiff_t)retire);
 }
 

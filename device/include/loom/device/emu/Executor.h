@@ -13,8 +13,14 @@
 // Errors (barrier divergence, deadlock, missing warp lanes, out-of-bounds
 // shared-memory access by a primitive, any exception thrown by device code)
 // abort the launch and are rethrown to the caller of launch() as EmuError.
+//
+// Optionally (LaunchConfig::detect_races, or LOOM_EMU_RACE_CHECK=1 in the
+// environment) shared-memory accesses reported through note_shared_read /
+// note_shared_write are checked for races: two threads touching the same byte
+// between two barriers, at least one of them writing.
 #pragma once
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -62,6 +68,11 @@ struct LaunchConfig {
   /// When non-empty, every global access of the tile layer must fall inside
   /// one of these buffers (an out-of-bounds index is reported, not executed).
   std::vector<GlobalBuffer> global_buffers;
+  /// Shared-memory race detection (also on when the environment has
+  /// LOOM_EMU_RACE_CHECK set to anything but "" or "0"): every access that the
+  /// emulated primitives and the tile layer report (note_shared_read/write)
+  /// is checked against the other threads' accesses since the last barrier.
+  bool detect_races = false;
 };
 
 // Runs body once per thread of every block. Throws EmuError on failure.
@@ -111,6 +122,27 @@ void check_shared(const void* p, std::size_t bytes, const char* what);
 /// Reports (fail) an access of `bytes` at `p` outside the launch's
 /// global_buffers; no check when the launch registered none.
 void check_global(const void* p, std::size_t bytes, const char* what);
+
+// ---- shared-memory race detection -------------------------------------------------
+
+/// Nonzero while some launch in the process runs with race detection: the
+/// instrumented accesses test only this before calling into the executor.
+extern std::atomic<unsigned> race_check_launches;
+
+/// Records an access of `bytes` at `p` (in the block's shared memory) by the
+/// current thread, or by lane `lane` of its warp when lane >= 0 (warp
+/// collectives, which run on the last lane to arrive), and reports (fail) a
+/// race with another thread's access since the last barrier. No-op when the
+/// current launch does not detect races. `what` names the instruction.
+void note_shared_access(const void* p, std::size_t bytes, bool write, int lane = -1,
+                        const char* what = nullptr);
+
+inline void note_shared_read(const void* p, std::size_t bytes) {
+  if (race_check_launches.load(std::memory_order_relaxed)) note_shared_access(p, bytes, false);
+}
+inline void note_shared_write(const void* p, std::size_t bytes) {
+  if (race_check_launches.load(std::memory_order_relaxed)) note_shared_access(p, bytes, true);
+}
 
 // "thread (x,y,z)" for lane l of the current fiber's warp.
 std::string describe_lane(unsigned lane);

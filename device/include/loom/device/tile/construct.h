@@ -78,13 +78,13 @@ __device__ __forceinline__ TileT broadcast(const Src& src, unsigned char* smem) 
     T* buf = reinterpret_cast<T*>(smem);
     LOOM_UNROLL
     for (int k = 0; k < Src::kPerThread; ++k)
-      if (detail::slot_valid<SS>(k)) buf[slot_index(k)] = src.v[k];
+      if (detail::slot_valid<SS>(k)) detail::smem_store(buf + slot_index(k), src.v[k]);
     loom::device::bar_sync();
     TileT r;
     LOOM_UNROLL
     for (int k = 0; k < TileT::kPerThread; ++k)
       r.v[k] = detail::slot_valid<DS>(k)
-                   ? buf[detail::broadcast_source<DS, SS>(slot_index(k))]
+                   ? detail::smem_load(buf + detail::broadcast_source<DS, SS>(slot_index(k)))
                    : T{};
     loom::device::bar_sync();
     return r;

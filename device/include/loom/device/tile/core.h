@@ -220,4 +220,29 @@ __device__ __forceinline__ unsigned char* shared_scratch() {
   return static_cast<unsigned char*>(loom::device::dynamic_shared_memory());
 }
 
+// Every shared-memory access of the tile layer goes through these, so that the
+// emulator's optional race detector (LaunchConfig::detect_races) sees it: one
+// test of a flag when detection is off, nothing at all on the GPU.
+#if defined(LOOM_DEVICE_EMULATION)
+#define LOOM_SMEM_READ(ptr, bytes) ::loom::device::emu::note_shared_read((ptr), (bytes))
+#define LOOM_SMEM_WRITE(ptr, bytes) ::loom::device::emu::note_shared_write((ptr), (bytes))
+#else
+#define LOOM_SMEM_READ(ptr, bytes) ((void)0)
+#define LOOM_SMEM_WRITE(ptr, bytes) ((void)0)
+#endif
+
+namespace detail {
+// A plain shared-memory load / store of one element, instrumented.
+template <class T>
+__device__ __forceinline__ T smem_load(const T* p) {
+  LOOM_SMEM_READ(p, sizeof(T));
+  return *p;
+}
+template <class T>
+__device__ __forceinline__ void smem_store(T* p, const T& x) {
+  LOOM_SMEM_WRITE(p, sizeof(T));
+  *p = x;
+}
+} // namespace detail
+
 } // namespace loom::tile

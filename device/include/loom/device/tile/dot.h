@@ -61,13 +61,13 @@ __device__ __forceinline__ TileR dot_mma(const TileA& a, const TileB& b, const T
   for (int k = 0; k < TileA::kPerThread; ++k)
     if (slot_valid<typename TileA::shape>(k)) {
       const int i = slot_index(k);
-      As[SA::offset(i / K, i % K)] = a.v[k];
+      smem_store(As + SA::offset(i / K, i % K), a.v[k]);
     }
   LOOM_UNROLL
   for (int k = 0; k < TileB::kPerThread; ++k)
     if (slot_valid<typename TileB::shape>(k)) {
       const int i = slot_index(k);
-      Bs[SB::offset(i / N, i % N)] = b.v[k];
+      smem_store(Bs + SB::offset(i / N, i % N), b.v[k]);
     }
   loom::device::bar_sync();
 
@@ -88,16 +88,17 @@ __device__ __forceinline__ TileR dot_mma(const TileA& a, const TileB& b, const T
     }
     const int g = lane >> 2, t = lane & 3;
     float* c0 = Cs + (m0 + g) * N + n0 + 2 * t;
-    c0[0] = d[0];
-    c0[1] = d[1];
-    c0[8 * N] = d[2];
-    c0[8 * N + 1] = d[3];
+    smem_store(c0, d[0]);
+    smem_store(c0 + 1, d[1]);
+    smem_store(c0 + 8 * N, d[2]);
+    smem_store(c0 + 8 * N + 1, d[3]);
   }
   loom::device::bar_sync();
   TileR r;
   LOOM_UNROLL
   for (int k = 0; k < TileR::kPerThread; ++k)
-    r.v[k] = slot_valid<typename TileR::shape>(k) ? acc.v[k] + Cs[slot_index(k)] : acc.v[k];
+    r.v[k] = slot_valid<typename TileR::shape>(k) ? acc.v[k] + smem_load(Cs + slot_index(k))
+                                                  : acc.v[k];
   loom::device::bar_sync();
   return r;
 }
@@ -109,10 +110,10 @@ __device__ __forceinline__ TileR dot_fma(const TileA& a, const TileB& b, const T
   T* Bs = As + M * K;
   LOOM_UNROLL
   for (int k = 0; k < TileA::kPerThread; ++k)
-    if (slot_valid<typename TileA::shape>(k)) As[slot_index(k)] = a.v[k];
+    if (slot_valid<typename TileA::shape>(k)) smem_store(As + slot_index(k), a.v[k]);
   LOOM_UNROLL
   for (int k = 0; k < TileB::kPerThread; ++k)
-    if (slot_valid<typename TileB::shape>(k)) Bs[slot_index(k)] = b.v[k];
+    if (slot_valid<typename TileB::shape>(k)) smem_store(Bs + slot_index(k), b.v[k]);
   loom::device::bar_sync();
   TileR r;
   LOOM_UNROLL
@@ -122,7 +123,8 @@ __device__ __forceinline__ TileR dot_fma(const TileA& a, const TileB& b, const T
       const int i = slot_index(k), m = i / N, n = i % N;
       const T* arow = As + m * K;
       const T* bcol = Bs + n;
-      for (int kk = 0; kk < K; ++kk) s += to_float(arow[kk]) * to_float(bcol[kk * N]);
+      for (int kk = 0; kk < K; ++kk)
+        s += to_float(smem_load(arow + kk)) * to_float(smem_load(bcol + kk * N));
     }
     r.v[k] = s;
   }

@@ -40,8 +40,10 @@ __device__ __forceinline__ T narrow(A x) {
 // (outer o, inner n around Axis) folds src[o][0..D)[n]. Each thread starts
 // its fold at a different position along the axis when the axis is innermost
 // (rotation by j), so that the threads of a warp read different banks.
+// Without the final barrier (reduce() adds it): the scratch is still being
+// read when this returns.
 template <class TileR, int Axis, class Op, class T, class S>
-__device__ __forceinline__ TileR reduce(const Tile<T, S>& t, unsigned char* smem) {
+__device__ __forceinline__ TileR reduce_unsynced(const Tile<T, S>& t, unsigned char* smem) {
   using R = remove_axis_t<S, Axis>;
   using A = reduce_acc_t<T>;
   static_assert(Axis >= 0 && Axis < S::rank, "reduce: axis out of range");
@@ -50,7 +52,7 @@ __device__ __forceinline__ TileR reduce(const Tile<T, S>& t, unsigned char* smem
   T* buf = reinterpret_cast<T*>(smem);
   LOOM_UNROLL
   for (int k = 0; k < Tile<T, S>::kPerThread; ++k)
-    if (slot_valid<S>(k)) buf[slot_index(k)] = t.v[k];
+    if (slot_valid<S>(k)) smem_store(buf + slot_index(k), t.v[k]);
   loom::device::bar_sync();
   TileR r;
   const Op op;
@@ -60,16 +62,22 @@ __device__ __forceinline__ TileR reduce(const Tile<T, S>& t, unsigned char* smem
     if (slot_valid<R>(k)) {
       const T* src = buf + (j / inner) * (D * inner) + j % inner;
       int a = (inner == 1 && D > 1) ? j % D : 0;
-      A acc = widen<A>(src[a * inner]);
+      A acc = widen<A>(smem_load(src + a * inner));
       for (int n = 1; n < D; ++n) {
         a = a + 1 == D ? 0 : a + 1;
-        acc = op(acc, widen<A>(src[a * inner]));
+        acc = op(acc, widen<A>(smem_load(src + a * inner)));
       }
       r.v[k] = narrow<T>(acc);
     } else {
       r.v[k] = T{};
     }
   }
+  return r;
+}
+
+template <class TileR, int Axis, class Op, class T, class S>
+__device__ __forceinline__ TileR reduce(const Tile<T, S>& t, unsigned char* smem) {
+  TileR r = reduce_unsynced<TileR, Axis, Op>(t, smem);
   loom::device::bar_sync();
   return r;
 }
@@ -95,9 +103,9 @@ template <class T>
 __device__ __forceinline__ T extract(const Tile<T, Shape<>>& t, unsigned char* smem) {
   static_assert(sizeof(T) <= 16, "extract: element too large");
   T* buf = reinterpret_cast<T*>(smem);
-  if (thread_rank() == 0) buf[0] = t.v[0];
+  if (thread_rank() == 0) detail::smem_store(buf, t.v[0]);
   loom::device::bar_sync();
-  const T x = buf[0];
+  const T x = detail::smem_load(buf);
   loom::device::bar_sync();
   return x;
 }
