@@ -13,6 +13,8 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdlib>
+
 using namespace loom;
 using namespace loom::runtime;
 namespace ref = loom::ops::ref;
@@ -129,4 +131,32 @@ TEST(EmuChecks, OutOfBoundsIndexIsReportedNotExecuted) {
     EXPECT_NE(msg.find("global load: 4 bytes at"), std::string::npos) << msg;
     EXPECT_NE(msg.find("x: 400 bytes (access at byte offset 400)"), std::string::npos) << msg;
   }
+}
+
+TEST(EmuChecks, GeneratedKernelsAreRaceFree) {
+  // The shared-memory race detector on: every tile op the code generator
+  // emits (dot through tensor cores, reductions, broadcasts) must order its
+  // shared-memory traffic with barriers.
+  setenv("LOOM_EMU_RACE_CHECK", "1", 1);
+  struct Unset {
+    ~Unset() { unsetenv("LOOM_EMU_RACE_CHECK"); }
+  } unset;
+  const int64_t m = 32, n = 16, kk = 32;
+  Typed a(m * kk, DType::BF16, -1, 1), b(kk * n, DType::BF16, -1, 1);
+  std::vector<float> c(m * n, ref::poison());
+  auto k = compile(ops::matmulKernel(DType::BF16),
+                   emuSpec({{"BLOCK_M", 32}, {"BLOCK_N", 16}, {"BLOCK_K", 16}}));
+  k->launch(Grid(1, 1), {a.arg(DType::BF16), b.arg(DType::BF16), Arg::buffer(c), Arg::i32(m),
+                         Arg::i32(n), Arg::i32(kk), Arg::i32(kk), Arg::i32(n), Arg::i32(n)});
+  auto da = ref::toDouble(a.seen), db = ref::toDouble(b.seen);
+  auto e = ref::compareScaled(c, ref::matmul(da, db, m, n, kk),
+                              ref::matmul(ref::absolute(da), ref::absolute(db), m, n, kk));
+  EXPECT_TRUE(ref::withinRelative(e, 1e-5)) << ref::format(e);
+  const int64_t rows = 3, cols = 200;
+  auto x = ref::randomVector(rows * cols, -4, 4);
+  std::vector<float> y(rows * cols, ref::poison());
+  compile(ops::softmaxKernel(DType::F32), emuSpec({{"BLOCK", 64}}))
+      ->launch(Grid(rows), {Arg::buffer(x), Arg::buffer(y), Arg::i32(cols), Arg::i32(cols)});
+  EXPECT_TRUE(ref::withinRelative(
+      ref::compare(y, ref::softmaxRows(ref::toDouble(x), rows, cols), 1e-30), 1e-4));
 }
