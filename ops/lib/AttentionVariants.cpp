@@ -82,6 +82,33 @@ AttentionVariant AttentionVariant::documentMask() {
   return v;
 }
 
+std::vector<int32_t> documentIdsFromCuSeqlens(const std::vector<int64_t> &cu, int64_t seqlen) {
+  if (cu.size() < 2)
+    throw Error(ErrorCode::InvalidArgument,
+                fmt::format("cu_seqlens needs at least 2 entries (0 and the sequence length), "
+                            "got {}",
+                            cu.size()));
+  if (cu.front() != 0)
+    throw Error(ErrorCode::InvalidArgument,
+                fmt::format("cu_seqlens must start at 0, got {}", cu.front()));
+  for (size_t i = 1; i < cu.size(); ++i)
+    if (cu[i] <= cu[i - 1])
+      throw Error(ErrorCode::InvalidArgument,
+                  fmt::format("cu_seqlens must be increasing: entry {} is {} after {}", i, cu[i],
+                              cu[i - 1]));
+  if (cu.back() != seqlen)
+    throw Error(ErrorCode::InvalidArgument,
+                fmt::format("cu_seqlens must end at the sequence length {}, got {}", seqlen,
+                            cu.back()));
+  if (cu.size() - 1 > size_t(INT32_MAX))
+    throw Error(ErrorCode::InvalidArgument, "cu_seqlens: too many documents");
+  std::vector<int32_t> ids(static_cast<size_t>(seqlen));
+  for (size_t d = 0; d + 1 < cu.size(); ++d)
+    for (int64_t t = cu[d]; t < cu[d + 1]; ++t)
+      ids[t] = static_cast<int32_t>(d);
+  return ids;
+}
+
 AttentionVariant combine(const AttentionVariant &a, const AttentionVariant &b) {
   if (a.name == "none")
     return b;

@@ -199,11 +199,11 @@ std::string required(const Options &opts, const std::string &name) {
 int runAttention(int argc, char **argv) {
   Options opts("attention",
                {"q", "k", "v", "out", "lse", "variant", "scale", "dtype", "backend", "grad-out",
-                "dq", "dk", "dv"},
+                "dq", "dk", "dv", "cu-seqlens"},
                {});
   opts.parse(argc, argv, 2);
   for (const char *name : {"q", "k", "v", "out", "lse", "variant", "scale", "dtype", "backend",
-                           "grad-out", "dq", "dk", "dv"})
+                           "grad-out", "dq", "dk", "dv", "cu-seqlens"})
     if (opts.getAll(name).size() > 1)
       invalid(fmt::format("option --{} is given more than once", name));
   std::string qPath = required(opts, "q"), kPath = required(opts, "k"),
@@ -248,6 +248,35 @@ int runAttention(int argc, char **argv) {
 
   ops::AttentionOptions options;
   options.variant = variant.variant;
+  std::vector<int32_t> docIds;
+  if (auto cu = opts.get("cu-seqlens")) {
+    // Packed documents: batch 1, queries and keys at the same positions.
+    if (in.q.shape[0] != 1 || in.q.shape[1] != in.k.shape[1])
+      invalid(fmt::format("--cu-seqlens needs packed inputs: batch 1 and seqlen_q == seqlen_k, "
+                          "got Q {} and K {}",
+                          shapeString(in.q.shape), shapeString(in.k.shape)));
+    std::vector<int64_t> offsets;
+    size_t start = 0;
+    while (true) {
+      size_t comma = cu->find(',', start);
+      std::string item = trim(cu->substr(start, comma == std::string::npos ? comma : comma - start));
+      char *end = nullptr;
+      long long value = std::strtoll(item.c_str(), &end, 10);
+      if (item.empty() || *end != '\0')
+        invalid(fmt::format("--cu-seqlens: '{}' is not an integer in '{}'", item, *cu));
+      offsets.push_back(value);
+      if (comma == std::string::npos)
+        break;
+      start = comma + 1;
+    }
+    try {
+      docIds = ops::documentIdsFromCuSeqlens(offsets, in.q.shape[1]);
+    } catch (const Error &e) {
+      invalid(std::string("--cu-seqlens: ") + e.what());
+    }
+    options.variant = ops::combine(options.variant, ops::AttentionVariant::documentMask());
+    options.variantArgs = {runtime::Arg::buffer(docIds)};
+  }
   options.scale = scale;
   options.backend = backend;
   ops::attentionForward(q.tensor(), k.tensor(), v.tensor(), out.tensor(), lse.data(), options);

@@ -33,22 +33,24 @@ commands:
                --const NAME=VALUE   compile-time constant (repeatable)
                --bind NAME=VALUE    bind a scalar argument (repeatable)
                --timings            print each stage's milliseconds
-  attention  flash attention forward on .npy files (float32, C order,
+  attention  flash attention forward (and backward) on .npy files (float32, C order,
              (batch, seqlen, heads, head_dim); K/V heads may be fewer than
              Q's and divide them (GQA/MQA))
                --q/--k/--v FILE     inputs
                --out FILE           output O: float32, Q's shape
                --lse FILE           also write LSE: float32 (batch, heads, seqlen_q)
-               --variant SPEC       comma-separated terms: none (default) |
-                                    causal (bottom-right aligned); parsed but not
-                                    implemented yet: sliding_window(W), alibi,
-                                    softcap(C), prefix(P)
+               --variant SPEC       comma-separated terms: none (default),
+                                    causal (bottom-right aligned),
+                                    sliding_window(W), alibi, softcap(C),
+                                    prefix(P); e.g. causal,softcap(30)
+               --cu-seqlens 0,a,b,...  packed documents (batch 1): no attention
+                                    across documents
+               --grad-out dO.npy --dq F --dk F --dv F  also run the backward
                --scale S            softmax scale (default 1/sqrt(head_dim))
                --dtype f32|f16|bf16 compute dtype: inputs rounded to it (nearest
                                     even); outputs are float32 (default f32)
                --backend auto|cpu|emu  auto is cpu unless LOOM_DEVICE=emu (cuda
                                     is not supported yet: it needs device buffers)
-               backward (--grad-out, --dq, --dk, --dv) is not implemented yet
   version    print Loom, MLIR, NVRTC and NCCL versions
   help       print this message
 )";

@@ -98,6 +98,14 @@ struct AttentionVariant {
   static AttentionVariant documentMask();
 };
 
+/// Varlen: documents packed along the sequence of a batch-1 tensor, as in
+/// FlashAttention's cu_seqlens (offsets 0 = c_0 < c_1 < ... < c_n = seqlen).
+/// Returns the per-token document ids for AttentionVariant::documentMask(),
+/// which then keeps attention (and causality) inside each document. Throws
+/// InvalidArgument naming the offending entry.
+std::vector<int32_t> documentIdsFromCuSeqlens(const std::vector<int64_t> &cuSeqlens,
+                                              int64_t seqlen);
+
 /// Both variants: score mods composed (a's first), masks and-ed.
 AttentionVariant combine(const AttentionVariant &a, const AttentionVariant &b);
 

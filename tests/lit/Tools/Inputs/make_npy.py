@@ -65,7 +65,7 @@ def gen(args):
                   [rng.uniform(-bound, bound) for _ in range(n)], args.version)
 
 
-def reference(q, k, v, causal, scale):
+def reference(q, k, v, causal, scale, docs=None):
     """O (q's shape) and LSE (batch, heads_q, seqlen_q) as flat float64 lists."""
     (qs, qd), (ks, kd), (_, vd) = q, k, v
     B, Sq, Hq, D = qs
@@ -85,8 +85,10 @@ def reference(q, k, v, causal, scale):
             for i in range(Sq):
                 qi = at(qs, qd, b, i, h)
                 last = i + Sk - Sq if causal else Sk - 1
+                visible = [j for j in range(min(last + 1, Sk))
+                           if docs is None or docs[j] == docs[i + Sk - Sq]]
                 scores = [scale * sum(x * y for x, y in zip(qi, at(ks, kd, b, j, g)))
-                          for j in range(min(last + 1, Sk))]
+                          for j in visible]
                 base = ((b * Sq + i) * Hq + h) * D
                 if not scores:
                     lse[(b * Hq + h) * Sq + i] = -math.inf
@@ -95,7 +97,7 @@ def reference(q, k, v, causal, scale):
                 p = [math.exp(s - m) for s in scores]
                 total = sum(p)
                 lse[(b * Hq + h) * Sq + i] = m + math.log(total)
-                for j, pj in enumerate(p):
+                for j, pj in zip(visible, p):
                     vj = at(ks, vd, b, j, g)
                     for d in range(D):
                         out[base + d] += pj / total * vj[d]
@@ -172,7 +174,11 @@ def max_error(got, want):
 
 def check(args):
     q, k, v = (read_npy("%s/%s.npy" % (args.dir, n), loom_output=False) for n in "QKV")
-    want_out, want_lse = reference(q, k, v, args.causal, args.scale)
+    docs = None
+    if args.cu_seqlens:
+        cu = [int(x) for x in args.cu_seqlens.split(",")]
+        docs = [d for d in range(len(cu) - 1) for _ in range(cu[d], cu[d + 1])]
+    want_out, want_lse = reference(q, k, v, args.causal, args.scale, docs)
     shape, out = read_npy(args.out)
     assert shape == q[0], "O shape %s, expected %s" % (shape, q[0])
     errors = [("O", max_error(out, want_out))]
@@ -224,6 +230,7 @@ def main():
     p.add_argument("dir")
     p.add_argument("--out", required=True)
     p.add_argument("--lse")
+    p.add_argument("--cu-seqlens")
     p.add_argument("--causal", action="store_true")
     p.add_argument("--scale", type=float)
     p.add_argument("--tol", type=float, required=True)
