@@ -8,7 +8,9 @@
 #include "mlir/ExecutionEngine/OptUtils.h"
 #include "mlir/Target/LLVMIR/Export.h"
 
+#include "llvm/ExecutionEngine/Orc/JITTargetMachineBuilder.h"
 #include "llvm/ExecutionEngine/Orc/Mangling.h"
+#include "llvm/Target/TargetMachine.h"
 #include "llvm/IR/Module.h"
 #include "llvm/Support/TargetSelect.h"
 #include "llvm/Support/raw_ostream.h"
@@ -67,13 +69,25 @@ std::unique_ptr<compiler::CpuExecutable>
 compiler::CpuExecutable::create(mlir::ModuleOp module, const std::string &kernelName,
                                 unsigned optLevel) {
   initializeNativeTarget();
-  auto transformer = mlir::makeOptimizingTransformer(optLevel, 0, nullptr);
+  // The optimizer needs the host's target machine: without it the loop
+  // vectorizer has no cost model for this CPU's vector units and leaves
+  // every loop scalar.
+  auto hostBuilder = llvm::orc::JITTargetMachineBuilder::detectHost();
+  if (!hostBuilder)
+    throw Error(ErrorCode::CompileFailed,
+                "cannot describe the host CPU to LLVM: " + errorText(hostBuilder.takeError()));
+  hostBuilder->setCodeGenOptLevel(static_cast<llvm::CodeGenOptLevel>(optLevel));
+  auto targetMachine = hostBuilder->createTargetMachine();
+  if (!targetMachine)
+    throw Error(ErrorCode::CompileFailed,
+                "cannot create the host target machine: " + errorText(targetMachine.takeError()));
+  auto transformer = mlir::makeOptimizingTransformer(optLevel, 0, targetMachine->get());
   mlir::ExecutionEngineOptions options;
   options.transformer = transformer;
   options.jitCodeGenOptLevel = static_cast<llvm::CodeGenOptLevel>(optLevel);
   options.enableGDBNotificationListener = false;
   options.enablePerfNotificationListener = false;
-  auto engine = mlir::ExecutionEngine::create(module, options);
+  auto engine = mlir::ExecutionEngine::create(module, options, std::move(*targetMachine));
   if (!engine)
     throw Error(ErrorCode::CompileFailed,
                 "LLVM JIT failed for kernel '" + kernelName +

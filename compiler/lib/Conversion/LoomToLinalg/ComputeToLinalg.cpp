@@ -7,17 +7,36 @@ using namespace mlir;
 using namespace mlir::loom;
 
 namespace {
-struct DotToMatmul : OpConversionPattern<DotOp> {
+/// C[i, j] += A[i, k] * B[k, j] as a linalg.generic iterating (i, k, j):
+/// loops lower in that order, so the innermost loop walks rows of B and C
+/// contiguously and LLVM vectorizes it (linalg.matmul's (i, j, k) order puts
+/// a strided walk of B innermost). f16/bf16 operands are extended to f32
+/// before the multiply, so products and sums are single precision.
+struct DotToGeneric : OpConversionPattern<DotOp> {
   using OpConversionPattern::OpConversionPattern;
   LogicalResult
   matchAndRewrite(DotOp op, OpAdaptor adaptor,
                   ConversionPatternRewriter &rewriter) const override {
-    // linalg.matmul extends f16/bf16 operands to the f32 accumulator type
-    // before multiplying, so the products and sums are single precision.
-    auto matmul = linalg::MatmulOp::create(
-        rewriter, op.getLoc(), ValueRange{adaptor.getA(), adaptor.getB()},
-        ValueRange{adaptor.getAcc()});
-    rewriter.replaceOp(op, matmul->getResults());
+    MLIRContext *ctx = getContext();
+    AffineExpr i, k, j;
+    bindDims(ctx, i, k, j);
+    auto map = [&](ArrayRef<AffineExpr> results) { return AffineMap::get(3, 0, results, ctx); };
+    SmallVector<AffineMap> maps = {map({i, k}), map({k, j}), map({i, j})};
+    SmallVector<utils::IteratorType> iterators = {utils::IteratorType::parallel,
+                                                  utils::IteratorType::reduction,
+                                                  utils::IteratorType::parallel};
+    auto generic = linalg::GenericOp::create(
+        rewriter, op.getLoc(), TypeRange{op.getType()},
+        ValueRange{adaptor.getA(), adaptor.getB()}, ValueRange{adaptor.getAcc()}, maps,
+        iterators, [&](OpBuilder &b, Location l, ValueRange args) {
+          Type f32 = b.getF32Type();
+          auto widen = [&](Value v) {
+            return v.getType() == f32 ? v : arith::ExtFOp::create(b, l, f32, v).getResult();
+          };
+          Value product = arith::MulFOp::create(b, l, widen(args[0]), widen(args[1]));
+          linalg::YieldOp::create(b, l, ValueRange{arith::AddFOp::create(b, l, args[2], product)});
+        });
+    rewriter.replaceOp(op, generic.getResults());
     return success();
   }
 };
@@ -86,5 +105,5 @@ struct ReduceToLinalg : OpConversionPattern<ReduceOp> {
 } // namespace
 
 void mlir::loom::populateLoomComputeToLinalgPatterns(RewritePatternSet &patterns) {
-  patterns.add<DotToMatmul, ReduceToLinalg>(patterns.getContext());
+  patterns.add<DotToGeneric, ReduceToLinalg>(patterns.getContext());
 }
