@@ -71,6 +71,8 @@ Scores scores(const AttentionVariant &variant, const Args &a, Value raw, const V
   Value visible = ctx.qValid & ctx.kvValid;
   if (variant.causal)
     visible = visible & (ctx.kvIdx <= ctx.qIdx + ctx.diagonal);
+  if (variant.window)
+    visible = visible & (ctx.qIdx + ctx.diagonal - ctx.kvIdx < *variant.window);
   if (variant.maskMod)
     visible = visible & variant.maskMod(ctx);
   if (!variant.scoreMod) {
@@ -117,13 +119,34 @@ QueryBlock queryBlock(const Args &a, int64_t BM, int64_t D) {
   return q;
 }
 
-/// Number of key blocks query block `pidM` can see (all, unless causal).
-Value keyBlocks(const AttentionVariant &variant, const Args &a, Value pidM, int64_t BM,
-                int64_t BN) {
+/// The key blocks [begin, end) query block `pidM` can see: all of them,
+/// unless causal (end at the diagonal) or windowed (begin at the window).
+std::pair<Value, Value> keyBlocks(const AttentionVariant &variant, const Args &a, Value pidM,
+                                  int64_t BM, int64_t BN) {
+  Value diagonal = a.Sk - a.Sq;
   Value nEnd = a.Sk;
   if (variant.causal)
-    nEnd = maximum(minimum(a.Sk, pidM * BM + BM + (a.Sk - a.Sq)), 0);
-  return (nEnd + (BN - 1)) / BN;
+    nEnd = maximum(minimum(a.Sk, pidM * BM + BM + diagonal), 0);
+  Value begin = 0;
+  if (variant.window)
+    begin = maximum(pidM * BM + diagonal - (*variant.window - 1), 0) / BN;
+  Value end = (nEnd + (BN - 1)) / BN;
+  return {minimum(begin, end), end};
+}
+
+/// The query blocks [begin, end) that can see key block `pidN`.
+std::pair<Value, Value> queryBlocks(const AttentionVariant &variant, const Args &a, Value pidN,
+                                    int64_t BM, int64_t BN) {
+  Value diagonal = a.Sk - a.Sq;
+  Value end = (a.Sq + (BM - 1)) / BM;
+  Value begin = 0;
+  // Causal: rows before (first key - diagonal) see none of these keys.
+  if (variant.causal)
+    begin = maximum(pidN * BN - diagonal, 0) / BM;
+  // Window: rows after (last key - diagonal + window - 1) see none of them.
+  if (variant.window)
+    end = minimum(end, (maximum(pidN * BN + BN - diagonal + *variant.window - 1, 0) + (BM - 1)) / BM);
+  return {begin, maximum(end, begin)};
 }
 } // namespace
 
@@ -141,8 +164,9 @@ Kernel flashAttentionForwardKernel(DType dtype, int64_t D, const AttentionVarian
     Value rows = qb.rows, rowMask = qb.rowMask, rows64 = qb.rows64, d = qb.d;
     Value qTile = load(a.q, qb.offsets(a.qsb, a.qss, a.qsh), expand_dims(rowMask, 1), 0.0);
     Value kBase = b * a.ksb + hk * a.ksh, vBase = b * a.vsb + hk * a.vsh;
+    auto [jBegin, jEnd] = keyBlocks(variant, a, pidM, BM, BN);
     auto state = for_range(
-        0, keyBlocks(variant, a, pidM, BM, BN), 1,
+        jBegin, jEnd, 1,
         {full({BM}, kNegInf, DType::F32), zeros({BM}, DType::F32), zeros({BM, D}, DType::F32)},
         [&](Value j, const std::vector<Value> &c) -> std::vector<Value> {
           Value m = c[0], l = c[1], acc = c[2];
@@ -208,11 +232,8 @@ Kernel flashAttentionBackwardDkDvKernel(DType dtype, int64_t D, const AttentionV
     Value vOffs = b * a.vsb + hk64 * a.vsh + expand_dims(cols64, 1) * a.vss + expand_dims(d, 0);
     Value kTile = load(a.k, kOffs, expand_dims(colMask, 1), 0.0); // [BN, D]
     Value vTile = load(a.v, vOffs, expand_dims(colMask, 1), 0.0);
-    // Causal: rows before (first key - diagonal) see none of these keys.
-    Value mBegin = 0;
-    if (variant.causal)
-      mBegin = maximum(pidN * BN - (a.Sk - a.Sq), 0) / BM;
-    Value numRowBlocks = maximum((a.Sq + (BM - 1)) / BM - mBegin, 0);
+    auto [mBegin, mEnd] = queryBlocks(variant, a, pidN, BM, BN);
+    Value numRowBlocks = mEnd - mBegin;
     auto grads = for_range(0, a.group * numRowBlocks, 1,
                            {zeros({BN, D}, DType::F32), zeros({BN, D}, DType::F32)},
                            [&](Value it, const std::vector<Value> &c) -> std::vector<Value> {
@@ -260,7 +281,8 @@ Kernel flashAttentionBackwardDqKernel(DType dtype, int64_t D, const AttentionVar
     Value lseLog2 = load(a.lse, statOffs, rowMask, 0.0) * kLog2e;
     Value delta = load(a.delta, statOffs, rowMask, 0.0);
     Value kBase = b * a.ksb + hk * a.ksh, vBase = b * a.vsb + hk * a.vsh;
-    auto dq = for_range(0, keyBlocks(variant, a, pidM, BM, BN), 1, {zeros({BM, D}, DType::F32)},
+    auto [jBegin, jEnd] = keyBlocks(variant, a, pidM, BM, BN);
+    auto dq = for_range(jBegin, jEnd, 1, {zeros({BM, D}, DType::F32)},
                         [&](Value j, const std::vector<Value> &c) -> std::vector<Value> {
       Value cols = j * BN + arange(0, BN);
       Value colMask = cols < a.Sk;

@@ -29,9 +29,7 @@ AttentionVariant AttentionVariant::slidingWindow(int64_t window) {
   AttentionVariant v;
   v.name = fmt::format("sliding_window_{}", window);
   v.causal = true;
-  v.maskMod = [window](const VariantContext &c) {
-    return c.qIdx + c.diagonal - c.kvIdx < window;
-  };
+  v.window = window;
   return v;
 }
 
@@ -117,6 +115,10 @@ AttentionVariant combine(const AttentionVariant &a, const AttentionVariant &b) {
   AttentionVariant v;
   v.name = a.name + "+" + b.name;
   v.causal = a.causal || b.causal;
+  if (a.window && b.window)
+    v.window = std::min(*a.window, *b.window);
+  else
+    v.window = a.window ? a.window : b.window;
   v.tensors = a.tensors;
   for (const VariantTensor &t : b.tensors)
     if (std::none_of(v.tensors.begin(), v.tensors.end(),

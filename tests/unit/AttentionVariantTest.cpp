@@ -78,6 +78,20 @@ TEST(AttentionVariants, SlidingWindow) {
   checkVariant(s, AttentionVariant::slidingWindow(16), {}, r);
 }
 
+TEST(AttentionVariants, SlidingWindowSkipsWholeBlocks) {
+  // Windows narrower than a block and spanning several, seqlen_q != seqlen_k:
+  // the kernels start their key (and query) loops at the window, so these
+  // exercise the block ranges, not only the element mask.
+  for (int64_t window : {5, 70}) {
+    Shape4 s{1, 150, 200, 2, 1, 32};
+    ref::RefVariant r;
+    r.visible = [&](int64_t, int64_t, int64_t i, int64_t j) {
+      return causalVisible(s, i, j) && i + s.Sk - s.Sq - j < window;
+    };
+    checkVariant(s, AttentionVariant::slidingWindow(window), {}, r);
+  }
+}
+
 TEST(AttentionVariants, AlibiWithGqa) {
   Shape4 s{2, 45, 60, 4, 2, 32};
   ref::RefVariant r;

@@ -80,6 +80,10 @@ struct AttentionVariant {
   std::function<dsl::Value(const VariantContext &)> maskMod;
   std::vector<VariantTensor> tensors;
   bool causal = false;
+  /// Sliding window: a key is visible only if q + seqlen_k - seqlen_q - kv <
+  /// window. Analyzed at compile time like `causal`: key blocks entirely
+  /// outside the window are skipped, not masked.
+  std::optional<int64_t> window;
 
   static AttentionVariant none();
   /// Bottom-right aligned when seqlen_q != seqlen_k.
