@@ -91,7 +91,8 @@ TEST(CudaCompile, SelfContainedSourceHasNoLoomIncludes) {
   // host headers; the device path is inlined.
   EXPECT_EQ(tu.find("#include \"loom/device/tile"), std::string::npos);
   EXPECT_EQ(tu.find("#include \"loom/device/primitives.h\""), std::string::npos);
-  EXPECT_NE(tu.find("extern \"C\" __global__ void matmul_bf16("), std::string::npos);
+  EXPECT_NE(tu.find("extern \"C\" __global__ __launch_bounds__(128) void matmul_bf16("),
+            std::string::npos);
   // NVRTC compiles it with no in-memory headers at all.
   cuda::CompileOptions options;
   cuda::CompiledCuda compiled = cuda::compileCuda(tu, {}, options);

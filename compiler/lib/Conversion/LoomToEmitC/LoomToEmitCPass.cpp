@@ -131,8 +131,12 @@ struct ConvertLoomToEmitCPass
     if (failed(applyFullConversion(module, target, std::move(patterns))))
       return signalPassFailure();
 
+    // __launch_bounds__ makes ptxas fit the registers to the block size (it
+    // spills rather than produce a kernel that cannot launch).
+    std::string specifier = "extern \"C\" __global__ __launch_bounds__(" +
+                            std::to_string(static_cast<unsigned>(numThreads)) + ")";
     for (auto func : module.getOps<emitc::FuncOp>())
-      func.setSpecifiersAttr(b.getStrArrayAttr({"extern \"C\" __global__"}));
+      func.setSpecifiersAttr(b.getStrArrayAttr({specifier}));
     module->setAttr(kSharedBytesAttrName, b.getI64IntegerAttr(scratch));
     module->setAttr(kNumThreadsAttrName, b.getI32IntegerAttr(numThreads));
   }
