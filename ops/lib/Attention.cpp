@@ -39,6 +39,14 @@ AttentionConfig defaultAttentionConfig(int64_t headDim, runtime::Backend backend
   return {16, 16, 256};
 }
 
+AttentionConfig defaultAttentionBackwardConfig(int64_t headDim, runtime::Backend backend) {
+  if (runtime::resolveBackend(backend) == runtime::Backend::Cpu)
+    return {64, 64, 128};
+  // 16x16 keeps dK/dV (or dQ), Q, dO, K, V and the score tiles within 255
+  // registers for head dims up to 128 (with the current tile layout).
+  return {16, 16, 256};
+}
+
 namespace {
 const char *kNames[] = {"batch", "seqlen", "heads", "head_dim"};
 
@@ -294,7 +302,9 @@ void requireLike(const Tensor4 &t, const Tensor4 &like, const char *name, const 
 void attentionBackward(const Tensor4 &q, const Tensor4 &k, const Tensor4 &v, const Tensor4 &out,
                        const float *lse, const Tensor4 &dOut, const Tensor4 &dq,
                        const Tensor4 &dk, const Tensor4 &dv, const AttentionOptions &options) {
-  auto [B, Sq, Sk, Hq, Hkv, D, backend, config, scale] = checkAttention(q, k, v, out, options);
+  auto [B, Sq, Sk, Hq, Hkv, D, backend, forwardConfig, scale] =
+      checkAttention(q, k, v, out, options);
+  AttentionConfig config = options.config.value_or(defaultAttentionBackwardConfig(D, backend));
   requireLike(dOut, q, "dout", "q");
   requireLike(dq, q, "dq", "q");
   requireLike(dk, k, "dk", "k");

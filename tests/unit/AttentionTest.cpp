@@ -307,9 +307,10 @@ TEST(AttentionEmu, ForwardOnTheEmulatedDevice) {
 
 TEST(AttentionCuda, DefaultConfigsCompileForGpusWithoutSpills) {
   // The default (untuned) block sizes per head dim, for every GPU target:
-  // the forward must not spill. The backward's spills are reported, not
-  // asserted: with the current blocked tile layout (no layout assignment
-  // yet) head dims >= 128 spill a few hundred bytes.
+  // the forward must not spill, nor the backward up to head dim 128. Above
+  // that the backward's spills are reported, not asserted: with the current
+  // blocked tile layout (no layout assignment yet) they spill a few hundred
+  // bytes.
   for (int64_t d : {32, 64, 96, 128, 192, 256}) {
     AttentionConfig config = defaultAttentionConfig(d, runtime::Backend::Cuda);
     for (const char *arch : {"sm_80", "sm_90a"}) {
@@ -322,12 +323,19 @@ TEST(AttentionCuda, DefaultConfigsCompileForGpusWithoutSpills) {
                                       options);
       const auto &r = build.resources();
       EXPECT_EQ(r.spillStoreBytes + r.spillLoadBytes, 0) << "d" << d << " " << arch;
+      AttentionConfig bwdConfig = defaultAttentionBackwardConfig(d, runtime::Backend::Cuda);
+      runtime::Specialization bwdSpec;
+      bwdSpec.constants = {{"BLOCK_M", bwdConfig.blockM}, {"BLOCK_N", bwdConfig.blockN}};
+      runtime::CudaBuildOptions bwdOptions = options;
+      bwdOptions.numThreads = bwdConfig.numThreads;
       for (auto bwd : {flashAttentionBackwardDkDvKernel(DType::BF16, d, AttentionVariant::causalMask()),
                        flashAttentionBackwardDqKernel(DType::BF16, d, AttentionVariant::causalMask())}) {
-        auto b = runtime::buildCuda(bwd, spec, options);
+        auto b = runtime::buildCuda(bwd, bwdSpec, bwdOptions);
+        int spilled = b.resources().spillStoreBytes + b.resources().spillLoadBytes;
+        if (d <= 128)
+          EXPECT_EQ(spilled, 0) << bwd.name() << " " << arch;
         std::printf("[ report   ] %s %s: %d registers, %d bytes spilled\n", bwd.name().c_str(),
-                    arch, b.resources().registers,
-                    b.resources().spillStoreBytes + b.resources().spillLoadBytes);
+                    arch, b.resources().registers, spilled);
       }
       EXPECT_NE(build.binary.ptx.find("mma.sync.aligned.m16n8k16"), std::string::npos);
       std::printf("[ report   ] flash_fwd bf16 d%lld %lldx%lld, %u threads, %s: %d registers, "

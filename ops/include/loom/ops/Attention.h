@@ -47,6 +47,8 @@ struct AttentionConfig {
 /// are the largest blocks whose kernel compiles without register spills
 /// with the current (blocked, shared-memory-converted) tile layout.
 AttentionConfig defaultAttentionConfig(int64_t headDim, runtime::Backend backend);
+/// The same for the backward kernels, which hold more tiles per program.
+AttentionConfig defaultAttentionBackwardConfig(int64_t headDim, runtime::Backend backend);
 
 /// What score and mask modifiers see (FlexAttention's arguments), as DSL
 /// values inside the kernel. Index tiles broadcast against the score tile:
@@ -120,7 +122,8 @@ struct AttentionOptions {
   std::vector<runtime::Arg> variantArgs;
   /// Softmax scale; 1/sqrt(head_dim) when unset.
   std::optional<float> scale;
-  /// Block sizes and threads; defaultAttentionConfig() when unset.
+  /// Block sizes and threads; defaultAttentionConfig() (forward) and
+  /// defaultAttentionBackwardConfig() (backward) when unset.
   std::optional<AttentionConfig> config;
   runtime::Backend backend = runtime::Backend::Auto;
 };
