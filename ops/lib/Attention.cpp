@@ -106,6 +106,14 @@ const Kernel &attentionKernel(Stage stage, DType dtype, int64_t d, const Attenti
   return it->second;
 }
 
+runtime::Specialization specFor(const AttentionConfig &config, runtime::Backend backend) {
+  runtime::Specialization spec;
+  spec.constants = {{"BLOCK_M", config.blockM}, {"BLOCK_N", config.blockN}};
+  spec.backend = backend;
+  spec.numThreads = config.numThreads;
+  return spec;
+}
+
 AttentionVariant effectiveVariant(const AttentionOptions &options) {
   return options.causal ? combine(AttentionVariant::causalMask(), options.variant)
                         : options.variant;
@@ -236,10 +244,7 @@ void attentionForward(const Tensor4 &q, const Tensor4 &k, const Tensor4 &v, cons
     lseScratch.resize(size_t(B * Hq * Sq));
     lse = lseScratch.data();
   }
-  runtime::Specialization spec;
-  spec.constants = {{"BLOCK_M", config.blockM}, {"BLOCK_N", config.blockN}};
-  spec.backend = backend;
-  spec.numThreads = config.numThreads;
+  runtime::Specialization spec = specFor(config, backend);
   auto kernel = runtime::compile(attentionKernel(Stage::Forward, q.dtype, D, variant), spec);
   KernelTensors t{q, k, v, out, q, q, k, v, lse, nullptr, size_t(B * Hq * Sq)};
   kernel->launch(
@@ -320,10 +325,7 @@ void attentionBackward(const Tensor4 &q, const Tensor4 &k, const Tensor4 &v, con
   std::vector<float> delta(size_t(B * Hq * std::max<int64_t>(Sq, 1)));
   AttentionVariant variant = effectiveVariant(options);
   checkVariantArgs(variant, options.variantArgs);
-  runtime::Specialization spec;
-  spec.constants = {{"BLOCK_M", config.blockM}, {"BLOCK_N", config.blockN}};
-  spec.backend = backend;
-  spec.numThreads = config.numThreads;
+  runtime::Specialization spec = specFor(config, backend);
   KernelTensors t{q, k, v, out, dO, dQ, dK, dV, lse, delta.data(),
                   size_t(std::max<int64_t>(B * Hq * Sq, 1))};
   auto args = kernelArgs(t, Sq, Sk, Hq, Hkv, scale, options.variantArgs);

@@ -1,6 +1,7 @@
 //===- CpuKernel.cpp - the CPU backend: trace, lower, JIT, run ------------===//
 #include "CpuKernel.h"
 
+#include "Packing.h"
 #include "ThreadPool.h"
 
 #include "loom/Compiler/CpuJit.h"
@@ -122,24 +123,7 @@ void CpuCompiledKernel::run(const Grid &grid, std::span<const Arg> args) const {
       templateSlots[s++] = 1;
       continue;
     }
-    uint64_t bits = 0;
-    switch (arg.dtype()) {
-    case DType::I32: {
-      int32_t v = static_cast<int32_t>(std::get<int64_t>(arg.scalar()));
-      std::memcpy(&bits, &v, 4);
-      break;
-    }
-    case DType::I64: {
-      int64_t v = std::get<int64_t>(arg.scalar());
-      std::memcpy(&bits, &v, 8);
-      break;
-    }
-    default: {
-      float v = static_cast<float>(std::get<double>(arg.scalar()));
-      std::memcpy(&bits, &v, 4);
-    }
-    }
-    templateSlots[s++] = bits;
+    templateSlots[s++] = scalarBits(arg);
   }
   for (int d = 0; d < 3; ++d) {
     int32_t n = static_cast<int32_t>(grid.dims[d]);

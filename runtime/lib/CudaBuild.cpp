@@ -3,15 +3,14 @@
 
 #include "CpuKernel.h"
 #include "DeviceKernel.h"
+#include "Packing.h"
 
 #include "loom/Support/Error.h"
 #include "loom/Version.h"
 #include "loom/cuda/DiskCache.h"
 #include "loom/device/EmbeddedHeaders.h"
 
-#include "llvm/ADT/StringExtras.h"
 #include "llvm/Support/raw_ostream.h"
-#include "llvm/Support/xxhash.h"
 
 #include <chrono>
 #include <cstring>
@@ -36,11 +35,6 @@ const std::vector<cuda::SourceHeader> &deviceHeaders() {
 }
 
 namespace {
-std::string hashHex(const std::string &text) {
-  llvm::XXH128_hash_t h = llvm::xxh3_128bits(llvm::arrayRefFromStringRef(text));
-  return fmt::format("{:016x}{:016x}", h.high64, h.low64);
-}
-
 const std::string &deviceLibraryHash() {
   static const std::string hash = [] {
     std::string all;

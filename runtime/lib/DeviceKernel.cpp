@@ -9,6 +9,7 @@
 #include "DeviceKernel.h"
 
 #include "CpuKernel.h"
+#include "Packing.h"
 
 #include "loom/Support/Error.h"
 #include "loom/Version.h"
@@ -16,8 +17,6 @@
 #include "loom/cuda/Driver.h"
 #include "loom/device/emu/Executor.h"
 
-#include "llvm/ADT/StringExtras.h"
-#include "llvm/Support/xxhash.h"
 
 #include <array>
 #include <chrono>
@@ -71,11 +70,6 @@ double msSince(std::chrono::steady_clock::time_point t) {
   return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t).count();
 }
 
-std::string hashHex(const std::string &text) {
-  llvm::XXH128_hash_t h = llvm::xxh3_128bits(llvm::arrayRefFromStringRef(text));
-  return fmt::format("{:016x}{:016x}", h.high64, h.low64);
-}
-
 /// One 8-byte slot per argument: a pointer or a scalar's bits. Both the
 /// driver (kernelParams) and the emulator's packed entry take pointers to them.
 struct PackedArgs {
@@ -84,18 +78,8 @@ struct PackedArgs {
   explicit PackedArgs(std::span<const Arg> args) : slots(args.size(), 0), pointers(args.size()) {
     for (size_t i = 0; i < args.size(); ++i) {
       const Arg &a = args[i];
-      if (a.kind() == Arg::Kind::Buffer) {
-        slots[i] = reinterpret_cast<uint64_t>(a.data());
-      } else if (a.dtype() == DType::F32) {
-        float f = static_cast<float>(std::get<double>(a.scalar()));
-        std::memcpy(&slots[i], &f, 4);
-      } else if (a.dtype() == DType::I32) {
-        int32_t v = static_cast<int32_t>(std::get<int64_t>(a.scalar()));
-        std::memcpy(&slots[i], &v, 4);
-      } else {
-        int64_t v = std::get<int64_t>(a.scalar());
-        std::memcpy(&slots[i], &v, 8);
-      }
+      slots[i] = a.kind() == Arg::Kind::Buffer ? reinterpret_cast<uint64_t>(a.data())
+                                               : scalarBits(a);
       pointers[i] = &slots[i];
     }
   }

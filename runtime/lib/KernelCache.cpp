@@ -1,13 +1,12 @@
 //===- KernelCache.cpp - in-memory cache of compiled kernels --------------===//
 #include "CpuKernel.h"
 #include "DeviceKernel.h"
+#include "Packing.h"
 
 #include "loom/Support/Error.h"
 #include "loom/Version.h"
 
 #include "llvm/Support/raw_ostream.h"
-#include "llvm/ADT/StringExtras.h"
-#include "llvm/Support/xxhash.h"
 
 #include <chrono>
 #include <fmt/format.h>
@@ -51,8 +50,7 @@ std::string irKey(mlir::ModuleOp module, const Specialization &spec) {
   llvm::raw_string_ostream os(text);
   module.print(os);
   os << "\n" << spec.key() << "\nloom=" LOOM_VERSION_STRING " mlir=" LOOM_MLIR_VERSION_STRING;
-  llvm::XXH128_hash_t h = llvm::xxh3_128bits(llvm::arrayRefFromStringRef(text));
-  return fmt::format("{:016x}{:016x}", h.high64, h.low64);
+  return hashHex(text);
 }
 
 } // namespace
