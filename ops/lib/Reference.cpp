@@ -74,6 +74,36 @@ std::pair<double, double> scoreAt(double dot, double scale, bool causal, const R
     return variant->score(dot * scale, b, h, i, j);
   return {dot * scale, 1.0};
 }
+
+struct Dims {
+  int64_t Sq, Sk, Hq, Hkv, D;
+};
+
+/// Row (b, h, i) of the softmax shared by both references: scores against
+/// every key (rounded to `roundScoresTo` when set), score_mod derivatives,
+/// the row max m and l = sum exp(s - m). False when no key is visible.
+bool rowScores(const std::vector<double> &q, const std::vector<double> &k, const Dims &n,
+               int64_t b, int64_t h, int64_t i, bool causal, double scale,
+               const RefVariant *variant, const char *roundScoresTo, std::vector<double> &s,
+               std::vector<double> &dmod, double &m, double &l) {
+  int64_t hk = h / (n.Hq / n.Hkv);
+  m = -INFINITY;
+  for (int64_t j = 0; j < n.Sk; ++j) {
+    double dot = 0;
+    for (int64_t c = 0; c < n.D; ++c)
+      dot += q[((b * n.Sq + i) * n.Hq + h) * n.D + c] * k[((b * n.Sk + j) * n.Hkv + hk) * n.D + c];
+    auto [score, derivative] = scoreAt(dot, scale, causal, variant, b, h, i, j, n.Sq, n.Sk);
+    s[j] = roundAs(score, roundScoresTo);
+    dmod[j] = derivative;
+    m = std::max(m, s[j]);
+  }
+  if (m == -INFINITY)
+    return false;
+  l = 0;
+  for (int64_t j = 0; j < n.Sk; ++j)
+    l += std::exp(s[j] - m);
+  return true;
+}
 } // namespace
 
 AttentionResult attention(const std::vector<double> &q, const std::vector<double> &k,
@@ -84,24 +114,15 @@ AttentionResult attention(const std::vector<double> &q, const std::vector<double
   r.out.assign(size_t(B * Sq * Hq * D), 0.0);
   r.lse.assign(size_t(B * Hq * Sq), -INFINITY);
   int64_t group = Hq / Hkv;
-  std::vector<double> s(static_cast<size_t>(Sk));
+  std::vector<double> s(static_cast<size_t>(Sk)), dmod(static_cast<size_t>(Sk));
   for (int64_t b = 0; b < B; ++b)
     for (int64_t h = 0; h < Hq; ++h)
       for (int64_t i = 0; i < Sq; ++i) {
         int64_t hk = h / group;
-        double m = -INFINITY;
-        for (int64_t j = 0; j < Sk; ++j) {
-          double dot = 0;
-          for (int64_t c = 0; c < D; ++c)
-            dot += q[((b * Sq + i) * Hq + h) * D + c] * k[((b * Sk + j) * Hkv + hk) * D + c];
-          s[j] = roundAs(scoreAt(dot, scale, causal, variant, b, h, i, j, Sq, Sk).first, roundTo);
-          m = std::max(m, s[j]);
-        }
-        if (m == -INFINITY)
+        double m, l;
+        if (!rowScores(q, k, {Sq, Sk, Hq, Hkv, D}, b, h, i, causal, scale, variant, roundTo, s,
+                       dmod, m, l))
           continue; // no visible key: O = 0, LSE = -inf
-        double l = 0;
-        for (int64_t j = 0; j < Sk; ++j)
-          l += std::exp(s[j] - m);
         r.lse[(b * Hq + h) * Sq + i] = m + std::log(l);
         for (int64_t c = 0; c < D; ++c) {
           double o = 0;
@@ -130,19 +151,10 @@ AttentionGrads attentionBackward(const std::vector<double> &q, const std::vector
     for (int64_t h = 0; h < Hq; ++h)
       for (int64_t i = 0; i < Sq; ++i) {
         int64_t hk = h / group;
-        double m = -INFINITY;
-        for (int64_t j = 0; j < Sk; ++j) {
-          double dot = 0;
-          for (int64_t c = 0; c < D; ++c)
-            dot += q[Q(b, i, h, c)] * k[K(b, j, hk, c)];
-          std::tie(p[j], dmod[j]) = scoreAt(dot, scale, causal, variant, b, h, i, j, Sq, Sk);
-          m = std::max(m, p[j]);
-        }
-        if (m == -INFINITY)
+        double m, l;
+        if (!rowScores(q, k, {Sq, Sk, Hq, Hkv, D}, b, h, i, causal, scale, variant, nullptr, p,
+                       dmod, m, l))
           continue;
-        double l = 0;
-        for (int64_t j = 0; j < Sk; ++j)
-          l += std::exp(p[j] - m);
         for (int64_t j = 0; j < Sk; ++j)
           p[j] = roundAs(std::exp(p[j] - m) / l, roundTo);
         double delta = 0; // rowsum(dO * O) with O = P V
