@@ -1,0 +1,108 @@
+//===- Communicator.h - point-to-point and small collectives ----*- C++ -*-===//
+//
+// What the ring needs from a transport: a rank, a world size, one grouped
+// send+receive per ring step enqueued on a communication stream, and small
+// host collectives (allgather of metadata, barrier). Every blocking wait has
+// a deadline: a peer that dies, stalls or skips a step turns into
+// loom::Error(CommTimeout) or loom::Error(PeerFailed) on every other rank
+// within timeout(), never a hang.
+//
+// Implementations:
+//   - in-process: ranks are threads of one process (tests, the demo);
+//   - MPI: ranks are processes started by mpirun; non-blocking
+//     MPI_Isend/MPI_Irecv polled against the deadline;
+//   - NCCL: grouped ncclSend/ncclRecv on the stream's CUstream,
+//     non-blocking init with a deadline, async-error polling and
+//     ncclCommAbort on failure.
+//
+//===----------------------------------------------------------------------===//
+#ifndef LOOM_RUNTIME_COMMUNICATOR_H
+#define LOOM_RUNTIME_COMMUNICATOR_H
+
+#include "loom/runtime/Stream.h"
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+namespace loom::runtime {
+
+/// Default deadline of every blocking communication (the 60 s).
+inline constexpr std::chrono::milliseconds kDefaultCommTimeout{60000};
+
+/// One ring step's transfers: send `sendBytes` from `sendBuf` to `sendPeer`
+/// and receive `recvBytes` into `recvBuf` from `recvPeer`. The sizes must
+/// match the peer's (a mismatch is an InvalidArgument error on the receiver
+/// naming both sizes). Buffers are host memory for in-process and MPI, device
+/// memory for NCCL.
+struct Transfer {
+  const void *sendBuf = nullptr;
+  size_t sendBytes = 0;
+  int sendPeer = -1;
+  void *recvBuf = nullptr;
+  size_t recvBytes = 0;
+  int recvPeer = -1;
+};
+
+class Communicator {
+public:
+  virtual ~Communicator() = default;
+  virtual int rank() const = 0;
+  virtual int size() const = 0;
+  /// "inproc", "mpi" or "nccl".
+  virtual const char *transport() const = 0;
+
+  /// Enqueues `t` on `stream` (grouped: both directions progress together,
+  /// so a ring never deadlocks). On a CPU stream the transfer runs on the
+  /// stream's thread and completes within timeout() or fails the stream with
+  /// CommTimeout/PeerFailed. Throws InvalidArgument at once for a bad peer
+  /// or null buffer.
+  virtual void sendRecv(const Transfer &t, Stream &stream) = 0;
+
+  /// Blocking: every rank's `mine` (sizes may differ) in rank order.
+  virtual std::vector<std::vector<uint8_t>> allgather(std::span<const uint8_t> mine) = 0;
+  /// Blocking barrier with the deadline.
+  virtual void barrier() = 0;
+  /// Tells every peer this rank failed (`reason` is shown to them): their
+  /// pending and later calls throw PeerFailed naming this rank and reason.
+  /// Never blocks for long; safe to call more than once.
+  virtual void abort(const std::string &reason) = 0;
+
+  std::chrono::milliseconds timeout() const { return timeout_; }
+  void setTimeout(std::chrono::milliseconds t) { timeout_ = t; }
+
+protected:
+  std::chrono::milliseconds timeout_ = kDefaultCommTimeout;
+};
+
+/// `worldSize` communicators of one in-process group, one per rank (rank i
+/// at index i); each is used from its rank's thread(s). Throws
+/// InvalidArgument for worldSize < 1.
+std::vector<std::unique_ptr<Communicator>>
+createInProcessCommunicators(int worldSize,
+                             std::chrono::milliseconds timeout = kDefaultCommTimeout);
+
+/// MPI_COMM_WORLD of a process started by mpirun (MPI_Init_thread on first
+/// use, finalized at exit). Throws DeviceUnavailable when Loom was built
+/// without MPI.
+std::unique_ptr<Communicator>
+createMpiCommunicator(std::chrono::milliseconds timeout = kDefaultCommTimeout);
+
+/// True when this process was started by mpirun/mpiexec (OMPI/PMI env).
+bool launchedByMpi();
+
+/// A NCCL communicator for `rank` of `worldSize` on CUDA device `device`,
+/// with `uniqueId` (ncclUniqueId bytes, from rank 0 via a bootstrap
+/// communicator: see createNcclCommunicator(Communicator&, int)). Init is
+/// non-blocking with the deadline. Throws DeviceUnavailable naming the cause
+/// (no CUDA driver, no libnccl, no device) without hanging.
+std::unique_ptr<Communicator>
+createNcclCommunicator(Communicator &bootstrap, int device,
+                       std::chrono::milliseconds timeout = kDefaultCommTimeout);
+
+} // namespace loom::runtime
+
+#endif
