@@ -87,20 +87,23 @@ std::string shapeStr(const Tensor4 &t) {
   return fmt::format("({}, {}, {}, {})", t.shape[0], t.shape[1], t.shape[2], t.shape[3]);
 }
 
-/// One Kernel object per (stage, dtype, head dim, variant name), so repeated
-/// calls hit the runtime's identity cache without re-tracing.
+/// One Kernel object per (stage, dtype, output dtype, accumulation, head
+/// dim, variant name), so repeated calls hit the runtime's identity cache
+/// without re-tracing. `outDtype` is o's type (forward) or the gradients'.
 enum class Stage { Forward, Preprocess, DkDv, Dq };
-const Kernel &attentionKernel(Stage stage, DType dtype, int64_t d, const AttentionVariant &v) {
+const Kernel &attentionKernel(Stage stage, DType dtype, DType outDtype, bool accumulate,
+                              int64_t d, const AttentionVariant &v) {
   static std::mutex mutex;
-  static std::map<std::tuple<Stage, DType, int64_t, std::string>, Kernel> kernels;
+  static std::map<std::tuple<Stage, DType, DType, bool, int64_t, std::string>, Kernel> kernels;
   std::lock_guard<std::mutex> lock(mutex);
-  auto key = std::make_tuple(stage, dtype, d, v.name);
+  auto key = std::make_tuple(stage, dtype, outDtype, accumulate, d, v.name);
   auto it = kernels.find(key);
   if (it == kernels.end()) {
-    Kernel k = stage == Stage::Forward      ? flashAttentionForwardKernel(dtype, d, v)
-               : stage == Stage::Preprocess ? flashAttentionBackwardPreprocessKernel(dtype, d)
-               : stage == Stage::DkDv       ? flashAttentionBackwardDkDvKernel(dtype, d, v)
-                                            : flashAttentionBackwardDqKernel(dtype, d, v);
+    GradientOutput grad{outDtype, accumulate};
+    Kernel k = stage == Stage::Forward      ? flashAttentionForwardKernel(dtype, d, v, outDtype)
+               : stage == Stage::Preprocess ? flashAttentionBackwardPreprocessKernel(dtype, d, outDtype)
+               : stage == Stage::DkDv       ? flashAttentionBackwardDkDvKernel(dtype, d, v, grad)
+                                            : flashAttentionBackwardDqKernel(dtype, d, v, grad);
     it = kernels.emplace(key, std::move(k)).first;
   }
   return it->second;
@@ -144,8 +147,13 @@ struct KernelTensors {
   size_t statCount = 1;
 };
 
+/// Global positions, validated (see TokenPositions).
+struct Positions {
+  int64_t qOffset, qStride, qTotal, kvOffset, kvStride, kvTotal;
+};
+
 std::vector<runtime::Arg> kernelArgs(const KernelTensors &t, int64_t Sq, int64_t Sk, int64_t Hq,
-                                     int64_t Hkv, float scale,
+                                     int64_t Hkv, const Positions &pos, float scale,
                                      const std::vector<runtime::Arg> &variantArgs) {
   using runtime::Arg;
   static const uint64_t dummy = 0;
@@ -160,6 +168,8 @@ std::vector<runtime::Arg> kernelArgs(const KernelTensors &t, int64_t Sq, int64_t
       Arg::buffer(t.delta ? t.delta : &noStats, DType::F32, t.delta ? t.statCount : 1),
       buf(t.dq), buf(t.dk), buf(t.dv),
       Arg::i32(Sq), Arg::i32(Sk), Arg::i32(Hq / Hkv), Arg::i32(Hq),
+      Arg::i32(pos.qOffset), Arg::i32(pos.qStride), Arg::i32(pos.kvOffset),
+      Arg::i32(pos.kvStride), Arg::i32(pos.qTotal), Arg::i32(pos.kvTotal),
       Arg::i64(t.q.strides[0]), Arg::i64(t.q.strides[1]), Arg::i64(t.q.strides[2]),
       Arg::i64(t.k.strides[0]), Arg::i64(t.k.strides[1]), Arg::i64(t.k.strides[2]),
       Arg::i64(t.v.strides[0]), Arg::i64(t.v.strides[1]), Arg::i64(t.v.strides[2]),
@@ -175,7 +185,31 @@ struct Checked {
   runtime::Backend backend;
   AttentionConfig config;
   float scale;
+  Positions positions;
 };
+
+namespace {
+/// Every token of a tensor of `seqlen` tokens must map inside the global
+/// sequence, and positions must fit the kernels' i32 arithmetic.
+void checkPositions(const TokenPositions &p, int64_t seqlen, const char *name) {
+  int64_t total = p.total.value_or(seqlen);
+  if (p.offset < 0 || p.stride < 1 || total < 0)
+    throw Error(ErrorCode::InvalidArgument,
+                fmt::format("attention: {} positions need offset >= 0, stride >= 1 and total >= "
+                            "0; got offset {}, stride {}, total {}",
+                            name, p.offset, p.stride, total));
+  if (total > INT32_MAX || p.stride > INT32_MAX)
+    throw Error(ErrorCode::InvalidArgument,
+                fmt::format("attention: {} positions exceed 2^31 - 1 (stride {}, total {})", name,
+                            p.stride, total));
+  if (seqlen > 0 && p.offset + (seqlen - 1) * p.stride >= total)
+    throw Error(ErrorCode::InvalidArgument,
+                fmt::format("attention: {} token {} is at position {} + {} * {} = {}, outside the "
+                            "sequence of {} tokens",
+                            name, seqlen - 1, p.offset, seqlen - 1, p.stride,
+                            p.offset + (seqlen - 1) * p.stride, total));
+}
+} // namespace
 
 /// Validates q, k, v, out and options; throws InvalidArgument naming the
 /// offending shape, dtype, head dim or stride.
@@ -185,9 +219,10 @@ Checked checkAttention(const Tensor4 &q, const Tensor4 &k, const Tensor4 &v, con
   requireValid(k, "k");
   requireValid(v, "v");
   requireValid(out, "out");
-  if (k.dtype != q.dtype || v.dtype != q.dtype || out.dtype != q.dtype)
+  if (k.dtype != q.dtype || v.dtype != q.dtype || (out.dtype != q.dtype && out.dtype != DType::F32))
     throw Error(ErrorCode::InvalidArgument,
-                fmt::format("attention: dtypes differ: q {}, k {}, v {}, out {}",
+                fmt::format("attention: dtypes differ: q {}, k {}, v {}, out {} (k and v need q's "
+                            "dtype; out q's or f32)",
                             dtypeName(q.dtype), dtypeName(k.dtype), dtypeName(v.dtype),
                             dtypeName(out.dtype)));
   if (k.shape != v.shape)
@@ -228,13 +263,19 @@ Checked checkAttention(const Tensor4 &q, const Tensor4 &k, const Tensor4 &v, con
   float scale = options.scale.value_or(1.0f / std::sqrt(static_cast<float>(D)));
   if (!std::isfinite(scale))
     throw Error(ErrorCode::InvalidArgument, fmt::format("attention: scale {} is not finite", scale));
-  return {B, Sq, Sk, Hq, Hkv, D, backend, config, scale};
+  checkPositions(options.queryPositions, Sq, "query");
+  checkPositions(options.keyPositions, Sk, "key");
+  const TokenPositions &qp = options.queryPositions, &kp = options.keyPositions;
+  Positions positions{qp.offset, qp.stride, qp.total.value_or(Sq),
+                      kp.offset, kp.stride, kp.total.value_or(Sk)};
+  return {B, Sq, Sk, Hq, Hkv, D, backend, config, scale, positions};
 }
 
 
 void attentionForward(const Tensor4 &q, const Tensor4 &k, const Tensor4 &v, const Tensor4 &out,
                       float *lse, const AttentionOptions &options) {
-  auto [B, Sq, Sk, Hq, Hkv, D, backend, config, scale] = checkAttention(q, k, v, out, options);
+  auto [B, Sq, Sk, Hq, Hkv, D, backend, config, scale, positions] =
+      checkAttention(q, k, v, out, options);
   if (B == 0 || Sq == 0 || Hq == 0)
     return;
   AttentionVariant variant = effectiveVariant(options);
@@ -245,11 +286,12 @@ void attentionForward(const Tensor4 &q, const Tensor4 &k, const Tensor4 &v, cons
     lse = lseScratch.data();
   }
   runtime::Specialization spec = specFor(config, backend);
-  auto kernel = runtime::compile(attentionKernel(Stage::Forward, q.dtype, D, variant), spec);
+  auto kernel = runtime::compile(
+      attentionKernel(Stage::Forward, q.dtype, out.dtype, false, D, variant), spec);
   KernelTensors t{q, k, v, out, q, q, k, v, lse, nullptr, size_t(B * Hq * Sq)};
   kernel->launch(
       runtime::Grid(uint32_t((Sq + config.blockM - 1) / config.blockM), uint32_t(B * Hq)),
-      kernelArgs(t, Sq, Sk, Hq, Hkv, scale, options.variantArgs));
+      kernelArgs(t, Sq, Sk, Hq, Hkv, positions, scale, options.variantArgs));
 }
 
 } // namespace loom::ops
@@ -291,13 +333,15 @@ void copyBack(const Tensor4 &packed, const Tensor4 &dst) {
                     dst.shape[3] * es);
 }
 
-void requireLike(const Tensor4 &t, const Tensor4 &like, const char *name, const char *likeName) {
+/// `t` must have `like`'s shape, and its dtype unless `dtype` names another.
+void requireLike(const Tensor4 &t, const Tensor4 &like, const char *name, const char *likeName,
+                 std::optional<DType> dtype = {}) {
   requireValid(t, name);
   if (t.shape != like.shape)
     throw Error(ErrorCode::InvalidArgument,
                 fmt::format("attention backward: {} {} must have {}'s shape {}", name, shapeStr(t),
                             likeName, shapeStr(like)));
-  if (t.dtype != like.dtype)
+  if (t.dtype != dtype.value_or(like.dtype))
     throw Error(ErrorCode::InvalidArgument,
                 fmt::format("attention backward: {} has dtype {}, {} has {}", name,
                             dtypeName(t.dtype), likeName, dtypeName(like.dtype)));
@@ -307,34 +351,50 @@ void requireLike(const Tensor4 &t, const Tensor4 &like, const char *name, const 
 void attentionBackward(const Tensor4 &q, const Tensor4 &k, const Tensor4 &v, const Tensor4 &out,
                        const float *lse, const Tensor4 &dOut, const Tensor4 &dq,
                        const Tensor4 &dk, const Tensor4 &dv, const AttentionOptions &options) {
-  auto [B, Sq, Sk, Hq, Hkv, D, backend, forwardConfig, scale] =
+  auto [B, Sq, Sk, Hq, Hkv, D, backend, forwardConfig, scale, positions] =
       checkAttention(q, k, v, out, options);
   AttentionConfig config = options.config.value_or(defaultAttentionBackwardConfig(D, backend));
+  requireLike(out, q, "out", "q");
   requireLike(dOut, q, "dout", "q");
-  requireLike(dq, q, "dq", "q");
-  requireLike(dk, k, "dk", "k");
-  requireLike(dv, v, "dv", "v");
+  requireValid(dq, "dq");
+  DType gradDtype = dq.dtype;
+  if (gradDtype != q.dtype && gradDtype != DType::F32)
+    throw Error(ErrorCode::InvalidArgument,
+                fmt::format("attention backward: dq has dtype {}; expected q's ({}) or f32",
+                            dtypeName(gradDtype), dtypeName(q.dtype)));
+  if (options.accumulateGradients && gradDtype != DType::F32)
+    throw Error(ErrorCode::InvalidArgument,
+                fmt::format("attention backward: accumulating gradients needs f32 dq, dk, dv; "
+                            "dq is {}",
+                            dtypeName(gradDtype)));
+  requireLike(dq, q, "dq", "q", gradDtype);
+  requireLike(dk, k, "dk", "k", gradDtype);
+  requireLike(dv, v, "dv", "v", gradDtype);
   if (!lse)
     throw Error(ErrorCode::InvalidArgument, "attention backward: lse is a null pointer");
   if (B == 0 || Hq == 0)
     return;
   std::vector<uint8_t> dOutStore, dqStore, dkStore, dvStore;
   Tensor4 dO = withStrides(dOut, out, dOutStore, true);
-  Tensor4 dQ = withStrides(dq, q, dqStore, false), dK = withStrides(dk, k, dkStore, false),
-          dV = withStrides(dv, v, dvStore, false);
+  // Gradients use q's/k's/v's strides; a repacked accumulator starts from
+  // the caller's values.
+  bool acc = options.accumulateGradients;
+  Tensor4 dQ = withStrides(dq, q, dqStore, acc), dK = withStrides(dk, k, dkStore, acc),
+          dV = withStrides(dv, v, dvStore, acc);
   std::vector<float> delta(size_t(B * Hq * std::max<int64_t>(Sq, 1)));
   AttentionVariant variant = effectiveVariant(options);
   checkVariantArgs(variant, options.variantArgs);
   runtime::Specialization spec = specFor(config, backend);
   KernelTensors t{q, k, v, out, dO, dQ, dK, dV, lse, delta.data(),
                   size_t(std::max<int64_t>(B * Hq * Sq, 1))};
-  auto args = kernelArgs(t, Sq, Sk, Hq, Hkv, scale, options.variantArgs);
+  auto args = kernelArgs(t, Sq, Sk, Hq, Hkv, positions, scale, options.variantArgs);
   auto run = [&](Stage stage, runtime::Grid grid) {
     // The preprocess reads no variant tensors; it takes the same arguments
     // minus them.
     size_t used = args.size() - (stage == Stage::Preprocess ? options.variantArgs.size() : 0);
     std::vector<runtime::Arg> stageArgs(args.begin(), args.begin() + used);
-    runtime::compile(attentionKernel(stage, q.dtype, D, variant), spec)->launch(grid, stageArgs);
+    runtime::compile(attentionKernel(stage, q.dtype, gradDtype, acc, D, variant), spec)
+        ->launch(grid, stageArgs);
   };
   uint32_t qBlocks = uint32_t((Sq + config.blockM - 1) / config.blockM);
   if (Sq > 0) {

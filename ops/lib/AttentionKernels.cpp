@@ -21,11 +21,18 @@ constexpr double kLog2e = 1.4426950408889634;
 constexpr double kLn2 = 0.69314718055994530942;
 constexpr double kNegInf = -INFINITY;
 
-std::string kernelName(const char *stage, DType dtype, int64_t D, const AttentionVariant &v) {
+/// `suffix` names the output types when they differ from the inputs'.
+std::string kernelName(const char *stage, DType dtype, int64_t D, const AttentionVariant &v,
+                       const std::string &suffix = "") {
   std::string variant;
   for (char c : v.name)
     variant += std::isalnum(static_cast<unsigned char>(c)) ? c : '_';
-  return fmt::format("flash_{}_{}_d{}_{}", stage, dtypeName(dtype), D, variant);
+  return fmt::format("flash_{}_{}_d{}_{}{}", stage, dtypeName(dtype), D, variant, suffix);
+}
+
+std::string outputSuffix(DType dtype, DType outDtype, bool accumulate) {
+  std::string s = outDtype == dtype ? "" : fmt::format("_out{}", dtypeName(outDtype));
+  return accumulate ? s + "_acc" : s;
 }
 
 /// Arguments shared by every attention kernel, declared in one order (the
@@ -33,19 +40,32 @@ std::string kernelName(const char *stage, DType dtype, int64_t D, const Attentio
 struct Args {
   Value q, k, v, o, dO, lse, delta, dq, dk, dv;
   Value Sq, Sk, group, Hq;
+  /// Global token positions (TokenPositions): query s is at qPos0 + s *
+  /// qPosStep of a sequence of SqTotal tokens; keys likewise.
+  Value qPos0, qPosStep, kvPos0, kvPosStep, SqTotal, SkTotal;
   Value qsb, qss, qsh, ksb, kss, ksh, vsb, vss, vsh, osb, oss, osh;
   Value scale;
   std::map<std::string, Value> variantTensors;
 };
 
-Args declareArgs(KernelBuilder &kb, DType dtype, const AttentionVariant &variant) {
+/// `outDtype` is o's type in the forward (q's, or f32 for partial results
+/// merged later); `gradDtype` is dq's, dk's and dv's.
+Args declareArgs(KernelBuilder &kb, DType dtype, const AttentionVariant &variant,
+                 DType outDtype, DType gradDtype) {
   Args a;
   a.q = kb.pointer("q", dtype), a.k = kb.pointer("k", dtype), a.v = kb.pointer("v", dtype);
-  a.o = kb.pointer("o", dtype), a.dO = kb.pointer("do", dtype);
+  a.o = kb.pointer("o", outDtype), a.dO = kb.pointer("do", dtype);
   a.lse = kb.pointer("lse", DType::F32), a.delta = kb.pointer("delta", DType::F32);
-  a.dq = kb.pointer("dq", dtype), a.dk = kb.pointer("dk", dtype), a.dv = kb.pointer("dv", dtype);
+  a.dq = kb.pointer("dq", gradDtype), a.dk = kb.pointer("dk", gradDtype);
+  a.dv = kb.pointer("dv", gradDtype);
   a.Sq = kb.scalar("seqlen_q", DType::I32), a.Sk = kb.scalar("seqlen_k", DType::I32);
   a.group = kb.scalar("group", DType::I32), a.Hq = kb.scalar("heads_q", DType::I32);
+  a.qPos0 = kb.scalar("q_pos_offset", DType::I32);
+  a.qPosStep = kb.scalar("q_pos_stride", DType::I32);
+  a.kvPos0 = kb.scalar("kv_pos_offset", DType::I32);
+  a.kvPosStep = kb.scalar("kv_pos_stride", DType::I32);
+  a.SqTotal = kb.scalar("seqlen_q_total", DType::I32);
+  a.SkTotal = kb.scalar("seqlen_k_total", DType::I32);
   // dq shares q's strides, dk k's, dv v's and do o's (the host repacks a
   // tensor whose strides differ).
   auto stride = [&](const char *n) { return kb.scalar(n, DType::I64); };
@@ -90,9 +110,20 @@ Scores scores(const AttentionVariant &variant, const Args &a, Value raw, const V
   return s;
 }
 
-VariantContext context(const Args &a, Value b, Value h, Value qIdx, Value kvIdx, Value qValid,
+/// Writes an f32 gradient tile, or adds it to what the buffer holds (each
+/// element has one writer per launch, so the read-modify-write is safe).
+void storeGradient(Value ptr, Value offsets, Value grad, Value mask, DType gradDtype,
+                   bool accumulate) {
+  if (accumulate)
+    grad = grad + load(ptr, offsets, mask, 0.0).to(DType::F32);
+  store(ptr, offsets, grad.to(gradDtype), mask);
+}
+
+/// `qRows`/`kvCols` are local token indices; mods see global positions.
+VariantContext context(const Args &a, Value b, Value h, Value qRows, Value kvCols, Value qValid,
                        Value kvValid) {
-  return {b, h, a.Hq, qIdx, kvIdx, qValid, kvValid, a.Sk - a.Sq, a.Sq, a.Sk, a.variantTensors};
+  return {b,      h,       a.Hq, a.qPos0 + qRows * a.qPosStep, a.kvPos0 + kvCols * a.kvPosStep,
+          qValid, kvValid, a.SkTotal - a.SqTotal, a.SqTotal, a.SkTotal, a.variantTensors};
 }
 
 /// The query block a forward or dQ program owns: grid axis 0 is the block
@@ -119,17 +150,33 @@ QueryBlock queryBlock(const Args &a, int64_t BM, int64_t D) {
   return q;
 }
 
+/// Local index range [0, n) of the tokens whose global position p =
+/// offset + i * stride satisfies p <= bound: n = floor((bound - offset) /
+/// stride) + 1, clamped at 0 (written so that C's truncating division never
+/// sees a negative numerator).
+Value countAtMost(Value bound, Value offset, Value stride) {
+  return maximum(bound - offset + stride, 0) / stride;
+}
+
 /// The key blocks [begin, end) query block `pidM` can see: all of them,
-/// unless causal (end at the diagonal) or windowed (begin at the window).
+/// unless causal (end at the diagonal) or windowed (begin at the window),
+/// in global positions.
 std::pair<Value, Value> keyBlocks(const AttentionVariant &variant, const Args &a, Value pidM,
                                   int64_t BM, int64_t BN) {
-  Value diagonal = a.Sk - a.Sq;
+  Value diagonal = a.SkTotal - a.SqTotal;
   Value nEnd = a.Sk;
-  if (variant.causal)
-    nEnd = maximum(minimum(a.Sk, pidM * BM + BM + diagonal), 0);
+  // The block's last query sees keys up to its position + diagonal.
+  if (variant.causal) {
+    Value lastQuery = a.qPos0 + (pidM * BM + BM - 1) * a.qPosStep;
+    nEnd = minimum(a.Sk, countAtMost(lastQuery + diagonal, a.kvPos0, a.kvPosStep));
+  }
   Value begin = 0;
-  if (variant.window)
-    begin = maximum(pidM * BM + diagonal - (*variant.window - 1), 0) / BN;
+  // The block's first query sees keys from its position + diagonal - (window - 1).
+  if (variant.window) {
+    Value firstQuery = a.qPos0 + pidM * BM * a.qPosStep;
+    Value hidden = countAtMost(firstQuery + diagonal - *variant.window, a.kvPos0, a.kvPosStep);
+    begin = minimum(hidden, a.Sk) / BN;
+  }
   Value end = (nEnd + (BN - 1)) / BN;
   return {minimum(begin, end), end};
 }
@@ -137,15 +184,21 @@ std::pair<Value, Value> keyBlocks(const AttentionVariant &variant, const Args &a
 /// The query blocks [begin, end) that can see key block `pidN`.
 std::pair<Value, Value> queryBlocks(const AttentionVariant &variant, const Args &a, Value pidN,
                                     int64_t BM, int64_t BN) {
-  Value diagonal = a.Sk - a.Sq;
+  Value diagonal = a.SkTotal - a.SqTotal;
   Value end = (a.Sq + (BM - 1)) / BM;
   Value begin = 0;
-  // Causal: rows before (first key - diagonal) see none of these keys.
-  if (variant.causal)
-    begin = maximum(pidN * BN - diagonal, 0) / BM;
-  // Window: rows after (last key - diagonal + window - 1) see none of them.
-  if (variant.window)
-    end = minimum(end, (maximum(pidN * BN + BN - diagonal + *variant.window - 1, 0) + (BM - 1)) / BM);
+  // Causal: queries before (first key - diagonal) see none of these keys.
+  if (variant.causal) {
+    Value firstKey = a.kvPos0 + pidN * BN * a.kvPosStep;
+    Value blind = countAtMost(firstKey - diagonal - 1, a.qPos0, a.qPosStep);
+    begin = minimum(blind, a.Sq) / BM;
+  }
+  // Window: queries after (last key - diagonal + window - 1) see none of them.
+  if (variant.window) {
+    Value lastKey = a.kvPos0 + (pidN * BN + BN - 1) * a.kvPosStep;
+    Value seeing = countAtMost(lastKey - diagonal + *variant.window - 1, a.qPos0, a.qPosStep);
+    end = minimum(end, (seeing + (BM - 1)) / BM);
+  }
   return {begin, maximum(end, begin)};
 }
 } // namespace
@@ -155,9 +208,12 @@ Kernel flashAttentionForwardKernel(DType dtype, int64_t D, bool causal) {
       dtype, D, causal ? AttentionVariant::causalMask() : AttentionVariant::none());
 }
 
-Kernel flashAttentionForwardKernel(DType dtype, int64_t D, const AttentionVariant &variant) {
-  return Kernel(kernelName("fwd", dtype, D, variant), [dtype, D, variant](KernelBuilder &kb) {
-    Args a = declareArgs(kb, dtype, variant);
+Kernel flashAttentionForwardKernel(DType dtype, int64_t D, const AttentionVariant &variant,
+                                   std::optional<DType> outType) {
+  DType outDtype = outType.value_or(dtype);
+  return Kernel(kernelName("fwd", dtype, D, variant, outputSuffix(dtype, outDtype, false)),
+                [dtype, D, variant, outDtype](KernelBuilder &kb) {
+    Args a = declareArgs(kb, dtype, variant, outDtype, dtype);
     int64_t BM = kb.constant("BLOCK_M"), BN = kb.constant("BLOCK_N");
     QueryBlock qb = queryBlock(a, BM, D);
     Value pidM = qb.pidM, b32 = qb.b32, h = qb.h, b = qb.b, hq = qb.hq, hk = qb.hk;
@@ -192,17 +248,20 @@ Kernel flashAttentionForwardKernel(DType dtype, int64_t D, const AttentionVarian
     Value m = state[0], l = state[1], acc = state[2];
     Value seen = l > 0.0;
     Value lSafe = where(seen, l, 1.0);
-    store(a.o, qb.offsets(a.osb, a.oss, a.osh), (acc / expand_dims(lSafe, 1)).to(dtype),
+    store(a.o, qb.offsets(a.osb, a.oss, a.osh), (acc / expand_dims(lSafe, 1)).to(outDtype),
           expand_dims(rowMask, 1));
     Value lseOffs = (b * a.Hq.to(DType::I64) + hq) * a.Sq.to(DType::I64) + rows64;
     store(a.lse, lseOffs, where(seen, (m + log2(lSafe)) * kLn2, kNegInf), rowMask);
   });
 }
 
-Kernel flashAttentionBackwardPreprocessKernel(DType dtype, int64_t D) {
-  return Kernel(kernelName("bwd_pre", dtype, D, AttentionVariant::none()),
-                [dtype, D](KernelBuilder &kb) {
-    Args a = declareArgs(kb, dtype, AttentionVariant::none());
+Kernel flashAttentionBackwardPreprocessKernel(DType dtype, int64_t D,
+                                              std::optional<DType> gradType) {
+  DType gradDtype = gradType.value_or(dtype);
+  return Kernel(kernelName("bwd_pre", dtype, D, AttentionVariant::none(),
+                           outputSuffix(dtype, gradDtype, false)),
+                [dtype, D, gradDtype](KernelBuilder &kb) {
+    Args a = declareArgs(kb, dtype, AttentionVariant::none(), dtype, gradDtype);
     int64_t BM = kb.constant("BLOCK_M");
     Value pidM = program_id(0), bh = program_id(1);
     Value b = (bh / a.Hq).to(DType::I64), h = (bh % a.Hq).to(DType::I64);
@@ -217,9 +276,14 @@ Kernel flashAttentionBackwardPreprocessKernel(DType dtype, int64_t D) {
   });
 }
 
-Kernel flashAttentionBackwardDkDvKernel(DType dtype, int64_t D, const AttentionVariant &variant) {
-  return Kernel(kernelName("bwd_dkdv", dtype, D, variant), [dtype, D, variant](KernelBuilder &kb) {
-    Args a = declareArgs(kb, dtype, variant);
+Kernel flashAttentionBackwardDkDvKernel(DType dtype, int64_t D, const AttentionVariant &variant,
+                                        const GradientOutput &grad) {
+  DType gradDtype = grad.dtype.value_or(dtype);
+  bool accumulate = grad.accumulate;
+  return Kernel(kernelName("bwd_dkdv", dtype, D, variant,
+                           outputSuffix(dtype, gradDtype, accumulate)),
+                [dtype, D, variant, gradDtype, accumulate](KernelBuilder &kb) {
+    Args a = declareArgs(kb, dtype, variant, dtype, gradDtype);
     int64_t BM = kb.constant("BLOCK_M"), BN = kb.constant("BLOCK_N");
     Value pidN = program_id(0), bh = program_id(1);
     Value Hkv = a.Hq / a.group;
@@ -263,14 +327,19 @@ Kernel flashAttentionBackwardDkDvKernel(DType dtype, int64_t D, const AttentionV
         dST = dST * sc.modGrad;
       return {c[0] + dot(dST.to(dtype), qTile), dV};
     });
-    store(a.dk, kOffs, (grads[0] * a.scale).to(dtype), expand_dims(colMask, 1));
-    store(a.dv, vOffs, grads[1].to(dtype), expand_dims(colMask, 1));
+    Value kvMask = expand_dims(colMask, 1);
+    storeGradient(a.dk, kOffs, grads[0] * a.scale, kvMask, gradDtype, accumulate);
+    storeGradient(a.dv, vOffs, grads[1], kvMask, gradDtype, accumulate);
   });
 }
 
-Kernel flashAttentionBackwardDqKernel(DType dtype, int64_t D, const AttentionVariant &variant) {
-  return Kernel(kernelName("bwd_dq", dtype, D, variant), [dtype, D, variant](KernelBuilder &kb) {
-    Args a = declareArgs(kb, dtype, variant);
+Kernel flashAttentionBackwardDqKernel(DType dtype, int64_t D, const AttentionVariant &variant,
+                                      const GradientOutput &grad) {
+  DType gradDtype = grad.dtype.value_or(dtype);
+  bool accumulate = grad.accumulate;
+  return Kernel(kernelName("bwd_dq", dtype, D, variant, outputSuffix(dtype, gradDtype, accumulate)),
+                [dtype, D, variant, gradDtype, accumulate](KernelBuilder &kb) {
+    Args a = declareArgs(kb, dtype, variant, dtype, gradDtype);
     int64_t BM = kb.constant("BLOCK_M"), BN = kb.constant("BLOCK_N");
     QueryBlock qb = queryBlock(a, BM, D);
     Value pidM = qb.pidM, b32 = qb.b32, h = qb.h, b = qb.b, hq = qb.hq, hk = qb.hk;
@@ -301,8 +370,8 @@ Kernel flashAttentionBackwardDqKernel(DType dtype, int64_t D, const AttentionVar
         dS = dS * sc.modGrad;
       return {c[0] + dot(dS.to(dtype), kTile)};
     });
-    store(a.dq, qb.offsets(a.qsb, a.qss, a.qsh), (dq[0] * a.scale).to(dtype),
-          expand_dims(rowMask, 1));
+    storeGradient(a.dq, qb.offsets(a.qsb, a.qss, a.qsh), dq[0] * a.scale,
+                  expand_dims(rowMask, 1), gradDtype, accumulate);
   });
 }
 

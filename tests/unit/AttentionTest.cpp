@@ -296,7 +296,7 @@ TEST(AttentionErrors, BadInputsNameTheValue) {
   half.dtype = DType::BF16;
   expectLoomError([&] { attentionForward(t({1, 4, 2, 32}), half, t({1, 4, 2, 32}),
                                          t({1, 4, 2, 32}), nullptr, cpu); },
-                  "attention: dtypes differ: q f32, k bf16, v f32, out f32");
+                  "attention: dtypes differ: q f32, k bf16, v f32, out f32 (k and v need q's dtype; out q's or f32)");
 }
 
 TEST(AttentionEmu, ForwardOnTheEmulatedDevice) {

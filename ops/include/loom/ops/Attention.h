@@ -115,6 +115,18 @@ std::vector<int32_t> documentIdsFromCuSeqlens(const std::vector<int64_t> &cuSeql
 /// Both variants: score mods composed (a's first), masks and-ed.
 AttentionVariant combine(const AttentionVariant &a, const AttentionVariant &b);
 
+/// Where a tensor's tokens sit in the whole sequence, for sequence
+/// parallelism (ring attention, where a rank holds a contiguous, zigzag or
+/// strided share of the tokens) and chunked prefill: local token s is at
+/// global position offset + s * stride of a sequence of `total` tokens
+/// (the tensor's own seqlen when unset). Masks and score mods (causal,
+/// window, ALiBi, prefix, document ids, custom mods) see global positions,
+/// and causal/window block skipping uses them too.
+struct TokenPositions {
+  int64_t offset = 0, stride = 1;
+  std::optional<int64_t> total;
+};
+
 struct AttentionOptions {
   bool causal = false;
   AttentionVariant variant;
@@ -126,16 +138,24 @@ struct AttentionOptions {
   /// defaultAttentionBackwardConfig() (backward) when unset.
   std::optional<AttentionConfig> config;
   runtime::Backend backend = runtime::Backend::Auto;
+  /// Global positions of q's and k's tokens (see TokenPositions).
+  TokenPositions queryPositions, keyPositions;
+  /// Backward: add the gradients to dq, dk and dv instead of overwriting
+  /// them (they must then be f32): ring attention accumulates over steps.
+  bool accumulateGradients = false;
 };
 
-/// The forward kernel for one head dim, dtype (f32, f16, bf16) and variant.
-/// Constants: BLOCK_M, BLOCK_N. Grid: (ceil(seqlen_q / BLOCK_M), batch * heads_q).
+/// The forward kernel for one head dim, dtype (f32, f16, bf16) and variant;
+/// o is written in `outDtype` (the inputs' when unset; f32 for partial
+/// results that are merged later). Constants: BLOCK_M, BLOCK_N.
+/// Grid: (ceil(seqlen_q / BLOCK_M), batch * heads_q).
 dsl::Kernel flashAttentionForwardKernel(DType dtype, int64_t headDim,
-                                        const AttentionVariant &variant);
+                                        const AttentionVariant &variant,
+                                        std::optional<DType> outDtype = {});
 dsl::Kernel flashAttentionForwardKernel(DType dtype, int64_t headDim, bool causal);
 
-/// Runs attention forward: `out` has q's shape and dtype (its strides may
-/// differ), `lse` (optional) is a contiguous f32 (batch, heads_q, seqlen_q)
+/// Runs attention forward: `out` has q's shape and q's dtype or f32 (its
+/// strides may differ), `lse` (optional) is a contiguous f32 (batch, heads_q, seqlen_q)
 /// buffer. Throws loom::Error(InvalidArgument) naming the offending shape,
 /// dtype, head dim or stride.
 void attentionForward(const Tensor4 &q, const Tensor4 &k, const Tensor4 &v, const Tensor4 &out,
@@ -145,14 +165,26 @@ void attentionForward(const Tensor4 &q, const Tensor4 &k, const Tensor4 &v, cons
 /// preprocess computing delta = rowsum(dO * O), a kernel per KV block that
 /// accumulates dK and dV in f32 over every query block and every query head
 /// of its group, and a kernel per query block accumulating dQ in f32.
-dsl::Kernel flashAttentionBackwardPreprocessKernel(DType dtype, int64_t headDim);
+/// How the backward writes dq, dk, dv: in `dtype` (the inputs' when unset)
+/// and, with `accumulate`, added to what the buffers hold.
+struct GradientOutput {
+  std::optional<DType> dtype;
+  bool accumulate = false;
+};
+/// (The preprocess takes every kernel's arguments; `gradDtype` types its
+/// unused dq/dk/dv.)
+dsl::Kernel flashAttentionBackwardPreprocessKernel(DType dtype, int64_t headDim,
+                                                   std::optional<DType> gradDtype = {});
 dsl::Kernel flashAttentionBackwardDkDvKernel(DType dtype, int64_t headDim,
-                                             const AttentionVariant &variant);
+                                             const AttentionVariant &variant,
+                                             const GradientOutput &grad = {});
 dsl::Kernel flashAttentionBackwardDqKernel(DType dtype, int64_t headDim,
-                                           const AttentionVariant &variant);
+                                           const AttentionVariant &variant,
+                                           const GradientOutput &grad = {});
 
-/// Gradients of attention: dq has q's shape, dk and dv k's, all in q's
-/// dtype; `out` and `lse` are the forward's results. Same checks as
+/// Gradients of attention: dq has q's shape, dk and dv k's, all three in
+/// q's dtype or all in f32 (required with options.accumulateGradients);
+/// `out` (in q's dtype) and `lse` are the forward's results. Same checks as
 /// attentionForward, plus dO/dq/dk/dv shapes.
 void attentionBackward(const Tensor4 &q, const Tensor4 &k, const Tensor4 &v, const Tensor4 &out,
                        const float *lse, const Tensor4 &dOut, const Tensor4 &dq,
