@@ -6,6 +6,7 @@ namespace loom::cli {
 int runDemo(int argc, char **argv);
 int runCompile(int argc, char **argv);
 int runAttention(int argc, char **argv);
+int runRing(int argc, char **argv);
 int runVersion(int argc, char **argv);
 } // namespace loom::cli
 

@@ -51,6 +51,17 @@ commands:
                                     even); outputs are float32 (default f32)
                --backend auto|cpu|emu  auto is cpu unless LOOM_DEVICE=emu (cuda
                                     is not supported yet: it needs device buffers)
+  ring       ring attention: the sequence split over P ranks, K/V shards
+             travelling the ring; whole-sequence .npy in and out, directly
+             comparable with `loom attention`
+               --world P            ranks (default 4; with mpi: mpirun's -np)
+               --layout contiguous|zigzag|stripe  token layout (default zigzag)
+               --transport inproc|mpi  threads of this process (default), or
+                                    processes: mpirun -np P loom ring ...
+               --timeline FILE      per-rank, per-step compute and transfer
+                                    times (Chrome trace format JSON)
+               --timeout S          communication deadline (default 60)
+               every option of `loom attention`
   version    print Loom, MLIR, NVRTC and NCCL versions
   help       print this message
 )";
@@ -70,6 +81,8 @@ int main(int argc, char **argv) {
       return loom::cli::runCompile(argc, argv);
     if (command == "attention")
       return loom::cli::runAttention(argc, argv);
+    if (command == "ring")
+      return loom::cli::runRing(argc, argv);
     if (command == "version")
       return loom::cli::runVersion(argc, argv);
     std::fprintf(stderr, "loom: error: unknown command '%s' (see loom --help)\n",

@@ -1,0 +1,301 @@
+//===- AttentionRequest.cpp - options shared by loom attention/ring -------===//
+#include "AttentionRequest.h"
+
+#include "loom/Support/HalfPrecision.h"
+
+#include <algorithm>
+#include <cctype>
+#include <cmath>
+#include <cstdlib>
+
+#include <fmt/format.h>
+
+namespace loom::cli {
+namespace {
+
+/// The subcommand being parsed, for error prefixes ("loom attention: ...").
+thread_local std::string currentCommand = "attention";
+
+[[noreturn]] void invalid(const std::string &message) {
+  throw Error(ErrorCode::InvalidArgument, "loom " + currentCommand + ": " + message);
+}
+
+//===- --variant ----------------------------------------------------------===//
+
+
+std::string trim(const std::string &s) {
+  size_t b = s.find_first_not_of(" \t"), e = s.find_last_not_of(" \t");
+  return b == std::string::npos ? "" : s.substr(b, e - b + 1);
+}
+
+bool isPositiveInteger(const std::string &s) {
+  char *end = nullptr;
+  long long v = std::strtoll(s.c_str(), &end, 10);
+  return !s.empty() && std::isdigit(static_cast<unsigned char>(s[0])) && *end == '\0' && v > 0;
+}
+
+std::optional<float> parsePositiveFloat(const std::string &s) {
+  char *end = nullptr;
+  float v = std::strtof(s.c_str(), &end);
+  if (s.empty() || std::isspace(static_cast<unsigned char>(s[0])) || *end != '\0' ||
+      !std::isfinite(v) || !(v > 0))
+    return std::nullopt;
+  return v;
+}
+
+} // namespace
+
+Variant parseVariant(const std::string &spec) {
+  Variant variant;
+  std::vector<std::string> seen;
+  size_t start = 0;
+  while (true) {
+    size_t comma = spec.find(',', start);
+    std::string term = trim(spec.substr(start, comma == std::string::npos ? comma : comma - start));
+    std::string name = term, arg;
+    bool hasArg = false;
+    if (size_t open = term.find('('); open != std::string::npos && term.back() == ')') {
+      name = trim(term.substr(0, open));
+      arg = trim(term.substr(open + 1, term.size() - open - 2));
+      hasArg = true;
+    }
+    bool known = name == "none" || name == "causal" || name == "alibi" ||
+                 name == "sliding_window" || name == "softcap" || name == "prefix";
+    bool takesArg = name == "sliding_window" || name == "softcap" || name == "prefix";
+    if (!known || hasArg != takesArg)
+      invalid(fmt::format("bad variant term '{}' in '{}' (terms: none, causal, "
+                          "sliding_window(W), alibi, softcap(C), prefix(P))",
+                          term, spec));
+    if (std::find(seen.begin(), seen.end(), name) != seen.end())
+      invalid(fmt::format("variant term '{}' is repeated in '{}'", name, spec));
+    seen.push_back(name);
+    if (name == "sliding_window" && !isPositiveInteger(arg))
+      invalid(fmt::format("sliding_window(W) needs a positive integer W, got '{}' in '{}'", arg,
+                          spec));
+    if (name == "prefix" && !isPositiveInteger(arg))
+      invalid(fmt::format("prefix(P) needs a positive integer P, got '{}' in '{}'", arg, spec));
+    if (name == "softcap" && !parsePositiveFloat(arg))
+      invalid(fmt::format("softcap(C) needs a finite positive number C, got '{}' in '{}'", arg,
+                          spec));
+    ops::AttentionVariant built;
+    if (name == "causal")
+      built = ops::AttentionVariant::causalMask();
+    else if (name == "sliding_window")
+      built = ops::AttentionVariant::slidingWindow(std::stoll(arg));
+    else if (name == "alibi")
+      built = ops::AttentionVariant::alibi();
+    else if (name == "softcap")
+      built = ops::AttentionVariant::softcap(*parsePositiveFloat(arg));
+    else if (name == "prefix")
+      built = ops::AttentionVariant::prefixLM(std::stoll(arg));
+    variant.variant = ops::combine(variant.variant, built);
+    if (comma == std::string::npos)
+      break;
+    start = comma + 1;
+  }
+  if (seen.size() > 1 && std::find(seen.begin(), seen.end(), "none") != seen.end())
+    invalid(fmt::format("variant 'none' cannot be combined with other terms in '{}'", spec));
+  variant.label = spec;
+  return variant;
+}
+
+//===- Tensors ------------------------------------------------------------===//
+
+
+ComputeTensor toCompute(const NpyArray &a, DType dtype) {
+  ComputeTensor t{dtype, {a.shape[0], a.shape[1], a.shape[2], a.shape[3]}, {}, {}};
+  if (dtype == DType::F32) {
+    t.f32 = a.data;
+    return t;
+  }
+  t.bits.resize(a.data.size());
+  for (size_t i = 0; i < a.data.size(); ++i)
+    t.bits[i] = dtype == DType::F16 ? floatToHalf(a.data[i]) : floatToBf16(a.data[i]);
+  return t;
+}
+
+std::vector<float> toFloat32(const ComputeTensor &t) {
+  if (t.dtype == DType::F32)
+    return t.f32;
+  std::vector<float> out(t.bits.size());
+  for (size_t i = 0; i < t.bits.size(); ++i)
+    out[i] = t.dtype == DType::F16 ? halfToFloat(t.bits[i]) : bf16ToFloat(t.bits[i]);
+  return out;
+}
+
+
+namespace {
+struct Inputs {
+  NpyArray q, k, v;
+};
+
+Inputs loadInputs(const std::string &qPath, const std::string &kPath, const std::string &vPath) {
+  auto load = [](const std::string &path) {
+    NpyArray a = readNpy(path);
+    if (a.shape.size() != 4)
+      invalid(fmt::format("{}: expected a rank-4 (batch, seqlen, heads, head_dim) array, got "
+                          "shape {}",
+                          path, shapeString(a.shape)));
+    return a;
+  };
+  Inputs in{load(qPath), load(kPath), load(vPath)};
+  const auto &q = in.q.shape, &k = in.k.shape;
+  if (in.k.shape != in.v.shape)
+    invalid(fmt::format("{} shape {} and {} shape {} differ", kPath, shapeString(k), vPath,
+                        shapeString(in.v.shape)));
+  if (q[0] != k[0])
+    invalid(fmt::format("{} batch {} and {} batch {} differ", qPath, q[0], kPath, k[0]));
+  if (q[3] != k[3])
+    invalid(fmt::format("{} head_dim {} and {} head_dim {} differ", qPath, q[3], kPath, k[3]));
+  if (k[2] == 0 || q[2] % k[2] != 0)
+    invalid(fmt::format("{} heads ({}) is not a multiple of {} heads ({})", qPath, q[2], kPath,
+                        k[2]));
+  return in;
+}
+
+std::string required(const Options &opts, const std::string &name) {
+  auto value = opts.get(name);
+  if (!value)
+    invalid(fmt::format("--{} FILE is required", name));
+  return *value;
+}
+
+std::vector<int64_t> parseOffsets(const std::string &text) {
+  std::vector<int64_t> offsets;
+  size_t start = 0;
+  while (true) {
+    size_t comma = text.find(',', start);
+    std::string item = trim(text.substr(start, comma == std::string::npos ? comma : comma - start));
+    char *end = nullptr;
+    long long value = std::strtoll(item.c_str(), &end, 10);
+    if (item.empty() || *end != '\0')
+      invalid(fmt::format("--cu-seqlens: '{}' is not an integer in '{}'", item, text));
+    offsets.push_back(value);
+    if (comma == std::string::npos)
+      break;
+    start = comma + 1;
+  }
+  return offsets;
+}
+} // namespace
+
+ops::Tensor4 ComputeTensor::tensor() const {
+  return ops::Tensor4::contiguous(dtype == DType::F32 ? static_cast<const void *>(f32.data())
+                                                      : bits.data(),
+                                  dtype, shape);
+}
+
+ComputeTensor ComputeTensor::zeros(DType dtype, std::array<int64_t, 4> shape) {
+  ComputeTensor t{dtype, shape, {}, {}};
+  size_t n = size_t(shape[0] * shape[1] * shape[2] * shape[3]);
+  if (dtype == DType::F32)
+    t.f32.assign(n, 0.f);
+  else
+    t.bits.assign(n, 0);
+  return t;
+}
+
+const std::vector<std::string> &attentionOptionNames() {
+  static const std::vector<std::string> names = {
+      "q",       "k",        "v",  "out", "lse", "variant", "scale", "dtype",
+      "backend", "grad-out", "dq", "dk",  "dv",  "cu-seqlens"};
+  return names;
+}
+
+AttentionRequest parseAttentionRequest(const Options &opts, const std::string &command) {
+  currentCommand = command;
+  AttentionRequest r;
+  r.command = command;
+  for (const std::string &name : attentionOptionNames())
+    if (opts.getAll(name).size() > 1)
+      invalid(fmt::format("option --{} is given more than once", name));
+  r.qPath = required(opts, "q"), r.kPath = required(opts, "k"), r.vPath = required(opts, "v");
+  r.outPath = required(opts, "out");
+  r.lsePath = opts.get("lse");
+  // Backward: --grad-out dO.npy with all of --dq --dk --dv.
+  r.dOPath = opts.get("grad-out"), r.dqPath = opts.get("dq"), r.dkPath = opts.get("dk"),
+  r.dvPath = opts.get("dv");
+  r.backward = r.dOPath || r.dqPath || r.dkPath || r.dvPath;
+  if (r.backward && !(r.dOPath && r.dqPath && r.dkPath && r.dvPath))
+    invalid("the backward needs all of --grad-out, --dq, --dk and --dv");
+  r.variant = parseVariant(opts.get("variant").value_or("none"));
+  if (auto text = opts.get("scale"); text && !(r.scale = parsePositiveFloat(*text)))
+    invalid(fmt::format("--scale '{}' is not a finite positive number", *text));
+  std::string dtypeText = opts.get("dtype").value_or("f32");
+  auto dtype = parseDType(dtypeText);
+  if (!dtype || (*dtype != DType::F32 && *dtype != DType::F16 && *dtype != DType::BF16))
+    invalid(fmt::format("--dtype '{}' is not one of f32, f16, bf16", dtypeText));
+  r.dtype = *dtype;
+  runtime::Backend requested = runtime::parseBackend(opts.get("backend").value_or("auto"));
+  if (requested == runtime::Backend::Cuda)
+    throw Error(ErrorCode::Unsupported,
+                fmt::format("loom {} --backend cuda is not supported yet (host buffers): use "
+                            "--backend cpu or emu",
+                            command));
+  // The buffers here are host memory: auto runs on the CPU even with a GPU.
+  r.backend = runtime::resolveBackend(requested);
+  if (r.backend == runtime::Backend::Cuda)
+    r.backend = runtime::Backend::Cpu;
+  r.cuSeqlens = opts.get("cu-seqlens");
+  if (r.cuSeqlens)
+    parseOffsets(*r.cuSeqlens); // reject malformed lists before reading files
+  return r;
+}
+
+void AttentionRequest::load() {
+  currentCommand = command;
+  Inputs in = loadInputs(qPath, kPath, vPath);
+  q = std::move(in.q), k = std::move(in.k), v = std::move(in.v);
+  if (backward)
+    dO = readNpy(*dOPath);
+  checkLoaded();
+}
+
+void AttentionRequest::checkLoaded() {
+  currentCommand = command;
+  if (backward) {
+    if (dO.shape != q.shape)
+      invalid(fmt::format("{}: shape {} must equal Q's shape {}", *dOPath, shapeString(dO.shape),
+                          shapeString(q.shape)));
+  }
+  if (cuSeqlens) {
+    // Packed documents: batch 1, queries and keys at the same positions.
+    if (q.shape[0] != 1 || q.shape[1] != k.shape[1])
+      invalid(fmt::format("--cu-seqlens needs packed inputs: batch 1 and seqlen_q == seqlen_k, "
+                          "got Q {} and K {}",
+                          shapeString(q.shape), shapeString(k.shape)));
+    try {
+      docIds = ops::documentIdsFromCuSeqlens(parseOffsets(*cuSeqlens), q.shape[1]);
+    } catch (const Error &e) {
+      invalid(std::string("--cu-seqlens: ") + e.what());
+    }
+  }
+}
+
+ops::AttentionOptions AttentionRequest::options() const {
+  ops::AttentionOptions options;
+  options.variant = variant.variant;
+  if (cuSeqlens) {
+    options.variant = ops::combine(options.variant, ops::AttentionVariant::documentMask());
+    options.variantArgs = {runtime::Arg::buffer(docIds.data(), DType::I32, docIds.size())};
+  }
+  options.scale = scale;
+  options.backend = backend;
+  return options;
+}
+
+void writeAttentionOutputs(const AttentionRequest &r, const ComputeTensor &out,
+                           const std::vector<float> &lse, const ComputeTensor *dq,
+                           const ComputeTensor *dk, const ComputeTensor *dv) {
+  writeNpy(r.outPath, r.q.shape, toFloat32(out).data());
+  int64_t batch = r.q.shape[0], seqQ = r.q.shape[1], headsQ = r.q.shape[2];
+  if (r.lsePath)
+    writeNpy(*r.lsePath, {batch, headsQ, seqQ}, lse.data());
+  if (r.backward) {
+    writeNpy(*r.dqPath, r.q.shape, toFloat32(*dq).data());
+    writeNpy(*r.dkPath, r.k.shape, toFloat32(*dk).data());
+    writeNpy(*r.dvPath, r.v.shape, toFloat32(*dv).data());
+  }
+}
+
+} // namespace loom::cli

@@ -1,0 +1,85 @@
+//===- AttentionRequest.h - options shared by loom attention/ring -*- C++ -*-===//
+//
+// `loom ring` takes every option of `loom attention`; both parse them here
+// into one request: file paths, variant, dtype, backend, and (once loaded)
+// the float32 inputs.
+//
+//===----------------------------------------------------------------------===//
+#ifndef LOOM_TOOLS_LOOM_ATTENTIONREQUEST_H
+#define LOOM_TOOLS_LOOM_ATTENTIONREQUEST_H
+
+#include "Cli.h"
+#include "Npy.h"
+
+#include "loom/ops/Attention.h"
+
+#include <array>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace loom::cli {
+
+/// The attention variant: the built-ins of ops::AttentionVariant combined
+/// in the order given, and a label for the summary line.
+struct Variant {
+  ops::AttentionVariant variant;
+  std::string label = "none";
+};
+
+/// A float32 input as the kernel sees it: float32, or f16/bf16 bits.
+struct ComputeTensor {
+  DType dtype;
+  std::array<int64_t, 4> shape;
+  std::vector<float> f32;
+  std::vector<uint16_t> bits;
+
+  ops::Tensor4 tensor() const;
+  /// A zero tensor of `shape` in `dtype`.
+  static ComputeTensor zeros(DType dtype, std::array<int64_t, 4> shape);
+};
+
+/// Rounds float32 data to `dtype` (nearest even).
+ComputeTensor toCompute(const NpyArray &a, DType dtype);
+std::vector<float> toFloat32(const ComputeTensor &t);
+
+struct AttentionRequest {
+  std::string command; ///< "attention" or "ring", for error prefixes
+  std::string qPath, kPath, vPath, outPath;
+  std::optional<std::string> lsePath, dOPath, dqPath, dkPath, dvPath, cuSeqlens;
+  bool backward = false;
+  Variant variant;
+  std::optional<float> scale;
+  DType dtype = DType::F32;
+  runtime::Backend backend = runtime::Backend::Cpu;
+
+  /// Filled by load(): the float32 inputs (dO when backward) and the
+  /// document ids of --cu-seqlens.
+  NpyArray q, k, v, dO;
+  std::vector<int32_t> docIds;
+
+  /// Reads and checks the input files.
+  void load();
+  /// The checks of load() on inputs received otherwise (ring ranks other
+  /// than 0), and the document ids of --cu-seqlens.
+  void checkLoaded();
+  /// Attention options for the loaded inputs (variant args point into
+  /// this request, which must outlive them).
+  ops::AttentionOptions options() const;
+};
+
+/// The option names `loom attention` takes.
+const std::vector<std::string> &attentionOptionNames();
+
+/// Parses and checks every attention option of `opts` (no file is read);
+/// errors are InvalidArgument prefixed "loom <command>: ".
+AttentionRequest parseAttentionRequest(const Options &opts, const std::string &command);
+
+/// Writes the outputs of a request: out and lse, and the gradients.
+void writeAttentionOutputs(const AttentionRequest &r, const ComputeTensor &out,
+                           const std::vector<float> &lse, const ComputeTensor *dq,
+                           const ComputeTensor *dk, const ComputeTensor *dv);
+
+} // namespace loom::cli
+
+#endif
