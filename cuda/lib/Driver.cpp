@@ -74,6 +74,7 @@ LoadedDriver loadDriver() {
   resolve(lib, d.eventCreate, "cuEventCreate", e);
   resolve(lib, d.eventRecord, "cuEventRecord", e);
   resolve(lib, d.eventSynchronize, "cuEventSynchronize", e);
+  resolve(lib, d.eventQuery, "cuEventQuery", e);
   resolve(lib, d.eventDestroy, "cuEventDestroy_v2", e);
   // cuEventElapsedTime_v2 (12.8+) has the same signature as the original;
   // prefer it, but accept older drivers.

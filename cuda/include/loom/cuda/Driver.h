@@ -58,6 +58,7 @@ struct DriverApi {
   decltype(&::cuEventCreate) eventCreate;
   decltype(&::cuEventRecord) eventRecord;
   decltype(&::cuEventSynchronize) eventSynchronize;
+  decltype(&::cuEventQuery) eventQuery;
   decltype(&::cuEventElapsedTime) eventElapsedTime;
   decltype(&::cuEventDestroy) eventDestroy;
 };

@@ -13,6 +13,16 @@
 // device work (kernel launches, NCCL calls). Either way, work that follows
 // in the stream starts after it.
 //
+// Errors are sticky: once work on a stream fails, the rest of its queued work
+// is skipped, and that error is what synchronize(), events recorded after it,
+// and streams waiting on those events report. A CPU event's completion time
+// is taken on the stream's thread when the event is reached; elapsed times
+// and completedAtMs() require complete events (InvalidArgument otherwise).
+//
+// Cross-backend waits work both ways: a CPU stream waiting on a CUDA event
+// blocks its thread in the event's synchronize(); a CUDA stream waiting on a
+// CPU event blocks the caller of wait() until the CPU event completes.
+//
 //===----------------------------------------------------------------------===//
 #ifndef LOOM_RUNTIME_STREAM_H
 #define LOOM_RUNTIME_STREAM_H
@@ -49,6 +59,9 @@ public:
   /// event completed; for timelines. CUDA events report the host time the
   /// completion was observed.
   virtual double completedAtMs() const = 0;
+  /// The CUevent behind a CUDA event; null for CPU events. Lets a CUDA
+  /// stream wait on the device (cuStreamWaitEvent) instead of the host.
+  virtual void *nativeEvent() const { return nullptr; }
 };
 
 class Stream {
