@@ -291,7 +291,7 @@ int runRing(int argc, char **argv) {
     invalid(fmt::format("--transport '{}' is not one of inproc, mpi", run.transport));
   run.world = int(world.value_or(4));
   auto comms = runtime::createInProcessCommunicators(run.world, run.timeout);
-  std::vector<std::exception_ptr> errors(size_t(run.world));
+  std::vector<std::exception_ptr> errors(static_cast<size_t>(run.world));
   std::vector<std::thread> ranks;
   for (int rank = 0; rank < run.world; ++rank)
     ranks.emplace_back([&, rank] {

@@ -1,0 +1,419 @@
+//===- RingAttentionTest.cpp - ring attention over in-process ranks -------===//
+//
+// Whole-sequence inputs are sharded by the layout, every rank runs the ring
+// forward and backward on its own thread, and the gathered results are
+// checked against float64 attention over the whole sequence with the
+// FlashAttention tolerance rule, for world sizes 1 to 8, every layout and
+// the position-based variants. Fault tests: disagreeing metadata, a rank
+// that never shows up, a rank that fails mid-ring.
+//
+//===----------------------------------------------------------------------===//
+#include "ExpectError.h"
+
+#include "loom/Support/HalfPrecision.h"
+#include "loom/ops/Reference.h"
+#include "loom/ops/RingAttention.h"
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <cmath>
+#include <fmt/format.h>
+#include <thread>
+
+using namespace loom;
+using namespace loom::ops;
+namespace ref = loom::ops::ref;
+using std::chrono::milliseconds;
+
+namespace {
+struct Case {
+  int world;
+  RingLayout layout;
+  std::string variant = "causal"; // none | causal | window | document | alibi
+  DType dtype = DType::F32;
+  int64_t seqlen = 0, heads = 2, headsKV = 1, dim = 32;
+};
+
+std::string describe(const Case &c) {
+  return fmt::format("p{}_{}_{}_{}_hq{}_hkv{}", c.world, ringLayoutName(c.layout), c.variant,
+                     dtypeName(c.dtype), c.heads, c.headsKV);
+}
+
+void PrintTo(const Case &c, std::ostream *os) { *os << describe(c); }
+
+/// A tensor of random values in `dtype` and the values the kernels see.
+struct Data {
+  std::vector<float> f32;
+  std::vector<uint16_t> half;
+  std::vector<double> seen;
+  DType dtype;
+  Data(size_t n, DType t) : dtype(t) {
+    f32 = ref::randomVector(n, -1.5f, 1.5f);
+    std::vector<float> r = f32;
+    if (t != DType::F32) {
+      half = t == DType::F16 ? ref::toF16Bits(f32) : ref::toBf16Bits(f32);
+      r = t == DType::F16 ? ref::roundToF16(f32) : ref::roundToBf16(f32);
+    }
+    seen = ref::toDouble(r);
+  }
+  void *data() { return dtype == DType::F32 ? (void *)f32.data() : (void *)half.data(); }
+  std::vector<float> values() const {
+    if (dtype == DType::F32)
+      return f32;
+    std::vector<float> v(half.size());
+    for (size_t i = 0; i < half.size(); ++i)
+      v[i] = dtype == DType::F16 ? halfToFloat(half[i]) : bf16ToFloat(half[i]);
+    return v;
+  }
+  void poison() {
+    std::fill(f32.begin(), f32.end(), ref::poison());
+    std::fill(half.begin(), half.end(), uint16_t(0x7fff));
+  }
+};
+
+/// Runs body(comm, rank) on one thread per rank; returns each rank's error.
+std::vector<std::exception_ptr>
+onRanks(int world, milliseconds timeout,
+        const std::function<void(runtime::Communicator &, int)> &body) {
+  auto comms = runtime::createInProcessCommunicators(world, timeout);
+  std::vector<std::exception_ptr> errors(static_cast<size_t>(world));
+  std::vector<std::thread> threads;
+  for (int r = 0; r < world; ++r)
+    threads.emplace_back([&, r] {
+      try {
+        body(*comms[size_t(r)], r);
+      } catch (...) {
+        errors[size_t(r)] = std::current_exception();
+      }
+    });
+  for (auto &t : threads)
+    t.join();
+  return errors;
+}
+
+void rethrowFirst(const std::vector<std::exception_ptr> &errors) {
+  for (auto &e : errors)
+    if (e)
+      std::rethrow_exception(e);
+}
+
+struct VariantSetup {
+  AttentionOptions options;
+  ref::RefVariant reference;
+  bool causal = false;
+  std::vector<int32_t> docIds;
+};
+
+VariantSetup variantFor(const Case &c) {
+  VariantSetup s;
+  int64_t S = c.seqlen;
+  if (c.variant == "causal") {
+    s.options.causal = s.causal = true;
+  } else if (c.variant == "window") {
+    int64_t w = S / 3 + 1;
+    s.options.variant = AttentionVariant::slidingWindow(w);
+    s.reference.visible = [w](int64_t, int64_t, int64_t i, int64_t j) {
+      return j <= i && i - j < w;
+    };
+  } else if (c.variant == "document") {
+    // Varlen: three packed documents of uneven lengths, causal inside each.
+    std::vector<int64_t> cu = {0, S / 5, S / 5 + S / 2 + 1, S};
+    s.docIds = documentIdsFromCuSeqlens(cu, S);
+    s.options.variant = AttentionVariant::documentMask();
+    s.options.causal = true;
+    auto ids = s.docIds;
+    s.reference.visible = [ids](int64_t, int64_t, int64_t i, int64_t j) {
+      return j <= i && ids[size_t(i)] == ids[size_t(j)];
+    };
+  } else if (c.variant == "alibi") {
+    s.options.variant = AttentionVariant::alibi();
+    s.options.causal = s.causal = true;
+    int64_t H = c.heads;
+    s.reference.score = [H](double x, int64_t, int64_t h, int64_t i, int64_t j) {
+      double slope = std::exp2(-8.0 * double(h + 1) / double(H));
+      return std::make_pair(x - slope * std::fabs(double(i - j)), 1.0);
+    };
+  }
+  if (s.causal && !s.reference.visible && s.reference.score)
+    s.reference.visible = [](int64_t, int64_t, int64_t i, int64_t j) { return j <= i; };
+  if (s.reference.visible || s.reference.score)
+    s.causal = false; // the reference's visibility carries the mask
+  return s;
+}
+
+double maxAbsError(const std::vector<float> &got, const std::vector<double> &want) {
+  double e = 0;
+  for (size_t i = 0; i < got.size(); ++i)
+    e = std::max(e, std::isnan(got[i]) ? INFINITY : std::fabs(got[i] - want[i]));
+  return e;
+}
+
+/// f32: normwise relative error < 1e-4; f16/bf16: at most twice the error
+/// of a naive attention in that precision plus a small floor.
+void expectAccurate(const char *what, const Case &c, const std::vector<float> &got,
+                    const std::vector<double> &want, const std::vector<double> *naive) {
+  if (c.dtype == DType::F32) {
+    auto e = ref::compare(got, want, std::max(ref::maxAbs(want), 1e-3));
+    EXPECT_TRUE(ref::withinRelative(e, 1e-4)) << what << ": " << ref::format(e);
+    return;
+  }
+  std::vector<float> low(naive->begin(), naive->end());
+  double err = maxAbsError(got, want), naiveErr = maxAbsError(low, want);
+  EXPECT_LE(err, 2 * naiveErr + 1e-3) << what << ": ring error " << err << " vs naive "
+                                      << dtypeName(c.dtype) << " error " << naiveErr;
+}
+
+/// Ring forward and backward of one whole-sequence problem; outputs are
+/// gathered into whole-sequence arrays and checked against float64.
+void checkRing(const Case &c, std::vector<RingStats> *stats = nullptr) {
+  int64_t B = 1, S = c.seqlen, H = c.heads, Hkv = c.headsKV, D = c.dim;
+  size_t nq = size_t(B * S * H * D), nk = size_t(B * S * Hkv * D);
+  Data q(nq, c.dtype), k(nk, c.dtype), v(nk, c.dtype), dO(nq, c.dtype);
+  Data o(nq, c.dtype), dq(nq, c.dtype), dk(nk, c.dtype), dv(nk, c.dtype);
+  for (Data *d : {&o, &dq, &dk, &dv})
+    d->poison();
+  std::vector<float> lse(size_t(B * H * S), ref::poison());
+  VariantSetup setup = variantFor(c);
+  if (!setup.docIds.empty())
+    setup.options.variantArgs = {runtime::Arg::buffer(setup.docIds)};
+  setup.options.backend = runtime::Backend::Cpu;
+  RingAttentionOptions options{setup.options, c.layout};
+  std::array<int64_t, 4> qs{B, S, H, D}, ks{B, S, Hkv, D};
+  auto whole = [&](Data &d, std::array<int64_t, 4> shape) {
+    return Tensor4::contiguous(d.data(), c.dtype, shape);
+  };
+  if (stats)
+    stats->assign(size_t(c.world), {});
+  int64_t localS = S / c.world;
+  rethrowFirst(onRanks(c.world, milliseconds(20000), [&](runtime::Communicator &comm, int r) {
+    size_t es = dtypeSize(c.dtype);
+    std::array<int64_t, 4> lq{B, localS, H, D}, lk{B, localS, Hkv, D};
+    auto buffer = [&](std::array<int64_t, 4> s) {
+      return std::vector<uint8_t>(size_t(s[0] * s[1] * s[2] * s[3]) * es);
+    };
+    auto lqv = buffer(lq), lkv = buffer(lk), lvv = buffer(lk), ldo = buffer(lq), lo = buffer(lq),
+         ldq = buffer(lq), ldk = buffer(lk), ldv = buffer(lk);
+    shardSequence(whole(q, qs), lqv.data(), c.layout, r, c.world);
+    shardSequence(whole(k, ks), lkv.data(), c.layout, r, c.world);
+    shardSequence(whole(v, ks), lvv.data(), c.layout, r, c.world);
+    shardSequence(whole(dO, qs), ldo.data(), c.layout, r, c.world);
+    auto T = [&](std::vector<uint8_t> &b, std::array<int64_t, 4> s) {
+      return Tensor4::contiguous(b.data(), c.dtype, s);
+    };
+    std::vector<float> llse(size_t(B * H * localS));
+    RingStats fwdStats;
+    ringAttentionForward(comm, T(lqv, lq), T(lkv, lk), T(lvv, lk), T(lo, lq), llse.data(),
+                         options, &fwdStats);
+    ringAttentionBackward(comm, T(lqv, lq), T(lkv, lk), T(lvv, lk), T(lo, lq), llse.data(),
+                          T(ldo, lq), T(ldq, lq), T(ldk, lk), T(ldv, lk), options);
+    if (stats)
+      (*stats)[size_t(r)] = fwdStats;
+    unshardSequence(lo.data(), whole(o, qs), c.layout, r, c.world);
+    unshardSequence(ldq.data(), whole(dq, qs), c.layout, r, c.world);
+    unshardSequence(ldk.data(), whole(dk, ks), c.layout, r, c.world);
+    unshardSequence(ldv.data(), whole(dv, ks), c.layout, r, c.world);
+    unshardRows(llse.data(), lse.data(), B, H, S, c.layout, r, c.world);
+  }));
+
+  double scale = 1.0 / std::sqrt(double(D));
+  const ref::RefVariant *rv =
+      setup.reference.visible || setup.reference.score ? &setup.reference : nullptr;
+  auto fwd = ref::attention(q.seen, k.seen, v.seen, B, S, S, H, Hkv, D, setup.causal, scale,
+                            nullptr, rv);
+  auto bwd = ref::attentionBackward(q.seen, k.seen, v.seen, dO.seen, B, S, S, H, Hkv, D,
+                                    setup.causal, scale, nullptr, rv);
+  std::optional<ref::AttentionResult> naiveFwd;
+  std::optional<ref::AttentionGrads> naiveBwd;
+  if (c.dtype != DType::F32) {
+    const char *low = dtypeName(c.dtype).data();
+    naiveFwd = ref::attention(q.seen, k.seen, v.seen, B, S, S, H, Hkv, D, setup.causal, scale,
+                              low, rv);
+    naiveBwd = ref::attentionBackward(q.seen, k.seen, v.seen, dO.seen, B, S, S, H, Hkv, D,
+                                      setup.causal, scale, low, rv);
+  }
+  expectAccurate("O", c, o.values(), fwd.out, naiveFwd ? &naiveFwd->out : nullptr);
+  auto lseErr = ref::compare(lse, fwd.lse, 1.0);
+  EXPECT_TRUE(ref::withinRelative(lseErr, c.dtype == DType::F32 ? 1e-5 : 1e-3))
+      << "LSE: " << ref::format(lseErr);
+  expectAccurate("dq", c, dq.values(), bwd.dq, naiveBwd ? &naiveBwd->dq : nullptr);
+  expectAccurate("dk", c, dk.values(), bwd.dk, naiveBwd ? &naiveBwd->dk : nullptr);
+  expectAccurate("dv", c, dv.values(), bwd.dv, naiveBwd ? &naiveBwd->dv : nullptr);
+}
+
+std::vector<Case> cases() {
+  std::vector<Case> all;
+  for (int p = 1; p <= 8; ++p)
+    for (RingLayout l : {RingLayout::Contiguous, RingLayout::Zigzag, RingLayout::Stripe})
+      all.push_back({p, l, "causal", DType::F32, 16 * p});
+  for (RingLayout l : {RingLayout::Contiguous, RingLayout::Zigzag, RingLayout::Stripe}) {
+    all.push_back({4, l, "none", DType::F32, 96});
+    all.push_back({4, l, "window", DType::F32, 96});
+    all.push_back({3, l, "document", DType::F32, 96});
+    all.push_back({4, l, "causal", DType::BF16, 128, 4, 2, 64}); // GQA, bf16
+  }
+  all.push_back({2, RingLayout::Zigzag, "alibi", DType::F32, 64, 4, 4});
+  all.push_back({4, RingLayout::Stripe, "document", DType::BF16, 128, 2, 1, 64});
+  return all;
+}
+} // namespace
+
+class RingAttention : public ::testing::TestWithParam<Case> {};
+
+TEST_P(RingAttention, MatchesWholeSequenceFloat64) { checkRing(GetParam()); }
+
+INSTANTIATE_TEST_SUITE_P(InProcess, RingAttention, ::testing::ValuesIn(cases()),
+                         [](const auto &info) { return describe(info.param); });
+
+TEST(RingAttentionOverlap, NextTransferRunsWhileThisStepComputes) {
+  // Compute dominates here (256 tokens per rank, no mask): the K/V transfer
+  // started at step 0 must begin before step 0's compute ends, i.e. run
+  // alongside it rather than after it.
+  std::vector<RingStats> stats;
+  checkRing({2, RingLayout::Contiguous, "none", DType::F32, 512, 2, 2, 64}, &stats);
+  for (const RingStats &s : stats) {
+    ASSERT_EQ(s.steps.size(), 2u);
+    const RingStepTiming &t = s.steps[0];
+    ASSERT_TRUE(t.hasTransfer);
+    EXPECT_LT(t.transferStart, t.computeEnd) << "rank " << s.rank;
+    EXPECT_LE(t.computeStart, t.computeEnd);
+    EXPECT_FALSE(s.steps[1].hasTransfer) << "the last step sends nothing";
+  }
+  std::string json = ringTimelineJson(stats);
+  EXPECT_NE(json.find("\"transfer step 0\""), std::string::npos);
+  EXPECT_NE(json.find("\"compute step 1\""), std::string::npos);
+}
+
+TEST(RingAttentionSkipping, CausalStepsWithNothingVisibleLaunchNothing) {
+  // Contiguous causal: rank 0 holds the first tokens and sees no other
+  // rank's keys, so its steps 1..P-1 launch no kernel.
+  std::vector<RingStats> stats;
+  checkRing({4, RingLayout::Contiguous, "causal", DType::F32, 64}, &stats);
+  EXPECT_EQ(stats[0].steps[0].launches, 1);
+  for (int s = 1; s < 4; ++s)
+    EXPECT_EQ(stats[0].steps[size_t(s)].launches, 0) << "step " << s;
+  // Zigzag balances the work: every rank launches on every step.
+  checkRing({4, RingLayout::Zigzag, "causal", DType::F32, 64}, &stats);
+  for (const RingStats &r : stats)
+    for (const RingStepTiming &t : r.steps)
+      EXPECT_GT(t.launches, 0) << "rank " << r.rank << " step " << t.step;
+}
+
+namespace {
+/// Runs a forward on `world` ranks where rank `odd` may use other inputs.
+std::vector<std::exception_ptr>
+forwardWithDeviant(int world, milliseconds timeout,
+                   const std::function<void(int, Tensor4 &, RingAttentionOptions &)> &deviate,
+                   const std::function<bool(int)> &participates = [](int) { return true; }) {
+  return onRanks(world, timeout, [&](runtime::Communicator &comm, int r) {
+    if (!participates(r))
+      return;
+    std::vector<float> q(2 * 16 * 32, 0.5f), o(q.size());
+    Tensor4 t = Tensor4::contiguous(q.data(), DType::F32, {1, 16, 2, 32});
+    RingAttentionOptions options;
+    options.attention.backend = runtime::Backend::Cpu;
+    Tensor4 qt = t;
+    deviate(r, qt, options);
+    ringAttentionForward(comm, qt, t, t, Tensor4::contiguous(o.data(), DType::F32, qt.shape),
+                         nullptr, options);
+  });
+}
+
+void expectAllFail(const std::vector<std::exception_ptr> &errors, ErrorCode code,
+                   const std::string &needle, const std::function<bool(int)> &which) {
+  for (size_t r = 0; r < errors.size(); ++r) {
+    if (!which(int(r)))
+      continue;
+    ASSERT_TRUE(errors[r]) << "rank " << r << " did not fail";
+    try {
+      std::rethrow_exception(errors[r]);
+    } catch (const Error &e) {
+      EXPECT_EQ(errorCodeName(e.code()), std::string(errorCodeName(code))) << e.what();
+      EXPECT_NE(std::string(e.what()).find(needle), std::string::npos)
+          << "rank " << r << ": " << e.what();
+    }
+  }
+}
+} // namespace
+
+TEST(RingAttentionFaults, MismatchedMetadataFailsEveryRankBeforeTransfers) {
+  auto errors = forwardWithDeviant(3, milliseconds(5000), [](int r, Tensor4 &, RingAttentionOptions &o) {
+    if (r == 2)
+      o.layout = RingLayout::Stripe;
+  });
+  expectAllFail(errors, ErrorCode::InvalidArgument,
+                "ring attention: ranks disagree before the first transfer: rank 0 has "
+                "layout=zigzag, rank 2 has layout=stripe",
+                [](int) { return true; });
+  errors = forwardWithDeviant(2, milliseconds(5000), [](int r, Tensor4 &, RingAttentionOptions &o) {
+    if (r == 1)
+      o.attention.causal = true;
+  });
+  expectAllFail(errors, ErrorCode::InvalidArgument, "rank 0 has variant=none, rank 1 has variant=causal",
+                [](int) { return true; });
+}
+
+TEST(RingAttentionFaults, MissingRankTimesOutInsteadOfHanging) {
+  auto start = std::chrono::steady_clock::now();
+  auto errors = forwardWithDeviant(
+      3, milliseconds(300), [](int, Tensor4 &, RingAttentionOptions &) {},
+      [](int r) { return r != 1; });
+  double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  expectAllFail(errors, ErrorCode::CommTimeout, "", [](int r) { return r != 1; });
+  EXPECT_LT(seconds, 5.0) << "ranks must fail within a few timeouts";
+}
+
+TEST(RingAttentionFaults, RankWithBadInputsFailsItsPeersAtOnce) {
+  // Rank 1's q and k disagree: it fails with InvalidArgument and aborts the
+  // group, so the others get PeerFailed naming it well before the timeout.
+  auto start = std::chrono::steady_clock::now();
+  auto errors = forwardWithDeviant(3, milliseconds(20000),
+                                   [](int r, Tensor4 &q, RingAttentionOptions &) {
+    if (r == 1)
+      q.shape[1] = 8;
+  });
+  double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  expectAllFail(errors, ErrorCode::InvalidArgument,
+                "ring attention: q and k must hold the same tokens per rank; q has 8, k has 16",
+                [](int r) { return r == 1; });
+  expectAllFail(errors, ErrorCode::PeerFailed, "rank 1", [](int r) { return r != 1; });
+  EXPECT_LT(seconds, 5.0);
+}
+
+TEST(RingAttentionErrors, BadInputsNameTheValue) {
+  expectLoomError([] { ringShard(RingLayout::Zigzag, 30, 0, 4); },
+                  "ring attention: the zigzag layout needs the sequence length (30) divisible "
+                  "by 8 (2 x world size 4)");
+  expectLoomError([] { ringShard(RingLayout::Stripe, 30, 4, 4); },
+                  "ring attention: rank 4 is outside world size 4");
+  expectLoomError([] { parseRingLayout("spiral"); },
+                  "unknown ring layout 'spiral' (expected contiguous, zigzag or stripe)");
+  auto errors = forwardWithDeviant(1, milliseconds(1000), [](int, Tensor4 &, RingAttentionOptions &o) {
+    o.attention.backend = runtime::Backend::Cuda;
+  });
+  expectAllFail(errors, ErrorCode::Unsupported, "cuda backend is not supported yet",
+                [](int) { return true; });
+}
+
+TEST(RingLayouts, ShardsPartitionTheSequence) {
+  for (RingLayout l : {RingLayout::Contiguous, RingLayout::Zigzag, RingLayout::Stripe})
+    for (int p : {1, 2, 3, 8}) {
+      std::vector<int> seen(size_t(48 * p), 0);
+      for (int r = 0; r < p; ++r) {
+        int64_t local = 0;
+        for (const TokenSegment &s : ringShard(l, 48 * p, r, p)) {
+          EXPECT_EQ(s.localStart, local);
+          local += s.count;
+          for (int64_t i = 0; i < s.count; ++i)
+            ++seen[size_t(s.offset + i * s.stride)];
+        }
+        EXPECT_EQ(local, 48);
+      }
+      for (int n : seen)
+        EXPECT_EQ(n, 1) << ringLayoutName(l) << " p" << p;
+    }
+  auto z = ringShard(RingLayout::Zigzag, 16, 1, 4);
+  ASSERT_EQ(z.size(), 2u);
+  EXPECT_EQ(z[0].offset, 2);
+  EXPECT_EQ(z[1].offset, 12); // chunk 2P-1-r = 6 of 8, 2 tokens each
+}
