@@ -45,3 +45,14 @@ if os.path.exists(nvcc):
 
 # Kernel caches of the tests stay inside the build tree.
 config.environment["LOOM_CACHE_DIR"] = os.path.join(config.loom_obj_root, "test-cache")
+
+# mpirun (OpenMPI), for the MPI transport of `loom ring`: as root in
+# containers, oversubscribed on small CI machines, shared memory/TCP only.
+mpirun = "/usr/bin/mpirun"
+if os.path.exists(mpirun):
+    config.available_features.add("mpi")
+    config.substitutions.append(
+        ("%mpirun", mpirun + " --allow-run-as-root --oversubscribe --bind-to none "
+         "--mca btl self,vader,tcp"))
+    for key in ("OMPI_ALLOW_RUN_AS_ROOT", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM"):
+        config.environment[key] = "1"

@@ -1,11 +1,13 @@
 //===- Demo.cpp - loom demo: the main job on the CPU ----------------------===//
 //
-// Compiles the DSL softmax and matmul for the CPU backend, runs them on fresh
-// random inputs with poisoned outputs, and checks them against float64.
+// The main job is ring attention over in-process ranks (RingDemo.cpp).
+// With --kernels: the DSL softmax and matmul compiled for a backend, run on
+// fresh random inputs with poisoned outputs, and checked against float64.
 //
 //===----------------------------------------------------------------------===//
 #include "Cli.h"
 #include "Commands.h"
+#include "RingDemo.h"
 
 #include "loom/ops/Examples.h"
 #include "loom/ops/Reference.h"
@@ -81,8 +83,17 @@ bool matmulDemo(runtime::Backend backend) {
 } // namespace
 
 int runDemo(int argc, char **argv) {
-  Options opts("demo", {"backend"}, {});
+  Options opts("demo", {"backend"}, {"kernels"});
   opts.parse(argc, argv, 2);
+  if (!opts.flag("kernels")) {
+    if (opts.get("backend"))
+      throw Error(ErrorCode::InvalidArgument,
+                  "loom demo: --backend applies to the kernel demo: add --kernels (the ring "
+                  "attention demo runs on the CPU backend)");
+    bool ok = ringDemo();
+    std::printf("%s\n", ok ? "demo: all checks passed" : "demo: CHECKS FAILED");
+    return ok ? 0 : 1;
+  }
   runtime::Backend backend =
       runtime::resolveBackend(runtime::parseBackend(opts.get("backend").value_or("auto")));
   if (backend == runtime::Backend::Cuda)

@@ -12,9 +12,13 @@ namespace {
 const char *kUsage = R"(usage: loom <command> [options]
 
 commands:
-  demo       run the main job on the CPU: DSL softmax and matmul, checked
-             against a float64 reference, with compile-stage timings
-               --backend cpu|emu|auto  cpu (default when no GPU, or LOOM_DEVICE)
+  demo       run the main job on the CPU: causal ring attention (zigzag) over
+             4 in-process ranks, forward and backward, checked against
+             single-device attention and float64; prints per-rank memory,
+             per-step compute/transfer times and overlap
+               --kernels            instead: DSL softmax and matmul, checked
+                                    against float64, with compile-stage timings
+               --backend cpu|emu|auto  (with --kernels) cpu (default when no GPU, or LOOM_DEVICE)
                                     or emu: the generated CUDA C++ run on the
                                     emulated device
   compile    compile a built-in example kernel and print its IR
