@@ -193,3 +193,30 @@ TEST(NcclCommunicator, WithoutGpuFailsFastWithReason) {
                             ErrorCode::DeviceUnavailable, {"NCCL", "CUDA"});
   EXPECT_LT(msSince(start), 5000);
 }
+
+TEST(NcclCommunicator, RingSendRecvAcrossTwoGpus) {
+  // The NCCL path of the ring: one thread per GPU, bootstrapped through the
+  // in-process communicator, one grouped send/receive on a CUDA stream.
+  std::string why;
+  int gpus = cuda::driverAvailable(&why) ? cuda::deviceCount() : 0;
+  if (gpus < 2)
+    GTEST_SKIP() << "needs 2+ CUDA GPUs for NCCL; this machine has " << gpus
+                 << (why.empty() ? "" : " (" + why + ")");
+  auto bootstrap = createInProcessCommunicators(2, 60s);
+  onEveryRank(bootstrap, [&](int r) {
+    cuda::Context context(r);
+    context.makeCurrent();
+    auto nccl = createNcclCommunicator(*bootstrap[size_t(r)], r, 60s);
+    auto stream = createStream(Backend::Cuda, "nccl ring");
+    std::vector<uint8_t> mine = randomBytes(1 << 16, unsigned(r)), got(mine.size());
+    cuda::DeviceBuffer send(mine.size()), recv(mine.size());
+    send.copyFromHost(mine.data(), mine.size());
+    int peer = 1 - r;
+    nccl->sendRecv({reinterpret_cast<const void *>(send.ptr()), mine.size(), peer,
+                    reinterpret_cast<void *>(recv.ptr()), got.size(), peer},
+                   *stream);
+    stream->synchronize(60s);
+    recv.copyToHost(got.data(), got.size());
+    EXPECT_EQ(got, randomBytes(1 << 16, unsigned(peer))) << "rank " << r;
+  });
+}
