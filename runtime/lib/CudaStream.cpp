@@ -107,13 +107,18 @@ public:
   Backend backend() const override { return Backend::Cuda; }
 
   void submit(std::function<void(const StreamContext &)> work) override {
-    std::lock_guard<std::mutex> lock(mutex_);
-    if (error_)
-      return;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (error_)
+        return;
+    }
+    // Unlocked: work may record events on (or submit to) this stream.
     try {
       work(StreamContext{stream_.handle()});
     } catch (...) {
-      error_ = std::current_exception();
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (!error_)
+        error_ = std::current_exception();
     }
   }
 
@@ -127,9 +132,11 @@ public:
   void wait(std::shared_ptr<Event> event) override {
     if (!event)
       return;
-    std::lock_guard<std::mutex> lock(mutex_);
-    if (error_)
-      return;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (error_)
+        return;
+    }
     try {
       if (event->nativeEvent()) {
         // Failed work behind the event poisons this stream too; events
@@ -143,7 +150,9 @@ public:
                            "an event awaited by CUDA stream '" + name_ + "'");
       }
     } catch (...) {
-      error_ = std::current_exception();
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (!error_)
+        error_ = std::current_exception();
     }
   }
 
@@ -168,7 +177,7 @@ public:
 private:
   const std::string name_;
   cuda::Stream stream_;
-  std::mutex mutex_; // guards error_ and orders submit/record/wait
+  std::mutex mutex_; // guards error_
   std::exception_ptr error_;
 };
 

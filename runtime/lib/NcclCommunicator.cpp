@@ -63,6 +63,7 @@ struct NcclApi {
   decltype(&::ncclCommGetAsyncError) commGetAsyncError;
   decltype(&::ncclCommAbort) commAbort;
   decltype(&::ncclCommDestroy) commDestroy;
+  decltype(&::ncclCommFinalize) commFinalize;
   decltype(&::ncclGroupStart) groupStart;
   decltype(&::ncclGroupEnd) groupEnd;
   decltype(&::ncclSend) send;
@@ -104,6 +105,7 @@ LoadedNccl loadNccl() {
   resolve(lib, n.commGetAsyncError, "ncclCommGetAsyncError", e);
   resolve(lib, n.commAbort, "ncclCommAbort", e);
   resolve(lib, n.commDestroy, "ncclCommDestroy", e);
+  resolve(lib, n.commFinalize, "ncclCommFinalize", e);
   resolve(lib, n.groupStart, "ncclGroupStart", e);
   resolve(lib, n.groupEnd, "ncclGroupEnd", e);
   resolve(lib, n.send, "ncclSend", e);
@@ -176,8 +178,19 @@ public:
 
   ~NcclCommunicator() override {
     std::lock_guard<std::mutex> lock(mutex_);
-    if (comm_)
-      nccl().commDestroy(comm_);
+    if (!comm_)
+      return;
+    // Non-blocking teardown as NCCL documents it: finalize (flushes pending
+    // work), wait for ncclSuccess, then destroy. A peer that never shows up
+    // turns into an abort, not a hang in a destructor.
+    const NcclApi &n = nccl();
+    try {
+      waitReady(comm_, n.commFinalize(comm_), detail::deadlineAfter(timeout_), timeout_,
+                "nccl finalize");
+    } catch (const Error &) {
+      return; // waitReady aborted the communicator
+    }
+    n.commDestroy(comm_);
   }
 
   int rank() const override { return bootstrap_.rank(); }

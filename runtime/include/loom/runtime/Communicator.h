@@ -15,6 +15,14 @@
 //     non-blocking init with a deadline, async-error polling and
 //     ncclCommAbort on failure.
 //
+// In-process and MPI transfers need a CPU stream (host buffers) and run on
+// its thread; NCCL transfers need a CUDA stream (device buffers) and are
+// enqueued on it, so their completion deadline is the stream's
+// synchronize(timeout). Transfers between a pair of ranks match in posting
+// order. After a CommTimeout or PeerFailed, treat the communicator as dead:
+// abort() it (or the job) rather than carry on, since a peer may be one
+// step behind.
+//
 //===----------------------------------------------------------------------===//
 #ifndef LOOM_RUNTIME_COMMUNICATOR_H
 #define LOOM_RUNTIME_COMMUNICATOR_H
@@ -62,7 +70,8 @@ public:
   /// or null buffer.
   virtual void sendRecv(const Transfer &t, Stream &stream) = 0;
 
-  /// Blocking: every rank's `mine` (sizes may differ) in rank order.
+  /// Blocking: every rank's `mine` (sizes may differ) in rank order. NCCL
+  /// delegates allgather() and barrier() to its bootstrap communicator.
   virtual std::vector<std::vector<uint8_t>> allgather(std::span<const uint8_t> mine) = 0;
   /// Blocking barrier with the deadline.
   virtual void barrier() = 0;
@@ -86,7 +95,10 @@ createInProcessCommunicators(int worldSize,
                              std::chrono::milliseconds timeout = kDefaultCommTimeout);
 
 /// MPI_COMM_WORLD of a process started by mpirun (MPI_Init_thread on first
-/// use, finalized at exit). Throws DeviceUnavailable when Loom was built
+/// use, finalized at exit). Each call is collective (a duplicate of
+/// MPI_COMM_WORLD, so Loom's traffic never mixes with the application's):
+/// every rank creates its communicators in the same order. Transfers are
+/// limited to INT_MAX bytes. Throws DeviceUnavailable when Loom was built
 /// without MPI.
 std::unique_ptr<Communicator>
 createMpiCommunicator(std::chrono::milliseconds timeout = kDefaultCommTimeout);
@@ -94,11 +106,14 @@ createMpiCommunicator(std::chrono::milliseconds timeout = kDefaultCommTimeout);
 /// True when this process was started by mpirun/mpiexec (OMPI/PMI env).
 bool launchedByMpi();
 
-/// A NCCL communicator for `rank` of `worldSize` on CUDA device `device`,
-/// with `uniqueId` (ncclUniqueId bytes, from rank 0 via a bootstrap
-/// communicator: see createNcclCommunicator(Communicator&, int)). Init is
-/// non-blocking with the deadline. Throws DeviceUnavailable naming the cause
-/// (no CUDA driver, no libnccl, no device) without hanging.
+/// A NCCL communicator with the bootstrap's rank and size on CUDA device
+/// `device` (its primary context). Rank 0 creates the ncclUniqueId and the
+/// bootstrap's allgather() shares it; init is non-blocking with the
+/// deadline. The bootstrap must outlive the result: allgather(), barrier()
+/// and abort()'s notice to peers go through it. NCCL cannot check that
+/// transfer sizes match (the ring's are equal by construction). Throws
+/// DeviceUnavailable naming the cause (no CUDA driver, no libnccl, no
+/// device) without hanging.
 std::unique_ptr<Communicator>
 createNcclCommunicator(Communicator &bootstrap, int device,
                        std::chrono::milliseconds timeout = kDefaultCommTimeout);
