@@ -7,6 +7,8 @@ int runDemo(int argc, char **argv);
 int runCompile(int argc, char **argv);
 int runAttention(int argc, char **argv);
 int runVersion(int argc, char **argv);
+int runTune(int argc, char **argv);
+int runCache(int argc, char **argv);
 } // namespace loom::cli
 
 #endif
