@@ -89,6 +89,10 @@ std::vector<Trial> runShare(const Tunable &t, const std::vector<Config> &configs
     return a->cost < b->cost || (a->cost == b->cost && a->index < b->index);
   });
   int sets = std::max(t.inputSets, 1);
+  // One rotation over all runs of this rank: consecutive runs (also across
+  // configs) always use different input sets, so no run finds its inputs in
+  // the caches the previous run filled.
+  int n = 0;
   for (size_t k = 0; k < order.size(); ++k) {
     Trial &tr = *order[k];
     if (o.maxTimed && k >= o.maxTimed) {
@@ -96,24 +100,29 @@ std::vector<Trial> runShare(const Tunable &t, const std::vector<Config> &configs
       continue;
     }
     try {
-      // Consecutive runs always use different input sets, so no run finds
-      // its inputs in the caches the previous run filled.
-      int n = 0;
-      for (int w = 0; w < o.warmup; ++w, ++n, ++runs)
+      std::vector<bool> used(size_t(sets), false);
+      for (int w = 0; w < o.warmup; ++w, ++n, ++runs) {
+        used[size_t(n % sets)] = true;
         t.run(tr.config, n % sets);
+      }
       std::vector<double> ms;
-      for (int k2 = 0; k2 < std::max(o.repetitions, 1); ++k2, ++n, ++runs)
+      for (int k2 = 0; k2 < std::max(o.repetitions, 1); ++k2, ++n, ++runs) {
+        used[size_t(n % sets)] = true;
         ms.push_back(t.run(tr.config, n % sets));
+      }
       tr.medianMs = median(ms);
       tr.status = TrialStatus::Timed;
+      // Every input set this config ran on holds its output now.
       if (t.verify)
-        for (int s = 0; s < std::min(sets, n); ++s)
-          if (auto why = t.verify(tr.config, s)) {
-            tr.status = TrialStatus::WrongOutput;
-            tr.reason = fmt::format("input set {}: {}", s, *why);
-            break;
-          }
+        for (int s = 0; s < sets; ++s)
+          if (used[size_t(s)])
+            if (auto why = t.verify(tr.config, s)) {
+              tr.status = TrialStatus::WrongOutput;
+              tr.reason = fmt::format("input set {}: {}", s, *why);
+              break;
+            }
     } catch (const std::exception &e) {
+      ++n; // the failed run used its set
       tr.status = TrialStatus::Failed;
       tr.reason = e.what();
     }

@@ -243,8 +243,13 @@ std::optional<TuningCache::FileInfo> load(const std::string &path) {
   {
     std::lock_guard<std::mutex> lock(gMemoMutex);
     auto it = gMemo.find(path);
-    if (it != gMemo.end() && it->second.dev == st.st_dev && it->second.ino == st.st_ino &&
-        it->second.size == st.st_size && it->second.mtimeNs == mtime)
+    // File timestamps can be coarser than the time between two writes, so
+    // a file modified in the last 2 s is always re-read (git's "racy
+    // clean" rule); older ones are trusted by (inode, size, mtime).
+    bool settled = int64_t(std::time(nullptr)) - int64_t(st.st_mtim.tv_sec) > 2;
+    if (settled && it != gMemo.end() && it->second.dev == st.st_dev &&
+        it->second.ino == st.st_ino && it->second.size == st.st_size &&
+        it->second.mtimeNs == mtime)
       return it->second.info;
   }
   std::string text;
