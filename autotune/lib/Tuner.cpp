@@ -236,9 +236,11 @@ TuneResult tuneImpl(runtime::Communicator *comm, const Tunable &t, const DeviceK
       mine.push(trialJson(tr));
     auto all = comm->allgather(bytesOf(mine.dump()));
     trials.clear();
-    for (const auto &bytes : all)
-      for (const Json &j : Json::parse(textOf(bytes)).elements())
+    for (const auto &bytes : all) {
+      Json theirs = Json::parse(textOf(bytes));
+      for (const Json &j : theirs.elements())
         trials.push_back(trialFromJson(j, configs));
+    }
   }
   std::sort(trials.begin(), trials.end(),
             [](const Trial &a, const Trial &b) { return a.index < b.index; });
