@@ -5,7 +5,7 @@ include(CMakePackageConfigHelpers)
 
 set(LOOM_INSTALL_CMAKEDIR ${CMAKE_INSTALL_LIBDIR}/cmake/Loom)
 set(LOOM_EXPORTED_LIBS loom_mlir LoomCompiler LoomDsl LoomCuda LoomDeviceHeaders LoomDeviceEmu LoomRuntime
-  LoomOps)
+  LoomAutotune LoomOps)
 
 install(TARGETS ${LOOM_EXPORTED_LIBS} EXPORT LoomTargets
   ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR}
@@ -13,7 +13,7 @@ install(TARGETS ${LOOM_EXPORTED_LIBS} EXPORT LoomTargets
   INCLUDES DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
 install(TARGETS loom loom-opt RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
 
-foreach(area compiler dsl cuda device runtime ops)
+foreach(area compiler dsl cuda device runtime autotune ops)
   install(DIRECTORY ${PROJECT_SOURCE_DIR}/${area}/include/ DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}
           FILES_MATCHING PATTERN "*.h" PATTERN "*.td")
 endforeach()

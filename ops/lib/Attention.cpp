@@ -1,5 +1,6 @@
 //===- Attention.cpp - flash attention forward ----------------------------===//
 #include "loom/ops/Attention.h"
+#include "loom/ops/AttentionTuning.h"
 
 #include "loom/Support/Error.h"
 
@@ -255,7 +256,8 @@ Checked checkAttention(const Tensor4 &q, const Tensor4 &k, const Tensor4 &v, con
     if (s > INT32_MAX)
       throw Error(ErrorCode::InvalidArgument,
                   fmt::format("attention: seqlen {} exceeds 2^31 - 1", s));
-  AttentionConfig config = options.config.value_or(defaultAttentionConfig(D, backend));
+  AttentionConfig config =
+      resolveAttentionConfig(options, AttentionPass::Forward, q.dtype, D, Sq, Sk, backend);
   if (config.blockM <= 0 || config.blockN <= 0)
     throw Error(ErrorCode::InvalidArgument,
                 fmt::format("attention: block sizes must be positive, got {}x{}", config.blockM,
@@ -353,7 +355,8 @@ void attentionBackward(const Tensor4 &q, const Tensor4 &k, const Tensor4 &v, con
                        const Tensor4 &dk, const Tensor4 &dv, const AttentionOptions &options) {
   auto [B, Sq, Sk, Hq, Hkv, D, backend, forwardConfig, scale, positions] =
       checkAttention(q, k, v, out, options);
-  AttentionConfig config = options.config.value_or(defaultAttentionBackwardConfig(D, backend));
+  AttentionConfig config =
+      resolveAttentionConfig(options, AttentionPass::Backward, q.dtype, D, Sq, Sk, backend);
   requireLike(out, q, "out", "q");
   requireLike(dOut, q, "dout", "q");
   requireValid(dq, "dq");

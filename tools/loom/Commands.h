@@ -8,6 +8,8 @@ int runCompile(int argc, char **argv);
 int runAttention(int argc, char **argv);
 int runRing(int argc, char **argv);
 int runVersion(int argc, char **argv);
+int runTune(int argc, char **argv);
+int runCache(int argc, char **argv);
 } // namespace loom::cli
 
 #endif

@@ -66,6 +66,23 @@ commands:
                                     times (Chrome trace format JSON)
                --timeout S          communication deadline (default 60)
                every option of `loom attention`
+  tune       autotune a kernel for this kind of node; the winner is cached in
+             $LOOM_CACHE_DIR/autotune/ and used by later calls (copy the file
+             to other nodes of the same kind)
+               --op attention       the kernel (only attention so far)
+               --head-dim D --dtype f32|f16|bf16 --variant none|causal
+               --seqlen S           tuned for its power-of-two bucket
+               --pass fwd|bwd       forward (default) or backward
+               --batch B --heads H  tensor shape used for timing (default 1, 1)
+               --backend auto|cpu|emu|cuda
+               --arch sm_80|sm_86|sm_89|sm_90a  prune configs on ptxas' report
+                                    for this arch (default: the GPU's; sm_80
+                                    on emu; none on cpu)
+               --world P            split the configs over P in-process ranks
+               --reps N --warmup N  timed runs per config (median) and warm-ups
+               --max-timed N        time only the N best by the cost model
+               --force              re-tune even when cached
+  cache      list | clear           the autotune cache files
   version    print Loom, MLIR, NVRTC and NCCL versions
   help       print this message
 )";
@@ -87,6 +104,10 @@ int main(int argc, char **argv) {
       return loom::cli::runAttention(argc, argv);
     if (command == "ring")
       return loom::cli::runRing(argc, argv);
+    if (command == "tune")
+      return loom::cli::runTune(argc, argv);
+    if (command == "cache")
+      return loom::cli::runCache(argc, argv);
     if (command == "version")
       return loom::cli::runVersion(argc, argv);
     std::fprintf(stderr, "loom: error: unknown command '%s' (see loom --help)\n",
