@@ -15,4 +15,4 @@ cmake --build "$prefix/example" > "$prefix/build.log"
 "$prefix/example/softmax_example"
 "$prefix/install/bin/loom" version
 # The installed tool runs the emulated device from the installed headers.
-LOOM_CACHE_DIR="$prefix/cache" "$prefix/install/bin/loom" demo --backend emu
+LOOM_CACHE_DIR="$prefix/cache" "$prefix/install/bin/loom" demo --kernels --backend emu
