@@ -275,6 +275,12 @@ public:
 
 protected:
   void run(const Grid &grid, std::span<const Arg> args) const override {
+    runOnStream(grid, args, nullptr);
+    context_->synchronize();
+  }
+
+  /// Asynchronous on `stream` (the legacy default stream when null).
+  void runOnStream(const Grid &grid, std::span<const Arg> args, void *stream) const override {
     std::call_once(loaded_, [&] {
       context_ = std::make_unique<cuda::Context>(0);
       context_->makeCurrent();
@@ -282,12 +288,11 @@ protected:
       function_ = module_->function(build_.source.kernelName);
     });
     context_->makeCurrent();
-    PackedArgs packed(args);
+    PackedArgs packed(args); // cuLaunchKernel copies the argument values
     cuda::launch(function_, {grid.dims[0], grid.dims[1], grid.dims[2]},
                  {build_.source.numThreads, 1, 1},
-                 static_cast<unsigned>(build_.source.sharedBytes), nullptr,
-                 packed.pointers.data());
-    context_->synchronize();
+                 static_cast<unsigned>(build_.source.sharedBytes),
+                 static_cast<CUstream>(stream), packed.pointers.data());
   }
 
 private:

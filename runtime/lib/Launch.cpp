@@ -1,5 +1,6 @@
 //===- Launch.cpp - argument checks shared by every backend ---------------===//
 #include "loom/runtime/Kernel.h"
+#include "loom/runtime/Stream.h"
 
 #include "loom/Support/Error.h"
 
@@ -28,6 +29,33 @@ bool sameScalar(const ScalarValue &bound, const Arg &arg) {
 } // namespace
 
 void CompiledKernel::launch(const Grid &grid, std::span<const Arg> args) const {
+  checkLaunch(grid, args);
+  run(grid, args);
+}
+
+void CompiledKernel::launch(Stream &stream, const Grid &grid, std::span<const Arg> args) const {
+  checkLaunch(grid, args);
+  bool cudaStream = stream.backend() == Backend::Cuda;
+  if (cudaStream != (backend_ == Backend::Cuda))
+    throw Error(ErrorCode::InvalidArgument,
+                fmt::format("kernel '{}' ({} backend) cannot launch on {} stream '{}'", name_,
+                            backendName(backend_), cudaStream ? "CUDA" : "CPU", stream.name()));
+  // The work keeps the kernel and a copy of the arguments (not the buffers
+  // they point to) alive until it runs.
+  stream.submit([self = shared_from_this(), grid, argv = std::vector<Arg>(args.begin(), args.end()),
+                 cudaStream](const StreamContext &context) {
+    if (cudaStream)
+      self->runOnStream(grid, argv, context.nativeStream);
+    else
+      self->run(grid, argv);
+  });
+}
+
+void CompiledKernel::runOnStream(const Grid &grid, std::span<const Arg> args, void *) const {
+  run(grid, args);
+}
+
+void CompiledKernel::checkLaunch(const Grid &grid, std::span<const Arg> args) const {
   for (int d = 0; d < 3; ++d)
     if (grid.dims[d] == 0)
       throw Error(ErrorCode::InvalidArgument,
@@ -68,7 +96,6 @@ void CompiledKernel::launch(const Grid &grid, std::span<const Arg> args) const {
                   fmt::format("{} was specialized to {} but {} was passed", where,
                               formatScalar(bound->second), formatScalar(arg.scalar())));
   }
-  run(grid, args);
 }
 
 } // namespace loom::runtime

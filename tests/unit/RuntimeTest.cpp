@@ -4,6 +4,9 @@
 #include "loom/ops/Examples.h"
 #include "loom/ops/Reference.h"
 #include "loom/runtime/Kernel.h"
+#include "loom/runtime/Stream.h"
+
+#include <chrono>
 
 #include <gtest/gtest.h>
 
@@ -68,6 +71,39 @@ TEST(Launch, EmptyGrid) {
   expectLoomError(
       [&] { k->launch(Grid(2, 0), {Arg::buffer(b.x), Arg::buffer(b.y), Arg::buffer(b.out), Arg::i32(100)}); },
       "kernel 'vector_add_f32': grid dimension 1 is 0; every grid dimension must be at least 1");
+}
+
+TEST(Launch, OnAStreamInStreamOrder) {
+  // Two launches on one CPU stream: the second reads what the first wrote,
+  // so it must run after it; arguments are checked at the call.
+  auto k = compile(ops::vectorAddKernel(), kSpec);
+  auto stream = createStream(Backend::Cpu, "compute");
+  Buffers b;
+  std::vector<float> twice(100, ops::ref::poison());
+  std::vector<Arg> first = {Arg::buffer(b.x), Arg::buffer(b.y), Arg::buffer(b.out), Arg::i32(100)};
+  std::vector<Arg> second = {Arg::buffer(b.out), Arg::buffer(b.x), Arg::buffer(twice),
+                             Arg::i32(100)};
+  k->launch(*stream, Grid(2), first);
+  k->launch(*stream, Grid(2), second);
+  expectLoomError([&] { k->launch(*stream, Grid(2), std::span<const Arg>(first).first(2)); },
+                  "kernel 'vector_add_f32' expects 4 arguments (x, y, out, n), got 2");
+  stream->synchronize(std::chrono::seconds(30));
+  for (size_t i = 0; i < 100; ++i)
+    EXPECT_FLOAT_EQ(twice[i], 3 * b.x[i]) << i;
+}
+
+TEST(Launch, StreamOfAnotherBackendIsRejected) {
+  auto k = compile(ops::vectorAddKernel(), kSpec);
+  std::string why;
+  try {
+    auto gpu = createStream(Backend::Cuda, "gpu");
+    Buffers b;
+    expectLoomError([&] { k->launch(*gpu, Grid(2), std::vector<Arg>{Arg::buffer(b.x),
+                                        Arg::buffer(b.y), Arg::buffer(b.out), Arg::i32(100)}); },
+                    "kernel 'vector_add_f32' (cpu backend) cannot launch on CUDA stream 'gpu'");
+  } catch (const Error &e) {
+    GTEST_SKIP() << "no CUDA stream to mismatch: " << e.what();
+  }
 }
 
 TEST(Specialize, BoundArgumentIsFoldedAndChecked) {

@@ -98,7 +98,9 @@ struct Grid {
   uint64_t size() const { return uint64_t(dims[0]) * dims[1] * dims[2]; }
 };
 
-class CompiledKernel {
+class Stream;
+
+class CompiledKernel : public std::enable_shared_from_this<CompiledKernel> {
 public:
   virtual ~CompiledKernel() = default;
   const std::string &name() const { return name_; }
@@ -117,10 +119,22 @@ public:
   void launch(const Grid &grid, std::initializer_list<Arg> args) const {
     launch(grid, std::span<const Arg>(args.begin(), args.size()));
   }
+  /// Checks the arguments now and runs the kernel in `stream`'s order: on a
+  /// CPU stream (cpu and emu kernels) the launch runs on the stream's thread
+  /// and the buffers must stay alive until it has (synchronize or wait on an
+  /// event); on a CUDA stream (cuda kernels) it is enqueued asynchronously on
+  /// the CUstream. A kernel whose backend does not match the stream's is an
+  /// InvalidArgument error naming both. The kernel must be owned by a
+  /// shared_ptr (as compile() returns it).
+  void launch(Stream &stream, const Grid &grid, std::span<const Arg> args) const;
 
 protected:
   /// Backend part of launch, after the checks.
   virtual void run(const Grid &grid, std::span<const Arg> args) const = 0;
+  /// Enqueues the launch on a CUstream (cuda kernels only).
+  virtual void runOnStream(const Grid &grid, std::span<const Arg> args, void *stream) const;
+  /// The checks of launch(), throwing InvalidArgument.
+  void checkLaunch(const Grid &grid, std::span<const Arg> args) const;
 
   std::string name_;
   std::vector<ArgInfo> signature_;
