@@ -184,6 +184,33 @@ Tensor4 contiguousView(const void *data, DType dtype, int64_t B, int64_t S, int6
   return Tensor4::contiguous(data, dtype, {B, S, H, D});
 }
 
+/// K and V of one shard travel together in one buffer; two buffers, so
+/// one can be received while the other is computed on.
+struct KvSlots {
+  KvSlots(const RingProblem &p, const Tensor4 &k, const Tensor4 &v)
+      : p(p), elems(size_t(p.B * p.localS * p.Hkv * p.D)),
+        bytes(2 * elems * dtypeSize(p.dtype)), slots{std::vector<uint8_t>(bytes),
+                                                     std::vector<uint8_t>(bytes)} {
+    pack(k, slots[0].data());
+    pack(v, slots[0].data() + bytes / 2);
+  }
+  /// The slot holding step `step`'s shard, and the one its successor
+  /// arrives in.
+  uint8_t *current(int step) { return slots[step % 2].data(); }
+  uint8_t *next(int step) { return slots[(step + 1) % 2].data(); }
+  Tensor4 k(int step) { return view(current(step)); }
+  Tensor4 v(int step) { return view(current(step) + bytes / 2); }
+
+  const RingProblem &p;
+  size_t elems, bytes;
+  std::vector<uint8_t> slots[2];
+
+private:
+  Tensor4 view(const uint8_t *data) const {
+    return contiguousView(data, p.dtype, p.B, p.localS, p.Hkv, p.D);
+  }
+};
+
 /// The two streams of a rank and the per-step events behind the timeline.
 struct RingPipeline {
   runtime::Communicator &comm;
@@ -271,23 +298,17 @@ void ringAttentionForward(runtime::Communicator &comm, const Tensor4 &q, const T
                             shapeText(out), dtypeName(out.dtype), shapeText(q),
                             dtypeName(q.dtype)));
   size_t es = dtypeSize(p.dtype);
-  size_t kvElems = size_t(p.B * p.localS * p.Hkv * p.D), kvBytes = 2 * kvElems * es;
   size_t rows = size_t(p.B * p.Hq * p.localS);
-  // K and V of one shard travel together in one buffer; two of them.
-  std::vector<uint8_t> slots[2] = {std::vector<uint8_t>(kvBytes), std::vector<uint8_t>(kvBytes)};
-  pack(k, slots[0].data());
-  pack(v, slots[0].data() + kvElems * es);
+  KvSlots kv(p, k, v);
   // f32 accumulators laid out (batch, heads, seqlen, dim) so each head's
   // rows are contiguous for the merge; partials likewise per segment.
   std::vector<float> accOut(rows * size_t(p.D), 0.0f), accLse(rows, -INFINITY);
   std::vector<float> partOut(rows * size_t(p.D)), partLse(rows);
 
   RingPipeline ring(comm, p);
-  auto computeStep = [&, slotsPtr = &slots[0]](int step) {
+  auto computeStep = [&](int step) {
     int source = (p.rank - step + p.world) % p.world;
-    const uint8_t *slot = slotsPtr[step % 2].data();
-    Tensor4 kShard = contiguousView(slot, p.dtype, p.B, p.localS, p.Hkv, p.D);
-    Tensor4 vShard = contiguousView(slot + kvElems * es, p.dtype, p.B, p.localS, p.Hkv, p.D);
+    Tensor4 kShard = kv.k(step), vShard = kv.v(step);
     int launches = 0;
     for (const TokenSegment &ks : ringShard(options.layout, p.S, source, p.world))
       for (const TokenSegment &qs : p.mine) {
@@ -317,7 +338,7 @@ void ringAttentionForward(runtime::Communicator &comm, const Tensor4 &q, const T
         if (s > 0)
           ring.transfer->wait(ring.steps[size_t(s - 1)].computeEnd);
         ev.transferStart = ring.transfer->record();
-        ring.shift(slots[s % 2].data(), slots[(s + 1) % 2].data(), kvBytes);
+        ring.shift(kv.current(s), kv.next(s), kv.bytes);
         ev.transferEnd = ring.transfer->record();
       }
       if (s > 0)
@@ -332,8 +353,8 @@ void ringAttentionForward(runtime::Communicator &comm, const Tensor4 &q, const T
   storeConverted(accOut.data(), {p.Hq * p.localS * p.D, p.D, p.localS * p.D}, out);
   if (lse)
     std::memcpy(lse, accLse.data(), rows * sizeof(float));
-  size_t workspace = 2 * kvBytes + 2 * (accOut.size() + accLse.size()) * sizeof(float);
-  size_t shards = (2 * size_t(p.B * p.localS * p.Hq * p.D) + 2 * kvElems) * es + rows * 4;
+  size_t workspace = 2 * kv.bytes + 2 * (accOut.size() + accLse.size()) * sizeof(float);
+  size_t shards = (2 * size_t(p.B * p.localS * p.Hq * p.D) + 2 * kv.elems) * es + rows * 4;
   ring.report(stats, workspace, shards);
 }
 
@@ -360,11 +381,8 @@ void ringAttentionBackward(runtime::Communicator &comm, const Tensor4 &q, const 
   if (!lse)
     throw Error(ErrorCode::InvalidArgument, "ring attention backward: lse is a null pointer");
   size_t es = dtypeSize(p.dtype);
-  size_t kvElems = size_t(p.B * p.localS * p.Hkv * p.D), kvBytes = 2 * kvElems * es;
-  size_t gradBytes = 2 * kvElems * sizeof(float);
-  std::vector<uint8_t> slots[2] = {std::vector<uint8_t>(kvBytes), std::vector<uint8_t>(kvBytes)};
-  pack(k, slots[0].data());
-  pack(v, slots[0].data() + kvElems * es);
+  KvSlots kv(p, k, v);
+  size_t kvElems = kv.elems, gradBytes = 2 * kvElems * sizeof(float);
   // dK and dV of the shard being computed on (this step's share), and the
   // travelling f32 accumulators of the shard, double-buffered.
   std::vector<float> stepGrad(2 * kvElems), grads[2] = {std::vector<float>(2 * kvElems),
@@ -384,11 +402,9 @@ void ringAttentionBackward(runtime::Communicator &comm, const Tensor4 &q, const 
   }
 
   RingPipeline ring(comm, p);
-  auto computeStep = [&, slotsPtr = &slots[0]](int step) {
+  auto computeStep = [&](int step) {
     int source = (p.rank - step + p.world) % p.world;
-    const uint8_t *slot = slotsPtr[step % 2].data();
-    Tensor4 kShard = contiguousView(slot, p.dtype, p.B, p.localS, p.Hkv, p.D);
-    Tensor4 vShard = contiguousView(slot + kvElems * es, p.dtype, p.B, p.localS, p.Hkv, p.D);
+    Tensor4 kShard = kv.k(step), vShard = kv.v(step);
     Tensor4 dkStep = contiguousView(stepGrad.data(), DType::F32, p.B, p.localS, p.Hkv, p.D);
     Tensor4 dvStep =
         contiguousView(stepGrad.data() + kvElems, DType::F32, p.B, p.localS, p.Hkv, p.D);
@@ -435,7 +451,7 @@ void ringAttentionBackward(runtime::Communicator &comm, const Tensor4 &q, const 
           gradArrived = ring.transfer->record();
         }
         if (s + 1 < p.world)
-          ring.shift(slots[s % 2].data(), slots[(s + 1) % 2].data(), kvBytes);
+          ring.shift(kv.current(s), kv.next(s), kv.bytes);
         ev.transferEnd = ring.transfer->record();
       }
       if (s > 0)
@@ -461,7 +477,7 @@ void ringAttentionBackward(runtime::Communicator &comm, const Tensor4 &q, const 
   storeConverted(home.data(), kvStrides, dk);
   storeConverted(home.data() + kvElems, kvStrides, dv);
   storeConverted(dqAcc.data(), {p.localS * p.Hq * p.D, p.Hq * p.D, p.D}, dq);
-  size_t workspace = 2 * kvBytes + 3 * gradBytes + dqAcc.size() * sizeof(float);
+  size_t workspace = 2 * kv.bytes + 3 * gradBytes + dqAcc.size() * sizeof(float);
   size_t shards = (6 * size_t(p.B * p.localS * p.Hq * p.D) + 4 * kvElems) * es;
   ring.report(stats, workspace, shards);
 }

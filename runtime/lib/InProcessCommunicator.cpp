@@ -23,6 +23,7 @@
 #include <map>
 #include <mutex>
 #include <optional>
+#include <thread>
 
 namespace loom::runtime {
 namespace {
@@ -188,6 +189,44 @@ createInProcessCommunicators(int worldSize, std::chrono::milliseconds timeout) {
   for (int r = 0; r < worldSize; ++r)
     comms.push_back(std::make_unique<InProcessCommunicator>(group, r, timeout));
   return comms;
+}
+
+std::vector<std::exception_ptr>
+runInProcessRanks(int worldSize, const std::function<void(Communicator &)> &body,
+                  std::chrono::milliseconds timeout) {
+  auto comms = createInProcessCommunicators(worldSize, timeout);
+  std::vector<std::exception_ptr> errors(comms.size());
+  std::vector<std::thread> threads;
+  for (size_t r = 0; r < comms.size(); ++r)
+    threads.emplace_back([&, r] {
+      try {
+        body(*comms[r]);
+      } catch (...) {
+        errors[r] = std::current_exception();
+      }
+    });
+  for (auto &t : threads)
+    t.join();
+  return errors;
+}
+
+void rethrowFirstError(const std::vector<std::exception_ptr> &errors) {
+  // The cause first: an error other than a peer's failure report.
+  for (const auto &e : errors) {
+    if (!e)
+      continue;
+    try {
+      std::rethrow_exception(e);
+    } catch (const Error &err) {
+      if (err.code() != ErrorCode::PeerFailed)
+        throw;
+    } catch (...) {
+      throw;
+    }
+  }
+  for (const auto &e : errors)
+    if (e)
+      std::rethrow_exception(e);
 }
 
 } // namespace loom::runtime

@@ -19,7 +19,6 @@
 #include <chrono>
 #include <cmath>
 #include <fmt/format.h>
-#include <thread>
 
 using namespace loom;
 using namespace loom::ops;
@@ -78,26 +77,8 @@ struct Data {
 std::vector<std::exception_ptr>
 onRanks(int world, milliseconds timeout,
         const std::function<void(runtime::Communicator &, int)> &body) {
-  auto comms = runtime::createInProcessCommunicators(world, timeout);
-  std::vector<std::exception_ptr> errors(static_cast<size_t>(world));
-  std::vector<std::thread> threads;
-  for (int r = 0; r < world; ++r)
-    threads.emplace_back([&, r] {
-      try {
-        body(*comms[size_t(r)], r);
-      } catch (...) {
-        errors[size_t(r)] = std::current_exception();
-      }
-    });
-  for (auto &t : threads)
-    t.join();
-  return errors;
-}
-
-void rethrowFirst(const std::vector<std::exception_ptr> &errors) {
-  for (auto &e : errors)
-    if (e)
-      std::rethrow_exception(e);
+  return runtime::runInProcessRanks(
+      world, [&](runtime::Communicator &comm) { body(comm, comm.rank()); }, timeout);
 }
 
 struct VariantSetup {
@@ -188,7 +169,7 @@ void checkRing(const Case &c, std::vector<RingStats> *stats = nullptr) {
   if (stats)
     stats->assign(size_t(c.world), {});
   int64_t localS = S / c.world;
-  rethrowFirst(onRanks(c.world, milliseconds(20000), [&](runtime::Communicator &comm, int r) {
+  runtime::rethrowFirstError(onRanks(c.world, milliseconds(20000), [&](runtime::Communicator &comm, int r) {
     size_t es = dtypeSize(c.dtype);
     std::array<int64_t, 4> lq{B, localS, H, D}, lk{B, localS, Hkv, D};
     auto buffer = [&](std::array<int64_t, 4> s) {

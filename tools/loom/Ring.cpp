@@ -21,7 +21,6 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
-#include <thread>
 
 #include <fmt/format.h>
 
@@ -35,9 +34,15 @@ namespace {
 /// A flat byte buffer of int64 and float arrays, for the allgathers.
 class Packer {
 public:
-  void ints(const std::vector<int64_t> &v) { put(v.data(), v.size(), sizeof(int64_t)); }
-  void floats(const std::vector<float> &v) { put(v.data(), v.size(), sizeof(float)); }
-  void doubles(const std::vector<double> &v) { put(v.data(), v.size(), sizeof(double)); }
+  void ints(const std::vector<int64_t> &v) {
+    put(v.data(), v.size(), sizeof(int64_t));
+  }
+  void floats(const std::vector<float> &v) {
+    put(v.data(), v.size(), sizeof(float));
+  }
+  void doubles(const std::vector<double> &v) {
+    put(v.data(), v.size(), sizeof(double));
+  }
   std::vector<uint8_t> bytes;
 
 private:
@@ -69,7 +74,8 @@ private:
   }
   void take(void *dst, size_t n) {
     if (pos_ + n > bytes_.size())
-      throw Error(ErrorCode::Internal, "loom ring: truncated message between ranks");
+      throw Error(ErrorCode::Internal,
+                  "loom ring: truncated message between ranks");
     std::memcpy(dst, bytes_.data() + pos_, n);
     pos_ += n;
   }
@@ -86,7 +92,9 @@ struct RingRun {
   std::chrono::milliseconds timeout = runtime::kDefaultCommTimeout;
 };
 
-std::array<int64_t, 4> shape4(const std::vector<int64_t> &s) { return {s[0], s[1], s[2], s[3]}; }
+std::array<int64_t, 4> shape4(const std::vector<int64_t> &s) {
+  return {s[0], s[1], s[2], s[3]};
+}
 
 /// Rank 0's inputs (with shapes) to every rank.
 void broadcastInputs(runtime::Communicator &comm, AttentionRequest &r) {
@@ -113,14 +121,17 @@ ComputeTensor shard(const NpyArray &whole, const RingRun &run, int rank) {
   local.shape = whole.shape;
   local.shape[1] /= run.world;
   local.data.resize(whole.data.size() / size_t(run.world));
-  ops::shardSequence(ops::Tensor4::contiguous(whole.data.data(), DType::F32, shape4(whole.shape)),
+  ops::shardSequence(ops::Tensor4::contiguous(whole.data.data(), DType::F32,
+                                              shape4(whole.shape)),
                      local.data.data(), run.layout, rank, run.world);
   return toCompute(local, run.request.dtype);
 }
 
-void unshard(const std::vector<float> &local, NpyArray &whole, const RingRun &run, int rank) {
+void unshard(const std::vector<float> &local, NpyArray &whole,
+             const RingRun &run, int rank) {
   ops::unshardSequence(local.data(),
-                       ops::Tensor4::contiguous(whole.data.data(), DType::F32, shape4(whole.shape)),
+                       ops::Tensor4::contiguous(whole.data.data(), DType::F32,
+                                                shape4(whole.shape)),
                        run.layout, rank, run.world);
 }
 
@@ -135,34 +146,38 @@ void runRank(runtime::Communicator &comm, RingRun run) {
   if (rank == 0) {
     try {
       r.load();
-      int64_t parts = run.layout == ops::RingLayout::Zigzag ? 2 * run.world : run.world;
+      int64_t parts =
+          run.layout == ops::RingLayout::Zigzag ? 2 * run.world : run.world;
       if (r.q.shape[1] != r.k.shape[1] || r.q.shape[1] % parts != 0)
-        invalid(fmt::format("the {} layout over {} ranks needs seqlen_q == seqlen_k divisible "
-                            "by {}; got Q {} and K {}",
-                            ops::ringLayoutName(run.layout), run.world, parts,
-                            shapeString(r.q.shape), shapeString(r.k.shape)));
+        invalid(fmt::format(
+            "the {} layout over {} ranks needs seqlen_q == seqlen_k divisible "
+            "by {}; got Q {} and K {}",
+            ops::ringLayoutName(run.layout), run.world, parts,
+            shapeString(r.q.shape), shapeString(r.k.shape)));
     } catch (const Error &e) {
       comm.abort(e.what());
       throw;
     }
   }
   broadcastInputs(comm, r);
-  ComputeTensor q = shard(r.q, run, rank), k = shard(r.k, run, rank), v = shard(r.v, run, rank);
+  ComputeTensor q = shard(r.q, run, rank), k = shard(r.k, run, rank),
+                v = shard(r.v, run, rank);
   ComputeTensor out = ComputeTensor::zeros(r.dtype, q.shape);
   std::vector<float> lse(size_t(q.shape[0] * q.shape[2] * q.shape[1]));
   ops::RingAttentionOptions options{r.options(), run.layout};
   RankReport report;
-  ops::ringAttentionForward(comm, q.tensor(), k.tensor(), v.tensor(), out.tensor(), lse.data(),
-                            options, &report.forward);
+  ops::ringAttentionForward(comm, q.tensor(), k.tensor(), v.tensor(),
+                            out.tensor(), lse.data(), options, &report.forward);
   std::optional<ComputeTensor> dq, dk, dv;
   if (r.backward) {
     ComputeTensor dO = shard(r.dO, run, rank);
     dq = ComputeTensor::zeros(r.dtype, q.shape);
     dk = ComputeTensor::zeros(r.dtype, k.shape);
     dv = ComputeTensor::zeros(r.dtype, v.shape);
-    ops::ringAttentionBackward(comm, q.tensor(), k.tensor(), v.tensor(), out.tensor(), lse.data(),
-                               dO.tensor(), dq->tensor(), dk->tensor(), dv->tensor(), options,
-                               &report.backward);
+    ops::ringAttentionBackward(comm, q.tensor(), k.tensor(), v.tensor(),
+                               out.tensor(), lse.data(), dO.tensor(),
+                               dq->tensor(), dk->tensor(), dv->tensor(),
+                               options, &report.backward);
   }
 
   // Outputs and step timings back to rank 0.
@@ -174,9 +189,10 @@ void runRank(runtime::Communicator &comm, RingRun run) {
   for (const ops::RingStats *s : {&report.forward, &report.backward}) {
     std::vector<double> steps;
     for (const ops::RingStepTiming &t : s->steps)
-      steps.insert(steps.end(), {double(t.step), double(t.sourceRank), double(t.launches),
-                                 t.computeStart, t.computeEnd, double(t.hasTransfer),
-                                 t.transferStart, t.transferEnd});
+      steps.insert(steps.end(),
+                   {double(t.step), double(t.sourceRank), double(t.launches),
+                    t.computeStart, t.computeEnd, double(t.hasTransfer),
+                    t.transferStart, t.transferEnd});
     p.doubles(steps);
     p.ints({int64_t(s->workspaceBytes), int64_t(s->shardBytes)});
   }
@@ -194,7 +210,8 @@ void runRank(runtime::Communicator &comm, RingRun run) {
   for (int src = 0; src < run.world; ++src) {
     Unpacker u(all[size_t(src)]);
     unshard(u.floats(), O, run, src);
-    ops::unshardRows(u.floats().data(), L.data(), B, H, S, run.layout, src, run.world);
+    ops::unshardRows(u.floats().data(), L.data(), B, H, S, run.layout, src,
+                     run.world);
     for (NpyArray *g : {&dQ, &dK, &dV}) {
       std::vector<float> local = u.floats();
       if (r.backward)
@@ -205,8 +222,8 @@ void runRank(runtime::Communicator &comm, RingRun run) {
       s.rank = src, s.world = run.world;
       std::vector<double> f = u.doubles();
       for (size_t i = 0; i + 8 <= f.size(); i += 8)
-        s.steps.push_back({int(f[i]), int(f[i + 1]), int(f[i + 2]), f[i + 3], f[i + 4],
-                           f[i + 5] != 0, f[i + 6], f[i + 7]});
+        s.steps.push_back({int(f[i]), int(f[i + 1]), int(f[i + 2]), f[i + 3],
+                           f[i + 4], f[i + 5] != 0, f[i + 6], f[i + 7]});
       auto bytes = u.ints();
       s.workspaceBytes = size_t(bytes[0]), s.shardBytes = size_t(bytes[1]);
       stats[size_t(pass)].push_back(s);
@@ -221,26 +238,34 @@ void runRank(runtime::Communicator &comm, RingRun run) {
     writeNpy(*r.dvPath, dV.shape, dV.data.data());
   }
 
-  std::printf("loom ring: %d ranks (%s), %s layout, %s, %s, %s backend: wrote %s%s\n", run.world,
-              run.transport.c_str(), ops::ringLayoutName(run.layout),
-              std::string(dtypeName(r.dtype)).c_str(), r.variant.label.c_str(),
-              runtime::backendName(r.backend), r.outPath.c_str(),
-              r.backward ? " and the gradients" : "");
-  std::printf("%-5s %-8s %12s %14s %10s %10s\n", "rank", "pass", "shards KiB", "workspace KiB",
-              "steps ms", "overlap");
+  std::printf(
+      "loom ring: %d ranks (%s), %s layout, %s, %s, %s backend: wrote %s%s\n",
+      run.world, run.transport.c_str(), ops::ringLayoutName(run.layout),
+      std::string(dtypeName(r.dtype)).c_str(), r.variant.label.c_str(),
+      runtime::backendName(r.backend), r.outPath.c_str(),
+      r.backward ? " and the gradients" : "");
+  std::printf("%-5s %-8s %12s %14s %10s %10s\n", "rank", "pass", "shards KiB",
+              "workspace KiB", "steps ms", "overlap");
   for (int pass = 0; pass < (r.backward ? 2 : 1); ++pass)
     for (const ops::RingStats &s : stats[size_t(pass)]) {
-      double total = s.steps.empty() ? 0 : s.steps.back().computeEnd - s.steps.front().computeStart;
+      double total = s.steps.empty() ? 0
+                                     : s.steps.back().computeEnd -
+                                           s.steps.front().computeStart;
       double overlapped = 0, bound = 0;
       for (const ops::RingStepTiming &t : s.steps)
         if (t.hasTransfer) {
-          overlapped += std::max(0.0, std::min(t.computeEnd, t.transferEnd) -
-                                          std::max(t.computeStart, t.transferStart));
-          bound += std::min(t.computeEnd - t.computeStart, t.transferEnd - t.transferStart);
+          overlapped +=
+              std::max(0.0, std::min(t.computeEnd, t.transferEnd) -
+                                std::max(t.computeStart, t.transferStart));
+          bound += std::min(t.computeEnd - t.computeStart,
+                            t.transferEnd - t.transferStart);
         }
-      std::printf("%-5d %-8s %12.1f %14.1f %10.2f %10s\n", s.rank, pass ? "backward" : "forward",
-                  double(s.shardBytes) / 1024, double(s.workspaceBytes) / 1024, total,
-                  bound > 0 ? fmt::format("{:.0f}%", 100 * overlapped / bound).c_str() : "-");
+      std::printf("%-5d %-8s %12.1f %14.1f %10.2f %10s\n", s.rank,
+                  pass ? "backward" : "forward", double(s.shardBytes) / 1024,
+                  double(s.workspaceBytes) / 1024, total,
+                  bound > 0
+                      ? fmt::format("{:.0f}%", 100 * overlapped / bound).c_str()
+                      : "-");
     }
   if (run.timeline) {
     std::vector<ops::RingStats> both = stats[0];
@@ -249,8 +274,9 @@ void runRank(runtime::Communicator &comm, RingRun run) {
     std::ofstream f(*run.timeline);
     f << ops::ringTimelineJson(both);
     if (!f)
-      throw Error(ErrorCode::InvalidArgument,
-                  fmt::format("loom ring: cannot write --timeline {}", *run.timeline));
+      throw Error(
+          ErrorCode::InvalidArgument,
+          fmt::format("loom ring: cannot write --timeline {}", *run.timeline));
     std::printf("loom ring: wrote the timeline to %s (Chrome trace format)\n",
                 run.timeline->c_str());
   }
@@ -259,7 +285,8 @@ void runRank(runtime::Communicator &comm, RingRun run) {
 
 int runRing(int argc, char **argv) {
   std::vector<std::string> names = attentionOptionNames();
-  names.insert(names.end(), {"world", "layout", "transport", "timeline", "timeout"});
+  names.insert(names.end(),
+               {"world", "layout", "transport", "timeline", "timeout"});
   Options opts("ring", names, {});
   opts.parse(argc, argv, 2);
   RingRun run;
@@ -270,44 +297,35 @@ int runRing(int argc, char **argv) {
   if (auto t = opts.get("timeout")) {
     int64_t seconds = parseInt(*t, "--timeout");
     if (seconds < 1)
-      invalid(fmt::format("--timeout must be at least 1 second, got {}", seconds));
+      invalid(
+          fmt::format("--timeout must be at least 1 second, got {}", seconds));
     run.timeout = std::chrono::seconds(seconds);
   }
   std::optional<int64_t> world;
   if (auto w = opts.get("world")) {
     world = parseInt(*w, "--world");
     if (*world < 1 || *world > 1024)
-      invalid(fmt::format("--world must be between 1 and 1024, got {}", *world));
+      invalid(
+          fmt::format("--world must be between 1 and 1024, got {}", *world));
   }
   if (run.transport == "mpi") {
     auto comm = runtime::createMpiCommunicator(run.timeout);
     if (world && *world != comm->size())
-      invalid(fmt::format("--world {} but mpirun started {} ranks", *world, comm->size()));
+      invalid(fmt::format("--world {} but mpirun started {} ranks", *world,
+                          comm->size()));
     run.world = comm->size();
     runRank(*comm, run);
     return 0;
   }
   if (run.transport != "inproc")
-    invalid(fmt::format("--transport '{}' is not one of inproc, mpi", run.transport));
+    invalid(fmt::format("--transport '{}' is not one of inproc, mpi",
+                        run.transport));
   run.world = int(world.value_or(4));
-  auto comms = runtime::createInProcessCommunicators(run.world, run.timeout);
-  std::vector<std::exception_ptr> errors(static_cast<size_t>(run.world));
-  std::vector<std::thread> ranks;
-  for (int rank = 0; rank < run.world; ++rank)
-    ranks.emplace_back([&, rank] {
-      try {
-        runRank(*comms[size_t(rank)], run);
-      } catch (...) {
-        errors[size_t(rank)] = std::current_exception();
-      }
-    });
-  for (auto &t : ranks)
-    t.join();
   // Rank 0's error is the cause when it has one; the others then report
   // that rank 0 failed.
-  for (auto &e : errors)
-    if (e)
-      std::rethrow_exception(e);
+  runtime::rethrowFirstError(runtime::runInProcessRanks(
+      run.world, [&](runtime::Communicator &comm) { runRank(comm, run); },
+      run.timeout));
   return 0;
 }
 

@@ -7,8 +7,8 @@
 // per-step timings and overlap, and the errors.
 //
 //===----------------------------------------------------------------------===//
-#include "Commands.h"
 #include "RingDemo.h"
+#include "Commands.h"
 
 #include "loom/Support/HalfPrecision.h"
 #include "loom/cuda/Driver.h"
@@ -17,7 +17,6 @@
 
 #include <cmath>
 #include <cstdio>
-#include <thread>
 
 #include <fmt/format.h>
 
@@ -53,10 +52,12 @@ std::vector<float> toFloat(const std::vector<uint16_t> &bits) {
   return f;
 }
 
-double maxAbsError(const std::vector<float> &got, const std::vector<double> &want) {
+double maxAbsError(const std::vector<float> &got,
+                   const std::vector<double> &want) {
   double e = 0;
   for (size_t i = 0; i < got.size(); ++i)
-    e = std::max(e, std::isnan(got[i]) ? INFINITY : std::fabs(got[i] - want[i]));
+    e = std::max(e,
+                 std::isnan(got[i]) ? INFINITY : std::fabs(got[i] - want[i]));
   return e;
 }
 
@@ -66,42 +67,48 @@ struct Whole {
 
 /// Single-device attention forward and backward on the whole sequence.
 Whole singleDevice(const Problem &p, const Bf16Tensor &q, const Bf16Tensor &k,
-                   const Bf16Tensor &v, const Bf16Tensor &dO, const ops::AttentionOptions &opt) {
+                   const Bf16Tensor &v, const Bf16Tensor &dO,
+                   const ops::AttentionOptions &opt) {
   std::array<int64_t, 4> qs{p.B, p.S, p.Hq, p.D}, ks{p.B, p.S, p.Hkv, p.D};
-  Whole w{std::vector<uint16_t>(q.bits.size(), 0x7fff), std::vector<uint16_t>(q.bits.size()),
-          std::vector<uint16_t>(k.bits.size()), std::vector<uint16_t>(k.bits.size())};
+  Whole w{std::vector<uint16_t>(q.bits.size(), 0x7fff),
+          std::vector<uint16_t>(q.bits.size()),
+          std::vector<uint16_t>(k.bits.size()),
+          std::vector<uint16_t>(k.bits.size())};
   std::vector<float> lse(size_t(p.B * p.Hq * p.S));
   auto T = [](std::vector<uint16_t> &b, std::array<int64_t, 4> s) {
     return ops::Tensor4::contiguous(b.data(), DType::BF16, s);
   };
-  ops::attentionForward(q.tensor(qs), k.tensor(ks), v.tensor(ks), T(w.o, qs), lse.data(), opt);
-  ops::attentionBackward(q.tensor(qs), k.tensor(ks), v.tensor(ks), T(w.o, qs), lse.data(),
-                         dO.tensor(qs), T(w.dq, qs), T(w.dk, ks), T(w.dv, ks), opt);
+  ops::attentionForward(q.tensor(qs), k.tensor(ks), v.tensor(ks), T(w.o, qs),
+                        lse.data(), opt);
+  ops::attentionBackward(q.tensor(qs), k.tensor(ks), v.tensor(ks), T(w.o, qs),
+                         lse.data(), dO.tensor(qs), T(w.dq, qs), T(w.dk, ks),
+                         T(w.dv, ks), opt);
   return w;
 }
 
 /// Ring attention on `world` threads; outputs gathered in token order.
-Whole ring(const Problem &p, const Bf16Tensor &q, const Bf16Tensor &k, const Bf16Tensor &v,
-           const Bf16Tensor &dO, const ops::AttentionOptions &opt,
-           std::vector<ops::RingStats> &fwd, std::vector<ops::RingStats> &bwd) {
+Whole ring(const Problem &p, const Bf16Tensor &q, const Bf16Tensor &k,
+           const Bf16Tensor &v, const Bf16Tensor &dO,
+           const ops::AttentionOptions &opt, std::vector<ops::RingStats> &fwd,
+           std::vector<ops::RingStats> &bwd) {
   std::array<int64_t, 4> qs{p.B, p.S, p.Hq, p.D}, ks{p.B, p.S, p.Hkv, p.D};
   int64_t localS = p.S / p.world;
-  std::array<int64_t, 4> lq{p.B, localS, p.Hq, p.D}, lk{p.B, localS, p.Hkv, p.D};
-  Whole w{std::vector<uint16_t>(q.bits.size(), 0x7fff), std::vector<uint16_t>(q.bits.size(), 0x7fff),
-          std::vector<uint16_t>(k.bits.size(), 0x7fff), std::vector<uint16_t>(k.bits.size(), 0x7fff)};
-  auto comms = runtime::createInProcessCommunicators(p.world);
+  std::array<int64_t, 4> lq{p.B, localS, p.Hq, p.D},
+      lk{p.B, localS, p.Hkv, p.D};
+  Whole w{std::vector<uint16_t>(q.bits.size(), 0x7fff),
+          std::vector<uint16_t>(q.bits.size(), 0x7fff),
+          std::vector<uint16_t>(k.bits.size(), 0x7fff),
+          std::vector<uint16_t>(k.bits.size(), 0x7fff)};
   fwd.assign(size_t(p.world), {}), bwd.assign(size_t(p.world), {});
-  std::vector<std::exception_ptr> errors(static_cast<size_t>(p.world));
-  std::vector<std::thread> threads;
   ops::RingAttentionOptions options{opt, p.layout};
-  for (int r = 0; r < p.world; ++r)
-    threads.emplace_back([&, r] {
-      try {
+  runtime::rethrowFirstError(
+      runtime::runInProcessRanks(p.world, [&](runtime::Communicator &comm) {
+        int r = comm.rank();
         auto local = [](std::array<int64_t, 4> s) {
           return std::vector<uint16_t>(size_t(s[0] * s[1] * s[2] * s[3]));
         };
-        auto lqv = local(lq), lkv = local(lk), lvv = local(lk), ldo = local(lq), lo = local(lq),
-             ldq = local(lq), ldk = local(lk), ldv = local(lk);
+        auto lqv = local(lq), lkv = local(lk), lvv = local(lk), ldo = local(lq),
+             lo = local(lq), ldq = local(lq), ldk = local(lk), ldv = local(lk);
         auto T = [](std::vector<uint16_t> &b, std::array<int64_t, 4> s) {
           return ops::Tensor4::contiguous(b.data(), DType::BF16, s);
         };
@@ -110,25 +117,18 @@ Whole ring(const Problem &p, const Bf16Tensor &q, const Bf16Tensor &k, const Bf1
         ops::shardSequence(v.tensor(ks), lvv.data(), p.layout, r, p.world);
         ops::shardSequence(dO.tensor(qs), ldo.data(), p.layout, r, p.world);
         std::vector<float> lse(size_t(p.B * p.Hq * localS));
-        auto &comm = *comms[size_t(r)];
-        ops::ringAttentionForward(comm, T(lqv, lq), T(lkv, lk), T(lvv, lk), T(lo, lq), lse.data(),
-                                  options, &fwd[size_t(r)]);
-        ops::ringAttentionBackward(comm, T(lqv, lq), T(lkv, lk), T(lvv, lk), T(lo, lq),
-                                   lse.data(), T(ldo, lq), T(ldq, lq), T(ldk, lk), T(ldv, lk),
-                                   options, &bwd[size_t(r)]);
+        ops::ringAttentionForward(comm, T(lqv, lq), T(lkv, lk), T(lvv, lk),
+                                  T(lo, lq), lse.data(), options,
+                                  &fwd[size_t(r)]);
+        ops::ringAttentionBackward(comm, T(lqv, lq), T(lkv, lk), T(lvv, lk),
+                                   T(lo, lq), lse.data(), T(ldo, lq),
+                                   T(ldq, lq), T(ldk, lk), T(ldv, lk), options,
+                                   &bwd[size_t(r)]);
         ops::unshardSequence(lo.data(), T(w.o, qs), p.layout, r, p.world);
         ops::unshardSequence(ldq.data(), T(w.dq, qs), p.layout, r, p.world);
         ops::unshardSequence(ldk.data(), T(w.dk, ks), p.layout, r, p.world);
         ops::unshardSequence(ldv.data(), T(w.dv, ks), p.layout, r, p.world);
-      } catch (...) {
-        errors[size_t(r)] = std::current_exception();
-      }
-    });
-  for (auto &t : threads)
-    t.join();
-  for (auto &e : errors)
-    if (e)
-      std::rethrow_exception(e);
+      }));
   return w;
 }
 
@@ -139,31 +139,36 @@ void printSteps(const char *pass, const std::vector<ops::RingStats> &stats) {
     std::printf("    step %zu:", s);
     for (const ops::RingStats &r : stats) {
       const ops::RingStepTiming &t = r.steps[s];
-      std::string transfer = t.hasTransfer ? fmt::format("{:.2f}", t.transferEnd - t.transferStart)
-                                           : std::string("-");
-      std::printf("  %7.2f / %-5s", t.computeEnd - t.computeStart, transfer.c_str());
+      std::string transfer =
+          t.hasTransfer ? fmt::format("{:.2f}", t.transferEnd - t.transferStart)
+                        : std::string("-");
+      std::printf("  %7.2f / %-5s", t.computeEnd - t.computeStart,
+                  transfer.c_str());
     }
     std::printf("\n");
   }
   double hidden = 0, bound = 0;
   for (const ops::RingStats &r : stats)
     hidden += r.overlappedMs, bound += r.overlapBoundMs;
-  std::printf("    overlap efficiency (transfer time hidden behind compute): %.0f%%\n",
-              bound > 0 ? 100 * hidden / bound : 100.0);
+  std::printf(
+      "    overlap efficiency (transfer time hidden behind compute): %.0f%%\n",
+      bound > 0 ? 100 * hidden / bound : 100.0);
 }
 
 bool check(const char *what, const std::vector<uint16_t> &ringBits,
-           const std::vector<uint16_t> &singleBits, const std::vector<double> &want,
-           const std::vector<double> &naive) {
+           const std::vector<uint16_t> &singleBits,
+           const std::vector<double> &want, const std::vector<double> &naive) {
   std::vector<float> ringOut = toFloat(ringBits), single = toFloat(singleBits);
   std::vector<float> naiveF(naive.begin(), naive.end());
-  double ringErr = maxAbsError(ringOut, want), singleErr = maxAbsError(single, want),
+  double ringErr = maxAbsError(ringOut, want),
+         singleErr = maxAbsError(single, want),
          naiveErr = maxAbsError(naiveF, want);
   double diff = 0;
   for (size_t i = 0; i < ringOut.size(); ++i)
     diff = std::max(diff, double(std::fabs(ringOut[i] - single[i])));
   bool ok = ringErr <= 2 * naiveErr + 1e-3;
-  std::printf("  %-3s max error vs float64: ring %.2e, single device %.2e, naive bf16 %.2e; "
+  std::printf("  %-3s max error vs float64: ring %.2e, single device %.2e, "
+              "naive bf16 %.2e; "
               "|ring - single| %.2e: %s\n",
               what, ringErr, singleErr, naiveErr, diff, ok ? "PASS" : "FAIL");
   return ok;
@@ -174,19 +179,24 @@ bool ringDemo() {
   Problem p;
   std::string why;
   int gpus = cuda::driverAvailable(&why) ? cuda::deviceCount() : 0;
-  std::printf("Loom demo: ring attention over %d in-process ranks on the CPU backend\n", p.world);
+  std::printf(
+      "Loom demo: ring attention over %d in-process ranks on the CPU backend\n",
+      p.world);
   if (gpus < 2)
     std::printf("  (NCCL across GPUs needs 2+ GPUs; %s)\n",
                 gpus == 0 ? why.c_str() : "this machine has 1");
   else
-    std::printf("  (%d GPUs present; the ring runs on host-memory backends so far, so this "
+    std::printf("  (%d GPUs present; the ring runs on host-memory backends so "
+                "far, so this "
                 "demo uses CPU ranks)\n",
                 gpus);
-  std::printf("  batch %lld, seqlen %lld, %lld query / %lld KV heads, head dim %lld, bf16, "
+  std::printf("  batch %lld, seqlen %lld, %lld query / %lld KV heads, head dim "
+              "%lld, bf16, "
               "causal, %s layout\n",
-              (long long)p.B, (long long)p.S, (long long)p.Hq, (long long)p.Hkv, (long long)p.D,
-              ops::ringLayoutName(p.layout));
-  size_t nq = size_t(p.B * p.S * p.Hq * p.D), nk = size_t(p.B * p.S * p.Hkv * p.D);
+              (long long)p.B, (long long)p.S, (long long)p.Hq, (long long)p.Hkv,
+              (long long)p.D, ops::ringLayoutName(p.layout));
+  size_t nq = size_t(p.B * p.S * p.Hq * p.D),
+         nk = size_t(p.B * p.S * p.Hkv * p.D);
   Bf16Tensor q(nq), k(nk), v(nk), dO(nq);
   ops::AttentionOptions opt;
   opt.causal = true;
@@ -195,27 +205,32 @@ bool ringDemo() {
   Whole ringOut = ring(p, q, k, v, dO, opt, fwd, bwd);
   Whole single = singleDevice(p, q, k, v, dO, opt);
 
-  std::printf("  memory per rank (K/V double buffers, f32 accumulators; shards of the whole "
+  std::printf("  memory per rank (K/V double buffers, f32 accumulators; shards "
+              "of the whole "
               "sequence):\n");
   for (size_t r = 0; r < fwd.size(); ++r)
-    std::printf("    rank %zu: forward workspace %.0f KiB + shards %.0f KiB; backward workspace "
+    std::printf("    rank %zu: forward workspace %.0f KiB + shards %.0f KiB; "
+                "backward workspace "
                 "%.0f KiB + shards %.0f KiB\n",
                 r, fwd[r].workspaceBytes / 1024.0, fwd[r].shardBytes / 1024.0,
                 bwd[r].workspaceBytes / 1024.0, bwd[r].shardBytes / 1024.0);
-  std::printf("    (a single device holds all %lld tokens: %.0f KiB of inputs and outputs)\n",
+  std::printf("    (a single device holds all %lld tokens: %.0f KiB of inputs "
+              "and outputs)\n",
               (long long)p.S, double(4 * (nq + nk)) * 2 / 1024.0);
   printSteps("forward", fwd);
   printSteps("backward", bwd);
   std::printf("  (step 0 includes the one-time JIT compile of the kernels)\n");
 
   double scale = 1.0 / std::sqrt(double(p.D));
-  auto want = ref::attention(q.seen, k.seen, v.seen, p.B, p.S, p.S, p.Hq, p.Hkv, p.D, true, scale);
-  auto naive = ref::attention(q.seen, k.seen, v.seen, p.B, p.S, p.S, p.Hq, p.Hkv, p.D, true,
-                              scale, "bf16");
-  auto grads = ref::attentionBackward(q.seen, k.seen, v.seen, dO.seen, p.B, p.S, p.S, p.Hq, p.Hkv,
-                                      p.D, true, scale);
-  auto naiveGrads = ref::attentionBackward(q.seen, k.seen, v.seen, dO.seen, p.B, p.S, p.S, p.Hq,
-                                           p.Hkv, p.D, true, scale, "bf16");
+  auto want = ref::attention(q.seen, k.seen, v.seen, p.B, p.S, p.S, p.Hq, p.Hkv,
+                             p.D, true, scale);
+  auto naive = ref::attention(q.seen, k.seen, v.seen, p.B, p.S, p.S, p.Hq,
+                              p.Hkv, p.D, true, scale, "bf16");
+  auto grads = ref::attentionBackward(q.seen, k.seen, v.seen, dO.seen, p.B, p.S,
+                                      p.S, p.Hq, p.Hkv, p.D, true, scale);
+  auto naiveGrads =
+      ref::attentionBackward(q.seen, k.seen, v.seen, dO.seen, p.B, p.S, p.S,
+                             p.Hq, p.Hkv, p.D, true, scale, "bf16");
   bool ok = check("O", ringOut.o, single.o, want.out, naive.out);
   ok &= check("dQ", ringOut.dq, single.dq, grads.dq, naiveGrads.dq);
   ok &= check("dK", ringOut.dk, single.dk, grads.dk, naiveGrads.dk);

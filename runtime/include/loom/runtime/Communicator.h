@@ -31,6 +31,8 @@
 
 #include <chrono>
 #include <cstdint>
+#include <exception>
+#include <functional>
 #include <memory>
 #include <span>
 #include <string>
@@ -93,6 +95,17 @@ protected:
 std::vector<std::unique_ptr<Communicator>>
 createInProcessCommunicators(int worldSize,
                              std::chrono::milliseconds timeout = kDefaultCommTimeout);
+
+/// Runs body(comm) for every rank of a new in-process group of `worldSize`,
+/// one thread per rank, and joins them; returns each rank's exception (null
+/// where it succeeded) in rank order.
+std::vector<std::exception_ptr>
+runInProcessRanks(int worldSize, const std::function<void(Communicator &)> &body,
+                  std::chrono::milliseconds timeout = kDefaultCommTimeout);
+
+/// Rethrows the cause among runInProcessRanks' errors: the first (in rank
+/// order) that is not a peer's PeerFailed report, else the first error.
+void rethrowFirstError(const std::vector<std::exception_ptr> &errors);
 
 /// MPI_COMM_WORLD of a process started by mpirun (MPI_Init_thread on first
 /// use, finalized at exit). Each call is collective (a duplicate of
