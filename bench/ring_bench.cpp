@@ -42,6 +42,10 @@ struct PassSummary {
   double wallMs = 0, memoryBytes = 0;
 };
 
+struct RankSummary {
+  PassSummary forward, backward;
+};
+
 PassSummary summarize(const ops::RingStats &s) {
   PassSummary p;
   for (const ops::RingStepTiming &t : s.steps) {
@@ -74,33 +78,32 @@ std::vector<uint8_t> randomShard(const Problem &p, int world) {
 
 /// Causal zigzag forward + backward on this rank, `repeats` times (the
 /// first call compiles the kernels); the last call's summaries.
-std::pair<PassSummary, PassSummary> runRank(runtime::Communicator &comm, const Problem &p,
-                                            int repeats) {
+RankSummary runRank(runtime::Communicator &comm, const Problem &p, int repeats) {
   int P = comm.size();
   std::array<int64_t, 4> shape{1, p.seqlen / P, p.heads, p.dim};
-  auto q = randomShard(p, P), k = randomShard(p, P), v = randomShard(p, P),
-       dO = randomShard(p, P);
+  auto q = randomShard(p, P), k = randomShard(p, P), v = randomShard(p, P), dO = randomShard(p, P);
   std::vector<uint8_t> o(q.size()), dq(q.size()), dk(q.size()), dv(q.size());
   std::vector<float> lse(size_t(p.heads * shape[1]));
-  auto T = [&](std::vector<uint8_t> &b) { return ops::Tensor4::contiguous(b.data(), p.dtype, shape); };
+  auto T = [&](std::vector<uint8_t> &b) {
+    return ops::Tensor4::contiguous(b.data(), p.dtype, shape);
+  };
   ops::RingAttentionOptions options;
   options.attention.causal = true;
   options.attention.backend = runtime::Backend::Cpu;
   ops::RingStats fwd, bwd;
   for (int i = 0; i < repeats; ++i) {
     ops::ringAttentionForward(comm, T(q), T(k), T(v), T(o), lse.data(), options, &fwd);
-    ops::ringAttentionBackward(comm, T(q), T(k), T(v), T(o), lse.data(), T(dO), T(dq), T(dk),
-                               T(dv), options, &bwd);
+    ops::ringAttentionBackward(comm, T(q), T(k), T(v), T(o), lse.data(), T(dO), T(dq), T(dk), T(dv),
+                               options, &bwd);
   }
   return {summarize(fwd), summarize(bwd)};
 }
 
 /// Every rank's summaries (forward, backward), over `world` in-process ranks.
-std::vector<std::pair<PassSummary, PassSummary>> runThreads(int world, const Problem &p,
-                                                            int repeats) {
+std::vector<RankSummary> runThreads(int world, const Problem &p, int repeats) {
   auto comms = runtime::createInProcessCommunicators(world);
-  std::vector<std::pair<PassSummary, PassSummary>> out(size_t(world));
-  std::vector<std::exception_ptr> errors(size_t(world));
+  std::vector<RankSummary> out(static_cast<size_t>(world));
+  std::vector<std::exception_ptr> errors(static_cast<size_t>(world));
   std::vector<std::thread> threads;
   for (int r = 0; r < world; ++r)
     threads.emplace_back([&, r] {
@@ -126,12 +129,12 @@ void printOverlapHeader() {
 
 /// One line per pass: per-step means over ranks and steps, overlap summed.
 void printOverlap(const char *transport, int world, const Problem &p,
-                  const std::vector<std::pair<PassSummary, PassSummary>> &ranks) {
+                  const std::vector<RankSummary> &ranks) {
   for (int pass = 0; pass < 2; ++pass) {
     PassSummary sum;
     double wall = 0;
     for (auto &r : ranks) {
-      const PassSummary &s = pass ? r.second : r.first;
+      const PassSummary &s = pass ? r.backward : r.forward;
       sum.computeMs += s.computeMs, sum.steps += s.steps;
       sum.transferMs += s.transferMs, sum.transfers += s.transfers;
       sum.overlappedMs += s.overlappedMs, sum.overlapBoundMs += s.overlapBoundMs;
@@ -162,7 +165,8 @@ int measureMpi() {
   int P = comm->size();
   if (comm->rank() == 0) {
     std::printf("1. Ring attention over MPI (%d processes, CPU backend, causal zigzag, 4 heads, "
-                "head dim 64)\n", P);
+                "head dim 64)\n",
+                P);
     printOverlapHeader();
   }
   for (const Problem &p : overlapProblems()) {
@@ -170,7 +174,7 @@ int measureMpi() {
       continue;
     auto mine = runRank(*comm, p, 2);
     auto all = comm->allgather(std::span(reinterpret_cast<const uint8_t *>(&mine), sizeof mine));
-    std::vector<std::pair<PassSummary, PassSummary>> ranks(all.size());
+    std::vector<RankSummary> ranks(all.size());
     for (size_t r = 0; r < all.size(); ++r)
       std::memcpy(&ranks[r], all[r].data(), sizeof ranks[r]);
     if (comm->rank() == 0)
@@ -225,8 +229,8 @@ void printModel() {
                         {"A100", "IB HDR 25 GB/s", 312e12, 25e9},
                         {"H100 SXM", "NVLink 450 GB/s", 989e12, 450e9},
                         {"H100 SXM", "IB NDR 50 GB/s", 989e12, 50e9}};
-  std::printf("%-9s %-16s %7s %9s %9s %9s %9s %10s\n", "GPU", "link", "F/B", "MHA", "MHA", "GQA 8:1",
-              "GQA 8:1", "MHA bwd");
+  std::printf("%-9s %-16s %7s %9s %9s %9s %9s %10s\n", "GPU", "link", "F/B", "MHA", "MHA",
+              "GQA 8:1", "GQA 8:1", "MHA bwd");
   std::printf("%-9s %-16s %7s %9s %9s %9s %9s %10s\n", "", "", "FLOP/B", "full", "causal", "full",
               "causal", "causal");
   for (const Link &l : links)
@@ -269,11 +273,11 @@ int main(int argc, char **argv) {
       auto ranks = runThreads(P, {S, 4, 64, DType::F32}, 1);
       double fwd = 0, bwd = 0;
       for (auto &r : ranks)
-        fwd = std::max(fwd, r.first.memoryBytes), bwd = std::max(bwd, r.second.memoryBytes);
+        fwd = std::max(fwd, r.forward.memoryBytes), bwd = std::max(bwd, r.backward.memoryBytes);
       if (P == 1)
         baseFwd = fwd, baseBwd = bwd;
-      std::printf("%6lld %5d %12.1f %12.1f %9.3f %9.3f\n", (long long)S, P, fwd / 1024,
-                  bwd / 1024, fwd / baseFwd, bwd / baseBwd);
+      std::printf("%6lld %5d %12.1f %12.1f %9.3f %9.3f\n", (long long)S, P, fwd / 1024, bwd / 1024,
+                  fwd / baseFwd, bwd / baseBwd);
     }
   }
   printModel();

@@ -14,6 +14,7 @@
 //         partial results in f32);
 //   bf16: 1e-2 (both round the same f32 accumulations to bf16 once, so
 //         they differ by about one bf16 ulp, 2^-8 = 3.9e-3 relative).
+#include "loom/Support/Error.h"
 #include "loom/Support/HalfPrecision.h"
 #include "loom/ops/RingAttention.h"
 
@@ -166,11 +167,10 @@ bool runRank(runtime::Communicator &comm, const Args &a) {
   std::vector<float> lse(size_t(H * localS));
   ops::RingStats fwd, bwd;
   for (int call = 0; call < 2; ++call) {
-    ops::ringAttentionForward(comm, lq.tensor(), lk.tensor(), lv.tensor(), o.tensor(),
-                              lse.data(), options, &fwd);
-    ops::ringAttentionBackward(comm, lq.tensor(), lk.tensor(), lv.tensor(), o.tensor(),
-                               lse.data(), ldO.tensor(), dq.tensor(), dk.tensor(), dv.tensor(),
-                               options, &bwd);
+    ops::ringAttentionForward(comm, lq.tensor(), lk.tensor(), lv.tensor(), o.tensor(), lse.data(),
+                              options, &fwd);
+    ops::ringAttentionBackward(comm, lq.tensor(), lk.tensor(), lv.tensor(), o.tensor(), lse.data(),
+                               ldO.tensor(), dq.tensor(), dk.tensor(), dv.tensor(), options, &bwd);
   }
 
   // Single-device reference over the whole sequence, sharded like the ring.
@@ -218,10 +218,9 @@ bool runRank(runtime::Communicator &comm, const Args &a) {
 }
 
 void printProblem(const Args &a) {
-  std::printf("seqlen %lld, %lld heads, head dim %lld, %s, %s, %s layout\n",
-              (long long)a.seqlen, (long long)a.heads, (long long)a.dim,
-              a.dtype == DType::F32 ? "f32" : "bf16", a.causal ? "causal" : "non-causal",
-              ops::ringLayoutName(a.layout));
+  std::printf("seqlen %lld, %lld heads, head dim %lld, %s, %s, %s layout\n", (long long)a.seqlen,
+              (long long)a.heads, (long long)a.dim, a.dtype == DType::F32 ? "f32" : "bf16",
+              a.causal ? "causal" : "non-causal", ops::ringLayoutName(a.layout));
 }
 
 /// Without mpirun: one thread per rank over in-process communicators.
@@ -256,6 +255,8 @@ int main(int argc, char **argv) {
     bool ok;
     if (runtime::launchedByMpi()) {
       auto comm = runtime::createMpiCommunicator(); // MPI_COMM_WORLD
+      a.world = comm->size();
+      ops::ringShard(a.layout, a.seqlen, 0, a.world); // throws if seqlen does not divide
       if (comm->rank() == 0) {
         std::printf("ring attention over MPI: %d processes\n", comm->size());
         printProblem(a);
@@ -265,6 +266,7 @@ int main(int argc, char **argv) {
       std::printf("not started by mpirun: running %d in-process ranks as threads "
                   "(mpirun -np P %s for one process per rank)\n",
                   a.world, argv[0]);
+      ops::ringShard(a.layout, a.seqlen, 0, a.world);
       printProblem(a);
       ok = runThreads(a);
     }
