@@ -239,9 +239,13 @@ struct RingPipeline {
   /// Waits for both streams; on failure tells the peers (so they fail now
   /// rather than at their timeout) and rethrows.
   void finish() {
+    // No deadline of its own: compute may legitimately take long, and every
+    // communication wait already has the communicator's deadline, so a dead
+    // or stalled peer surfaces here as the transfer's CommTimeout.
+    constexpr auto unbounded = std::chrono::hours(24 * 365);
     try {
-      compute->synchronize(comm.timeout() * (steps.size() + 1));
-      transfer->synchronize(comm.timeout() * (steps.size() + 1));
+      compute->synchronize(unbounded);
+      transfer->synchronize(unbounded);
     } catch (const Error &e) {
       comm.abort(e.what());
       throw;

@@ -358,6 +358,47 @@ TEST(RingAttentionFaults, MissingRankTimesOutInsteadOfHanging) {
   EXPECT_LT(seconds, 5.0) << "ranks must fail within a few timeouts";
 }
 
+namespace {
+/// A rank that agrees on the metadata and then never sends or receives:
+/// forwards everything but sendRecv, which it drops.
+class SilentAfterAgreement : public runtime::Communicator {
+public:
+  explicit SilentAfterAgreement(runtime::Communicator &inner) : inner_(inner) {}
+  int rank() const override { return inner_.rank(); }
+  int size() const override { return inner_.size(); }
+  const char *transport() const override { return "silent"; }
+  void sendRecv(const runtime::Transfer &, runtime::Stream &) override {}
+  std::vector<std::vector<uint8_t>> allgather(std::span<const uint8_t> mine) override {
+    return inner_.allgather(mine);
+  }
+  void barrier() override { inner_.barrier(); }
+  void abort(const std::string &reason) override { inner_.abort(reason); }
+
+private:
+  runtime::Communicator &inner_;
+};
+} // namespace
+
+TEST(RingAttentionFaults, RankSkippingItsTransfersTimesOutTheOthers) {
+  // Rank 1 passes the metadata agreement, then skips every step's transfer:
+  // rank 2 (which receives from it) times out, and the failure reaches
+  // rank 0 too, within a few timeouts rather than hanging.
+  auto start = std::chrono::steady_clock::now();
+  auto errors = onRanks(3, milliseconds(300), [](runtime::Communicator &comm, int r) {
+    SilentAfterAgreement silent(comm);
+    std::vector<float> q(2 * 16 * 32, 0.5f), o(q.size());
+    Tensor4 t = Tensor4::contiguous(q.data(), DType::F32, {1, 16, 2, 32});
+    RingAttentionOptions options;
+    options.attention.backend = runtime::Backend::Cpu;
+    ringAttentionForward(r == 1 ? silent : comm, t, t, t,
+                         Tensor4::contiguous(o.data(), DType::F32, t.shape), nullptr, options);
+  });
+  double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  expectAllFail(errors, ErrorCode::CommTimeout, "from rank 1", [](int r) { return r == 2; });
+  ASSERT_TRUE(errors[0]) << "rank 0 must fail too";
+  EXPECT_LT(seconds, 5.0);
+}
+
 TEST(RingAttentionFaults, RankWithBadInputsFailsItsPeersAtOnce) {
   // Rank 1's q and k disagree: it fails with InvalidArgument and aborts the
   // group, so the others get PeerFailed naming it well before the timeout.
