@@ -78,7 +78,9 @@ struct VariantTensor {
 /// score_mod is differentiated automatically for the backward. `name`
 /// identifies the variant in kernel names and caches: give different mods
 /// different names. `causal` is analyzed at compile time: key blocks past
-/// the diagonal are skipped, not masked.
+/// the diagonal are skipped, not masked. A mask_mod's tiles are classified
+/// empty/partial/full at run time instead (BlockMask.h), once per call or
+/// once per cached mask.
 struct AttentionVariant {
   std::string name = "none";
   std::function<dsl::Value(dsl::Value score, const VariantContext &)> scoreMod;
