@@ -1,9 +1,18 @@
 //===- Attention.cpp - flash attention forward ----------------------------===//
+//
+// Host side of the attention kernels: argument checks, one cached Kernel
+// per stage/dtype/variant, argument packing, and block masks (the per-call
+// classification of non-analyzable masks, see BlockMask.h).
+//
+//===----------------------------------------------------------------------===//
 #include "loom/ops/Attention.h"
 #include "loom/ops/AttentionTuning.h"
+#include "loom/ops/BlockMask.h"
 
 #include "loom/Support/Error.h"
+#include "loom/cuda/Driver.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <fmt/format.h>
@@ -89,22 +98,26 @@ std::string shapeStr(const Tensor4 &t) {
 }
 
 /// One Kernel object per (stage, dtype, output dtype, accumulation, head
-/// dim, variant name), so repeated calls hit the runtime's identity cache
-/// without re-tracing. `outDtype` is o's type (forward) or the gradients'.
-enum class Stage { Forward, Preprocess, DkDv, Dq };
+/// dim, variant name, block mask), so repeated calls hit the runtime's
+/// identity cache without re-tracing. `outDtype` is o's type (forward) or
+/// the gradients'.
+enum class Stage { Forward, Preprocess, DkDv, Dq, Classify };
 const Kernel &attentionKernel(Stage stage, DType dtype, DType outDtype, bool accumulate,
-                              int64_t d, const AttentionVariant &v) {
+                              int64_t d, const AttentionVariant &v, bool blockMask = false) {
   static std::mutex mutex;
-  static std::map<std::tuple<Stage, DType, DType, bool, int64_t, std::string>, Kernel> kernels;
+  static std::map<std::tuple<Stage, DType, DType, bool, int64_t, std::string, bool>, Kernel>
+      kernels;
   std::lock_guard<std::mutex> lock(mutex);
-  auto key = std::make_tuple(stage, dtype, outDtype, accumulate, d, v.name);
+  auto key = std::make_tuple(stage, dtype, outDtype, accumulate, d, v.name, blockMask);
   auto it = kernels.find(key);
   if (it == kernels.end()) {
     GradientOutput grad{outDtype, accumulate};
-    Kernel k = stage == Stage::Forward      ? flashAttentionForwardKernel(dtype, d, v, outDtype)
-               : stage == Stage::Preprocess ? flashAttentionBackwardPreprocessKernel(dtype, d, outDtype)
-               : stage == Stage::DkDv       ? flashAttentionBackwardDkDvKernel(dtype, d, v, grad)
-                                            : flashAttentionBackwardDqKernel(dtype, d, v, grad);
+    Kernel k =
+        stage == Stage::Forward ? flashAttentionForwardKernel(dtype, d, v, outDtype, blockMask)
+        : stage == Stage::Preprocess ? flashAttentionBackwardPreprocessKernel(dtype, d, outDtype)
+        : stage == Stage::DkDv ? flashAttentionBackwardDkDvKernel(dtype, d, v, grad, blockMask)
+        : stage == Stage::Dq   ? flashAttentionBackwardDqKernel(dtype, d, v, grad, blockMask)
+                               : blockMaskKernel(v);
     it = kernels.emplace(key, std::move(k)).first;
   }
   return it->second;
@@ -273,6 +286,197 @@ Checked checkAttention(const Tensor4 &q, const Tensor4 &k, const Tensor4 &v, con
   return {B, Sq, Sk, Hq, Hkv, D, backend, config, scale, positions};
 }
 
+namespace {
+/// Classifies every tile with blockMaskKernel and builds the lists the
+/// block-mask kernels walk (layouts in BlockMask.h).
+std::shared_ptr<const BlockMask>
+buildBlockMask(int64_t B, int64_t Sq, int64_t Sk, int64_t Hq, int64_t Hkv,
+               const AttentionConfig &config, const AttentionVariant &variant,
+               const std::vector<runtime::Arg> &variantArgs, const Positions &pos,
+               runtime::Backend backend) {
+  auto mask = std::make_shared<BlockMask>();
+  BlockMask &bm = *mask;
+  int64_t BM = config.blockM, BN = config.blockN;
+  int64_t nQB = (Sq + BM - 1) / BM, nKB = (Sk + BN - 1) / BN, group = Hq / Hkv;
+  bm.blockM = BM, bm.blockN = BN, bm.batch = B, bm.headsQ = Hq, bm.headsKv = Hkv;
+  bm.seqlenQ = Sq, bm.seqlenK = Sk, bm.numQueryBlocks = nQB, bm.numKeyBlocks = nKB;
+  bm.variantName = variant.name;
+  bm.queryPositions = {pos.qOffset, pos.qStride, pos.qTotal};
+  bm.keyPositions = {pos.kvOffset, pos.kvStride, pos.kvTotal};
+  bm.onCuda = backend == runtime::Backend::Cuda;
+  size_t tiles = size_t(B * Hq * nQB * nKB);
+  std::vector<int32_t> kinds(std::max<size_t>(tiles, 1), 0);
+  if (tiles > 0) {
+    // The classification reads no q/k/v: pass a dummy for every tensor.
+    static const float dummy = 0;
+    Tensor4 none{&dummy, DType::F32, {0, 0, 0, 0}, {0, 0, 0, 1}};
+    KernelTensors t{none, none, none, none, none, none, none, none, nullptr, nullptr, 1};
+    auto args = kernelArgs(t, Sq, Sk, Hq, Hkv, pos, 1.0f, variantArgs);
+    auto kernel = runtime::compile(
+        attentionKernel(Stage::Classify, DType::F32, DType::F32, false, 0, variant),
+        specFor(config, backend));
+    runtime::Grid grid(uint32_t(nQB), uint32_t(nKB), uint32_t(B * Hq));
+    if (bm.onCuda) {
+      cuda::DeviceBuffer out(tiles * sizeof(int32_t));
+      args.push_back(runtime::Arg::buffer(reinterpret_cast<const void *>(out.ptr()),
+                                          DType::I32, tiles));
+      kernel->launch(grid, args);
+      out.copyToHost(kinds.data(), tiles * sizeof(int32_t));
+    } else {
+      args.push_back(runtime::Arg::buffer(kinds.data(), DType::I32, tiles));
+      kernel->launch(grid, args);
+    }
+  }
+  bm.kinds.assign(kinds.begin(), kinds.begin() + tiles);
+  // Forward/dQ lists: per (batch, query head, query block), key blocks.
+  bm.kvCounts.assign(std::max<size_t>(size_t(2 * B * Hq * nQB), 1), 0);
+  bm.kvIndices.assign(std::max<size_t>(2 * tiles, 1), 0);
+  for (int64_t l = 0; l < B * Hq * nQB; ++l)
+    for (int64_t n = 0; n < nKB; ++n)
+      if (int32_t k = kinds[size_t(l * nKB + n)]) {
+        int64_t list = 2 * l + (k - 1);
+        bm.kvIndices[size_t(list * nKB + bm.kvCounts[size_t(list)]++)] = int32_t(n);
+      }
+  // dK/dV lists: per (batch, kv head, key block), the (query head of the
+  // group, query block) pairs.
+  int64_t capacity = group * nQB;
+  bm.qCounts.assign(std::max<size_t>(size_t(2 * B * Hkv * nKB), 1), 0);
+  bm.qIndices.assign(std::max<size_t>(2 * tiles, 1), 0);
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t hk = 0; hk < Hkv; ++hk)
+      for (int64_t n = 0; n < nKB; ++n)
+        for (int64_t g = 0; g < group; ++g)
+          for (int64_t m = 0; m < nQB; ++m)
+            if (int32_t k = kinds[size_t(((b * Hq + hk * group + g) * nQB + m) * nKB + n)]) {
+              int64_t list = 2 * ((b * Hkv + hk) * nKB + n) + (k - 1);
+              bm.qIndices[size_t(list * capacity + bm.qCounts[size_t(list)]++)] =
+                  int32_t(g * nQB + m);
+            }
+  if (bm.onCuda) {
+    auto storage = std::make_shared<std::vector<cuda::DeviceBuffer>>();
+    storage->reserve(4);
+    const std::vector<int32_t> *lists[] = {&bm.kvCounts, &bm.kvIndices, &bm.qCounts,
+                                           &bm.qIndices};
+    for (int i = 0; i < 4; ++i) {
+      size_t bytes = lists[i]->size() * sizeof(int32_t);
+      storage->emplace_back(bytes);
+      storage->back().copyFromHost(lists[i]->data(), bytes);
+      bm.devicePtrs[size_t(i)] = reinterpret_cast<const void *>(storage->back().ptr());
+    }
+    bm.deviceStorage = storage;
+  }
+  return mask;
+}
+
+/// The lists, in declareArgs' order after the variant tensors.
+std::vector<runtime::Arg> blockMaskArgs(const BlockMask &bm) {
+  const std::vector<int32_t> *lists[] = {&bm.kvCounts, &bm.kvIndices, &bm.qCounts,
+                                         &bm.qIndices};
+  std::vector<runtime::Arg> args;
+  for (size_t i = 0; i < 4; ++i)
+    args.push_back(runtime::Arg::buffer(bm.onCuda ? bm.devicePtrs[i] : lists[i]->data(),
+                                        DType::I32, lists[i]->size()));
+  return args;
+}
+
+std::string positionsStr(const TokenPositions &p) {
+  return fmt::format("offset {}, stride {}, total {}", p.offset, p.stride, p.total.value_or(-1));
+}
+
+/// The block mask a call uses: options.blockMask (checked against the call;
+/// its block sizes become the config's unless options.config is set), one
+/// built for this call when the variant has a mask_mod, or none.
+std::shared_ptr<const BlockMask>
+blockMaskFor(const AttentionOptions &options, const AttentionVariant &variant, int64_t B,
+             int64_t Sq, int64_t Sk, int64_t Hq, int64_t Hkv, runtime::Backend backend,
+             const Positions &pos, AttentionConfig &config) {
+  const std::shared_ptr<const BlockMask> &bm = options.blockMask;
+  if (!bm) {
+    if (!variant.maskMod || !options.autoBlockMask)
+      return nullptr;
+    return buildBlockMask(B, Sq, Sk, Hq, Hkv, config, variant, options.variantArgs, pos,
+                          backend);
+  }
+  if (!options.config)
+    config.blockM = bm->blockM, config.blockN = bm->blockN;
+  if (bm->blockM != config.blockM || bm->blockN != config.blockN)
+    throw Error(ErrorCode::InvalidArgument,
+                fmt::format("attention: block mask blocks {}x{} differ from the kernel config's "
+                            "blockM x blockN {}x{}",
+                            bm->blockM, bm->blockN, config.blockM, config.blockN));
+  if (bm->batch != B || bm->seqlenQ != Sq || bm->seqlenK != Sk || bm->headsQ != Hq ||
+      bm->headsKv != Hkv)
+    throw Error(ErrorCode::InvalidArgument,
+                fmt::format("attention: block mask is for batch {}, seqlen_q {}, seqlen_k {}, "
+                            "heads {}/{}; the call has batch {}, seqlen_q {}, seqlen_k {}, "
+                            "heads {}/{}",
+                            bm->batch, bm->seqlenQ, bm->seqlenK, bm->headsQ, bm->headsKv, B, Sq,
+                            Sk, Hq, Hkv));
+  if (bm->variantName != variant.name)
+    throw Error(ErrorCode::InvalidArgument,
+                fmt::format("attention: block mask is for variant '{}'; the call uses '{}'",
+                            bm->variantName, variant.name));
+  TokenPositions qp{pos.qOffset, pos.qStride, pos.qTotal},
+      kp{pos.kvOffset, pos.kvStride, pos.kvTotal};
+  auto same = [](const TokenPositions &a, const TokenPositions &b) {
+    return a.offset == b.offset && a.stride == b.stride && a.total == b.total;
+  };
+  if (!same(bm->queryPositions, qp) || !same(bm->keyPositions, kp))
+    throw Error(ErrorCode::InvalidArgument,
+                fmt::format("attention: block mask is for query positions ({}) and key positions "
+                            "({}); the call has ({}) and ({})",
+                            positionsStr(bm->queryPositions), positionsStr(bm->keyPositions),
+                            positionsStr(qp), positionsStr(kp)));
+  if (bm->onCuda != (backend == runtime::Backend::Cuda))
+    throw Error(ErrorCode::InvalidArgument,
+                fmt::format("attention: block mask lives on the {}; the call runs on the {} "
+                            "backend",
+                            bm->onCuda ? "cuda device" : "host", runtime::backendName(backend)));
+  return bm;
+}
+} // namespace
+
+int64_t BlockMask::count(BlockKind k) const {
+  return int64_t(std::count(kinds.begin(), kinds.end(), int8_t(k)));
+}
+
+std::shared_ptr<const BlockMask> createBlockMask(const std::array<int64_t, 4> &qShape,
+                                                 const std::array<int64_t, 4> &kShape,
+                                                 const AttentionOptions &options) {
+  for (const auto *shape : {&qShape, &kShape})
+    for (int i = 0; i < 4; ++i)
+      if ((*shape)[size_t(i)] < 0)
+        throw Error(ErrorCode::InvalidArgument,
+                    fmt::format("createBlockMask: {} has negative {} ({})",
+                                shape == &qShape ? "q" : "k", kNames[i], (*shape)[size_t(i)]));
+  int64_t B = qShape[0], Sq = qShape[1], Hq = qShape[2], Sk = kShape[1], Hkv = kShape[2];
+  if (kShape[0] != B)
+    throw Error(ErrorCode::InvalidArgument,
+                fmt::format("createBlockMask: batch of q ({}) and k ({}) differ", B, kShape[0]));
+  if (Hkv == 0 || Hq % Hkv != 0)
+    throw Error(ErrorCode::InvalidArgument,
+                fmt::format("createBlockMask: heads_q ({}) is not divisible by heads_kv ({})", Hq,
+                            Hkv));
+  for (int64_t s : {Sq, Sk})
+    if (s > INT32_MAX)
+      throw Error(ErrorCode::InvalidArgument,
+                  fmt::format("createBlockMask: seqlen {} exceeds 2^31 - 1", s));
+  runtime::Backend backend = runtime::resolveBackend(options.backend);
+  AttentionConfig config = options.config.value_or(defaultAttentionConfig(qShape[3], backend));
+  if (config.blockM <= 0 || config.blockN <= 0)
+    throw Error(ErrorCode::InvalidArgument,
+                fmt::format("createBlockMask: block sizes must be positive, got {}x{}",
+                            config.blockM, config.blockN));
+  checkPositions(options.queryPositions, Sq, "query");
+  checkPositions(options.keyPositions, Sk, "key");
+  AttentionVariant variant = effectiveVariant(options);
+  checkVariantArgs(variant, options.variantArgs);
+  const TokenPositions &qp = options.queryPositions, &kp = options.keyPositions;
+  Positions pos{qp.offset, qp.stride, qp.total.value_or(Sq),
+                kp.offset, kp.stride, kp.total.value_or(Sk)};
+  return buildBlockMask(B, Sq, Sk, Hq, Hkv, config, variant, options.variantArgs, pos, backend);
+}
+
 
 void attentionForward(const Tensor4 &q, const Tensor4 &k, const Tensor4 &v, const Tensor4 &out,
                       float *lse, const AttentionOptions &options) {
@@ -287,13 +491,20 @@ void attentionForward(const Tensor4 &q, const Tensor4 &k, const Tensor4 &v, cons
     lseScratch.resize(size_t(B * Hq * Sq));
     lse = lseScratch.data();
   }
+  auto blockMask =
+      blockMaskFor(options, variant, B, Sq, Sk, Hq, Hkv, backend, positions, config);
   runtime::Specialization spec = specFor(config, backend);
   auto kernel = runtime::compile(
-      attentionKernel(Stage::Forward, q.dtype, out.dtype, false, D, variant), spec);
+      attentionKernel(Stage::Forward, q.dtype, out.dtype, false, D, variant, bool(blockMask)),
+      spec);
   KernelTensors t{q, k, v, out, q, q, k, v, lse, nullptr, size_t(B * Hq * Sq)};
+  auto args = kernelArgs(t, Sq, Sk, Hq, Hkv, positions, scale, options.variantArgs);
+  if (blockMask) {
+    auto extra = blockMaskArgs(*blockMask);
+    args.insert(args.end(), extra.begin(), extra.end());
+  }
   kernel->launch(
-      runtime::Grid(uint32_t((Sq + config.blockM - 1) / config.blockM), uint32_t(B * Hq)),
-      kernelArgs(t, Sq, Sk, Hq, Hkv, positions, scale, options.variantArgs));
+      runtime::Grid(uint32_t((Sq + config.blockM - 1) / config.blockM), uint32_t(B * Hq)), args);
 }
 
 } // namespace loom::ops
@@ -387,16 +598,24 @@ void attentionBackward(const Tensor4 &q, const Tensor4 &k, const Tensor4 &v, con
   std::vector<float> delta(size_t(B * Hq * std::max<int64_t>(Sq, 1)));
   AttentionVariant variant = effectiveVariant(options);
   checkVariantArgs(variant, options.variantArgs);
+  auto blockMask =
+      blockMaskFor(options, variant, B, Sq, Sk, Hq, Hkv, backend, positions, config);
   runtime::Specialization spec = specFor(config, backend);
   KernelTensors t{q, k, v, out, dO, dQ, dK, dV, lse, delta.data(),
                   size_t(std::max<int64_t>(B * Hq * Sq, 1))};
   auto args = kernelArgs(t, Sq, Sk, Hq, Hkv, positions, scale, options.variantArgs);
+  size_t baseArgs = args.size() - options.variantArgs.size();
+  if (blockMask) {
+    auto extra = blockMaskArgs(*blockMask);
+    args.insert(args.end(), extra.begin(), extra.end());
+  }
   auto run = [&](Stage stage, runtime::Grid grid) {
-    // The preprocess reads no variant tensors; it takes the same arguments
-    // minus them.
-    size_t used = args.size() - (stage == Stage::Preprocess ? options.variantArgs.size() : 0);
+    // The preprocess reads no variant tensors or block mask; it takes the
+    // same arguments minus them.
+    size_t used = stage == Stage::Preprocess ? baseArgs : args.size();
     std::vector<runtime::Arg> stageArgs(args.begin(), args.begin() + used);
-    runtime::compile(attentionKernel(stage, q.dtype, gradDtype, acc, D, variant), spec)
+    bool masked = stage != Stage::Preprocess && blockMask;
+    runtime::compile(attentionKernel(stage, q.dtype, gradDtype, acc, D, variant, masked), spec)
         ->launch(grid, stageArgs);
   };
   uint32_t qBlocks = uint32_t((Sq + config.blockM - 1) / config.blockM);

@@ -5,10 +5,14 @@
 // rowsum(dO * O); per key block dK, dV accumulated over the query blocks of
 // every query head of the group; per query block dQ. Probabilities are
 // recomputed from the forward's log-sum-exp. Variants (score_mod, mask_mod)
-// are inlined; score_mod's derivative comes from dsl::derivative.
+// are inlined; score_mod's derivative comes from dsl::derivative. With a
+// block mask (BlockMask.h) the key (or query) loops walk the mask's lists
+// of partial blocks, masked, then of full blocks, where only the sequence
+// bounds are masked: empty blocks are never visited.
 //
 //===----------------------------------------------------------------------===//
 #include "loom/ops/Attention.h"
+#include "loom/ops/BlockMask.h"
 
 #include <cmath>
 #include <fmt/format.h>
@@ -46,12 +50,14 @@ struct Args {
   Value qsb, qss, qsh, ksb, kss, ksh, vsb, vss, vsh, osb, oss, osh;
   Value scale;
   std::map<std::string, Value> variantTensors;
+  /// Block-mask lists (kernels built with a block mask only; see BlockMask).
+  Value kvCounts, kvIndices, qCounts, qIndices;
 };
 
 /// `outDtype` is o's type in the forward (q's, or f32 for partial results
 /// merged later); `gradDtype` is dq's, dk's and dv's.
 Args declareArgs(KernelBuilder &kb, DType dtype, const AttentionVariant &variant,
-                 DType outDtype, DType gradDtype) {
+                 DType outDtype, DType gradDtype, bool blockMask = false) {
   Args a;
   a.q = kb.pointer("q", dtype), a.k = kb.pointer("k", dtype), a.v = kb.pointer("v", dtype);
   a.o = kb.pointer("o", outDtype), a.dO = kb.pointer("do", dtype);
@@ -76,6 +82,12 @@ Args declareArgs(KernelBuilder &kb, DType dtype, const AttentionVariant &variant
   a.scale = kb.scalar("scale", DType::F32);
   for (const VariantTensor &t : variant.tensors)
     a.variantTensors[t.name] = kb.pointer("variant_" + t.name, t.dtype);
+  if (blockMask) {
+    a.kvCounts = kb.pointer("bm_kv_counts", DType::I32);
+    a.kvIndices = kb.pointer("bm_kv_indices", DType::I32);
+    a.qCounts = kb.pointer("bm_q_counts", DType::I32);
+    a.qIndices = kb.pointer("bm_q_indices", DType::I32);
+  }
   return a;
 }
 
@@ -85,16 +97,27 @@ struct Scores {
   Value log2, visible, modGrad;
 };
 
-Scores scores(const AttentionVariant &variant, const Args &a, Value raw, const VariantContext &ctx,
-              bool wantGrad) {
-  Scores s;
+/// Which pairs of the tile are visible: inside both sequences and, with
+/// `masks`, passing causal, window and mask_mod. Without `masks` (full
+/// blocks of a block mask) only the sequence bounds remain: a full block at
+/// the end of a sequence still has columns past it.
+Value visibility(const AttentionVariant &variant, const VariantContext &ctx, bool masks = true) {
   Value visible = ctx.qValid & ctx.kvValid;
+  if (!masks)
+    return visible;
   if (variant.causal)
     visible = visible & (ctx.kvIdx <= ctx.qIdx + ctx.diagonal);
   if (variant.window)
     visible = visible & (ctx.qIdx + ctx.diagonal - ctx.kvIdx < *variant.window);
   if (variant.maskMod)
     visible = visible & variant.maskMod(ctx);
+  return visible;
+}
+
+Scores scores(const AttentionVariant &variant, const Args &a, Value raw, const VariantContext &ctx,
+              bool wantGrad, bool masks = true) {
+  Scores s;
+  Value visible = visibility(variant, ctx, masks);
   if (!variant.scoreMod) {
     s.log2 = raw * (a.scale * kLog2e); // the scale folded into exp2's argument
   } else {
@@ -201,7 +224,56 @@ std::pair<Value, Value> queryBlocks(const AttentionVariant &variant, const Args 
   }
   return {begin, maximum(end, begin)};
 }
+
+/// One i32 element of `ptr` as a scalar. DSL loads take offset tiles, so
+/// this loads a 1-element tile and reduces it (a 1-D reduction is a scalar).
+Value loadScalar(Value ptr, Value offset) {
+  return sum(load(ptr, offset.to(DType::I64) + arange(0, 1).to(DType::I64)), 0);
+}
+
+using BlockStep = std::function<std::vector<Value>(Value block, const std::vector<Value> &carried,
+                                                   bool masks)>;
+
+/// Runs `step` over list `list` of a block mask: its partial blocks with the
+/// masks, then its full blocks without them, carrying one state through
+/// both loops. counts[2 * list + kind] is the length of kind's list (0
+/// partial, 1 full), stored at indices[(2 * list + kind) * capacity].
+std::vector<Value> overBlockLists(Value counts, Value indices, Value list, Value capacity,
+                                  std::vector<Value> state, const BlockStep &step) {
+  for (int kind = 0; kind < 2; ++kind) {
+    Value n = loadScalar(counts, list * 2 + kind);
+    Value base = (list * 2 + kind).to(DType::I64) * capacity.to(DType::I64);
+    state = for_range(0, n, 1, state,
+                      [&](Value it, const std::vector<Value> &c) -> std::vector<Value> {
+                        return step(loadScalar(indices, base + it.to(DType::I64)), c, kind == 0);
+                      });
+  }
+  return state;
+}
+
+const char *blockMaskSuffix(bool blockMask) { return blockMask ? "_bm" : ""; }
 } // namespace
+
+Kernel blockMaskKernel(const AttentionVariant &variant) {
+  return Kernel(kernelName("block_mask", DType::F32, 0, variant), [variant](KernelBuilder &kb) {
+    Args a = declareArgs(kb, DType::F32, variant, DType::F32, DType::F32);
+    Value kinds = kb.pointer("block_kinds", DType::I32);
+    int64_t BM = kb.constant("BLOCK_M"), BN = kb.constant("BLOCK_N");
+    Value pidM = program_id(0), pidN = program_id(1), bh = program_id(2);
+    Value rows = pidM * BM + arange(0, BM), cols = pidN * BN + arange(0, BN);
+    Value rowMask = expand_dims(rows < a.Sq, 1), colMask = expand_dims(cols < a.Sk, 0);
+    // The same context, hence the same global positions and mods, as the
+    // attention kernels' (query-major) tiles.
+    VariantContext ctx = context(a, bh / a.Hq, bh % a.Hq, expand_dims(rows, 1),
+                                 expand_dims(cols, 0), rowMask, colMask);
+    Value visible = sum(sum(visibility(variant, ctx).to(DType::I32), 1), 0);
+    Value valid = sum(sum((rowMask & colMask).to(DType::I32), 1), 0);
+    // 0 empty, 1 partial, 2 full: every launched tile has a valid pair.
+    Value kind = (visible > 0).to(DType::I32) + (visible == valid).to(DType::I32);
+    Value at = ((bh * num_programs(0) + pidM) * num_programs(1) + pidN).to(DType::I64);
+    store(kinds, at + arange(0, 1).to(DType::I64), kind);
+  });
+}
 
 Kernel flashAttentionForwardKernel(DType dtype, int64_t D, bool causal) {
   return flashAttentionForwardKernel(
@@ -209,22 +281,19 @@ Kernel flashAttentionForwardKernel(DType dtype, int64_t D, bool causal) {
 }
 
 Kernel flashAttentionForwardKernel(DType dtype, int64_t D, const AttentionVariant &variant,
-                                   std::optional<DType> outType) {
+                                   std::optional<DType> outType, bool blockMask) {
   DType outDtype = outType.value_or(dtype);
-  return Kernel(kernelName("fwd", dtype, D, variant, outputSuffix(dtype, outDtype, false)),
-                [dtype, D, variant, outDtype](KernelBuilder &kb) {
-    Args a = declareArgs(kb, dtype, variant, outDtype, dtype);
+  return Kernel(kernelName("fwd", dtype, D, variant,
+                           outputSuffix(dtype, outDtype, false) + blockMaskSuffix(blockMask)),
+                [dtype, D, variant, outDtype, blockMask](KernelBuilder &kb) {
+    Args a = declareArgs(kb, dtype, variant, outDtype, dtype, blockMask);
     int64_t BM = kb.constant("BLOCK_M"), BN = kb.constant("BLOCK_N");
     QueryBlock qb = queryBlock(a, BM, D);
     Value pidM = qb.pidM, b32 = qb.b32, h = qb.h, b = qb.b, hq = qb.hq, hk = qb.hk;
     Value rows = qb.rows, rowMask = qb.rowMask, rows64 = qb.rows64, d = qb.d;
     Value qTile = load(a.q, qb.offsets(a.qsb, a.qss, a.qsh), expand_dims(rowMask, 1), 0.0);
     Value kBase = b * a.ksb + hk * a.ksh, vBase = b * a.vsb + hk * a.vsh;
-    auto [jBegin, jEnd] = keyBlocks(variant, a, pidM, BM, BN);
-    auto state = for_range(
-        jBegin, jEnd, 1,
-        {full({BM}, kNegInf, DType::F32), zeros({BM}, DType::F32), zeros({BM, D}, DType::F32)},
-        [&](Value j, const std::vector<Value> &c) -> std::vector<Value> {
+    BlockStep step = [&](Value j, const std::vector<Value> &c, bool masks) -> std::vector<Value> {
           Value m = c[0], l = c[1], acc = c[2];
           Value cols = j * BN + arange(0, BN);
           Value colMask = cols < a.Sk;
@@ -233,7 +302,7 @@ Kernel flashAttentionForwardKernel(DType dtype, int64_t D, const AttentionVarian
                           expand_dims(colMask, 0), 0.0); // [D, BN]
           VariantContext ctx = context(a, b32, h, expand_dims(rows, 1), expand_dims(cols, 0),
                                        expand_dims(rowMask, 1), expand_dims(colMask, 0));
-          Scores sc = scores(variant, a, dot(qTile, kT), ctx, false);
+          Scores sc = scores(variant, a, dot(qTile, kT), ctx, false, masks);
           Value s = where(sc.visible, sc.log2, kNegInf);
           Value mNew = maximum(m, max(s, 1));
           // A row with nothing visible yet keeps m = -inf: subtract 0 instead
@@ -244,7 +313,17 @@ Kernel flashAttentionForwardKernel(DType dtype, int64_t D, const AttentionVarian
           Value vTile = load(a.v, vBase + expand_dims(cols64, 1) * a.vss + expand_dims(d, 0),
                              expand_dims(colMask, 1), 0.0); // [BN, D]
           return {mNew, l * alpha + sum(p, 1), acc * expand_dims(alpha, 1) + dot(p.to(dtype), vTile)};
-        });
+        };
+    std::vector<Value> state = {full({BM}, kNegInf, DType::F32), zeros({BM}, DType::F32),
+                                zeros({BM, D}, DType::F32)};
+    if (blockMask) {
+      Value list = program_id(1) * num_programs(0) + pidM; // (batch, head, query block)
+      state = overBlockLists(a.kvCounts, a.kvIndices, list, (a.Sk + (BN - 1)) / BN, state, step);
+    } else {
+      auto [jBegin, jEnd] = keyBlocks(variant, a, pidM, BM, BN);
+      state = for_range(jBegin, jEnd, 1, state,
+                        [&](Value j, const std::vector<Value> &c) { return step(j, c, true); });
+    }
     Value m = state[0], l = state[1], acc = state[2];
     Value seen = l > 0.0;
     Value lSafe = where(seen, l, 1.0);
@@ -277,13 +356,13 @@ Kernel flashAttentionBackwardPreprocessKernel(DType dtype, int64_t D,
 }
 
 Kernel flashAttentionBackwardDkDvKernel(DType dtype, int64_t D, const AttentionVariant &variant,
-                                        const GradientOutput &grad) {
+                                        const GradientOutput &grad, bool blockMask) {
   DType gradDtype = grad.dtype.value_or(dtype);
   bool accumulate = grad.accumulate;
   return Kernel(kernelName("bwd_dkdv", dtype, D, variant,
-                           outputSuffix(dtype, gradDtype, accumulate)),
-                [dtype, D, variant, gradDtype, accumulate](KernelBuilder &kb) {
-    Args a = declareArgs(kb, dtype, variant, dtype, gradDtype);
+                           outputSuffix(dtype, gradDtype, accumulate) + blockMaskSuffix(blockMask)),
+                [dtype, D, variant, gradDtype, accumulate, blockMask](KernelBuilder &kb) {
+    Args a = declareArgs(kb, dtype, variant, dtype, gradDtype, blockMask);
     int64_t BM = kb.constant("BLOCK_M"), BN = kb.constant("BLOCK_N");
     Value pidN = program_id(0), bh = program_id(1);
     Value Hkv = a.Hq / a.group;
@@ -296,14 +375,11 @@ Kernel flashAttentionBackwardDkDvKernel(DType dtype, int64_t D, const AttentionV
     Value vOffs = b * a.vsb + hk64 * a.vsh + expand_dims(cols64, 1) * a.vss + expand_dims(d, 0);
     Value kTile = load(a.k, kOffs, expand_dims(colMask, 1), 0.0); // [BN, D]
     Value vTile = load(a.v, vOffs, expand_dims(colMask, 1), 0.0);
-    auto [mBegin, mEnd] = queryBlocks(variant, a, pidN, BM, BN);
-    Value numRowBlocks = mEnd - mBegin;
-    auto grads = for_range(0, a.group * numRowBlocks, 1,
-                           {zeros({BN, D}, DType::F32), zeros({BN, D}, DType::F32)},
-                           [&](Value it, const std::vector<Value> &c) -> std::vector<Value> {
-      Value h32 = hk * a.group + it / numRowBlocks;
+    // One query block `mBlock` of query head `h32`.
+    auto step = [&](Value h32, Value mBlock, const std::vector<Value> &c,
+                    bool masks) -> std::vector<Value> {
       Value h = h32.to(DType::I64);
-      Value rows = (mBegin + it % numRowBlocks) * BM + arange(0, BM);
+      Value rows = mBlock * BM + arange(0, BM);
       Value rowMask = rows < a.Sq;
       Value rows64 = rows.to(DType::I64);
       Value qBase = b * a.qsb + h * a.qsh, oBase = b * a.osb + h * a.osh;
@@ -319,14 +395,32 @@ Kernel flashAttentionBackwardDkDvKernel(DType dtype, int64_t D, const AttentionV
       // Transposed orientation: keys along rows, queries along columns.
       VariantContext ctx = context(a, b32, h32, expand_dims(rows, 0), expand_dims(cols, 1),
                                    expand_dims(rowMask, 0), expand_dims(colMask, 1));
-      Scores sc = scores(variant, a, dot(kTile, qT), ctx, true);         // [BN, BM]
+      Scores sc = scores(variant, a, dot(kTile, qT), ctx, true, masks);  // [BN, BM]
       Value pT = where(sc.visible, exp2(sc.log2 - expand_dims(lseLog2, 0)), 0.0);
       Value dV = c[1] + dot(pT.to(dtype), dO);                           // [BN, D]
       Value dST = pT * (dot(vTile, dOT) - expand_dims(delta, 0));
       if (!sc.modGrad.isNull())
         dST = dST * sc.modGrad;
       return {c[0] + dot(dST.to(dtype), qTile), dV};
-    });
+    };
+    std::vector<Value> grads = {zeros({BN, D}, DType::F32), zeros({BN, D}, DType::F32)};
+    if (blockMask) {
+      // The transposed lists hold (head in group) * query blocks + query block.
+      Value numQueryBlocks = (a.Sq + (BM - 1)) / BM;
+      grads = overBlockLists(
+          a.qCounts, a.qIndices, bh * num_programs(0) + pidN, a.group * numQueryBlocks, grads,
+          [&](Value code, const std::vector<Value> &c, bool masks) {
+            return step(hk * a.group + code / numQueryBlocks, code % numQueryBlocks, c, masks);
+          });
+    } else {
+      auto [mBegin, mEnd] = queryBlocks(variant, a, pidN, BM, BN);
+      Value numRowBlocks = mEnd - mBegin;
+      grads = for_range(0, a.group * numRowBlocks, 1, grads,
+                        [&](Value it, const std::vector<Value> &c) {
+                          return step(hk * a.group + it / numRowBlocks,
+                                      mBegin + it % numRowBlocks, c, true);
+                        });
+    }
     Value kvMask = expand_dims(colMask, 1);
     storeGradient(a.dk, kOffs, grads[0] * a.scale, kvMask, gradDtype, accumulate);
     storeGradient(a.dv, vOffs, grads[1], kvMask, gradDtype, accumulate);
@@ -334,12 +428,13 @@ Kernel flashAttentionBackwardDkDvKernel(DType dtype, int64_t D, const AttentionV
 }
 
 Kernel flashAttentionBackwardDqKernel(DType dtype, int64_t D, const AttentionVariant &variant,
-                                      const GradientOutput &grad) {
+                                      const GradientOutput &grad, bool blockMask) {
   DType gradDtype = grad.dtype.value_or(dtype);
   bool accumulate = grad.accumulate;
-  return Kernel(kernelName("bwd_dq", dtype, D, variant, outputSuffix(dtype, gradDtype, accumulate)),
-                [dtype, D, variant, gradDtype, accumulate](KernelBuilder &kb) {
-    Args a = declareArgs(kb, dtype, variant, dtype, gradDtype);
+  return Kernel(kernelName("bwd_dq", dtype, D, variant,
+                           outputSuffix(dtype, gradDtype, accumulate) + blockMaskSuffix(blockMask)),
+                [dtype, D, variant, gradDtype, accumulate, blockMask](KernelBuilder &kb) {
+    Args a = declareArgs(kb, dtype, variant, dtype, gradDtype, blockMask);
     int64_t BM = kb.constant("BLOCK_M"), BN = kb.constant("BLOCK_N");
     QueryBlock qb = queryBlock(a, BM, D);
     Value pidM = qb.pidM, b32 = qb.b32, h = qb.h, b = qb.b, hq = qb.hq, hk = qb.hk;
@@ -350,9 +445,7 @@ Kernel flashAttentionBackwardDqKernel(DType dtype, int64_t D, const AttentionVar
     Value lseLog2 = load(a.lse, statOffs, rowMask, 0.0) * kLog2e;
     Value delta = load(a.delta, statOffs, rowMask, 0.0);
     Value kBase = b * a.ksb + hk * a.ksh, vBase = b * a.vsb + hk * a.vsh;
-    auto [jBegin, jEnd] = keyBlocks(variant, a, pidM, BM, BN);
-    auto dq = for_range(jBegin, jEnd, 1, {zeros({BM, D}, DType::F32)},
-                        [&](Value j, const std::vector<Value> &c) -> std::vector<Value> {
+    BlockStep step = [&](Value j, const std::vector<Value> &c, bool masks) -> std::vector<Value> {
       Value cols = j * BN + arange(0, BN);
       Value colMask = cols < a.Sk;
       Value cols64 = cols.to(DType::I64);
@@ -363,13 +456,22 @@ Kernel flashAttentionBackwardDqKernel(DType dtype, int64_t D, const AttentionVar
                          expand_dims(colMask, 1), 0.0);
       VariantContext ctx = context(a, b32, h, expand_dims(rows, 1), expand_dims(cols, 0),
                                    expand_dims(rowMask, 1), expand_dims(colMask, 0));
-      Scores sc = scores(variant, a, dot(qTile, kT), ctx, true);       // [BM, BN]
+      Scores sc = scores(variant, a, dot(qTile, kT), ctx, true, masks); // [BM, BN]
       Value p = where(sc.visible, exp2(sc.log2 - expand_dims(lseLog2, 1)), 0.0);
       Value dS = p * (dot(dO, vT) - expand_dims(delta, 1));
       if (!sc.modGrad.isNull())
         dS = dS * sc.modGrad;
       return {c[0] + dot(dS.to(dtype), kTile)};
-    });
+    };
+    std::vector<Value> dq = {zeros({BM, D}, DType::F32)};
+    if (blockMask) {
+      Value list = program_id(1) * num_programs(0) + pidM;
+      dq = overBlockLists(a.kvCounts, a.kvIndices, list, (a.Sk + (BN - 1)) / BN, dq, step);
+    } else {
+      auto [jBegin, jEnd] = keyBlocks(variant, a, pidM, BM, BN);
+      dq = for_range(jBegin, jEnd, 1, dq,
+                     [&](Value j, const std::vector<Value> &c) { return step(j, c, true); });
+    }
     storeGradient(a.dq, qb.offsets(a.qsb, a.qss, a.qsh), dq[0] * a.scale,
                   expand_dims(rowMask, 1), gradDtype, accumulate);
   });

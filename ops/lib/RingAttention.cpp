@@ -143,6 +143,9 @@ AttentionOptions segmentOptions(const RingAttentionOptions &o, const RingProblem
   a.backend = p.backend;
   a.queryPositions = {qs.offset, qs.stride, p.S};
   a.keyPositions = {ks.offset, ks.stride, p.S};
+  // A block mask is for one call's shapes and positions; each segment pair
+  // gets its own (built per call from the mask_mod, in global positions).
+  a.blockMask = nullptr;
   return a;
 }
 

@@ -22,9 +22,12 @@
 #include <array>
 #include <functional>
 #include <map>
+#include <memory>
 #include <optional>
 
 namespace loom::ops {
+
+struct BlockMask; // BlockMask.h
 
 /// A (batch, seqlen, heads, head_dim) tensor: strides in elements for every
 /// dimension; the last (head_dim) must be contiguous (stride 1).
@@ -75,7 +78,9 @@ struct VariantTensor {
 /// score_mod is differentiated automatically for the backward. `name`
 /// identifies the variant in kernel names and caches: give different mods
 /// different names. `causal` is analyzed at compile time: key blocks past
-/// the diagonal are skipped, not masked.
+/// the diagonal are skipped, not masked. A mask_mod's tiles are classified
+/// empty/partial/full at run time instead (BlockMask.h), once per call or
+/// once per cached mask.
 struct AttentionVariant {
   std::string name = "none";
   std::function<dsl::Value(dsl::Value score, const VariantContext &)> scoreMod;
@@ -143,15 +148,28 @@ struct AttentionOptions {
   /// Backward: add the gradients to dq, dk and dv instead of overwriting
   /// them (they must then be f32): ring attention accumulates over steps.
   bool accumulateGradients = false;
+  /// Which (query block, key block) pairs are empty, partial or full (see
+  /// BlockMask.h): the kernels visit only the non-empty ones and skip the
+  /// mask in full ones. When unset and the variant has a mask_mod (whose
+  /// sparsity is not known at compile time), attentionForward/Backward
+  /// build one per call unless `autoBlockMask` is false; callers reusing a
+  /// mask across calls (FlexAttention caches its BlockMask) create it once
+  /// with createBlockMask() and pass it here. Its block sizes become the
+  /// kernels' when `config` is unset.
+  std::shared_ptr<const BlockMask> blockMask;
+  bool autoBlockMask = true;
 };
 
 /// The forward kernel for one head dim, dtype (f32, f16, bf16) and variant;
 /// o is written in `outDtype` (the inputs' when unset; f32 for partial
 /// results that are merged later). Constants: BLOCK_M, BLOCK_N.
-/// Grid: (ceil(seqlen_q / BLOCK_M), batch * heads_q).
+/// Grid: (ceil(seqlen_q / BLOCK_M), batch * heads_q). With `blockMask` the
+/// kernel takes a block mask's lists after the variant tensors and visits
+/// only their blocks (see BlockMask.h).
 dsl::Kernel flashAttentionForwardKernel(DType dtype, int64_t headDim,
                                         const AttentionVariant &variant,
-                                        std::optional<DType> outDtype = {});
+                                        std::optional<DType> outDtype = {},
+                                        bool blockMask = false);
 dsl::Kernel flashAttentionForwardKernel(DType dtype, int64_t headDim, bool causal);
 
 /// Runs attention forward: `out` has q's shape and q's dtype or f32 (its
@@ -177,10 +195,12 @@ dsl::Kernel flashAttentionBackwardPreprocessKernel(DType dtype, int64_t headDim,
                                                    std::optional<DType> gradDtype = {});
 dsl::Kernel flashAttentionBackwardDkDvKernel(DType dtype, int64_t headDim,
                                              const AttentionVariant &variant,
-                                             const GradientOutput &grad = {});
+                                             const GradientOutput &grad = {},
+                                             bool blockMask = false);
 dsl::Kernel flashAttentionBackwardDqKernel(DType dtype, int64_t headDim,
                                            const AttentionVariant &variant,
-                                           const GradientOutput &grad = {});
+                                           const GradientOutput &grad = {},
+                                           bool blockMask = false);
 
 /// Gradients of attention: dq has q's shape, dk and dv k's, all three in
 /// q's dtype or all in f32 (required with options.accumulateGradients);
