@@ -3,7 +3,8 @@
 # apt-get update runs once, and only when something is missing.
 set -euo pipefail
 PACKAGES=(cmake ninja-build g++ libmlir-22-dev mlir-22-tools llvm-22-dev llvm-22-tools
-          libfmt-dev libgtest-dev libopenmpi-dev openmpi-bin)
+          libfmt-dev libgtest-dev libopenmpi-dev openmpi-bin
+          libopenblas-dev)  # libopenblas-dev: bench/ only (attention sgemm baseline)
 missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
