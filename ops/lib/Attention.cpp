@@ -194,6 +194,29 @@ std::vector<runtime::Arg> kernelArgs(const KernelTensors &t, int64_t Sq, int64_t
 }
 } // namespace
 
+namespace {
+/// f32 scratch the kernels write (LSE when the caller wants none, the
+/// backward's delta): host memory, or device memory on the cuda backend,
+/// whose kernels take device pointers.
+class Scratch {
+public:
+  Scratch(runtime::Backend backend, size_t count) {
+    if (backend == runtime::Backend::Cuda)
+      device_ = std::make_unique<cuda::DeviceBuffer>(std::max<size_t>(count, 1) * sizeof(float));
+    else
+      host_.resize(std::max<size_t>(count, 1));
+  }
+  float *data() {
+    return device_ ? reinterpret_cast<float *>(static_cast<uintptr_t>(device_->ptr()))
+                   : host_.data();
+  }
+
+private:
+  std::vector<float> host_;
+  std::unique_ptr<cuda::DeviceBuffer> device_;
+};
+} // namespace
+
 struct Checked {
   int64_t B, Sq, Sk, Hq, Hkv, D;
   runtime::Backend backend;
@@ -486,11 +509,9 @@ void attentionForward(const Tensor4 &q, const Tensor4 &k, const Tensor4 &v, cons
     return;
   AttentionVariant variant = effectiveVariant(options);
   checkVariantArgs(variant, options.variantArgs);
-  std::vector<float> lseScratch;
-  if (!lse) {
-    lseScratch.resize(size_t(B * Hq * Sq));
-    lse = lseScratch.data();
-  }
+  std::optional<Scratch> lseScratch;
+  if (!lse)
+    lse = lseScratch.emplace(backend, size_t(B * Hq * Sq)).data();
   auto blockMask =
       blockMaskFor(options, variant, B, Sq, Sk, Hq, Hkv, backend, positions, config);
   runtime::Specialization spec = specFor(config, backend);
@@ -588,6 +609,17 @@ void attentionBackward(const Tensor4 &q, const Tensor4 &k, const Tensor4 &v, con
     throw Error(ErrorCode::InvalidArgument, "attention backward: lse is a null pointer");
   if (B == 0 || Hq == 0)
     return;
+  // Device tensors are not repacked on the host: on the cuda backend the
+  // gradients (and dO) must come in the layout the kernels use.
+  if (backend == runtime::Backend::Cuda)
+    for (auto [t, like, name, likeName] :
+         {std::tuple{&dOut, &out, "dout", "out"}, {&dq, &q, "dq", "q"}, {&dk, &k, "dk", "k"},
+          {&dv, &v, "dv", "v"}})
+      if (t->strides != like->strides)
+        throw Error(ErrorCode::Unsupported,
+                    fmt::format("attention backward on the cuda backend: {} must have {}'s "
+                                "strides (device tensors are not repacked)",
+                                name, likeName));
   std::vector<uint8_t> dOutStore, dqStore, dkStore, dvStore;
   Tensor4 dO = withStrides(dOut, out, dOutStore, true);
   // Gradients use q's/k's/v's strides; a repacked accumulator starts from
@@ -595,7 +627,7 @@ void attentionBackward(const Tensor4 &q, const Tensor4 &k, const Tensor4 &v, con
   bool acc = options.accumulateGradients;
   Tensor4 dQ = withStrides(dq, q, dqStore, acc), dK = withStrides(dk, k, dkStore, acc),
           dV = withStrides(dv, v, dvStore, acc);
-  std::vector<float> delta(size_t(B * Hq * std::max<int64_t>(Sq, 1)));
+  Scratch delta(backend, size_t(B * Hq * Sq));
   AttentionVariant variant = effectiveVariant(options);
   checkVariantArgs(variant, options.variantArgs);
   auto blockMask =

@@ -299,6 +299,24 @@ TEST(AttentionErrors, BadInputsNameTheValue) {
                   "attention: dtypes differ: q f32, k bf16, v f32, out f32 (k and v need q's dtype; out q's or f32)");
 }
 
+TEST(AttentionErrors, CudaBackwardNeedsKernelLayoutGradients) {
+  // Device tensors are never repacked on the host: a strided dq on the cuda
+  // backend is refused before anything touches the device.
+  std::vector<float> buf(4 * 2 * 64, 0.5f), wide(4 * 2 * 64 * 2, 0.f), lse(8, 0.f);
+  auto t = [&](std::vector<float> &b) {
+    return Tensor4::contiguous(b.data(), DType::F32, {1, 4, 2, 64});
+  };
+  Tensor4 strided = t(wide);
+  strided.strides = {4 * 2 * 128, 2 * 128, 128, 1};
+  AttentionOptions cuda;
+  cuda.backend = runtime::Backend::Cuda;
+  expectLoomError([&] { attentionBackward(t(buf), t(buf), t(buf), t(buf), lse.data(), t(buf),
+                                          strided, t(buf), t(buf), cuda); },
+                  "attention backward on the cuda backend: dq must have q's strides (device "
+                  "tensors are not repacked)",
+                  ErrorCode::Unsupported);
+}
+
 TEST(AttentionEmu, ForwardOnTheEmulatedDevice) {
   // The generated CUDA C++ (tensor-core dot for bf16/f16), run thread by thread.
   checkForward(Problem{1, 33, 47, 2, 1, 32, true}, DType::BF16, runtime::Backend::Emu, 32);
