@@ -16,6 +16,8 @@
 #include <cmath>
 #include <cstring>
 #include <fmt/format.h>
+#include <functional>
+#include <set>
 
 namespace loom::ops {
 namespace {
@@ -57,6 +59,14 @@ RingProblem checkLocal(runtime::Communicator &comm, const Tensor4 &q, const Tens
                 fmt::format("ring attention: q and k must hold the same tokens per rank; q has "
                             "{}, k has {}",
                             q.shape[1], k.shape[1]));
+  if (q.shape[0] != k.shape[0] || q.shape[3] != k.shape[3])
+    throw Error(ErrorCode::InvalidArgument,
+                fmt::format("ring attention: q {} and k {} differ in batch or head_dim",
+                            shapeText(q), shapeText(k)));
+  if (k.shape[2] <= 0 || q.shape[2] % k.shape[2] != 0)
+    throw Error(ErrorCode::InvalidArgument,
+                fmt::format("ring attention: heads_q ({}) is not divisible by heads_kv ({})",
+                            q.shape[2], k.shape[2]));
   if (q.dtype != k.dtype || q.dtype != v.dtype)
     throw Error(ErrorCode::InvalidArgument,
                 fmt::format("ring attention: dtypes differ: q {}, k {}, v {}", dtypeName(q.dtype),
@@ -73,12 +83,15 @@ RingProblem checkLocal(runtime::Communicator &comm, const Tensor4 &q, const Tens
 /// Checks this rank's inputs, then agrees on metadata with the others. A
 /// rank whose own inputs are bad aborts the communicator, so its peers fail
 /// with PeerFailed (naming it and the reason) instead of timing out.
+/// `more` checks the pass's other arguments (outputs, LSE) in the same way.
 RingProblem checkRing(runtime::Communicator &comm, const Tensor4 &q, const Tensor4 &k,
-                      const Tensor4 &v, const RingAttentionOptions &options, const char *pass) {
+                      const Tensor4 &v, const RingAttentionOptions &options, const char *pass,
+                      const std::function<void()> &more) {
   RingProblem p;
   try {
     p = checkLocal(comm, q, k, v, options);
-  } catch (const Error &e) {
+    more();
+  } catch (const std::exception &e) {
     comm.abort(e.what());
     throw;
   }
@@ -239,26 +252,35 @@ struct RingPipeline {
     comm.sendRecv({send, bytes, next(), recv, bytes, prev()}, *transfer);
   }
 
-  /// Waits for both streams; on failure tells the peers (so they fail now
-  /// rather than at their timeout) and rethrows.
-  void finish() {
+  /// Submits the schedule, then waits for both streams. On any failure:
+  /// tells the peers (so they fail now rather than at their timeout), lets
+  /// the streams drain (queued work refers to the caller's locals, which
+  /// must outlive it), and rethrows.
+  template <typename F> void run(F schedule) {
     // No deadline of its own: compute may legitimately take long, and every
     // communication wait already has the communicator's deadline, so a dead
     // or stalled peer surfaces here as the transfer's CommTimeout.
     constexpr auto unbounded = std::chrono::hours(24 * 365);
     try {
+      schedule();
       compute->synchronize(unbounded);
       transfer->synchronize(unbounded);
-    } catch (const Error &e) {
+    } catch (const std::exception &e) {
       comm.abort(e.what());
+      for (Stream *s : {compute.get(), transfer.get()})
+        try {
+          s->synchronize(unbounded);
+        } catch (...) {
+          // The first error is the one rethrown.
+        }
       throw;
     }
   }
 
-  void report(RingStats *stats, size_t workspace, size_t shards) const {
+  void report(RingStats *stats, const char *pass, size_t workspace, size_t shards) const {
     if (!stats)
       return;
-    stats->rank = comm.rank(), stats->world = comm.size();
+    stats->rank = comm.rank(), stats->world = comm.size(), stats->pass = pass;
     stats->workspaceBytes = workspace, stats->shardBytes = shards;
     stats->steps.clear();
     stats->overlappedMs = stats->overlapBoundMs = 0;
@@ -283,27 +305,18 @@ struct RingPipeline {
   }
 };
 
-/// Runs `body` and aborts the communicator when it throws, so peers blocked
-/// on this rank fail fast with PeerFailed.
-template <typename F> void abortOnError(runtime::Communicator &comm, F body) {
-  try {
-    body();
-  } catch (const Error &e) {
-    comm.abort(e.what());
-    throw;
-  }
-}
 } // namespace
 
 void ringAttentionForward(runtime::Communicator &comm, const Tensor4 &q, const Tensor4 &k,
                           const Tensor4 &v, const Tensor4 &out, float *lse,
                           const RingAttentionOptions &options, RingStats *stats) {
-  RingProblem p = checkRing(comm, q, k, v, options, "forward");
-  if (!out.data || out.shape != q.shape || out.dtype != q.dtype)
-    throw Error(ErrorCode::InvalidArgument,
-                fmt::format("ring attention: out {} {} must have q's shape {} and dtype {}",
-                            shapeText(out), dtypeName(out.dtype), shapeText(q),
-                            dtypeName(q.dtype)));
+  RingProblem p = checkRing(comm, q, k, v, options, "forward", [&] {
+    if (!out.data || out.shape != q.shape || out.dtype != q.dtype)
+      throw Error(ErrorCode::InvalidArgument,
+                  fmt::format("ring attention: out {} {} must have q's shape {} and dtype {}",
+                              shapeText(out), dtypeName(out.dtype), shapeText(q),
+                              dtypeName(q.dtype)));
+  });
   size_t es = dtypeSize(p.dtype);
   size_t rows = size_t(p.B * p.Hq * p.localS);
   KvSlots kv(p, k, v);
@@ -335,7 +348,7 @@ void ringAttentionForward(runtime::Communicator &comm, const Tensor4 &q, const T
     ring.steps[size_t(step)].launches = launches;
   };
 
-  abortOnError(comm, [&] {
+  ring.run([&] {
     for (int s = 0; s < p.world; ++s) {
       auto &ev = ring.steps[size_t(s)];
       ev.sourceRank = (p.rank - s + p.world) % p.world;
@@ -355,14 +368,13 @@ void ringAttentionForward(runtime::Communicator &comm, const Tensor4 &q, const T
       ev.computeEnd = ring.compute->record();
     }
   });
-  ring.finish();
 
   storeConverted(accOut.data(), {p.Hq * p.localS * p.D, p.D, p.localS * p.D}, out);
   if (lse)
     std::memcpy(lse, accLse.data(), rows * sizeof(float));
   size_t workspace = 2 * kv.bytes + 2 * (accOut.size() + accLse.size()) * sizeof(float);
   size_t shards = (2 * size_t(p.B * p.localS * p.Hq * p.D) + 2 * kv.elems) * es + rows * 4;
-  ring.report(stats, workspace, shards);
+  ring.report(stats, "forward", workspace, shards);
 }
 
 void ringAttentionBackward(runtime::Communicator &comm, const Tensor4 &q, const Tensor4 &k,
@@ -370,23 +382,24 @@ void ringAttentionBackward(runtime::Communicator &comm, const Tensor4 &q, const 
                            const Tensor4 &dOut, const Tensor4 &dq, const Tensor4 &dk,
                            const Tensor4 &dv, const RingAttentionOptions &options,
                            RingStats *stats) {
-  RingProblem p = checkRing(comm, q, k, v, options, "backward");
-  auto requireLike = [&](const Tensor4 &t, const Tensor4 &like, const char *name,
-                         const char *likeName) {
-    if (!t.data || t.shape != like.shape || t.dtype != like.dtype)
-      throw Error(ErrorCode::InvalidArgument,
-                  fmt::format("ring attention backward: {} {} {} must have {}'s shape {} and "
-                              "dtype {}",
-                              name, shapeText(t), dtypeName(t.dtype), likeName, shapeText(like),
-                              dtypeName(like.dtype)));
-  };
-  requireLike(out, q, "out", "q");
-  requireLike(dOut, q, "dout", "q");
-  requireLike(dq, q, "dq", "q");
-  requireLike(dk, k, "dk", "k");
-  requireLike(dv, v, "dv", "v");
-  if (!lse)
-    throw Error(ErrorCode::InvalidArgument, "ring attention backward: lse is a null pointer");
+  RingProblem p = checkRing(comm, q, k, v, options, "backward", [&] {
+    auto requireLike = [&](const Tensor4 &t, const Tensor4 &like, const char *name,
+                           const char *likeName) {
+      if (!t.data || t.shape != like.shape || t.dtype != like.dtype)
+        throw Error(ErrorCode::InvalidArgument,
+                    fmt::format("ring attention backward: {} {} {} must have {}'s shape {} and "
+                                "dtype {}",
+                                name, shapeText(t), dtypeName(t.dtype), likeName, shapeText(like),
+                                dtypeName(like.dtype)));
+    };
+    requireLike(out, q, "out", "q");
+    requireLike(dOut, q, "dout", "q");
+    requireLike(dq, q, "dq", "q");
+    requireLike(dk, k, "dk", "k");
+    requireLike(dv, v, "dv", "v");
+    if (!lse)
+      throw Error(ErrorCode::InvalidArgument, "ring attention backward: lse is a null pointer");
+  });
   size_t es = dtypeSize(p.dtype);
   KvSlots kv(p, k, v);
   size_t kvElems = kv.elems, gradBytes = 2 * kvElems * sizeof(float);
@@ -443,7 +456,7 @@ void ringAttentionBackward(runtime::Communicator &comm, const Tensor4 &q, const 
         g[i] += stepGrad[i];
   };
 
-  abortOnError(comm, [&] {
+  ring.run([&] {
     EventPtr gradArrived;
     for (int s = 0; s < p.world; ++s) {
       auto &ev = ring.steps[size_t(s)];
@@ -477,7 +490,6 @@ void ringAttentionBackward(runtime::Communicator &comm, const Tensor4 &q, const 
       ring.shift(grads[(p.world - 1) % 2].data(), grads[p.world % 2].data(), gradBytes);
     }
   });
-  ring.finish();
 
   const std::vector<float> &home = grads[p.world > 1 ? p.world % 2 : 0];
   std::array<int64_t, 3> kvStrides{p.localS * p.Hkv * p.D, p.Hkv * p.D, p.D};
@@ -486,7 +498,7 @@ void ringAttentionBackward(runtime::Communicator &comm, const Tensor4 &q, const 
   storeConverted(dqAcc.data(), {p.localS * p.Hq * p.D, p.Hq * p.D, p.D}, dq);
   size_t workspace = 2 * kv.bytes + 3 * gradBytes + dqAcc.size() * sizeof(float);
   size_t shards = (6 * size_t(p.B * p.localS * p.Hq * p.D) + 4 * kvElems) * es;
-  ring.report(stats, workspace, shards);
+  ring.report(stats, "backward", workspace, shards);
 }
 
 std::string ringTimelineJson(const std::vector<RingStats> &ranks) {
@@ -504,19 +516,28 @@ std::string ringTimelineJson(const std::vector<RingStats> &ranks) {
                         (end - start) * 1000.0, args);
     first = false;
   };
+  // Tracks: per pass a compute and a transfer thread; one process per rank.
+  std::set<int> named;
   for (const RingStats &r : ranks) {
-    json += fmt::format("{}\n  {{\"name\": \"process_name\", \"ph\": \"M\", \"pid\": {}, "
-                        "\"args\": {{\"name\": \"rank {}\"}}}}",
-                        first ? "" : ",", r.rank, r.rank);
-    first = false;
+    int base = r.pass == "backward" ? 2 : 0;
+    auto meta = [&](const char *kind, int tid, const std::string &name) {
+      json += fmt::format("{}\n  {{\"name\": \"{}\", \"ph\": \"M\", \"pid\": {}, \"tid\": {}, "
+                          "\"args\": {{\"name\": \"{}\"}}}}",
+                          first ? "" : ",", kind, r.rank, tid, name);
+      first = false;
+    };
+    if (named.insert(r.rank).second)
+      meta("process_name", 0, fmt::format("rank {}", r.rank));
+    meta("thread_name", base, r.pass + " compute");
+    meta("thread_name", base + 1, r.pass + " transfer");
     for (const RingStepTiming &t : r.steps) {
       std::string args = fmt::format("\"step\": {}, \"source_rank\": {}, \"launches\": {}",
                                      t.step, t.sourceRank, t.launches);
-      event(r.rank, 0, fmt::format("compute step {}", t.step), t.computeStart, t.computeEnd,
-            args);
+      event(r.rank, base, fmt::format("{} compute step {}", r.pass, t.step), t.computeStart,
+            t.computeEnd, args);
       if (t.hasTransfer)
-        event(r.rank, 1, fmt::format("transfer step {}", t.step), t.transferStart, t.transferEnd,
-              args);
+        event(r.rank, base + 1, fmt::format("{} transfer step {}", r.pass, t.step),
+              t.transferStart, t.transferEnd, args);
     }
   }
   return json + "\n]}\n";

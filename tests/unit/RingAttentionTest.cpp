@@ -318,8 +318,8 @@ TEST(RingAttentionOverlap, NextTransferRunsWhileThisStepComputes) {
     EXPECT_FALSE(s.steps[1].hasTransfer) << "the last step sends nothing";
   }
   std::string json = ringTimelineJson(stats);
-  EXPECT_NE(json.find("\"transfer step 0\""), std::string::npos);
-  EXPECT_NE(json.find("\"compute step 1\""), std::string::npos);
+  EXPECT_NE(json.find("\"forward transfer step 0\""), std::string::npos);
+  EXPECT_NE(json.find("\"forward compute step 1\""), std::string::npos);
 }
 
 TEST(RingAttentionSkipping, CausalStepsWithNothingVisibleLaunchNothing) {
@@ -472,6 +472,42 @@ TEST(RingAttentionErrors, BadInputsNameTheValue) {
   });
   expectAllFail(errors, ErrorCode::Unsupported, "cuda backend is not supported yet",
                 [](int) { return true; });
+}
+
+TEST(RingAttentionErrors, KAndQMustAgreeInBatchAndHeadDim) {
+  std::vector<float> q(2 * 16 * 32, 0.5f), o(q.size()), k(2 * 16 * 64, 0.5f);
+  Tensor4 qt = Tensor4::contiguous(q.data(), DType::F32, {1, 16, 2, 32});
+  Tensor4 kt = Tensor4::contiguous(k.data(), DType::F32, {1, 16, 2, 64});
+  auto errors = onRanks(1, milliseconds(1000), [&](runtime::Communicator &comm, int) {
+    RingAttentionOptions options;
+    options.attention.backend = runtime::Backend::Cpu;
+    ringAttentionForward(comm, qt, kt, kt, Tensor4::contiguous(o.data(), DType::F32, qt.shape),
+                         nullptr, options);
+  });
+  expectAllFail(errors, ErrorCode::InvalidArgument,
+                "ring attention: q (1, 16, 2, 32) and k (1, 16, 2, 64) differ in batch or "
+                "head_dim",
+                [](int) { return true; });
+}
+
+TEST(RingAttentionFaults, RankWithBadOutputFailsItsPeersAtOnce) {
+  // The output check runs before the metadata exchange, like the inputs':
+  // the peers learn of rank 2's bad `out` at once.
+  auto start = std::chrono::steady_clock::now();
+  auto errors = onRanks(3, milliseconds(20000), [](runtime::Communicator &comm, int r) {
+    std::vector<float> q(2 * 16 * 32, 0.5f), o(q.size());
+    Tensor4 t = Tensor4::contiguous(q.data(), DType::F32, {1, 16, 2, 32});
+    Tensor4 out = Tensor4::contiguous(o.data(), DType::F32, t.shape);
+    if (r == 2)
+      out.shape[2] = 1;
+    RingAttentionOptions options;
+    options.attention.backend = runtime::Backend::Cpu;
+    ringAttentionForward(comm, t, t, t, out, nullptr, options);
+  });
+  double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  expectAllFail(errors, ErrorCode::InvalidArgument, "must have q's shape", [](int r) { return r == 2; });
+  expectAllFail(errors, ErrorCode::PeerFailed, "rank 2", [](int r) { return r != 2; });
+  EXPECT_LT(seconds, 5.0);
 }
 
 TEST(RingLayouts, ShardsPartitionTheSequence) {

@@ -219,7 +219,7 @@ void runRank(runtime::Communicator &comm, RingRun run) {
     }
     for (int pass = 0; pass < 2; ++pass) {
       ops::RingStats s;
-      s.rank = src, s.world = run.world;
+      s.rank = src, s.world = run.world, s.pass = pass ? "backward" : "forward";
       std::vector<double> f = u.doubles();
       for (size_t i = 0; i + 8 <= f.size(); i += 8)
         s.steps.push_back({int(f[i]), int(f[i + 1]), int(f[i + 2]), f[i + 3],
@@ -281,6 +281,17 @@ void runRank(runtime::Communicator &comm, RingRun run) {
                 run.timeline->c_str());
   }
 }
+
+/// runRank, telling the other ranks when this one fails (so none waits for
+/// it until the timeout).
+void runRankOrAbort(runtime::Communicator &comm, const RingRun &run) {
+  try {
+    runRank(comm, run);
+  } catch (const std::exception &e) {
+    comm.abort(e.what());
+    throw;
+  }
+}
 } // namespace
 
 int runRing(int argc, char **argv) {
@@ -314,7 +325,7 @@ int runRing(int argc, char **argv) {
       invalid(fmt::format("--world {} but mpirun started {} ranks", *world,
                           comm->size()));
     run.world = comm->size();
-    runRank(*comm, run);
+    runRankOrAbort(*comm, run);
     return 0;
   }
   if (run.transport != "inproc")
@@ -324,7 +335,7 @@ int runRing(int argc, char **argv) {
   // Rank 0's error is the cause when it has one; the others then report
   // that rank 0 failed.
   runtime::rethrowFirstError(runtime::runInProcessRanks(
-      run.world, [&](runtime::Communicator &comm) { runRank(comm, run); },
+      run.world, [&](runtime::Communicator &comm) { runRankOrAbort(comm, run); },
       run.timeout));
   return 0;
 }

@@ -26,7 +26,9 @@
 // variant, layout, scale, world size) and all fail together naming what
 // differs. A rank that dies, stalls or skips a step makes every other rank
 // fail with loom::Error(CommTimeout or PeerFailed) within the communicator's
-// timeout, never a hang.
+// timeout, never a hang. A transfer's deadline also covers waiting for the
+// peer to finish its previous step, so the timeout must exceed the largest
+// per-step compute imbalance between neighbours (60 s by default).
 //
 //===----------------------------------------------------------------------===//
 #ifndef LOOM_OPS_RINGATTENTION_H
@@ -93,6 +95,7 @@ struct RingStepTiming {
 
 struct RingStats {
   int rank = 0, world = 1;
+  std::string pass = "forward"; ///< "forward" or "backward"
   std::vector<RingStepTiming> steps;
   /// Bytes of the ring's own buffers on this rank (K/V double buffers,
   /// f32 accumulators and partials), and of the local input/output shards.
@@ -121,7 +124,7 @@ void ringAttentionBackward(runtime::Communicator &comm, const Tensor4 &q, const 
                            RingStats *stats = nullptr);
 
 /// Chrome trace format (chrome://tracing, Perfetto) of every rank's steps:
-/// one process per rank, a compute and a transfer track.
+/// one process per rank, a compute and a transfer track per pass.
 std::string ringTimelineJson(const std::vector<RingStats> &ranks);
 
 } // namespace loom::ops
