@@ -208,6 +208,14 @@ INSTANTIATE_TEST_SUITE_P(
              std::string(dtypeName(std::get<1>(info.param)));
     });
 
+TEST(AttentionCpu, LongOddSequences) {
+  // The long odd lengths, once each (the float64 reference is
+  // quadratic): 1023 x 1025 both ways, forward and backward, and 3816.
+  checkForward(Problem{1, 1023, 1025, 2, 1, 64, true}, DType::BF16, runtime::Backend::Cpu);
+  checkBackward(Problem{1, 1025, 1023, 2, 1, 64, true}, DType::F32, runtime::Backend::Cpu);
+  checkForward(Problem{1, 3816, 3816, 1, 1, 64, true}, DType::F32, runtime::Backend::Cpu);
+}
+
 TEST(AttentionCpu, FullyMaskedRowsAreZeroWithMinusInfinityLse) {
   // Causal with seqlen_q > seqlen_k: the first seqlen_q - seqlen_k rows see nothing.
   const int64_t sq = 40, sk = 8, d = 32;
