@@ -79,6 +79,8 @@ std::vector<Trial> runShare(const Tunable &t, const std::vector<Config> &configs
     }
     if (tr.status == TrialStatus::Skipped && t.cost)
       tr.cost = t.cost(tr.config);
+    if (tr.status != TrialStatus::Skipped && o.onTrial)
+      o.onTrial(tr);
     mine.push_back(std::move(tr));
   }
   std::vector<Trial *> order;
@@ -97,6 +99,8 @@ std::vector<Trial> runShare(const Tunable &t, const std::vector<Config> &configs
     Trial &tr = *order[k];
     if (o.maxTimed && k >= o.maxTimed) {
       tr.reason = fmt::format("cost rank {} > --max-timed {}", k + 1, o.maxTimed);
+      if (o.onTrial)
+        o.onTrial(tr);
       continue;
     }
     try {
@@ -126,6 +130,8 @@ std::vector<Trial> runShare(const Tunable &t, const std::vector<Config> &configs
       tr.status = TrialStatus::Failed;
       tr.reason = e.what();
     }
+    if (o.onTrial)
+      o.onTrial(tr);
   }
   return mine;
 }

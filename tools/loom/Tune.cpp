@@ -107,6 +107,16 @@ int runTune(int argc, char **argv) {
     o.arch = autotune::currentDeviceKey(p.backend).arch;
   if (!o.arch.empty())
     autotune::archLimits(o.arch); // a clear error for an unknown arch, before any work
+  // Tuning can take minutes (NVRTC per config when pruning): one line per
+  // config on stderr as soon as it is decided.
+  o.onTrial = [](const autotune::Trial &t) {
+    std::string what = t.status == autotune::TrialStatus::Timed
+                           ? fmt::format("{:.3f} ms", t.medianMs)
+                           : fmt::format("{}{}{}", autotune::trialStatusName(t.status),
+                                         t.reason.empty() ? "" : ": ", t.reason);
+    std::fprintf(stderr, "loom tune: #%zu %s (rank %d): %s\n", t.index,
+                 autotune::configString(t.config).c_str(), t.rank, what.c_str());
+  };
   int world = int(parseInt(opts.get("world").value_or("1"), "--world"));
   if (world < 1 || world > 256)
     invalid(fmt::format("--world must be in [1, 256], got {}", world));
@@ -123,23 +133,10 @@ int runTune(int argc, char **argv) {
   } else {
     // In-process ranks (threads): the configs are split over them and the
     // results exchanged, as ranks on separate nodes would.
-    auto comms = runtime::createInProcessCommunicators(world);
     std::vector<autotune::TuneResult> results(static_cast<size_t>(world));
-    std::vector<std::exception_ptr> errors(static_cast<size_t>(world));
-    std::vector<std::thread> threads;
-    for (int rank = 0; rank < world; ++rank)
-      threads.emplace_back([&, rank] {
-        try {
-          results[size_t(rank)] = ops::tuneAttention(p, o, comms[size_t(rank)].get());
-        } catch (...) {
-          errors[size_t(rank)] = std::current_exception();
-        }
-      });
-    for (std::thread &t : threads)
-      t.join();
-    for (auto &e : errors)
-      if (e)
-        std::rethrow_exception(e);
+    runtime::rethrowFirstError(runtime::runInProcessRanks(world, [&](runtime::Communicator &c) {
+      results[size_t(c.rank())] = ops::tuneAttention(p, o, &c);
+    }));
     r = results[0];
     for (int rank = 1; rank < world; ++rank)
       if (results[size_t(rank)].best != r.best)

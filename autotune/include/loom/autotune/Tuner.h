@@ -69,6 +69,8 @@ struct Tunable {
   std::string cacheKey() const { return kernel + "@" + shapeBucket; }
 };
 
+struct Trial;
+
 struct TuneOptions {
   int warmup = 1;
   int repetitions = 7;
@@ -81,6 +83,9 @@ struct TuneOptions {
   bool force = false;
   bool readCache = true;
   bool writeCache = true;
+  /// Called on the tuning thread as soon as a config's status is final
+  /// (progress reporting); optional.
+  std::function<void(const Trial &)> onTrial;
 };
 
 enum class TrialStatus { Invalid, Pruned, Skipped, Failed, WrongOutput, Timed };
