@@ -56,7 +56,7 @@ PassSummary summarize(const ops::RingStats &s) {
     if (t.hasTransfer)
       p.transferMs += t.transferEnd - t.transferStart, p.transfers += 1;
   }
-  p.overlappedMs = s.overlappedMs, p.overlapBoundMs = s.overlapBoundMs;
+  p.overlappedMs = s.overlappedMs(), p.overlapBoundMs = s.overlapBoundMs();
   if (!s.steps.empty())
     p.wallMs = std::max(s.steps.back().computeEnd, s.steps.back().transferEnd) -
                s.steps.front().computeStart;

@@ -133,9 +133,9 @@ std::string describeSteps(const char *pass, const ops::RingStats &s) {
     text += "\n";
   }
   std::snprintf(line, sizeof line, "    %s overlap: %.2f of %.2f ms hidden (%s)\n", pass,
-                s.overlappedMs, s.overlapBoundMs,
-                s.overlapBoundMs > 0
-                    ? (std::to_string(int(100 * s.overlappedMs / s.overlapBoundMs)) + "%").c_str()
+                s.overlappedMs(), s.overlapBoundMs(),
+                s.overlapBoundMs() > 0
+                    ? (std::to_string(int(100 * s.overlappedMs() / s.overlapBoundMs())) + "%").c_str()
                     : "no transfer");
   return text + line;
 }

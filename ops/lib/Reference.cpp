@@ -229,6 +229,13 @@ double maxAbs(const std::vector<double> &v) {
   return m;
 }
 
+double maxAbsError(const std::vector<float> &got, const std::vector<double> &want) {
+  double e = 0;
+  for (size_t i = 0; i < got.size(); ++i)
+    e = std::max(e, std::isnan(got[i]) ? INFINITY : std::fabs(got[i] - want[i]));
+  return e;
+}
+
 std::vector<double> absolute(const std::vector<double> &v) {
   std::vector<double> out(v.size());
   for (size_t i = 0; i < v.size(); ++i)

@@ -283,7 +283,6 @@ struct RingPipeline {
     stats->rank = comm.rank(), stats->world = comm.size(), stats->pass = pass;
     stats->workspaceBytes = workspace, stats->shardBytes = shards;
     stats->steps.clear();
-    stats->overlappedMs = stats->overlapBoundMs = 0;
     for (size_t s = 0; s < steps.size(); ++s) {
       const StepEvents &e = steps[s];
       RingStepTiming t;
@@ -294,11 +293,6 @@ struct RingPipeline {
         t.hasTransfer = true;
         t.transferStart = e.transferStart->completedAtMs();
         t.transferEnd = e.transferEnd->completedAtMs();
-        double overlap = std::min(t.computeEnd, t.transferEnd) -
-                         std::max(t.computeStart, t.transferStart);
-        stats->overlappedMs += std::max(overlap, 0.0);
-        stats->overlapBoundMs +=
-            std::min(t.computeEnd - t.computeStart, t.transferEnd - t.transferStart);
       }
       stats->steps.push_back(t);
     }
@@ -499,6 +493,23 @@ void ringAttentionBackward(runtime::Communicator &comm, const Tensor4 &q, const 
   size_t workspace = 2 * kv.bytes + 3 * gradBytes + dqAcc.size() * sizeof(float);
   size_t shards = (6 * size_t(p.B * p.localS * p.Hq * p.D) + 4 * kvElems) * es;
   ring.report(stats, "backward", workspace, shards);
+}
+
+double RingStats::overlappedMs() const {
+  double sum = 0;
+  for (const RingStepTiming &t : steps)
+    if (t.hasTransfer)
+      sum += std::max(0.0, std::min(t.computeEnd, t.transferEnd) -
+                               std::max(t.computeStart, t.transferStart));
+  return sum;
+}
+
+double RingStats::overlapBoundMs() const {
+  double sum = 0;
+  for (const RingStepTiming &t : steps)
+    if (t.hasTransfer)
+      sum += std::min(t.computeEnd - t.computeStart, t.transferEnd - t.transferStart);
+  return sum;
 }
 
 std::string ringTimelineJson(const std::vector<RingStats> &ranks) {

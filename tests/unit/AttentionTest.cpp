@@ -67,12 +67,7 @@ struct Output {
 
 using ref::maxAbs;
 
-double maxAbsError(const std::vector<float> &got, const std::vector<double> &want) {
-  double e = 0;
-  for (size_t i = 0; i < got.size(); ++i)
-    e = std::max(e, std::isnan(got[i]) ? INFINITY : std::fabs(got[i] - want[i]));
-  return e;
-}
+using ref::maxAbsError;
 
 /// Runs attention forward and checks O and LSE against float64 with the
 /// FlashAttention rule for f16/bf16 (error <= 2x a naive same-precision

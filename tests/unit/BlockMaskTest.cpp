@@ -135,12 +135,7 @@ struct Problem {
   }
 };
 
-double maxAbsError(const std::vector<float> &got, const std::vector<double> &want) {
-  double e = 0;
-  for (size_t i = 0; i < got.size(); ++i)
-    e = std::max(e, std::isnan(got[i]) ? INFINITY : std::fabs(got[i] - want[i]));
-  return e;
-}
+using ref::maxAbsError;
 
 /// f32: normwise relative error < 1e-4; bf16: at most twice a naive bf16
 /// attention's error + 1e-3 (the rules of AttentionTest).

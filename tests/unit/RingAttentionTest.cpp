@@ -127,12 +127,7 @@ VariantSetup variantFor(const Case &c) {
   return s;
 }
 
-double maxAbsError(const std::vector<float> &got, const std::vector<double> &want) {
-  double e = 0;
-  for (size_t i = 0; i < got.size(); ++i)
-    e = std::max(e, std::isnan(got[i]) ? INFINITY : std::fabs(got[i] - want[i]));
-  return e;
-}
+using ref::maxAbsError;
 
 /// f32: normwise relative error < 1e-4; f16/bf16: at most twice the error
 /// of a naive attention in that precision plus a small floor.

@@ -251,15 +251,7 @@ void runRank(runtime::Communicator &comm, RingRun run) {
       double total = s.steps.empty() ? 0
                                      : s.steps.back().computeEnd -
                                            s.steps.front().computeStart;
-      double overlapped = 0, bound = 0;
-      for (const ops::RingStepTiming &t : s.steps)
-        if (t.hasTransfer) {
-          overlapped +=
-              std::max(0.0, std::min(t.computeEnd, t.transferEnd) -
-                                std::max(t.computeStart, t.transferStart));
-          bound += std::min(t.computeEnd - t.computeStart,
-                            t.transferEnd - t.transferStart);
-        }
+      double overlapped = s.overlappedMs(), bound = s.overlapBoundMs();
       std::printf("%-5d %-8s %12.1f %14.1f %10.2f %10s\n", s.rank,
                   pass ? "backward" : "forward", double(s.shardBytes) / 1024,
                   double(s.workspaceBytes) / 1024, total,

@@ -52,14 +52,7 @@ std::vector<float> toFloat(const std::vector<uint16_t> &bits) {
   return f;
 }
 
-double maxAbsError(const std::vector<float> &got,
-                   const std::vector<double> &want) {
-  double e = 0;
-  for (size_t i = 0; i < got.size(); ++i)
-    e = std::max(e,
-                 std::isnan(got[i]) ? INFINITY : std::fabs(got[i] - want[i]));
-  return e;
-}
+using ref::maxAbsError;
 
 struct Whole {
   std::vector<uint16_t> o, dq, dk, dv;
@@ -149,7 +142,7 @@ void printSteps(const char *pass, const std::vector<ops::RingStats> &stats) {
   }
   double hidden = 0, bound = 0;
   for (const ops::RingStats &r : stats)
-    hidden += r.overlappedMs, bound += r.overlapBoundMs;
+    hidden += r.overlappedMs(), bound += r.overlapBoundMs();
   std::printf(
       "    overlap efficiency (transfer time hidden behind compute): %.0f%%\n",
       bound > 0 ? 100 * hidden / bound : 100.0);

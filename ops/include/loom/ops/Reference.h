@@ -84,6 +84,8 @@ std::vector<double> toDouble(const std::vector<float> &v);
 std::vector<double> absolute(const std::vector<double> &v);
 /// max |x| over the finite elements.
 double maxAbs(const std::vector<double> &v);
+/// max |got - want|; infinite when `got` has a NaN (so NaN never passes).
+double maxAbsError(const std::vector<float> &got, const std::vector<double> &want);
 /// Rounds each element through f16 or bf16 (round to nearest even).
 std::vector<float> roundToF16(const std::vector<float> &v);
 std::vector<float> roundToBf16(const std::vector<float> &v);

@@ -102,8 +102,9 @@ struct RingStats {
   size_t workspaceBytes = 0, shardBytes = 0;
   /// Sum over steps of the time a transfer ran while the same step's
   /// compute ran, and of min(transfer, compute): their ratio is the
-  /// overlap efficiency (1 = transfers fully hidden).
-  double overlappedMs = 0, overlapBoundMs = 0;
+  /// overlap efficiency (1 = transfers fully hidden). Derived from steps.
+  double overlappedMs() const;
+  double overlapBoundMs() const;
 };
 
 /// Ring attention forward on this rank's shards: q (batch, seqlen / P,
