@@ -10,6 +10,7 @@
 #include "loom/Dialect/Loom/IR/Loom.h"
 #include "loom/Support/Error.h"
 
+#include <array>
 #include <chrono>
 #include <cstring>
 #include <fmt/format.h>
@@ -115,7 +116,12 @@ void CpuCompiledKernel::run(const Grid &grid, std::span<const Arg> args) const {
   for (size_t i = 0; i < args.size(); ++i) {
     const Arg &arg = args[i];
     if (signature_[i].isPointer) {
-      uint64_t p = reinterpret_cast<uint64_t>(arg.data());
+      // Masked loads read element 0 where the mask is false (branch-free,
+      // see MemoryToLinalg.cpp), so an empty buffer is given a readable
+      // zeroed element; its size stays 0.
+      static const std::array<uint64_t, 2> kReadableElement = {0, 0};
+      const void *data = arg.numElements() == 0 ? kReadableElement.data() : arg.data();
+      uint64_t p = reinterpret_cast<uint64_t>(data);
       templateSlots[s++] = p;
       templateSlots[s++] = p;
       templateSlots[s++] = 0;

@@ -144,7 +144,11 @@ void checkBackward(const Problem &p, DType dtype, runtime::Backend backend, int6
                    const std::vector<double> *refLow) {
     std::vector<float> g = got.values(dtype);
     if (dtype == DType::F32) {
-      auto e = ref::compare(g, ref64, std::max(maxAbs(ref64), 1e-3));
+      // The floor: with one visible key per row (seqlen_k = 1) dP equals
+      // delta exactly, the true dQ/dK are 0, and f32 gets them as a
+      // difference of O(1) terms rounded differently (FMA in the dot,
+      // rounded products in delta): ~1e-7 absolute, the best f32 can do.
+      auto e = ref::compare(g, ref64, std::max(maxAbs(ref64), 2e-3));
       EXPECT_TRUE(ref::withinRelative(e, 1e-4)) << name << ": " << ref::format(e);
       return;
     }

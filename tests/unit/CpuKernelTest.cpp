@@ -148,3 +148,80 @@ INSTANTIATE_TEST_SUITE_P(
                                          std::array<int64_t, 3>{64, 33, 1025},
                                          std::array<int64_t, 3>{1000, 17, 97}),
                        ::testing::Values(DType::F32, DType::F16, DType::BF16)));
+
+// Block shapes that are not multiples of the dot micro-kernel's rows and
+// lanes (loom-vectorize-dot): row remainders, halving column widths, K = 1.
+class MatmulOddBlocks
+    : public ::testing::TestWithParam<std::tuple<std::array<int64_t, 3>, DType>> {};
+
+TEST_P(MatmulOddBlocks, MatchesFloat64) {
+  auto [blocks, dtype] = GetParam();
+  auto [bm, bn, bk] = blocks;
+  const int64_t m = 45, n = 61, kk = 37;
+  auto a = makeInput(m * kk, dtype, -1, 1), b = makeInput(kk * n, dtype, -1, 1);
+  std::vector<float> c(m * n, ref::poison());
+  auto k = compile(ops::matmulKernel(dtype),
+                   {.constants = {{"BLOCK_M", bm}, {"BLOCK_N", bn}, {"BLOCK_K", bk}}});
+  k->launch(Grid(uint32_t((m + bm - 1) / bm), uint32_t((n + bn - 1) / bn)),
+            {a.arg(dtype), b.arg(dtype), Arg::buffer(c), Arg::i32(m), Arg::i32(n), Arg::i32(kk),
+             Arg::i32(kk), Arg::i32(n), Arg::i32(n)});
+  auto da = ref::toDouble(a.seen), db = ref::toDouble(b.seen);
+  auto want = ref::matmul(da, db, m, n, kk);
+  auto scale = ref::matmul(ref::absolute(da), ref::absolute(db), m, n, kk);
+  auto e = ref::compareScaled(c, want, scale);
+  EXPECT_TRUE(ref::withinRelative(e, 1e-5)) << ref::format(e);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Remainders, MatmulOddBlocks,
+    ::testing::Combine(::testing::Values(std::array<int64_t, 3>{5, 13, 3},
+                                         std::array<int64_t, 3>{1, 47, 1},
+                                         std::array<int64_t, 3>{7, 31, 8},
+                                         std::array<int64_t, 3>{9, 64, 5}),
+                       ::testing::Values(DType::F32, DType::BF16)));
+
+// exp2 on the CPU is an inline polynomial (loom-approximate-math), not libm:
+// check its accuracy over the whole f32 range and its special values.
+TEST(Exp2, PolynomialMatchesLibmAndSpecialValues) {
+  dsl::Kernel kernel("exp2_values", [](dsl::KernelBuilder &kb) {
+    dsl::Value x = kb.pointer("x", DType::F32), y = kb.pointer("y", DType::F32);
+    dsl::Value n = kb.scalar("n", DType::I32);
+    int64_t block = kb.constant("BLOCK");
+    dsl::Value offs = dsl::program_id(0) * block + dsl::arange(0, block);
+    dsl::Value mask = offs < n;
+    dsl::store(y, offs, dsl::exp2(dsl::load(x, offs, mask)), mask);
+  });
+  std::vector<float> x = ref::randomVector(20000, -140.0f, 140.0f);
+  for (float v : ref::randomVector(20000, -2.0f, 2.0f))
+    x.push_back(v);
+  const float inf = std::numeric_limits<float>::infinity();
+  const std::vector<float> special = {-inf, inf, std::nanf(""), 0.0f, -0.0f, 1.0f, -1.0f,
+                                      0.5f, -125.0f, -125.5f, -126.0f, -149.0f, -200.0f,
+                                      127.0f, 127.49f, 127.5f, 127.99f, 128.0f, 300.0f};
+  x.insert(x.end(), special.begin(), special.end());
+  std::vector<float> y(x.size(), ref::poison());
+  const int64_t block = 256, n = static_cast<int64_t>(x.size());
+  auto k = compile(kernel, {.constants = {{"BLOCK", block}}, .backend = Backend::Cpu});
+  k->launch(Grid(uint32_t((n + block - 1) / block)),
+            {Arg::buffer(x), Arg::buffer(y), Arg::i32(static_cast<int32_t>(n))});
+  double worst = 0;
+  for (size_t i = 0; i < x.size(); ++i) {
+    double want = std::exp2(static_cast<double>(x[i]));
+    if (std::isnan(x[i])) {
+      EXPECT_TRUE(std::isnan(y[i])) << "exp2(NaN) = " << y[i];
+    } else if (x[i] >= 128.0f) {
+      EXPECT_EQ(y[i], inf) << "exp2(" << x[i] << ")";
+    } else if (x[i] < -125.0f) {
+      // Flushed below 2^-125, as ex2.approx.ftz does on the GPU.
+      EXPECT_GE(y[i], 0.0f) << "exp2(" << x[i] << ")";
+      EXPECT_LE(y[i], 2.4e-38f) << "exp2(" << x[i] << ")";
+    } else {
+      ASSERT_TRUE(std::isfinite(y[i])) << "exp2(" << x[i] << ") = " << y[i];
+      worst = std::max(worst, std::abs(y[i] - want) / want);
+    }
+  }
+  EXPECT_EQ(y[x.size() - special.size()], 0.0f) << "exp2(-inf) must be exactly 0";
+  EXPECT_EQ(y[x.size() - special.size() + 3], 1.0f) << "exp2(0) must be exactly 1";
+  // A few f32 ulps (2^-23 = 1.2e-7 relative per ulp).
+  EXPECT_LT(worst, 4e-7) << "worst relative error of exp2 vs float64";
+}

@@ -10,26 +10,44 @@
 #include "mlir/Pass/PassRegistry.h"
 #include "mlir/Transforms/Passes.h"
 
+#include "llvm/TargetParser/Host.h"
+
 #include <chrono>
 
 using namespace mlir;
 
 namespace loom::compiler {
+namespace {
+/// loom-vectorize-dot's block for this host: each row of C in two vector
+/// registers (lanes = 2x the f32 width) so one B row feeds two FMAs per A
+/// broadcast, and as many rows as leave registers for B and A: 6 rows (12
+/// accumulators) of the 32 AVX-512 registers, 4 rows (8) of 16 otherwise.
+std::string dotMicroKernelOptions() {
+  llvm::StringMap<bool> features = llvm::sys::getHostCPUFeatures();
+  auto has = [&](const char *f) { return features.lookup(f); };
+  if (has("avx512f"))
+    return "rows=6 lanes=32";
+  if (has("avx2") || has("avx"))
+    return "rows=4 lanes=16";
+  return "rows=4 lanes=8"; // SSE or NEON: 128-bit registers
+}
+} // namespace
+
 const std::vector<CpuStage> &cpuStages() {
   static const std::vector<CpuStage> stages = {
       {"linalg", "convert-loom-to-linalg,"
                  "func.func(convert-elementwise-to-linalg),canonicalize,cse,"
-                 "func.func(linalg-fuse-elementwise-ops),canonicalize"},
+                 "func.func(loom-fuse-elementwise),canonicalize"},
       {"bufferize", "one-shot-bufferize{"
                     "bufferize-function-boundaries=1 allow-return-allocs-from-loops=1 "
                     "function-boundary-type-conversion=identity-layout-map},"
                     "canonicalize,func.func(buffer-hoisting,buffer-loop-hoisting),"
                     "buffer-deallocation-pipeline"},
-      {"loops", "func.func(convert-linalg-to-loops),lower-affine,"
-                "canonicalize,cse"},
+      {"loops", "func.func(loom-vectorize-dot{" + dotMicroKernelOptions() +
+                    "},convert-linalg-to-loops),lower-affine,canonicalize,cse"},
       {"llvm", "expand-strided-metadata,convert-scf-to-cf,"
                "arith-expand{include-bf16=1 include-f8e8m0=0 include-f4e2m1=0},"
-               "func.func(convert-math-to-llvm),convert-math-to-libm,"
+               "func.func(loom-approximate-math),func.func(convert-math-to-llvm),convert-math-to-libm,"
                "convert-to-llvm,reconcile-unrealized-casts"},
   };
   return stages;

@@ -13,13 +13,17 @@
 // CHECK-SAME: %{{[^:]+}}: i32, %{{[^:]+}}: i32, %{{[^:]+}}: i32, %{{[^:]+}}: i32, %{{[^:]+}}: i32, %{{[^:]+}}: i32, %{{[^:]+}}: i32, %{{[^:]+}}: i32)
 // CHECK-SAME: loom.arg_names = ["x", "y", "n_cols", "row_stride", "pid0", "pid1", "pid2", "nprog0", "nprog1", "nprog2"]
 // CHECK-SAME: loom.kernel
-// Masked gather of the row.
-// CHECK: llvm.cond_br
+// Masked gather of the row: branch-free, a masked-off lane reads element 0.
+// CHECK: llvm.select %{{.*}}, %{{.*}}, %{{.*}} : i1, i64
 // CHECK: llvm.load %{{.*}} : !llvm.ptr -> f32
 // NaN-propagating max (arith.maximumf expanded).
 // CHECK: llvm.fcmp "ugt"
 // CHECK: llvm.fcmp "uno"
-// CHECK: llvm.intr.exp2(%{{.*}}) : (f32) -> f32
+// exp2 inlined as a polynomial (loom-approximate-math): no libm call.
+// CHECK-NOT: llvm.intr.exp2
+// CHECK: llvm.intr.roundeven
+// CHECK-COUNT-7: llvm.intr.fma
+// CHECK-NOT: llvm.intr.exp2
 // CHECK: llvm.fdiv %{{.*}}, %{{.*}} : f32
 // Masked store of the result.
 // CHECK: llvm.store %{{.*}}, %{{.*}} : f32, !llvm.ptr

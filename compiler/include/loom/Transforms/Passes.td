@@ -23,4 +23,96 @@ def LoomSpecialize : Pass<"loom-specialize", "::mlir::ModuleOp"> {
   let dependentDialects = ["::mlir::arith::ArithDialect"];
 }
 
+def LoomFuseElementwise : Pass<"loom-fuse-elementwise", "::mlir::func::FuncOp"> {
+  let summary = "fuse elementwise linalg producers into consumers that do "
+                "not recompute them";
+  let description = [{
+    Upstream `linalg-fuse-elementwise-ops` fuses a single-use elementwise
+    producer into any consumer, including one that reads it through a
+    broadcasting map. For a contraction that is a recomputation: a masked
+    load of A[i, k] fused into C[i, j] += A[i, k] * B[k, j] reruns the
+    address arithmetic, the mask and the load for every j, which on the CPU
+    made the attention kernels' dots 64x more expensive than their FLOPs.
+
+    This pass applies the same fusion and reshape-propagation patterns, but
+    only where the consumer reads the producer's result through a
+    permutation of its loops, so every producer element is still computed
+    exactly once. Broadcast operands (a 1-D row mask used by a 2-D tile, a
+    tile used by a dot) are materialized instead.
+
+    Example:
+    ```mlir
+    // before: %a = linalg.generic {maps [(i, k)], parallel x2} (masked load)
+    //         %c = linalg.generic {maps [(i,k,j)->(i,k), (k,j), (i,j)]} ins(%a, %b)
+    // after:  unchanged (the dot reads %a with a broadcast over j); an
+    //         elementwise consumer reading %a with (i, k) -> (i, k) absorbs it.
+    ```
+  }];
+  let dependentDialects = ["::mlir::linalg::LinalgDialect",
+                           "::mlir::tensor::TensorDialect"];
+}
+
+def LoomApproximateMath : Pass<"loom-approximate-math", "::mlir::func::FuncOp"> {
+  let summary = "replace f32 exp2 and tanh by inline polynomial approximations";
+  let description = [{
+    On the CPU, `math.exp2` otherwise lowers to a call of libm's scalar
+    `exp2f`, which the loop vectorizer cannot widen: in a flash attention
+    forward the softmax's exponentials then cost as much as both matrix
+    products. This pass rewrites f32 `exp2(x)` as 2^round(x) (built in the
+    exponent bits) times a degree-7 polynomial of the remainder (under one
+    ulp of truncation error), with -inf and x < -126 giving 0, x >= 128
+    giving +inf and NaN staying NaN, and f32 `tanh` by MLIR's polynomial
+    approximation. Both are arith ops only, so they vectorize like any other
+    arithmetic. The GPU lowering keeps `ex2.approx` and is unaffected.
+
+    Example:
+    ```mlir
+    %y = math.exp2 %x : f32
+    // becomes math.roundeven, math.fma (x7), arith.bitcast and selects;
+    // no math.exp2 remains and no call to exp2f is emitted.
+    ```
+  }];
+  let dependentDialects = ["::mlir::arith::ArithDialect",
+                           "::mlir::math::MathDialect",
+                           "::mlir::vector::VectorDialect"];
+}
+
+def LoomVectorizeDot : Pass<"loom-vectorize-dot", "::mlir::func::FuncOp"> {
+  let summary = "register-blocked vector code for bufferized loom.dot contractions";
+  let description = [{
+    `loom.dot` reaches the CPU pipeline as a `linalg.generic` computing
+    C[i, j] += A[i, k] * B[k, j] on statically shaped memrefs. Lowered to
+    plain loops, every multiply-add loads and stores C, so even with the
+    loop vectorizer the dot runs at a fraction of the FMA units' rate. This
+    pass replaces each such generic by a register-blocked micro-kernel, as a
+    BLAS does: for each block of `rows` rows of C and `lanes` columns, the
+    rows x lanes accumulators are loaded into vectors once, the loop over k
+    broadcasts one A element per row and fuses it into each accumulator with
+    a vector FMA against one row of B, and the accumulators are stored once.
+    Column remainders use halved vector widths down to 1, row remainders
+    single rows. f16/bf16 operands are extended to f32 in registers.
+
+    Generics whose B or C rows are not contiguous (innermost stride != 1),
+    or whose body is not the dot's multiply-add, are left alone.
+
+    Example: `loom-opt --loom-vectorize-dot="rows=4 lanes=16"` turns a
+    64x64x64 f32 dot into an scf.for nest over (i step 4, j step 16) holding
+    four vector<16xf32> accumulators across an inner loop over k. The
+    loops carry `loop_annotation = #llvm.loop_annotation<unroll = <disable =
+    true>>`: LLVM would otherwise fully unroll the constant-trip k loop into
+    blocks so large that its instruction scheduler takes seconds.
+  }];
+  let options = [
+    Option<"rows", "rows", "int64_t", /*default=*/"4",
+           "rows of C held in registers at once">,
+    Option<"lanes", "lanes", "int64_t", /*default=*/"16",
+           "f32 lanes per accumulator vector (a power of two)">
+  ];
+  let dependentDialects = ["::mlir::arith::ArithDialect",
+                           "::mlir::LLVM::LLVMDialect",
+                           "::mlir::memref::MemRefDialect",
+                           "::mlir::scf::SCFDialect",
+                           "::mlir::vector::VectorDialect"];
+}
+
 #endif

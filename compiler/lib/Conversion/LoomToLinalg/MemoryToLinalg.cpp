@@ -1,9 +1,13 @@
 //===- MemoryToLinalg.cpp - masked loads and stores -----------------------===//
 //
 // Pointers arrive here already converted to memref<?xT>. A load becomes a
-// linalg.generic gather whose body reads only where the mask is true, so a
-// masked-off offset is never dereferenced; a store becomes a loop nest of
-// guarded memref.store (stores have no tensor result for linalg to produce).
+// linalg.generic gather. A masked-off lane reads element 0 instead of its
+// offset and then selects `other`: its offset is never dereferenced, and the
+// body has no branch, so the loop vectorizer turns it into (masked) vector
+// loads or gathers; a branch per element kept the loads scalar and made
+// them cost more than the tile's dot. The CPU runtime guarantees element 0
+// is readable (an empty buffer gets a zeroed stand-in). A store becomes a
+// loop nest of guarded memref.store (stores have no tensor result).
 //
 //===----------------------------------------------------------------------===//
 #include "loom/Conversion/Passes.h"
@@ -49,16 +53,11 @@ struct LoadToGather : OpConversionPattern<LoadOp> {
                                     : arith::ConstantOp::create(
                                           b, l, b.getZeroAttr(elemType))
                                           .getResult();
-          auto ifOp = scf::IfOp::create(
-              b, l, args[1],
-              [&](OpBuilder &tb, Location tl) {
-                scf::YieldOp::create(
-                    tb, tl, ValueRange{memref::LoadOp::create(tb, tl, memref, index)});
-              },
-              [&](OpBuilder &eb, Location el) {
-                scf::YieldOp::create(eb, el, fallback);
-              });
-          linalg::YieldOp::create(b, l, ifOp.getResults());
+          Value zero = arith::ConstantIndexOp::create(b, l, 0);
+          Value safeIndex = arith::SelectOp::create(b, l, args[1], index, zero);
+          Value loaded = memref::LoadOp::create(b, l, memref, safeIndex);
+          linalg::YieldOp::create(
+              b, l, ValueRange{arith::SelectOp::create(b, l, args[1], loaded, fallback)});
         });
     rewriter.replaceOp(op, generic.getResults());
     return success();

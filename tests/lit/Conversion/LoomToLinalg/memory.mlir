@@ -1,8 +1,9 @@
 // RUN: loom-opt %s --convert-loom-to-linalg | FileCheck %s
 
 // Pointers become memref<?xT>; loads become linalg.generic gathers that read
-// through memref.load (guarded by scf.if when masked); stores become loop
-// nests of (guarded) memref.store.
+// through memref.load (branch-free when masked: a masked-off lane reads
+// element 0 and selects its fallback); stores become loop nests of (guarded)
+// memref.store.
 
 // CHECK: #[[ID:.*]] = affine_map<(d0) -> (d0)>
 
@@ -17,27 +18,27 @@
 // CHECK: %[[I:.*]] = arith.index_cast %[[OFF]] : i32 to index
 // CHECK: %[[V:.*]] = memref.load %[[X]][%[[I]]] : memref<?xf32>
 // CHECK: linalg.yield %[[V]] : f32
-// Masked without `other`: masked-off lanes read nothing and yield 0.
+// Masked without `other`: masked-off lanes read element 0, never their
+// offset, and yield 0; no branch.
 // CHECK: linalg.generic
 // CHECK-SAME: ins(%[[O]], %[[M]] : tensor<128xi32>, tensor<128xi1>)
 // CHECK: ^bb0(%[[OFF:[^:]*]]: i32, %[[MB:[^:]*]]: i1, %{{[^:]+}}: f32):
+// CHECK-NOT: scf.if
 // CHECK: %[[I:.*]] = arith.index_cast %[[OFF]] : i32 to index
-// CHECK: %[[ZERO:.*]] = arith.constant 0.000000e+00 : f32
-// CHECK: %[[R:.*]] = scf.if %[[MB]] -> (f32) {
-// CHECK:   %[[L:.*]] = memref.load %[[X]][%[[I]]] : memref<?xf32>
-// CHECK:   scf.yield %[[L]] : f32
-// CHECK: } else {
-// CHECK:   scf.yield %[[ZERO]] : f32
-// CHECK: }
+// CHECK-DAG: %[[ZERO:.*]] = arith.constant 0.000000e+00 : f32
+// CHECK-DAG: %[[C0:.*]] = arith.constant 0 : index
+// CHECK: %[[SAFE:.*]] = arith.select %[[MB]], %[[I]], %[[C0]] : index
+// CHECK: %[[L:.*]] = memref.load %[[X]][%[[SAFE]]] : memref<?xf32>
+// CHECK: %[[R:.*]] = arith.select %[[MB]], %[[L]], %[[ZERO]] : f32
 // CHECK: linalg.yield %[[R]] : f32
 // Masked with `other`: masked-off lanes yield the `other` element.
 // CHECK: linalg.generic
 // CHECK-SAME: ins(%[[O]], %[[M]], %[[D]] : tensor<128xi32>, tensor<128xi1>, tensor<128xf32>)
 // CHECK: ^bb0(%{{[^:]+}}: i32, %[[MB:[^:]*]]: i1, %[[OTHER:[^:]*]]: f32, %{{[^:]+}}: f32):
-// CHECK: scf.if %[[MB]] -> (f32) {
-// CHECK:   memref.load %[[X]]
-// CHECK: } else {
-// CHECK:   scf.yield %[[OTHER]] : f32
+// CHECK-NOT: scf.if
+// CHECK: %[[SAFE:.*]] = arith.select %[[MB]]
+// CHECK: %[[L:.*]] = memref.load %[[X]][%[[SAFE]]]
+// CHECK: arith.select %[[MB]], %[[L]], %[[OTHER]] : f32
 // CHECK-NOT: loom.load
 // CHECK: return
 func.func @load(%x: !loom.ptr<f32>, %o: tensor<128xi32>, %m: tensor<128xi1>, %d: tensor<128xf32>)
