@@ -11,6 +11,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <fmt/format.h>
 #include <map>
 #include <mutex>
@@ -210,6 +211,23 @@ void copyTensorAsync(runtime::Stream &stream, const Tensor4 &src, const Tensor4 
                 fmt::format("copyTensorAsync: shape {} exceeds the copy kernel's grid (batch "
                             "<= 65535, seqlen x heads and dim < 2^31)",
                             shapeText(src.shape)));
+  if (src.dtype == dst.dtype && stream.backend() == runtime::Backend::Cpu) {
+    // The CPU backend's f16/bf16 loads and stores flush subnormals (LLVM
+    // promotes them through f32), so a same-type copy there is a memcpy
+    // per row on the stream, bit-exact like the GPU kernel (run on emu).
+    size_t row = size_t(n3) * dtypeSize(src.dtype), es = dtypeSize(src.dtype);
+    stream.submit([=](const runtime::StreamContext &) {
+      for (int64_t i0 = 0; i0 < n0; ++i0)
+        for (int64_t i1 = 0; i1 < n1; ++i1)
+          for (int64_t i2 = 0; i2 < n2; ++i2)
+            std::memcpy(static_cast<uint8_t *>(const_cast<void *>(dst.data)) +
+                            (i0 * dst.strides[0] + i1 * dst.strides[1] + i2 * dst.strides[2]) * es,
+                        static_cast<const uint8_t *>(src.data) +
+                            (i0 * src.strides[0] + i1 * src.strides[1] + i2 * src.strides[2]) * es,
+                        row);
+    });
+    return;
+  }
   int64_t block = n3 <= 32 ? 32 : n3 <= 64 ? 64 : 128;
   auto kernel = compileFor(stream, kernelFor("copy", src.dtype, dst.dtype), {{"BLOCK", block}});
   std::vector<Arg> args = {

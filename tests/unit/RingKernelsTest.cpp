@@ -86,7 +86,13 @@ TEST(RingKernels, CopyPacksStridedShardsLikeTheHostLoop) {
     std::vector<uint8_t> got(2 * n, 0xAB);
     copyTensorAsync(*stream, src, Tensor4::contiguous(got.data(), DType::BF16, shape));
     stream->synchronize();
-    EXPECT_EQ(got, want) << runtime::backendName(backend);
+    size_t diffs = 0;
+    for (size_t i = 0; i < got.size(); i += 2)
+      if (std::memcmp(&got[i], &want[i], 2) != 0 && diffs++ < 5)
+        ADD_FAILURE() << runtime::backendName(backend) << " element " << i / 2 << ": got 0x"
+                      << std::hex << (got[i] | got[i + 1] << 8) << ", want 0x"
+                      << (want[i] | want[i + 1] << 8) << std::dec;
+    EXPECT_EQ(diffs, 0u) << runtime::backendName(backend);
   }
 }
 
@@ -121,12 +127,15 @@ TEST(RingKernels, LongRowsCopyInChunks) {
   for (int64_t r = 0; r < BH; ++r)
     for (int64_t i = 0; i < count; ++i)
       want[size_t(r * count + i)] = lse[size_t(r * localS + start + i)];
-  auto stream = runtime::createStream(Backend::Cpu, "rows");
-  std::vector<float> got(want.size(), ref::poison());
-  copyTensorAsync(*stream, {lse.data() + start, DType::F32, {1, BH, 1, count}, {0, localS, 0, 1}},
-                  {got.data(), DType::F32, {1, BH, 1, count}, {0, count, 0, 1}});
-  stream->synchronize();
-  EXPECT_EQ(got, want);
+  for (Backend backend : kBackends) { // emu: the kernel's chunk loop
+    auto stream = runtime::createStream(backend, "rows");
+    std::vector<float> got(want.size(), ref::poison());
+    copyTensorAsync(*stream,
+                    {lse.data() + start, DType::F32, {1, BH, 1, count}, {0, localS, 0, 1}},
+                    {got.data(), DType::F32, {1, BH, 1, count}, {0, count, 0, 1}});
+    stream->synchronize();
+    EXPECT_EQ(got, want) << runtime::backendName(backend);
+  }
 }
 
 namespace {
@@ -218,11 +227,13 @@ TEST(RingKernels, MergeMatchesTheHostMergeAndFloat64) {
         for (int64_t c = 0; c < D; ++c)
           EXPECT_EQ(out[size_t(r * D + c)], outs[3][size_t(r * D + c)]) << name;
     }
-    // f32 rounding of a few merges: O within 2e-6 of float64 (|O| <= 2),
-    // LSE within 1e-6 relative; the host merge within the same.
-    EXPECT_LT(worstOut, 2e-6) << name;
+    // f32 rounding of a few merges: at LSEs near 90 the f32 spacing is
+    // 7.6e-6, which bounds the weights' accuracy, so O (|O| <= 2) is within
+    // 1.5e-5 of float64 and LSE within 1e-6 relative; the host merge (same
+    // formula, libm's exp/log) within 1e-6 of the kernel.
+    EXPECT_LT(worstOut, 1.5e-5) << name;
     EXPECT_LT(worstLse, 1e-6) << name;
-    EXPECT_LT(worstHost, 2e-6) << name;
+    EXPECT_LT(worstHost, 1e-6) << name;
     std::printf("[ measure  ] %s merge vs float64: O %.2e, LSE rel %.2e; vs host merge %.2e\n",
                 name, worstOut, worstLse, worstHost);
   }

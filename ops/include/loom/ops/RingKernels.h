@@ -37,8 +37,10 @@ dsl::Kernel accumulateKernel();
 dsl::Kernel fillKernel();
 
 /// Copies `src` into `dst` (same shape, any strides with a contiguous last
-/// dim; f32/f16/bf16, converted with round-to-nearest-even). Throws
-/// InvalidArgument naming mismatched shapes or a bad dtype.
+/// dim; f32/f16/bf16, converted with round-to-nearest-even). Same-type
+/// copies on the cpu backend are row memcpys on the stream (its f16/bf16
+/// loads flush subnormals); elsewhere the kernel. Throws InvalidArgument
+/// naming mismatched shapes or a bad dtype.
 void copyTensorAsync(runtime::Stream &stream, const Tensor4 &src, const Tensor4 &dst);
 
 /// Partial results laid out as out[bh * outBhStride + row * outRowStride +
