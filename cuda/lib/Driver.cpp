@@ -53,6 +53,7 @@ LoadedDriver loadDriver() {
   resolve(lib, d.devicePrimaryCtxRelease, "cuDevicePrimaryCtxRelease_v2", e);
   resolve(lib, d.ctxSetCurrent, "cuCtxSetCurrent", e);
   resolve(lib, d.ctxSynchronize, "cuCtxSynchronize", e);
+  resolve(lib, d.ctxGetCurrent, "cuCtxGetCurrent", e);
   resolve(lib, d.moduleLoadData, "cuModuleLoadData", e);
   resolve(lib, d.moduleGetFunction, "cuModuleGetFunction", e);
   resolve(lib, d.moduleUnload, "cuModuleUnload", e);
@@ -66,6 +67,7 @@ LoadedDriver loadDriver() {
   resolve(lib, d.memcpyHtoDAsync, "cuMemcpyHtoDAsync_v2", e);
   resolve(lib, d.memcpyDtoHAsync, "cuMemcpyDtoHAsync_v2", e);
   resolve(lib, d.memsetD8, "cuMemsetD8_v2", e);
+  resolve(lib, d.memcpyAsync, "cuMemcpyAsync", e);
   resolve(lib, d.streamCreate, "cuStreamCreate", e);
   resolve(lib, d.streamDestroy, "cuStreamDestroy_v2", e);
   resolve(lib, d.streamSynchronize, "cuStreamSynchronize", e);

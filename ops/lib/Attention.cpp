@@ -11,6 +11,8 @@
 
 #include "loom/Support/Error.h"
 #include "loom/cuda/Driver.h"
+#include "loom/runtime/Memory.h"
+#include "loom/runtime/Stream.h"
 
 #include <algorithm>
 #include <cmath>
@@ -196,25 +198,28 @@ std::vector<runtime::Arg> kernelArgs(const KernelTensors &t, int64_t Sq, int64_t
 
 namespace {
 /// f32 scratch the kernels write (LSE when the caller wants none, the
-/// backward's delta): host memory, or device memory on the cuda backend,
-/// whose kernels take device pointers.
-class Scratch {
-public:
-  Scratch(runtime::Backend backend, size_t count) {
-    if (backend == runtime::Backend::Cuda)
-      device_ = std::make_unique<cuda::DeviceBuffer>(std::max<size_t>(count, 1) * sizeof(float));
-    else
-      host_.resize(std::max<size_t>(count, 1));
-  }
-  float *data() {
-    return device_ ? reinterpret_cast<float *>(static_cast<uintptr_t>(device_->ptr()))
-                   : host_.data();
-  }
+/// backward's delta) in the backend's memory (device memory on cuda, whose
+/// kernels take device pointers). Shared so that a stream can keep it
+/// alive until its kernels have run.
+std::shared_ptr<runtime::Memory> scratch(runtime::Backend backend, size_t count) {
+  return std::make_shared<runtime::Memory>(backend, std::max<size_t>(count, 1) * sizeof(float));
+}
 
-private:
-  std::vector<float> host_;
-  std::unique_ptr<cuda::DeviceBuffer> device_;
-};
+/// Runs `kernel` now, or enqueues it on options.stream.
+void launchOn(const AttentionOptions &options, const runtime::CompiledKernel &kernel,
+              const runtime::Grid &grid, std::span<const runtime::Arg> args) {
+  if (options.stream)
+    kernel.launch(*options.stream, grid, args);
+  else
+    kernel.launch(grid, args);
+}
+
+/// Keeps a call's temporaries alive until options.stream has run its
+/// kernels (without a stream the call waited for them already).
+void retain(const AttentionOptions &options, std::shared_ptr<const void> object) {
+  if (options.stream && object)
+    options.stream->retainUntilDone(std::move(object));
+}
 } // namespace
 
 struct Checked {
@@ -509,9 +514,9 @@ void attentionForward(const Tensor4 &q, const Tensor4 &k, const Tensor4 &v, cons
     return;
   AttentionVariant variant = effectiveVariant(options);
   checkVariantArgs(variant, options.variantArgs);
-  std::optional<Scratch> lseScratch;
+  std::shared_ptr<runtime::Memory> lseScratch;
   if (!lse)
-    lse = lseScratch.emplace(backend, size_t(B * Hq * Sq)).data();
+    lse = (lseScratch = scratch(backend, size_t(B * Hq * Sq)))->as<float>();
   auto blockMask =
       blockMaskFor(options, variant, B, Sq, Sk, Hq, Hkv, backend, positions, config);
   runtime::Specialization spec = specFor(config, backend);
@@ -524,8 +529,11 @@ void attentionForward(const Tensor4 &q, const Tensor4 &k, const Tensor4 &v, cons
     auto extra = blockMaskArgs(*blockMask);
     args.insert(args.end(), extra.begin(), extra.end());
   }
-  kernel->launch(
-      runtime::Grid(uint32_t((Sq + config.blockM - 1) / config.blockM), uint32_t(B * Hq)), args);
+  launchOn(options, *kernel,
+           runtime::Grid(uint32_t((Sq + config.blockM - 1) / config.blockM), uint32_t(B * Hq)),
+           args);
+  retain(options, lseScratch);
+  retain(options, blockMask);
 }
 
 } // namespace loom::ops
@@ -609,17 +617,18 @@ void attentionBackward(const Tensor4 &q, const Tensor4 &k, const Tensor4 &v, con
     throw Error(ErrorCode::InvalidArgument, "attention backward: lse is a null pointer");
   if (B == 0 || Hq == 0)
     return;
-  // Device tensors are not repacked on the host: on the cuda backend the
-  // gradients (and dO) must come in the layout the kernels use.
-  if (backend == runtime::Backend::Cuda)
+  // Device tensors are not repacked on the host, nor are tensors of an
+  // asynchronous call: the gradients (and dO) must come in the layout the
+  // kernels use.
+  if (backend == runtime::Backend::Cuda || options.stream)
     for (auto [t, like, name, likeName] :
          {std::tuple{&dOut, &out, "dout", "out"}, {&dq, &q, "dq", "q"}, {&dk, &k, "dk", "k"},
           {&dv, &v, "dv", "v"}})
       if (t->strides != like->strides)
         throw Error(ErrorCode::Unsupported,
-                    fmt::format("attention backward on the cuda backend: {} must have {}'s "
+                    fmt::format("attention backward on the {}: {} must have {}'s "
                                 "strides (device tensors are not repacked)",
-                                name, likeName));
+                                options.stream ? "a stream" : "cuda backend", name, likeName));
   std::vector<uint8_t> dOutStore, dqStore, dkStore, dvStore;
   Tensor4 dO = withStrides(dOut, out, dOutStore, true);
   // Gradients use q's/k's/v's strides; a repacked accumulator starts from
@@ -627,13 +636,16 @@ void attentionBackward(const Tensor4 &q, const Tensor4 &k, const Tensor4 &v, con
   bool acc = options.accumulateGradients;
   Tensor4 dQ = withStrides(dq, q, dqStore, acc), dK = withStrides(dk, k, dkStore, acc),
           dV = withStrides(dv, v, dvStore, acc);
-  Scratch delta(backend, size_t(B * Hq * Sq));
+  std::shared_ptr<runtime::Memory> deltaScratch;
+  float *delta = const_cast<float *>(options.backwardDelta);
+  if (!delta)
+    delta = (deltaScratch = scratch(backend, size_t(B * Hq * Sq)))->as<float>();
   AttentionVariant variant = effectiveVariant(options);
   checkVariantArgs(variant, options.variantArgs);
   auto blockMask =
       blockMaskFor(options, variant, B, Sq, Sk, Hq, Hkv, backend, positions, config);
   runtime::Specialization spec = specFor(config, backend);
-  KernelTensors t{q, k, v, out, dO, dQ, dK, dV, lse, delta.data(),
+  KernelTensors t{q, k, v, out, dO, dQ, dK, dV, lse, delta,
                   size_t(std::max<int64_t>(B * Hq * Sq, 1))};
   auto args = kernelArgs(t, Sq, Sk, Hq, Hkv, positions, scale, options.variantArgs);
   size_t baseArgs = args.size() - options.variantArgs.size();
@@ -647,12 +659,15 @@ void attentionBackward(const Tensor4 &q, const Tensor4 &k, const Tensor4 &v, con
     size_t used = stage == Stage::Preprocess ? baseArgs : args.size();
     std::vector<runtime::Arg> stageArgs(args.begin(), args.begin() + used);
     bool masked = stage != Stage::Preprocess && blockMask;
-    runtime::compile(attentionKernel(stage, q.dtype, gradDtype, acc, D, variant, masked), spec)
-        ->launch(grid, stageArgs);
+    launchOn(options,
+             *runtime::compile(attentionKernel(stage, q.dtype, gradDtype, acc, D, variant, masked),
+                               spec),
+             grid, stageArgs);
   };
   uint32_t qBlocks = uint32_t((Sq + config.blockM - 1) / config.blockM);
   if (Sq > 0) {
-    run(Stage::Preprocess, runtime::Grid(qBlocks, uint32_t(B * Hq)));
+    if (!options.backwardDelta)
+      run(Stage::Preprocess, runtime::Grid(qBlocks, uint32_t(B * Hq)));
     run(Stage::Dq, runtime::Grid(qBlocks, uint32_t(B * Hq)));
   }
   if (Sk > 0)
@@ -661,6 +676,44 @@ void attentionBackward(const Tensor4 &q, const Tensor4 &k, const Tensor4 &v, con
   copyBack(dQ, dq);
   copyBack(dK, dk);
   copyBack(dV, dv);
+  retain(options, deltaScratch);
+  retain(options, blockMask);
+}
+
+void attentionBackwardDelta(const Tensor4 &out, const Tensor4 &dOut, float *delta,
+                            const AttentionOptions &options) {
+  requireValid(out, "out");
+  requireLike(dOut, out, "dout", "out");
+  if (dOut.strides != out.strides)
+    throw Error(ErrorCode::InvalidArgument,
+                "attention backward delta: dout must have out's strides");
+  if (!delta)
+    throw Error(ErrorCode::InvalidArgument, "attention backward delta: delta is a null pointer");
+  auto [B, Sq, Hq, D] = out.shape;
+  if (B == 0 || Sq == 0 || Hq == 0)
+    return;
+  runtime::Backend backend = runtime::resolveBackend(options.backend);
+  if (!supportedHeadDim(D, backend, out.dtype))
+    throw Error(ErrorCode::InvalidArgument,
+                fmt::format("attention backward delta: head_dim {} is not supported for {} on "
+                            "the {} backend",
+                            D, dtypeName(out.dtype), runtime::backendName(backend)));
+  // Only the block height matters to the preprocess; the backward's.
+  AttentionConfig config =
+      resolveAttentionConfig(options, AttentionPass::Backward, out.dtype, D, Sq, Sq, backend);
+  // The preprocess takes every backward kernel's arguments; it reads o, dO
+  // and writes delta, so the others are out (never read). Positions are
+  // unused (delta has no mask).
+  Positions pos{0, 1, Sq, 0, 1, Sq};
+  KernelTensors t{out, out, out, out, dOut, out, out, out, delta, delta,
+                  size_t(B * Hq * Sq)};
+  auto args = kernelArgs(t, Sq, Sq, Hq, Hq, pos, 1.0f, {});
+  auto kernel = runtime::compile(
+      attentionKernel(Stage::Preprocess, out.dtype, out.dtype, false, D, AttentionVariant::none()),
+      specFor(config, backend));
+  launchOn(options, *kernel,
+           runtime::Grid(uint32_t((Sq + config.blockM - 1) / config.blockM), uint32_t(B * Hq)),
+           args);
 }
 
 } // namespace loom::ops

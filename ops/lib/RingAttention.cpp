@@ -1,17 +1,23 @@
 //===- RingAttention.cpp - the ring scheduler, forward and backward -------===//
 //
-// Written once against runtime::Stream/Event and runtime::Communicator: the
-// compute stream runs the attention kernels, the communication stream the
-// grouped send/receive of each step, and events order them (see
-// RingAttention.h for the schedule). Buffers are host memory: the ring runs
-// on the cpu and emu backends.
+// Written once against runtime::Stream/Event, runtime::Memory and
+// runtime::Communicator: the compute stream runs every kernel (packing K/V,
+// attention, the f32 merge, dK/dV accumulation, the final conversions; see
+// RingKernels.h), the communication stream the grouped send/receive of each
+// step, and events order them (see RingAttention.h for the schedule). The
+// host thread only enqueues: buffers live in the backend's memory (host for
+// cpu/emu, device for cuda), so the same schedule runs on every backend.
 //
 //===----------------------------------------------------------------------===//
 #include "loom/ops/RingAttention.h"
 
 #include "loom/Support/Error.h"
 #include "loom/Support/HalfPrecision.h"
-#include "loom/ops/Merge.h"
+#include "loom/cuda/Driver.h"
+#include "loom/ops/AttentionTuning.h"
+#include "loom/ops/BlockMask.h"
+#include "loom/ops/RingKernels.h"
+#include "loom/runtime/Memory.h"
 
 #include <cmath>
 #include <cstring>
@@ -44,10 +50,27 @@ RingProblem checkLocal(runtime::Communicator &comm, const Tensor4 &q, const Tens
   RingProblem p;
   p.rank = comm.rank(), p.world = comm.size();
   p.backend = runtime::resolveBackend(options.attention.backend);
-  if (p.backend == runtime::Backend::Cuda)
+  // The transport must move the memory the backend's buffers live in:
+  // NCCL moves device memory, in-process and MPI host memory. (Staging
+  // device shards through host memory would serialize every step on two
+  // PCIe copies; use NCCL, which also runs over sockets and InfiniBand.)
+  bool device = p.backend == runtime::Backend::Cuda;
+  std::string transport = comm.transport();
+  if (device && transport != "nccl")
     throw Error(ErrorCode::Unsupported,
-                "ring attention: the cuda backend is not supported yet (the ring keeps its "
-                "buffers in host memory); use --backend cpu or emu");
+                fmt::format("ring attention: the cuda backend keeps the ring's buffers in device "
+                            "memory, which the '{}' transport cannot move; use a NCCL "
+                            "communicator (runtime::createNcclCommunicator) or the cpu/emu "
+                            "backend",
+                            transport));
+  if (!device && transport == "nccl")
+    throw Error(ErrorCode::Unsupported,
+                fmt::format("ring attention: the '{}' backend keeps the ring's buffers in host "
+                            "memory, which the 'nccl' transport cannot move; use the cuda "
+                            "backend or an inproc/mpi communicator",
+                            runtime::backendName(p.backend)));
+  if (std::string why; device && !cuda::driverAvailable(&why))
+    throw Error(ErrorCode::DeviceUnavailable, "ring attention on the cuda backend: " + why);
   if (!q.data || !k.data || !v.data)
     throw Error(ErrorCode::InvalidArgument, "ring attention: q, k or v is a null pointer");
   if (k.shape != v.shape)
@@ -162,64 +185,41 @@ AttentionOptions segmentOptions(const RingAttentionOptions &o, const RingProblem
   return a;
 }
 
-/// Copies `t` (any strides) into contiguous storage at `dst`.
-void pack(const Tensor4 &t, uint8_t *dst) {
-  size_t es = dtypeSize(t.dtype), row = size_t(t.shape[3]) * es;
-  for (int64_t b = 0; b < t.shape[0]; ++b)
-    for (int64_t s = 0; s < t.shape[1]; ++s)
-      for (int64_t h = 0; h < t.shape[2]; ++h) {
-        std::memcpy(dst, static_cast<const uint8_t *>(t.data) +
-                             (b * t.strides[0] + s * t.strides[1] + h * t.strides[2]) * es,
-                    row);
-        dst += row;
-      }
-}
-
-/// Writes f32 `src` (element (b, s, h, d) at src[b*sb + s*ss + h*sh + d])
-/// into `dst` in dst's dtype and strides.
-void storeConverted(const float *src, std::array<int64_t, 3> srcStrides, const Tensor4 &dst) {
-  size_t es = dtypeSize(dst.dtype);
-  auto *base = static_cast<uint8_t *>(const_cast<void *>(dst.data));
-  for (int64_t b = 0; b < dst.shape[0]; ++b)
-    for (int64_t s = 0; s < dst.shape[1]; ++s)
-      for (int64_t h = 0; h < dst.shape[2]; ++h) {
-        const float *x = src + b * srcStrides[0] + s * srcStrides[1] + h * srcStrides[2];
-        uint8_t *y = base + (b * dst.strides[0] + s * dst.strides[1] + h * dst.strides[2]) * es;
-        for (int64_t d = 0; d < dst.shape[3]; ++d) {
-          if (dst.dtype == DType::F32)
-            std::memcpy(y + d * 4, &x[d], 4);
-          else {
-            uint16_t bits = dst.dtype == DType::F16 ? floatToHalf(x[d]) : floatToBf16(x[d]);
-            std::memcpy(y + d * 2, &bits, 2);
-          }
-        }
-      }
-}
-
 Tensor4 contiguousView(const void *data, DType dtype, int64_t B, int64_t S, int64_t H, int64_t D) {
   return Tensor4::contiguous(data, dtype, {B, S, H, D});
 }
 
-/// K and V of one shard travel together in one buffer; two buffers, so
-/// one can be received while the other is computed on.
+bool isContiguous(const Tensor4 &t) {
+  return t.strides == Tensor4::contiguous(t.data, t.dtype, t.shape).strides;
+}
+
+/// Float offset `n` into a buffer in the backend's memory (no dereference:
+/// on cuda it is a device address).
+float *offset(void *base, int64_t n) { return static_cast<float *>(base) + n; }
+
+/// K and V of one shard travel together in one buffer, in the backend's
+/// memory; two buffers, so one can be received while the other is
+/// computed on.
 struct KvSlots {
-  KvSlots(const RingProblem &p, const Tensor4 &k, const Tensor4 &v)
+  KvSlots(const RingProblem &p)
       : p(p), elems(size_t(p.B * p.localS * p.Hkv * p.D)),
-        bytes(2 * elems * dtypeSize(p.dtype)), slots{std::vector<uint8_t>(bytes),
-                                                     std::vector<uint8_t>(bytes)} {
-    pack(k, slots[0].data());
-    pack(v, slots[0].data() + bytes / 2);
+        bytes(2 * elems * dtypeSize(p.dtype)),
+        slots{runtime::Memory(p.backend, bytes), runtime::Memory(p.backend, bytes)} {}
+  /// Packs this rank's k and v (any strides) into slot 0, on `stream`.
+  void pack(Stream &stream, const Tensor4 &k, const Tensor4 &v) {
+    copyTensorAsync(stream, k, this->k(0));
+    copyTensorAsync(stream, v, this->v(0));
   }
   /// The slot holding step `step`'s shard, and the one its successor
   /// arrives in.
-  uint8_t *current(int step) { return slots[step % 2].data(); }
-  uint8_t *next(int step) { return slots[(step + 1) % 2].data(); }
+  uint8_t *current(int step) { return slots[step % 2].as<uint8_t>(); }
+  uint8_t *next(int step) { return slots[(step + 1) % 2].as<uint8_t>(); }
   Tensor4 k(int step) { return view(current(step)); }
   Tensor4 v(int step) { return view(current(step) + bytes / 2); }
 
   const RingProblem &p;
   size_t elems, bytes;
-  std::vector<uint8_t> slots[2];
+  runtime::Memory slots[2];
 
 private:
   Tensor4 view(const uint8_t *data) const {
@@ -299,6 +299,46 @@ struct RingPipeline {
   }
 };
 
+/// One attention call of a pass: query segment `q` of this rank against key
+/// segment `ks` of the step's shard, with its options (positions, config,
+/// block mask, stream) fixed before the first transfer.
+struct PairLaunch {
+  size_t q;
+  TokenSegment ks;
+  AttentionOptions options;
+};
+
+/// Every pass's launches, step by step, skipping pairs the mask hides.
+/// Block masks of mask_mod variants are classified here, before any
+/// transfer, so no synchronous classification runs while the ring's
+/// transfers are in flight (on cuda it would wait on them); each gets the
+/// config the call would resolve, so tuned configs still apply.
+std::vector<std::vector<PairLaunch>> planPass(const RingAttentionOptions &o, const RingProblem &p,
+                                              AttentionPass pass, Stream &compute) {
+  std::vector<std::vector<PairLaunch>> steps(size_t(p.world));
+  bool masks = p.variant.maskMod && o.attention.autoBlockMask;
+  for (int step = 0; step < p.world; ++step) {
+    int source = (p.rank - step + p.world) % p.world;
+    for (const TokenSegment &ks : ringShard(o.layout, p.S, source, p.world))
+      for (size_t i = 0; i < p.mine.size(); ++i) {
+        const TokenSegment &qs = p.mine[i];
+        if (hidden(p.variant, qs, ks))
+          continue;
+        AttentionOptions a = segmentOptions(o, p, qs, ks);
+        a.stream = &compute;
+        if (masks) {
+          if (!a.config)
+            a.config = resolveAttentionConfig(a, pass, p.dtype, p.D, qs.count, ks.count,
+                                              p.backend);
+          a.blockMask =
+              createBlockMask({p.B, qs.count, p.Hq, p.D}, {p.B, ks.count, p.Hkv, p.D}, a);
+        }
+        steps[size_t(step)].push_back({i, ks, std::move(a)});
+      }
+  }
+  return steps;
+}
+
 } // namespace
 
 void ringAttentionForward(runtime::Communicator &comm, const Tensor4 &q, const Tensor4 &k,
@@ -312,61 +352,65 @@ void ringAttentionForward(runtime::Communicator &comm, const Tensor4 &q, const T
                               dtypeName(q.dtype)));
   });
   size_t es = dtypeSize(p.dtype);
-  size_t rows = size_t(p.B * p.Hq * p.localS);
-  KvSlots kv(p, k, v);
+  int64_t BH = p.B * p.Hq;
+  size_t rows = size_t(BH * p.localS);
+  RingPipeline ring(comm, p);
+  Stream &compute = *ring.compute;
+  KvSlots kv(p);
   // f32 accumulators laid out (batch, heads, seqlen, dim) so each head's
   // rows are contiguous for the merge; partials likewise per segment.
-  std::vector<float> accOut(rows * size_t(p.D), 0.0f), accLse(rows, -INFINITY);
-  std::vector<float> partOut(rows * size_t(p.D)), partLse(rows);
+  runtime::Memory accOut(p.backend, rows * size_t(p.D) * 4), accLse(p.backend, rows * 4);
+  runtime::Memory partOut(p.backend, rows * size_t(p.D) * 4), partLse(p.backend, rows * 4);
+  auto plan = planPass(options, p, AttentionPass::Forward, compute);
 
-  RingPipeline ring(comm, p);
-  auto computeStep = [&](int step) {
-    int source = (p.rank - step + p.world) % p.world;
+  auto enqueueStep = [&](int step) {
     Tensor4 kShard = kv.k(step), vShard = kv.v(step);
-    int launches = 0;
-    for (const TokenSegment &ks : ringShard(options.layout, p.S, source, p.world))
-      for (const TokenSegment &qs : p.mine) {
-        if (hidden(p.variant, qs, ks))
-          continue;
-        int64_t n = qs.count;
-        Tensor4 part{partOut.data(), DType::F32, {p.B, n, p.Hq, p.D},
-                     {p.Hq * n * p.D, p.D, n * p.D, 1}};
-        attentionForward(segmentView(q, qs), segmentView(kShard, ks), segmentView(vShard, ks),
-                         part, partLse.data(), segmentOptions(options, p, qs, ks));
-        ++launches;
-        for (int64_t bh = 0; bh < p.B * p.Hq; ++bh)
-          mergeAttentionPartials(accOut.data() + (bh * p.localS + qs.localStart) * p.D,
-                                 accLse.data() + bh * p.localS + qs.localStart,
-                                 partOut.data() + bh * n * p.D, partLse.data() + bh * n, n, p.D);
-      }
-    ring.steps[size_t(step)].launches = launches;
+    for (const PairLaunch &l : plan[size_t(step)]) {
+      const TokenSegment &qs = p.mine[l.q];
+      int64_t n = qs.count;
+      Tensor4 part{partOut.data(), DType::F32, {p.B, n, p.Hq, p.D},
+                   {p.Hq * n * p.D, p.D, n * p.D, 1}};
+      attentionForward(segmentView(q, qs), segmentView(kShard, l.ks), segmentView(vShard, l.ks),
+                       part, partLse.as<float>(), l.options);
+      mergeAttentionPartialsAsync(
+          compute,
+          {offset(accOut.data(), qs.localStart * p.D), offset(accLse.data(), qs.localStart),
+           p.localS * p.D, p.D, p.localS},
+          {partOut.as<float>(), partLse.as<float>(), n * p.D, p.D, n}, BH, n, p.D);
+    }
+    ring.steps[size_t(step)].launches = int(plan[size_t(step)].size());
   };
 
   ring.run([&] {
+    kv.pack(compute, k, v);
+    fillAsync(compute, accOut.as<float>(), 0.0f, rows * size_t(p.D));
+    fillAsync(compute, accLse.as<float>(), -INFINITY, rows);
+    EventPtr packed = compute.record();
     for (int s = 0; s < p.world; ++s) {
       auto &ev = ring.steps[size_t(s)];
       ev.sourceRank = (p.rank - s + p.world) % p.world;
       if (s + 1 < p.world) {
-        // Receiving into the other slot must wait until the previous step's
-        // compute has finished reading it.
-        if (s > 0)
-          ring.transfer->wait(ring.steps[size_t(s - 1)].computeEnd);
+        // Sending needs the packed shard; receiving into the other slot
+        // must wait until the previous step's compute has finished reading
+        // it.
+        ring.transfer->wait(s > 0 ? ring.steps[size_t(s - 1)].computeEnd : packed);
         ev.transferStart = ring.transfer->record();
         ring.shift(kv.current(s), kv.next(s), kv.bytes);
         ev.transferEnd = ring.transfer->record();
       }
       if (s > 0)
-        ring.compute->wait(ring.steps[size_t(s - 1)].transferEnd);
-      ev.computeStart = ring.compute->record();
-      ring.compute->submit([&, s](const runtime::StreamContext &) { computeStep(s); });
-      ev.computeEnd = ring.compute->record();
+        compute.wait(ring.steps[size_t(s - 1)].transferEnd);
+      ev.computeStart = compute.record();
+      enqueueStep(s);
+      ev.computeEnd = compute.record();
     }
+    Tensor4 acc{accOut.data(), DType::F32, q.shape, {p.Hq * p.localS * p.D, p.D, p.localS * p.D, 1}};
+    copyTensorAsync(compute, acc, out);
+    if (lse)
+      runtime::copyAsync(compute, lse, accLse.data(), rows * sizeof(float));
   });
 
-  storeConverted(accOut.data(), {p.Hq * p.localS * p.D, p.D, p.localS * p.D}, out);
-  if (lse)
-    std::memcpy(lse, accLse.data(), rows * sizeof(float));
-  size_t workspace = 2 * kv.bytes + 2 * (accOut.size() + accLse.size()) * sizeof(float);
+  size_t workspace = 2 * kv.bytes + 2 * (rows * size_t(p.D) + rows) * sizeof(float);
   size_t shards = (2 * size_t(p.B * p.localS * p.Hq * p.D) + 2 * kv.elems) * es + rows * 4;
   ring.report(stats, "forward", workspace, shards);
 }
@@ -395,69 +439,90 @@ void ringAttentionBackward(runtime::Communicator &comm, const Tensor4 &q, const 
       throw Error(ErrorCode::InvalidArgument, "ring attention backward: lse is a null pointer");
   });
   size_t es = dtypeSize(p.dtype);
-  KvSlots kv(p, k, v);
+  int64_t BH = p.B * p.Hq;
+  RingPipeline ring(comm, p);
+  Stream &compute = *ring.compute;
+  KvSlots kv(p);
   size_t kvElems = kv.elems, gradBytes = 2 * kvElems * sizeof(float);
+  size_t qElems = size_t(p.B * p.localS * p.Hq * p.D);
   // dK and dV of the shard being computed on (this step's share), and the
   // travelling f32 accumulators of the shard, double-buffered.
-  std::vector<float> stepGrad(2 * kvElems), grads[2] = {std::vector<float>(2 * kvElems),
-                                                          std::vector<float>(2 * kvElems)};
-  // dQ accumulates in f32 with q's (contiguous) layout.
-  std::vector<float> dqAcc(size_t(p.B * p.localS * p.Hq * p.D), 0.0f);
+  runtime::Memory stepGrad(p.backend, gradBytes);
+  runtime::Memory grads[2] = {runtime::Memory(p.backend, gradBytes),
+                              runtime::Memory(p.backend, gradBytes)};
+  // dQ accumulates in f32, contiguous. The kernels take dq with q's strides
+  // and dO with out's, so q, out and dO that are not contiguous are packed
+  // (on the compute stream, like everything else).
+  runtime::Memory dqAcc(p.backend, qElems * sizeof(float));
   Tensor4 dqAll = contiguousView(dqAcc.data(), DType::F32, p.B, p.localS, p.Hq, p.D);
-  // The backward kernels read the LSE of a segment as a contiguous
-  // (batch, heads, count) array.
-  std::vector<std::vector<float>> segmentLse;
+  std::vector<runtime::Memory> packedInputs;
+  auto contiguousInput = [&](const Tensor4 &t) {
+    if (isContiguous(t))
+      return t;
+    packedInputs.emplace_back(p.backend, qElems * es);
+    return Tensor4::contiguous(packedInputs.back().data(), t.dtype, t.shape);
+  };
+  packedInputs.reserve(3);
+  Tensor4 qc = contiguousInput(q), oc = contiguousInput(out), dOc = contiguousInput(dOut);
+  // Per query segment: its LSE rows as the contiguous (batch, heads, count)
+  // array the kernels read, and delta = rowsum(dO * O), computed once here
+  // rather than by every step's backward.
+  std::vector<runtime::Memory> segmentLse, segmentDelta;
   for (const TokenSegment &qs : p.mine) {
-    std::vector<float> l(size_t(p.B * p.Hq * qs.count));
-    for (int64_t bh = 0; bh < p.B * p.Hq; ++bh)
-      std::memcpy(l.data() + bh * qs.count, lse + bh * p.localS + qs.localStart,
-                  size_t(qs.count) * sizeof(float));
-    segmentLse.push_back(std::move(l));
+    segmentLse.emplace_back(p.backend, size_t(BH * qs.count) * sizeof(float));
+    segmentDelta.emplace_back(p.backend, size_t(BH * qs.count) * sizeof(float));
   }
+  auto plan = planPass(options, p, AttentionPass::Backward, compute);
 
-  RingPipeline ring(comm, p);
-  auto computeStep = [&](int step) {
-    int source = (p.rank - step + p.world) % p.world;
+  auto enqueueStep = [&](int step) {
     Tensor4 kShard = kv.k(step), vShard = kv.v(step);
     Tensor4 dkStep = contiguousView(stepGrad.data(), DType::F32, p.B, p.localS, p.Hkv, p.D);
     Tensor4 dvStep =
-        contiguousView(stepGrad.data() + kvElems, DType::F32, p.B, p.localS, p.Hkv, p.D);
-    std::fill(stepGrad.begin(), stepGrad.end(), 0.0f);
-    int launches = 0;
-    for (const TokenSegment &ks : ringShard(options.layout, p.S, source, p.world))
-      for (size_t i = 0; i < p.mine.size(); ++i) {
-        const TokenSegment &qs = p.mine[i];
-        if (hidden(p.variant, qs, ks))
-          continue;
-        AttentionOptions a = segmentOptions(options, p, qs, ks);
-        a.accumulateGradients = true;
-        attentionBackward(segmentView(q, qs), segmentView(kShard, ks), segmentView(vShard, ks),
-                          segmentView(out, qs), segmentLse[i].data(), segmentView(dOut, qs),
-                          segmentView(dqAll, qs), segmentView(dkStep, ks),
-                          segmentView(dvStep, ks), a);
-        ++launches;
-      }
-    ring.steps[size_t(step)].launches = launches;
-  };
-  // The shard's travelling accumulator: this step's share, plus what the
-  // ranks before added (received during this step's kernels).
-  auto accumulate = [&](int step) {
-    std::vector<float> &g = grads[step % 2];
-    if (step == 0)
-      g = stepGrad;
-    else
-      for (size_t i = 0; i < g.size(); ++i)
-        g[i] += stepGrad[i];
+        contiguousView(offset(stepGrad.data(), int64_t(kvElems)), DType::F32, p.B, p.localS,
+                       p.Hkv, p.D);
+    fillAsync(compute, stepGrad.as<float>(), 0.0f, 2 * kvElems);
+    for (const PairLaunch &l : plan[size_t(step)]) {
+      const TokenSegment &qs = p.mine[l.q];
+      AttentionOptions a = l.options;
+      a.accumulateGradients = true;
+      a.backwardDelta = segmentDelta[l.q].as<float>();
+      attentionBackward(segmentView(qc, qs), segmentView(kShard, l.ks), segmentView(vShard, l.ks),
+                        segmentView(oc, qs), segmentLse[l.q].as<float>(), segmentView(dOc, qs),
+                        segmentView(dqAll, qs), segmentView(dkStep, l.ks),
+                        segmentView(dvStep, l.ks), a);
+    }
+    ring.steps[size_t(step)].launches = int(plan[size_t(step)].size());
   };
 
   ring.run([&] {
+    kv.pack(compute, k, v);
+    if (qc.data != q.data)
+      copyTensorAsync(compute, q, qc);
+    if (oc.data != out.data)
+      copyTensorAsync(compute, out, oc);
+    if (dOc.data != dOut.data)
+      copyTensorAsync(compute, dOut, dOc);
+    fillAsync(compute, dqAcc.as<float>(), 0.0f, qElems);
+    for (size_t i = 0; i < p.mine.size(); ++i) {
+      const TokenSegment &qs = p.mine[i];
+      // (1, batch * heads, 1, count) views of the rank's LSE rows.
+      Tensor4 rowsIn{lse + qs.localStart, DType::F32, {1, BH, 1, qs.count}, {0, p.localS, 0, 1}};
+      Tensor4 rowsOut{segmentLse[i].data(), DType::F32, {1, BH, 1, qs.count},
+                      {0, qs.count, 0, 1}};
+      copyTensorAsync(compute, rowsIn, rowsOut);
+      AttentionOptions a = options.attention;
+      a.backend = p.backend;
+      a.stream = &compute;
+      attentionBackwardDelta(segmentView(oc, qs), segmentView(dOc, qs),
+                             segmentDelta[i].as<float>(), a);
+    }
+    EventPtr packed = compute.record();
     EventPtr gradArrived;
     for (int s = 0; s < p.world; ++s) {
       auto &ev = ring.steps[size_t(s)];
       ev.sourceRank = (p.rank - s + p.world) % p.world;
       if (s > 0 || s + 1 < p.world) {
-        if (s > 0)
-          ring.transfer->wait(ring.steps[size_t(s - 1)].computeEnd);
+        ring.transfer->wait(s > 0 ? ring.steps[size_t(s - 1)].computeEnd : packed);
         ev.transferStart = ring.transfer->record();
         // dK/dV of the previous step's shard follow it to the next rank.
         if (s > 0) {
@@ -469,28 +534,40 @@ void ringAttentionBackward(runtime::Communicator &comm, const Tensor4 &q, const 
         ev.transferEnd = ring.transfer->record();
       }
       if (s > 0)
-        ring.compute->wait(ring.steps[size_t(s - 1)].transferEnd);
-      ev.computeStart = ring.compute->record();
-      ring.compute->submit([&, s](const runtime::StreamContext &) { computeStep(s); });
-      if (s > 0)
-        ring.compute->wait(gradArrived);
-      ring.compute->submit([&, s](const runtime::StreamContext &) { accumulate(s); });
-      ev.computeEnd = ring.compute->record();
+        compute.wait(ring.steps[size_t(s - 1)].transferEnd);
+      ev.computeStart = compute.record();
+      enqueueStep(s);
+      // The shard's travelling accumulator: this step's share, plus what
+      // the ranks before added (received during this step's kernels).
+      if (s == 0) {
+        runtime::copyAsync(compute, grads[0].data(), stepGrad.data(), gradBytes);
+      } else {
+        compute.wait(gradArrived);
+        accumulateAsync(compute, grads[s % 2].as<float>(), stepGrad.as<float>(), 2 * kvElems);
+      }
+      ev.computeEnd = compute.record();
     }
     // The last shard's dK/dV go home: after P shifts every rank holds the
     // complete gradient of its own K/V.
     if (p.world > 1) {
       ring.transfer->wait(ring.steps.back().computeEnd);
       ring.shift(grads[(p.world - 1) % 2].data(), grads[p.world % 2].data(), gradBytes);
+      compute.wait(ring.transfer->record());
     }
+    const runtime::Memory &home = grads[p.world > 1 ? p.world % 2 : 0];
+    copyTensorAsync(compute, contiguousView(home.data(), DType::F32, p.B, p.localS, p.Hkv, p.D),
+                    dk);
+    copyTensorAsync(compute,
+                    contiguousView(offset(home.data(), int64_t(kvElems)), DType::F32, p.B,
+                                   p.localS, p.Hkv, p.D),
+                    dv);
+    copyTensorAsync(compute, dqAll, dq);
   });
 
-  const std::vector<float> &home = grads[p.world > 1 ? p.world % 2 : 0];
-  std::array<int64_t, 3> kvStrides{p.localS * p.Hkv * p.D, p.Hkv * p.D, p.D};
-  storeConverted(home.data(), kvStrides, dk);
-  storeConverted(home.data() + kvElems, kvStrides, dv);
-  storeConverted(dqAcc.data(), {p.localS * p.Hq * p.D, p.Hq * p.D, p.D}, dq);
-  size_t workspace = 2 * kv.bytes + 3 * gradBytes + dqAcc.size() * sizeof(float);
+  size_t workspace = 2 * kv.bytes + 3 * gradBytes + qElems * sizeof(float);
+  for (const auto *list : {&segmentLse, &segmentDelta, &packedInputs})
+    for (const runtime::Memory &m : *list)
+      workspace += m.bytes();
   size_t shards = (6 * size_t(p.B * p.localS * p.Hq * p.D) + 4 * kvElems) * es;
   ring.report(stats, "backward", workspace, shards);
 }

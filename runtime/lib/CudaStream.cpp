@@ -16,6 +16,7 @@
 #include "loom/Support/Error.h"
 #include "loom/cuda/Driver.h"
 
+#include <deque>
 #include <exception>
 #include <mutex>
 #include <optional>
@@ -103,6 +104,12 @@ class CudaStream final : public Stream {
 public:
   explicit CudaStream(std::string name) : name_(std::move(name)) {}
 
+  ~CudaStream() override {
+    // Retained objects may be device memory the stream's work still uses.
+    if (!retained_.empty())
+      cuda::driver().streamSynchronize(stream_.handle()); // no throw here
+  }
+
   const std::string &name() const override { return name_; }
   Backend backend() const override { return Backend::Cuda; }
 
@@ -156,6 +163,14 @@ public:
     }
   }
 
+  void retainUntilDone(std::shared_ptr<const void> object) override {
+    std::lock_guard<std::mutex> lock(mutex_);
+    releaseFinished();
+    auto event = std::make_unique<cuda::Event>(CU_EVENT_DISABLE_TIMING);
+    event->record(stream_.handle());
+    retained_.push_back({std::move(event), std::move(object)});
+  }
+
   void synchronize(std::chrono::milliseconds timeout) override {
     auto deadline = deadlineAfter(timeout);
     unsigned polls = 0;
@@ -170,15 +185,24 @@ public:
       pollPause(polls);
     }
     std::lock_guard<std::mutex> lock(mutex_);
+    retained_.clear(); // the stream is idle
     if (error_)
       std::rethrow_exception(error_);
   }
 
 private:
+  /// Drops retained objects whose work has completed (in order).
+  void releaseFinished() {
+    while (!retained_.empty() &&
+           cuda::driver().eventQuery(retained_.front().first->handle()) != CUDA_ERROR_NOT_READY)
+      retained_.pop_front();
+  }
+
   const std::string name_;
   cuda::Stream stream_;
-  std::mutex mutex_; // guards error_
+  std::mutex mutex_; // guards error_ and retained_
   std::exception_ptr error_;
+  std::deque<std::pair<std::unique_ptr<cuda::Event>, std::shared_ptr<const void>>> retained_;
 };
 
 } // namespace

@@ -26,6 +26,7 @@
 #include <dlfcn.h>
 #include <fmt/format.h>
 #include <fstream>
+#include <map>
 #include <mutex>
 #include <unistd.h>
 
@@ -276,31 +277,52 @@ public:
 protected:
   void run(const Grid &grid, std::span<const Arg> args) const override {
     runOnStream(grid, args, nullptr);
-    context_->synchronize();
+    cuda::check(cuda::driver().ctxSynchronize(), "cuCtxSynchronize");
   }
 
-  /// Asynchronous on `stream` (the legacy default stream when null).
+  /// Asynchronous on `stream` (the legacy default stream when null), in
+  /// the calling thread's current context: a process driving several GPUs
+  /// (one thread per device, as the NCCL ring does) launches on each. A
+  /// thread with no current context gets device 0's primary context.
   void runOnStream(const Grid &grid, std::span<const Arg> args, void *stream) const override {
-    std::call_once(loaded_, [&] {
-      context_ = std::make_unique<cuda::Context>(0);
-      context_->makeCurrent();
-      module_ = std::make_unique<cuda::Module>(build_.binary.cubin);
-      function_ = module_->function(build_.source.kernelName);
-    });
-    context_->makeCurrent();
+    CUfunction function = functionForCurrentContext();
     PackedArgs packed(args); // cuLaunchKernel copies the argument values
-    cuda::launch(function_, {grid.dims[0], grid.dims[1], grid.dims[2]},
+    cuda::launch(function, {grid.dims[0], grid.dims[1], grid.dims[2]},
                  {build_.source.numThreads, 1, 1},
                  static_cast<unsigned>(build_.source.sharedBytes),
                  static_cast<CUstream>(stream), packed.pointers.data());
   }
 
 private:
+  /// The module is loaded once per context (modules belong to one).
+  CUfunction functionForCurrentContext() const {
+    const cuda::DriverApi &d = cuda::driver();
+    CUcontext current = nullptr;
+    cuda::check(d.ctxGetCurrent(&current), "cuCtxGetCurrent");
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (!current) {
+      if (!defaultContext_)
+        defaultContext_ = std::make_unique<cuda::Context>(0);
+      defaultContext_->makeCurrent();
+      current = defaultContext_->handle();
+    }
+    auto it = loaded_.find(current);
+    if (it == loaded_.end()) {
+      auto module = std::make_unique<cuda::Module>(build_.binary.cubin);
+      CUfunction fn = module->function(build_.source.kernelName);
+      it = loaded_.emplace(current, Loaded{std::move(module), fn}).first;
+    }
+    return it->second.function;
+  }
+
+  struct Loaded {
+    std::unique_ptr<cuda::Module> module;
+    CUfunction function = nullptr;
+  };
   CudaBuild build_;
-  mutable std::once_flag loaded_;
-  mutable std::unique_ptr<cuda::Context> context_;
-  mutable std::unique_ptr<cuda::Module> module_;
-  mutable CUfunction function_ = nullptr;
+  mutable std::mutex mutex_;
+  mutable std::unique_ptr<cuda::Context> defaultContext_;
+  mutable std::map<CUcontext, Loaded> loaded_;
 };
 } // namespace
 

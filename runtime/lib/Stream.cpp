@@ -28,6 +28,12 @@ double nowMs() {
   return std::chrono::duration<double, std::milli>(detail::Clock::now() - epoch()).count();
 }
 
+void Stream::retainUntilDone(std::shared_ptr<const void> object) {
+  // Runs (and is destroyed) after the work before it; skipped work is
+  // destroyed too, so a failed stream never leaks it.
+  submit([object = std::move(object)](const StreamContext &) {});
+}
+
 std::unique_ptr<Stream> createStream(Backend backend, std::string name) {
   switch (resolveBackend(backend)) {
   case Backend::Cuda:

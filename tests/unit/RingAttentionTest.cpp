@@ -11,6 +11,7 @@
 #include "ExpectError.h"
 
 #include "loom/Support/HalfPrecision.h"
+#include "loom/cuda/Driver.h"
 #include "loom/ops/Reference.h"
 #include "loom/ops/RingAttention.h"
 
@@ -194,16 +195,38 @@ void checkRing(const Case &c, std::vector<RingStats> *stats = nullptr, Inputs *g
     shardSequence(whole(k, ks), lkv.data(), c.layout, r, c.world);
     shardSequence(whole(v, ks), lvv.data(), c.layout, r, c.world);
     shardSequence(whole(dO, qs), ldo.data(), c.layout, r, c.world);
-    auto T = [&](std::vector<uint8_t> &b, std::array<int64_t, 4> s) {
-      return Tensor4::contiguous(b.data(), c.dtype, s);
-    };
     std::vector<float> llse(size_t(B * H * localS));
+    // On cuda each rank drives its own GPU over NCCL (bootstrapped through
+    // the in-process communicator): shards are copied to device memory and
+    // the results back.
+    std::optional<cuda::Context> context;
+    std::unique_ptr<runtime::Communicator> nccl;
+    std::vector<std::pair<cuda::DeviceBuffer, void *>> device;
+    auto place = [&](void *host, size_t bytes) -> void * {
+      if (c.backend != runtime::Backend::Cuda)
+        return host;
+      device.emplace_back(cuda::DeviceBuffer(bytes), host);
+      device.back().first.copyFromHost(host, bytes);
+      return reinterpret_cast<void *>(device.back().first.ptr());
+    };
+    if (c.backend == runtime::Backend::Cuda) {
+      context.emplace(r);
+      nccl = runtime::createNcclCommunicator(comm, r, milliseconds(60000));
+    }
+    device.reserve(9);
+    auto T = [&](std::vector<uint8_t> &b, std::array<int64_t, 4> s) {
+      return Tensor4::contiguous(place(b.data(), b.size()), c.dtype, s);
+    };
+    Tensor4 tq = T(lqv, lq), tk = T(lkv, lk), tv = T(lvv, lk), tdo = T(ldo, lq), to = T(lo, lq),
+            tdq = T(ldq, lq), tdk = T(ldk, lk), tdv = T(ldv, lk);
+    auto *tlse = static_cast<float *>(place(llse.data(), llse.size() * sizeof(float)));
+    runtime::Communicator &ring = nccl ? *nccl : comm;
     RingStats fwdStats;
-    ringAttentionForward(comm, T(lqv, lq), T(lkv, lk), T(lvv, lk), T(lo, lq), llse.data(),
-                         options, &fwdStats);
+    ringAttentionForward(ring, tq, tk, tv, to, tlse, options, &fwdStats);
     if (c.backward)
-      ringAttentionBackward(comm, T(lqv, lq), T(lkv, lk), T(lvv, lk), T(lo, lq), llse.data(),
-                            T(ldo, lq), T(ldq, lq), T(ldk, lk), T(ldv, lk), options);
+      ringAttentionBackward(ring, tq, tk, tv, to, tlse, tdo, tdq, tdk, tdv, options);
+    for (auto &[buffer, host] : device)
+      buffer.copyToHost(host, buffer.size());
     if (stats)
       (*stats)[size_t(r)] = fwdStats;
     unshardSequence(lo.data(), whole(o, qs), c.layout, r, c.world);
@@ -462,11 +485,90 @@ TEST(RingAttentionErrors, BadInputsNameTheValue) {
                   "ring attention: rank 4 is outside world size 4");
   expectLoomError([] { parseRingLayout("spiral"); },
                   "unknown ring layout 'spiral' (expected contiguous, zigzag or stripe)");
-  auto errors = forwardWithDeviant(1, milliseconds(1000), [](int, Tensor4 &, RingAttentionOptions &o) {
-    o.attention.backend = runtime::Backend::Cuda;
+}
+
+namespace {
+/// An in-process communicator that claims another transport, to reach the
+/// ring's per-transport checks without that transport.
+class Claiming : public runtime::Communicator {
+public:
+  Claiming(runtime::Communicator &inner, const char *transport)
+      : inner_(inner), transport_(transport) {}
+  int rank() const override { return inner_.rank(); }
+  int size() const override { return inner_.size(); }
+  const char *transport() const override { return transport_; }
+  void sendRecv(const runtime::Transfer &t, runtime::Stream &s) override {
+    inner_.sendRecv(t, s);
+  }
+  std::vector<std::vector<uint8_t>> allgather(std::span<const uint8_t> mine) override {
+    return inner_.allgather(mine);
+  }
+  void barrier() override { inner_.barrier(); }
+  void abort(const std::string &reason) override { inner_.abort(reason); }
+
+private:
+  runtime::Communicator &inner_;
+  const char *transport_;
+};
+
+/// Rank errors of a 2-rank forward with `backend` over `transport`.
+std::vector<std::exception_ptr> forwardOver(const char *transport, runtime::Backend backend) {
+  return onRanks(2, milliseconds(5000), [&](runtime::Communicator &comm, int) {
+    Claiming claiming(comm, transport);
+    std::vector<float> q(2 * 16 * 32, 0.5f), o(q.size());
+    Tensor4 t = Tensor4::contiguous(q.data(), DType::F32, {1, 16, 2, 32});
+    RingAttentionOptions options;
+    options.attention.backend = backend;
+    ringAttentionForward(std::string(transport) == "inproc" ? comm : claiming, t, t, t,
+                         Tensor4::contiguous(o.data(), DType::F32, t.shape), nullptr, options);
   });
-  expectAllFail(errors, ErrorCode::Unsupported, "cuda backend is not supported yet",
+}
+} // namespace
+
+TEST(RingAttentionErrors, TransportMustMoveTheBackendsMemory) {
+  // Device shards cannot go over host transports, nor host shards over
+  // NCCL: every rank fails at once, naming transport and backend.
+  for (const char *host : {"inproc", "mpi"})
+    expectAllFail(forwardOver(host, runtime::Backend::Cuda), ErrorCode::Unsupported,
+                  fmt::format("ring attention: the cuda backend keeps the ring's buffers in "
+                              "device memory, which the '{}' transport cannot move",
+                              host),
+                  [](int) { return true; });
+  expectAllFail(forwardOver("nccl", runtime::Backend::Cpu), ErrorCode::Unsupported,
+                "ring attention: the 'cpu' backend keeps the ring's buffers in host memory, "
+                "which the 'nccl' transport cannot move",
                 [](int) { return true; });
+}
+
+TEST(RingAttentionCuda, WithoutDriverFailsFastWithTheReason) {
+  std::string why;
+  if (cuda::driverAvailable(&why))
+    GTEST_SKIP() << "a CUDA driver is present; this checks the no-driver path";
+  auto start = std::chrono::steady_clock::now();
+  auto errors = forwardOver("nccl", runtime::Backend::Cuda);
+  double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  expectAllFail(errors, ErrorCode::DeviceUnavailable,
+                "ring attention on the cuda backend: no CUDA driver", [](int) { return true; });
+  EXPECT_LT(seconds, 2.0);
+}
+
+TEST(RingAttentionCuda, NcclRingAcrossGpusMatchesFloat64) {
+  // The device-memory ring: one thread per GPU, NCCL transfers on CUDA
+  // streams, every kernel on the device. Same tolerance rule as the CPU
+  // ring.
+  std::string why;
+  int gpus = cuda::driverAvailable(&why) ? cuda::deviceCount() : 0;
+  if (gpus < 2)
+    GTEST_SKIP() << "needs 2+ CUDA GPUs for the NCCL ring; this machine has " << gpus
+                 << (why.empty() ? "" : " (" + why + ")");
+  int world = std::min(gpus, 4);
+  for (Case c : {Case{world, RingLayout::Zigzag, "causal", DType::BF16, 128 * world, 4, 2, 64},
+                 Case{world, RingLayout::Stripe, "none", DType::F16, 64 * world, 2, 2, 128},
+                 Case{world, RingLayout::Contiguous, "window", DType::BF16, 96 * world, 2, 1, 64}}) {
+    c.backend = runtime::Backend::Cuda;
+    SCOPED_TRACE(describe(c));
+    checkRing(c);
+  }
 }
 
 TEST(RingAttentionErrors, KAndQMustAgreeInBatchAndHeadDim) {
@@ -526,4 +628,60 @@ TEST(RingLayouts, ShardsPartitionTheSequence) {
   ASSERT_EQ(z.size(), 2u);
   EXPECT_EQ(z[0].offset, 2);
   EXPECT_EQ(z[1].offset, 12); // chunk 2P-1-r = 6 of 8, 2 tokens each
+}
+
+TEST(RingAttentionLayouts, StridedShardsGiveTheContiguousResultsExactly) {
+  // q, k, v as views into one interleaved qkv buffer, out and dq padded:
+  // the ring packs them on the compute stream (the kernels need dq with
+  // q's strides and dO with out's), so the results are bit-identical to
+  // contiguous inputs.
+  const int64_t localS = 16, H = 2, D = 32, n = localS * H * D;
+  runtime::rethrowFirstError(onRanks(2, milliseconds(20000), [&](runtime::Communicator &comm,
+                                                                  int r) {
+    auto q = ref::randomVector(size_t(n), -1.f, 1.f), k = ref::randomVector(size_t(n), -1.f, 1.f),
+         v = ref::randomVector(size_t(n), -1.f, 1.f), dO = ref::randomVector(size_t(n), -1.f, 1.f);
+    (void)r;
+    std::array<int64_t, 4> shape{1, localS, H, D};
+    auto C = [&](std::vector<float> &x) { return Tensor4::contiguous(x.data(), DType::F32, shape); };
+    RingAttentionOptions options;
+    options.attention.backend = runtime::Backend::Cpu;
+    options.attention.causal = true;
+    const size_t N = static_cast<size_t>(n);
+    std::vector<float> o1(N), l1(static_cast<size_t>(H * localS)), dq1(N), dk1(N), dv1(N);
+    ringAttentionForward(comm, C(q), C(k), C(v), C(o1), l1.data(), options);
+    ringAttentionBackward(comm, C(q), C(k), C(v), C(o1), l1.data(), C(dO), C(dq1), C(dk1), C(dv1),
+                          options);
+    // Interleaved qkv: token stride 3 * H * D.
+    std::vector<float> qkv(3 * N);
+    for (int64_t s = 0; s < localS; ++s)
+      for (int64_t i = 0; i < H * D; ++i) {
+        qkv[size_t(s * 3 * H * D + i)] = q[size_t(s * H * D + i)];
+        qkv[size_t(s * 3 * H * D + H * D + i)] = k[size_t(s * H * D + i)];
+        qkv[size_t(s * 3 * H * D + 2 * H * D + i)] = v[size_t(s * H * D + i)];
+      }
+    std::array<int64_t, 4> qkvStrides{localS * 3 * H * D, 3 * H * D, D, 1};
+    Tensor4 sq{qkv.data(), DType::F32, shape, qkvStrides},
+        sk{qkv.data() + H * D, DType::F32, shape, qkvStrides},
+        sv{qkv.data() + 2 * H * D, DType::F32, shape, qkvStrides};
+    const int64_t pad = H * D + 8; // padded token stride
+    std::array<int64_t, 4> padded{localS * pad, pad, D, 1};
+    std::vector<float> o2(static_cast<size_t>(localS * pad), -7.f), l2(l1.size()),
+        dq2(static_cast<size_t>(localS * pad), -7.f), dk2(N), dv2(N);
+    Tensor4 so{o2.data(), DType::F32, shape, padded}, sdq{dq2.data(), DType::F32, shape, padded};
+    ringAttentionForward(comm, sq, sk, sv, so, l2.data(), options);
+    ringAttentionBackward(comm, sq, sk, sv, so, l2.data(), C(dO), sdq, C(dk2), C(dv2), options);
+    auto unpad = [&](const std::vector<float> &x) {
+      std::vector<float> y(N);
+      for (int64_t s = 0; s < localS; ++s)
+        for (int64_t i = 0; i < H * D; ++i)
+          y[size_t(s * H * D + i)] = x[size_t(s * pad + i)];
+      return y;
+    };
+    EXPECT_EQ(unpad(o2), o1);
+    EXPECT_EQ(l2, l1);
+    EXPECT_EQ(unpad(dq2), dq1);
+    EXPECT_EQ(dk2, dk1);
+    EXPECT_EQ(dv2, dv1);
+    EXPECT_EQ(o2[size_t(H * D)], -7.f) << "wrote into the padding";
+  }));
 }

@@ -89,7 +89,7 @@ int runDemo(int argc, char **argv) {
     if (opts.get("backend"))
       throw Error(ErrorCode::InvalidArgument,
                   "loom demo: --backend applies to the kernel demo: add --kernels (the ring "
-                  "attention demo runs on the CPU backend)");
+                  "attention demo picks GPUs over NCCL when 2+ are present, else CPU ranks)");
     bool ok = ringDemo();
     std::printf("%s\n", ok ? "demo: all checks passed" : "demo: CHECKS FAILED");
     return ok ? 0 : 1;

@@ -2,7 +2,9 @@
 //
 // Causal attention over a sequence split across 4 ranks (zigzag layout),
 // forward and backward, with the K/V shards travelling a ring of threads
-// while each rank computes. Checked against single-device attention and
+// while each rank computes: with a CUDA driver and 2+ GPUs, one thread per
+// GPU on the cuda backend with NCCL transfers (shards in device memory);
+// otherwise CPU ranks over the in-process transport. Checked against single-device attention and
 // float64 with the FlashAttention tolerance rule; prints per-rank memory,
 // per-step timings and overlap, and the errors.
 //
@@ -10,10 +12,14 @@
 #include "RingDemo.h"
 #include "Commands.h"
 
+#include "loom/Support/Error.h"
 #include "loom/Support/HalfPrecision.h"
 #include "loom/cuda/Driver.h"
 #include "loom/ops/Reference.h"
 #include "loom/ops/RingAttention.h"
+#include "loom/runtime/Memory.h"
+
+#include <optional>
 
 #include <cmath>
 #include <cstdio>
@@ -26,6 +32,7 @@ namespace ref = ops::ref;
 
 struct Problem {
   int world = 4;
+  bool gpus = false; ///< cuda backend + NCCL, rank r on GPU r
   int64_t B = 1, S = 1024, Hq = 4, Hkv = 2, D = 64;
   DType dtype = DType::BF16;
   ops::RingLayout layout = ops::RingLayout::Zigzag;
@@ -110,13 +117,38 @@ Whole ring(const Problem &p, const Bf16Tensor &q, const Bf16Tensor &k,
         ops::shardSequence(v.tensor(ks), lvv.data(), p.layout, r, p.world);
         ops::shardSequence(dO.tensor(qs), ldo.data(), p.layout, r, p.world);
         std::vector<float> lse(size_t(p.B * p.Hq * localS));
-        ops::ringAttentionForward(comm, T(lqv, lq), T(lkv, lk), T(lvv, lk),
-                                  T(lo, lq), lse.data(), options,
+        // On GPUs: this rank's device, a NCCL communicator bootstrapped
+        // through the in-process one, and device copies of the shards.
+        std::optional<cuda::Context> context;
+        std::unique_ptr<runtime::Communicator> nccl;
+        std::vector<std::pair<cuda::DeviceBuffer, void *>> device;
+        device.reserve(9);
+        if (p.gpus) {
+          context.emplace(r);
+          nccl = runtime::createNcclCommunicator(comm, r);
+        }
+        auto place = [&](void *host, size_t bytes) -> void * {
+          if (!p.gpus)
+            return host;
+          device.emplace_back(cuda::DeviceBuffer(bytes), host);
+          device.back().first.copyFromHost(host, bytes);
+          return reinterpret_cast<void *>(device.back().first.ptr());
+        };
+        auto D = [&](std::vector<uint16_t> &b, std::array<int64_t, 4> s) {
+          return ops::Tensor4::contiguous(place(b.data(), b.size() * 2),
+                                          DType::BF16, s);
+        };
+        ops::Tensor4 tq = D(lqv, lq), tk = D(lkv, lk), tv = D(lvv, lk),
+                     tdo = D(ldo, lq), to = D(lo, lq), tdq = D(ldq, lq),
+                     tdk = D(ldk, lk), tdv = D(ldv, lk);
+        auto *tlse = static_cast<float *>(place(lse.data(), lse.size() * 4));
+        runtime::Communicator &transport = nccl ? *nccl : comm;
+        ops::ringAttentionForward(transport, tq, tk, tv, to, tlse, options,
                                   &fwd[size_t(r)]);
-        ops::ringAttentionBackward(comm, T(lqv, lq), T(lkv, lk), T(lvv, lk),
-                                   T(lo, lq), lse.data(), T(ldo, lq),
-                                   T(ldq, lq), T(ldk, lk), T(ldv, lk), options,
-                                   &bwd[size_t(r)]);
+        ops::ringAttentionBackward(transport, tq, tk, tv, to, tlse, tdo, tdq,
+                                   tdk, tdv, options, &bwd[size_t(r)]);
+        for (auto &[buffer, host] : device)
+          buffer.copyToHost(host, buffer.size());
         ops::unshardSequence(lo.data(), T(w.o, qs), p.layout, r, p.world);
         ops::unshardSequence(ldq.data(), T(w.dq, qs), p.layout, r, p.world);
         ops::unshardSequence(ldk.data(), T(w.dk, ks), p.layout, r, p.world);
@@ -172,30 +204,48 @@ bool ringDemo() {
   Problem p;
   std::string why;
   int gpus = cuda::driverAvailable(&why) ? cuda::deviceCount() : 0;
-  std::printf(
-      "Loom demo: ring attention over %d in-process ranks on the CPU backend\n",
-      p.world);
-  if (gpus < 2)
-    std::printf("  (NCCL across GPUs needs 2+ GPUs; %s)\n",
-                gpus == 0 ? why.c_str() : "this machine has 1");
-  else
-    std::printf("  (%d GPUs present; the ring runs on host-memory backends so "
-                "far, so this "
-                "demo uses CPU ranks)\n",
-                gpus);
-  std::printf("  batch %lld, seqlen %lld, %lld query / %lld KV heads, head dim "
-              "%lld, bf16, "
-              "causal, %s layout\n",
-              (long long)p.B, (long long)p.S, (long long)p.Hq, (long long)p.Hkv,
-              (long long)p.D, ops::ringLayoutName(p.layout));
   size_t nq = size_t(p.B * p.S * p.Hq * p.D),
          nk = size_t(p.B * p.S * p.Hkv * p.D);
   Bf16Tensor q(nq), k(nk), v(nk), dO(nq);
   ops::AttentionOptions opt;
   opt.causal = true;
-  opt.backend = runtime::Backend::Cpu;
   std::vector<ops::RingStats> fwd, bwd;
-  Whole ringOut = ring(p, q, k, v, dO, opt, fwd, bwd);
+  std::optional<Whole> ringOut;
+  if (gpus >= 2) {
+    // Zigzag needs the sequence divisible by 2P: 2 or 4 GPUs.
+    p.world = gpus >= 4 ? 4 : 2;
+    p.gpus = true;
+    opt.backend = runtime::Backend::Cuda;
+    std::printf("Loom demo: ring attention over %d GPUs (cuda backend, NCCL "
+                "transfers, shards in device memory)\n",
+                p.world);
+    try {
+      ringOut = ring(p, q, k, v, dO, opt, fwd, bwd);
+    } catch (const Error &e) {
+      if (e.code() != ErrorCode::DeviceUnavailable)
+        throw;
+      std::printf("  the GPU ring is unavailable (%s); falling back to CPU ranks\n",
+                  e.what());
+      p.world = 4, p.gpus = false;
+    }
+  }
+  if (!p.gpus) {
+    std::printf("Loom demo: ring attention over %d in-process ranks on the CPU "
+                "backend\n",
+                p.world);
+    if (gpus < 2)
+      std::printf("  (NCCL across GPUs needs a CUDA driver and 2+ GPUs; %s)\n",
+                  gpus == 0 ? why.c_str() : "this machine has 1");
+  }
+  std::printf("  batch %lld, seqlen %lld, %lld query / %lld KV heads, head dim "
+              "%lld, bf16, "
+              "causal, %s layout\n",
+              (long long)p.B, (long long)p.S, (long long)p.Hq, (long long)p.Hkv,
+              (long long)p.D, ops::ringLayoutName(p.layout));
+  // The single-device reference always runs on the CPU (host buffers).
+  opt.backend = runtime::Backend::Cpu;
+  if (!ringOut)
+    ringOut = ring(p, q, k, v, dO, opt, fwd, bwd);
   Whole single = singleDevice(p, q, k, v, dO, opt);
 
   std::printf("  memory per rank (K/V double buffers, f32 accumulators; shards "
@@ -224,10 +274,10 @@ bool ringDemo() {
   auto naiveGrads =
       ref::attentionBackward(q.seen, k.seen, v.seen, dO.seen, p.B, p.S, p.S,
                              p.Hq, p.Hkv, p.D, true, scale, "bf16");
-  bool ok = check("O", ringOut.o, single.o, want.out, naive.out);
-  ok &= check("dQ", ringOut.dq, single.dq, grads.dq, naiveGrads.dq);
-  ok &= check("dK", ringOut.dk, single.dk, grads.dk, naiveGrads.dk);
-  ok &= check("dV", ringOut.dv, single.dv, grads.dv, naiveGrads.dv);
+  bool ok = check("O", ringOut->o, single.o, want.out, naive.out);
+  ok &= check("dQ", ringOut->dq, single.dq, grads.dq, naiveGrads.dq);
+  ok &= check("dK", ringOut->dk, single.dk, grads.dk, naiveGrads.dk);
+  ok &= check("dV", ringOut->dv, single.dv, grads.dv, naiveGrads.dv);
   return ok;
 }
 

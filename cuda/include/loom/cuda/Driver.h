@@ -37,6 +37,7 @@ struct DriverApi {
   decltype(&::cuDevicePrimaryCtxRelease) devicePrimaryCtxRelease;
   decltype(&::cuCtxSetCurrent) ctxSetCurrent;
   decltype(&::cuCtxSynchronize) ctxSynchronize;
+  decltype(&::cuCtxGetCurrent) ctxGetCurrent;
   decltype(&::cuModuleLoadData) moduleLoadData;
   decltype(&::cuModuleGetFunction) moduleGetFunction;
   decltype(&::cuModuleUnload) moduleUnload;
@@ -50,6 +51,8 @@ struct DriverApi {
   decltype(&::cuMemcpyHtoDAsync) memcpyHtoDAsync;
   decltype(&::cuMemcpyDtoHAsync) memcpyDtoHAsync;
   decltype(&::cuMemsetD8) memsetD8;
+  /// Any direction (unified addressing), asynchronous on a stream.
+  decltype(&::cuMemcpyAsync) memcpyAsync;
   decltype(&::cuStreamCreate) streamCreate;
   decltype(&::cuStreamDestroy) streamDestroy;
   decltype(&::cuStreamSynchronize) streamSynchronize;

@@ -158,6 +158,21 @@ struct AttentionOptions {
   /// kernels' when `config` is unset.
   std::shared_ptr<const BlockMask> blockMask;
   bool autoBlockMask = true;
+  /// When set, the kernels are enqueued on this stream (its backend must be
+  /// the resolved `backend`) and the call returns without waiting for them:
+  /// the tensors must stay alive until the stream has run them. Per-call
+  /// temporaries (LSE/delta scratch, block masks) are kept alive by the
+  /// stream. A block mask built per call is classified at once (its kernel
+  /// reads only positions and variant tensors). Without a stream the call
+  /// returns when the results are ready. With a stream (as on cuda),
+  /// gradients and dO are not repacked on the host: they must have q's,
+  /// k's, v's and out's strides.
+  runtime::Stream *stream = nullptr;
+  /// Backward: delta = rowsum(dO * O) as a contiguous f32 (batch, heads_q,
+  /// seqlen_q) array from attentionBackwardDelta(); the backward then skips
+  /// its preprocess (ring attention computes it once per rank instead of
+  /// once per step). Unset: computed per call.
+  const float *backwardDelta = nullptr;
 };
 
 /// The forward kernel for one head dim, dtype (f32, f16, bf16) and variant;
@@ -210,6 +225,13 @@ void attentionBackward(const Tensor4 &q, const Tensor4 &k, const Tensor4 &v, con
                        const float *lse, const Tensor4 &dOut, const Tensor4 &dq,
                        const Tensor4 &dk, const Tensor4 &dv,
                        const AttentionOptions &options = {});
+
+/// The backward's preprocess alone: delta = rowsum(dO * O) into `delta`, a
+/// contiguous f32 (batch, heads_q, seqlen_q) array, for
+/// AttentionOptions::backwardDelta. `out` and `dOut` as for
+/// attentionBackward (dOut with out's strides); honours options.stream.
+void attentionBackwardDelta(const Tensor4 &out, const Tensor4 &dOut, float *delta,
+                            const AttentionOptions &options = {});
 
 /// Head dims the kernels support on a backend: any multiple of 8 up to 256
 /// on the CPU; 32, 64, 96, 128, 192, 256 for f16/bf16 on GPU targets.

@@ -22,6 +22,16 @@
 // invisible are skipped without a launch, and invisible blocks inside a
 // launch are skipped by the kernels.
 //
+// Backends: the scheduler only enqueues work; every kernel (K/V packing,
+// attention, merge, conversions, dK/dV accumulation: RingKernels.h) runs
+// on the compute stream and the ring's buffers are runtime::Memory, so the
+// same code runs on cpu and emu (host pointers, in-process or MPI
+// transport) and on cuda (device pointers, CUdeviceptr as in Attention.h,
+// over a NCCL communicator; the calling thread's current context is the
+// rank's GPU). A transport that cannot move the backend's memory (inproc
+// or MPI with cuda, NCCL with cpu/emu) is refused with Unsupported naming
+// both, rather than staged through host memory.
+//
 // Before the first transfer the ranks agree on metadata (shapes, dtype,
 // variant, layout, scale, world size) and all fail together naming what
 // differs. A rank that dies, stalls or skips a step makes every other rank

@@ -77,6 +77,13 @@ public:
   virtual std::shared_ptr<Event> record() = 0;
   /// Work submitted after this call starts after `event` completes.
   virtual void wait(std::shared_ptr<Event> event) = 0;
+  /// Keeps `object` alive until the work submitted so far has run, then
+  /// releases it: the temporaries of an asynchronous operation (scratch
+  /// buffers, block masks) outlive the call that enqueued it. On a CPU
+  /// stream it is released on the stream's thread; on a CUDA stream at a
+  /// later retainUntilDone() or synchronize() that finds its work done, or
+  /// when the stream is destroyed (after its work has finished).
+  virtual void retainUntilDone(std::shared_ptr<const void> object);
   /// Blocks until all submitted work has run; rethrows a work error;
   /// throws loom::Error(CommTimeout) after `timeout`.
   virtual void synchronize(std::chrono::milliseconds timeout = std::chrono::minutes(10)) = 0;
