@@ -10,6 +10,9 @@
 
 #include <gtest/gtest.h>
 
+#include <sys/mman.h>
+#include <unistd.h>
+
 using namespace loom;
 using namespace loom::runtime;
 namespace ref = loom::ops::ref;
@@ -224,4 +227,38 @@ TEST(Exp2, PolynomialMatchesLibmAndSpecialValues) {
   EXPECT_EQ(y[x.size() - special.size() + 3], 1.0f) << "exp2(0) must be exactly 1";
   // A few f32 ulps (2^-23 = 1.2e-7 relative per ulp).
   EXPECT_LT(worst, 4e-7) << "worst relative error of exp2 vs float64";
+}
+
+// Masked-off lanes of a load may read element 0 of the buffer (branch-free
+// loads, MemoryToLinalg.cpp; LLVM may also turn the select back into a
+// branch): an empty buffer must still be safe to pass with every lane
+// masked off, and give `other` everywhere.
+TEST(MaskedLoad, EmptyBufferWithAllLanesMaskedOff) {
+  dsl::Kernel kernel("masked_copy", [](dsl::KernelBuilder &kb) {
+    dsl::Value x = kb.pointer("x", DType::F32), y = kb.pointer("y", DType::F32);
+    dsl::Value n = kb.scalar("n", DType::I32), m = kb.scalar("m", DType::I32);
+    int64_t block = kb.constant("BLOCK");
+    dsl::Value offs = dsl::program_id(0) * block + dsl::arange(0, block);
+    // Lanes past n read nothing and yield 7; lanes past m are not stored.
+    dsl::store(y, offs, dsl::load(x, offs, offs < n, 7.0), offs < m);
+  });
+  auto k = compile(kernel, {.constants = {{"BLOCK", 64}}, .backend = Backend::Cpu});
+  std::vector<float> y(100, ref::poison());
+  // n = 0: x has no elements and points at a page that may not be read, so
+  // a kernel touching it (rather than the runtime's stand-in, or nothing)
+  // would crash.
+  long pageSize = sysconf(_SC_PAGESIZE);
+  void *guard = mmap(nullptr, pageSize, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  ASSERT_NE(guard, MAP_FAILED);
+  k->launch(Grid(2), {Arg::buffer(guard, DType::F32, 0), Arg::buffer(y), Arg::i32(0),
+                      Arg::i32(100)});
+  munmap(guard, pageSize);
+  for (size_t i = 0; i < y.size(); ++i)
+    ASSERT_EQ(y[i], 7.0f) << "lane " << i;
+  // A non-empty buffer: the first n lanes are loaded, the rest are `other`.
+  std::vector<float> x = ref::randomVector(37, -1.0f, 1.0f);
+  std::fill(y.begin(), y.end(), ref::poison());
+  k->launch(Grid(2), {Arg::buffer(x), Arg::buffer(y), Arg::i32(37), Arg::i32(100)});
+  for (size_t i = 0; i < y.size(); ++i)
+    ASSERT_EQ(y[i], i < 37 ? x[i] : 7.0f) << "lane " << i;
 }

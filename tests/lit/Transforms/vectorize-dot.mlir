@@ -1,5 +1,8 @@
 // RUN: loom-opt %s --split-input-file --loom-vectorize-dot="rows=4 lanes=16" | FileCheck %s
 
+// CHECK: #[[UNROLL:.*]] = #llvm.loop_unroll<disable = true>
+// CHECK: #{{.*}} = #llvm.loop_annotation<unroll = #[[UNROLL]]>
+
 // A bufferized dot (the generic DotToGeneric builds) becomes a register-
 // blocked micro-kernel: rows of 4 in a loop, columns of 16 lanes in a loop,
 // 4 vector accumulators carried across the loop over k, one B row load and
@@ -23,7 +26,11 @@
 // CHECK:       vector.fma %{{.*}}, %[[B]], %{{.*}} : vector<16xf32>
 // CHECK-COUNT-3: vector.fma
 // CHECK:       scf.yield
+// Every emitted loop tells LLVM not to unroll it: k, then j, then i.
+// CHECK:     } {loop_annotation = #[[NOUNROLL:[a-z_0-9]+]]}
 // CHECK-COUNT-4: vector.store %{{.*}}, %arg2[%{{.*}}, %[[J]]] : memref<8x32xf32>, vector<16xf32>
+// CHECK:   } {loop_annotation = #[[NOUNROLL]]}
+// CHECK: } {loop_annotation = #[[NOUNROLL]]}
 func.func @dot_f32(%a: memref<8x24xf32>, %b: memref<24x32xf32>, %c: memref<8x32xf32>) {
   linalg.generic {indexing_maps = [#a, #b, #c],
                   iterator_types = ["parallel", "reduction", "parallel"]}

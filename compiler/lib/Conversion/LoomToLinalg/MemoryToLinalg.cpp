@@ -2,12 +2,13 @@
 //
 // Pointers arrive here already converted to memref<?xT>. A load becomes a
 // linalg.generic gather. A masked-off lane reads element 0 instead of its
-// offset and then selects `other`: its offset is never dereferenced, and the
-// body has no branch, so the loop vectorizer turns it into (masked) vector
-// loads or gathers; a branch per element kept the loads scalar and made
-// them cost more than the tile's dot. The CPU runtime guarantees element 0
-// is readable (an empty buffer gets a zeroed stand-in). A store becomes a
-// loop nest of guarded memref.store (stores have no tensor result).
+// offset and then selects `other`: its offset is never dereferenced and the
+// body has no branch. A branch per element (unpredictable at tile edges and
+// in masks) made the attention tiles' loads cost more than their dots; the
+// selects measured faster even as scalar code, and leave the loop open to
+// vectorization. The CPU runtime guarantees element 0 is readable (an empty
+// buffer gets a zeroed stand-in, CpuKernel.cpp). A store becomes a loop nest
+// of guarded memref.store (stores have no tensor result).
 //
 //===----------------------------------------------------------------------===//
 #include "loom/Conversion/Passes.h"
