@@ -121,14 +121,16 @@ TEST(SoftmaxStrided, RowStrideLargerThanRow) {
   }
 }
 
-class Matmul : public ::testing::TestWithParam<std::tuple<std::array<int64_t, 3>, DType>> {};
+/// (m, n, k) of the problem, (BLOCK_M, BLOCK_N, BLOCK_K) of the kernel.
+using MatmulParam = std::tuple<std::array<int64_t, 3>, std::array<int64_t, 3>, DType>;
+class Matmul : public ::testing::TestWithParam<MatmulParam> {};
 
 TEST_P(Matmul, MatchesFloat64) {
-  auto [mnk, dtype] = GetParam();
+  auto [mnk, blocks, dtype] = GetParam();
   auto [m, n, kk] = mnk;
+  auto [bm, bn, bk] = blocks;
   auto a = makeInput(m * kk, dtype, -1, 1), b = makeInput(kk * n, dtype, -1, 1);
   std::vector<float> c(m * n, ref::poison());
-  const int64_t bm = 32, bn = 32, bk = 16;
   auto k = compile(ops::matmulKernel(dtype),
                    {.constants = {{"BLOCK_M", bm}, {"BLOCK_N", bn}, {"BLOCK_K", bk}}});
   k->launch(Grid(uint32_t((m + bm - 1) / bm), uint32_t((n + bn - 1) / bn)),
@@ -150,34 +152,15 @@ INSTANTIATE_TEST_SUITE_P(
                                          std::array<int64_t, 3>{97, 113, 130},
                                          std::array<int64_t, 3>{64, 33, 1025},
                                          std::array<int64_t, 3>{1000, 17, 97}),
+                       ::testing::Values(std::array<int64_t, 3>{32, 32, 16}),
                        ::testing::Values(DType::F32, DType::F16, DType::BF16)));
 
 // Block shapes that are not multiples of the dot micro-kernel's rows and
 // lanes (loom-vectorize-dot): row remainders, halving column widths, K = 1.
-class MatmulOddBlocks
-    : public ::testing::TestWithParam<std::tuple<std::array<int64_t, 3>, DType>> {};
-
-TEST_P(MatmulOddBlocks, MatchesFloat64) {
-  auto [blocks, dtype] = GetParam();
-  auto [bm, bn, bk] = blocks;
-  const int64_t m = 45, n = 61, kk = 37;
-  auto a = makeInput(m * kk, dtype, -1, 1), b = makeInput(kk * n, dtype, -1, 1);
-  std::vector<float> c(m * n, ref::poison());
-  auto k = compile(ops::matmulKernel(dtype),
-                   {.constants = {{"BLOCK_M", bm}, {"BLOCK_N", bn}, {"BLOCK_K", bk}}});
-  k->launch(Grid(uint32_t((m + bm - 1) / bm), uint32_t((n + bn - 1) / bn)),
-            {a.arg(dtype), b.arg(dtype), Arg::buffer(c), Arg::i32(m), Arg::i32(n), Arg::i32(kk),
-             Arg::i32(kk), Arg::i32(n), Arg::i32(n)});
-  auto da = ref::toDouble(a.seen), db = ref::toDouble(b.seen);
-  auto want = ref::matmul(da, db, m, n, kk);
-  auto scale = ref::matmul(ref::absolute(da), ref::absolute(db), m, n, kk);
-  auto e = ref::compareScaled(c, want, scale);
-  EXPECT_TRUE(ref::withinRelative(e, 1e-5)) << ref::format(e);
-}
-
 INSTANTIATE_TEST_SUITE_P(
-    Remainders, MatmulOddBlocks,
-    ::testing::Combine(::testing::Values(std::array<int64_t, 3>{5, 13, 3},
+    MicroKernelRemainders, Matmul,
+    ::testing::Combine(::testing::Values(std::array<int64_t, 3>{45, 61, 37}),
+                       ::testing::Values(std::array<int64_t, 3>{5, 13, 3},
                                          std::array<int64_t, 3>{1, 47, 1},
                                          std::array<int64_t, 3>{7, 31, 8},
                                          std::array<int64_t, 3>{9, 64, 5}),
