@@ -54,6 +54,8 @@ LoadedDriver loadDriver() {
   resolve(lib, d.ctxSetCurrent, "cuCtxSetCurrent", e);
   resolve(lib, d.ctxSynchronize, "cuCtxSynchronize", e);
   resolve(lib, d.ctxGetCurrent, "cuCtxGetCurrent", e);
+  resolve(lib, d.ctxPushCurrent, "cuCtxPushCurrent_v2", e);
+  resolve(lib, d.ctxPopCurrent, "cuCtxPopCurrent_v2", e);
   resolve(lib, d.moduleLoadData, "cuModuleLoadData", e);
   resolve(lib, d.moduleGetFunction, "cuModuleGetFunction", e);
   resolve(lib, d.moduleUnload, "cuModuleUnload", e);
@@ -72,6 +74,7 @@ LoadedDriver loadDriver() {
   resolve(lib, d.streamDestroy, "cuStreamDestroy_v2", e);
   resolve(lib, d.streamSynchronize, "cuStreamSynchronize", e);
   resolve(lib, d.streamQuery, "cuStreamQuery", e);
+  resolve(lib, d.streamGetCtx, "cuStreamGetCtx", e);
   resolve(lib, d.streamWaitEvent, "cuStreamWaitEvent", e);
   resolve(lib, d.eventCreate, "cuEventCreate", e);
   resolve(lib, d.eventRecord, "cuEventRecord", e);
@@ -189,6 +192,18 @@ Context::Context(int ordinal) {
 Context::~Context() {
   if (context_)
     driver().devicePrimaryCtxRelease(device_); // no throw from a destructor
+}
+
+CUcontext currentOrDefaultContext() {
+  CUcontext current = nullptr;
+  check(driver().ctxGetCurrent(&current), "cuCtxGetCurrent");
+  if (current)
+    return current;
+  // Never released: modules and allocations made in it may live as long as
+  // the process (the kernel cache, static buffers).
+  static Context device0(0);
+  device0.makeCurrent();
+  return device0.handle();
 }
 
 void Context::makeCurrent() const { check(driver().ctxSetCurrent(context_), "cuCtxSetCurrent"); }

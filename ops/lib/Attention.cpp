@@ -8,6 +8,7 @@
 #include "loom/ops/Attention.h"
 #include "loom/ops/AttentionTuning.h"
 #include "loom/ops/BlockMask.h"
+#include "TensorText.h"
 
 #include "loom/Support/Error.h"
 #include "loom/cuda/Driver.h"
@@ -85,19 +86,8 @@ void requireValid(const Tensor4 &t, const char *name) {
                             name, t.strides[3]));
 }
 
-size_t extent(const Tensor4 &t) {
-  size_t n = 1;
-  for (int i = 0; i < 4; ++i) {
-    if (t.shape[i] == 0)
-      return 0;
-    n += size_t(t.shape[i] - 1) * size_t(t.strides[i]);
-  }
-  return n;
-}
-
-std::string shapeStr(const Tensor4 &t) {
-  return fmt::format("({}, {}, {}, {})", t.shape[0], t.shape[1], t.shape[2], t.shape[3]);
-}
+using detail::extent;
+using detail::shapeText;
 
 /// One Kernel object per (stage, dtype, output dtype, accumulation, head
 /// dim, variant name, block mask), so repeated calls hit the runtime's
@@ -215,11 +205,38 @@ void launchOn(const AttentionOptions &options, const runtime::CompiledKernel &ke
 }
 
 /// Keeps a call's temporaries alive until options.stream has run its
-/// kernels (without a stream the call waited for them already).
-void retain(const AttentionOptions &options, std::shared_ptr<const void> object) {
-  if (options.stream && object)
-    options.stream->retainUntilDone(std::move(object));
-}
+/// kernels (without a stream the call waited for them already). Hands them
+/// to the stream when the call ends, normally or by an exception: once one
+/// kernel is enqueued they must outlive it, whatever fails after it.
+class RetainOnExit {
+public:
+  explicit RetainOnExit(const AttentionOptions &options) : stream_(options.stream) {}
+  RetainOnExit(const RetainOnExit &) = delete;
+  RetainOnExit &operator=(const RetainOnExit &) = delete;
+  void add(std::shared_ptr<const void> object) {
+    if (stream_ && object)
+      objects_.push_back(std::move(object));
+  }
+  ~RetainOnExit() {
+    for (std::shared_ptr<const void> &object : objects_) {
+      try {
+        stream_->retainUntilDone(std::move(object));
+      } catch (...) {
+        // A destructor may be running during unwinding and must not throw;
+        // waiting for the stream makes freeing the object safe instead.
+        try {
+          stream_->synchronize();
+        } catch (...) {
+          // The stream failed: the error surfaces from its next use.
+        }
+      }
+    }
+  }
+
+private:
+  runtime::Stream *stream_;
+  std::vector<std::shared_ptr<const void>> objects_;
+};
 } // namespace
 
 struct Checked {
@@ -269,11 +286,11 @@ Checked checkAttention(const Tensor4 &q, const Tensor4 &k, const Tensor4 &v, con
                             dtypeName(out.dtype)));
   if (k.shape != v.shape)
     throw Error(ErrorCode::InvalidArgument,
-                fmt::format("attention: k {} and v {} shapes differ", shapeStr(k), shapeStr(v)));
+                fmt::format("attention: k {} and v {} shapes differ", shapeText(k), shapeText(v)));
   if (out.shape != q.shape)
     throw Error(ErrorCode::InvalidArgument,
-                fmt::format("attention: out {} must have q's shape {}", shapeStr(out),
-                            shapeStr(q)));
+                fmt::format("attention: out {} must have q's shape {}", shapeText(out),
+                            shapeText(q)));
   if (k.shape[0] != q.shape[0])
     throw Error(ErrorCode::InvalidArgument,
                 fmt::format("attention: batch of q ({}) and k ({}) differ", q.shape[0],
@@ -514,11 +531,14 @@ void attentionForward(const Tensor4 &q, const Tensor4 &k, const Tensor4 &v, cons
     return;
   AttentionVariant variant = effectiveVariant(options);
   checkVariantArgs(variant, options.variantArgs);
+  RetainOnExit temporaries(options);
   std::shared_ptr<runtime::Memory> lseScratch;
   if (!lse)
     lse = (lseScratch = scratch(backend, size_t(B * Hq * Sq)))->as<float>();
+  temporaries.add(lseScratch);
   auto blockMask =
       blockMaskFor(options, variant, B, Sq, Sk, Hq, Hkv, backend, positions, config);
+  temporaries.add(blockMask);
   runtime::Specialization spec = specFor(config, backend);
   auto kernel = runtime::compile(
       attentionKernel(Stage::Forward, q.dtype, out.dtype, false, D, variant, bool(blockMask)),
@@ -532,8 +552,6 @@ void attentionForward(const Tensor4 &q, const Tensor4 &k, const Tensor4 &v, cons
   launchOn(options, *kernel,
            runtime::Grid(uint32_t((Sq + config.blockM - 1) / config.blockM), uint32_t(B * Hq)),
            args);
-  retain(options, lseScratch);
-  retain(options, blockMask);
 }
 
 } // namespace loom::ops
@@ -581,8 +599,8 @@ void requireLike(const Tensor4 &t, const Tensor4 &like, const char *name, const 
   requireValid(t, name);
   if (t.shape != like.shape)
     throw Error(ErrorCode::InvalidArgument,
-                fmt::format("attention backward: {} {} must have {}'s shape {}", name, shapeStr(t),
-                            likeName, shapeStr(like)));
+                fmt::format("attention backward: {} {} must have {}'s shape {}", name, shapeText(t),
+                            likeName, shapeText(like)));
   if (t.dtype != dtype.value_or(like.dtype))
     throw Error(ErrorCode::InvalidArgument,
                 fmt::format("attention backward: {} has dtype {}, {} has {}", name,
@@ -615,6 +633,17 @@ void attentionBackward(const Tensor4 &q, const Tensor4 &k, const Tensor4 &v, con
   requireLike(dv, v, "dv", "v", gradDtype);
   if (!lse)
     throw Error(ErrorCode::InvalidArgument, "attention backward: lse is a null pointer");
+  if (config.blockM <= 0 || config.blockN <= 0)
+    throw Error(ErrorCode::InvalidArgument,
+                fmt::format("attention backward: block sizes must be positive, got {}x{}",
+                            config.blockM, config.blockN));
+  // The kernels read B * Hq * Sq floats of a caller's delta, unchecked.
+  if (options.backwardDelta && options.backwardDeltaCount != size_t(B * Hq * Sq))
+    throw Error(ErrorCode::InvalidArgument,
+                fmt::format("attention backward: options.backwardDelta holds {} floats "
+                            "(backwardDeltaCount); the call needs batch x heads_q x seqlen_q = "
+                            "{} x {} x {} = {}",
+                            options.backwardDeltaCount, B, Hq, Sq, B * Hq * Sq));
   if (B == 0 || Hq == 0)
     return;
   // Device tensors are not repacked on the host, nor are tensors of an
@@ -636,14 +665,17 @@ void attentionBackward(const Tensor4 &q, const Tensor4 &k, const Tensor4 &v, con
   bool acc = options.accumulateGradients;
   Tensor4 dQ = withStrides(dq, q, dqStore, acc), dK = withStrides(dk, k, dkStore, acc),
           dV = withStrides(dv, v, dvStore, acc);
+  RetainOnExit temporaries(options);
   std::shared_ptr<runtime::Memory> deltaScratch;
   float *delta = const_cast<float *>(options.backwardDelta);
   if (!delta)
     delta = (deltaScratch = scratch(backend, size_t(B * Hq * Sq)))->as<float>();
+  temporaries.add(deltaScratch);
   AttentionVariant variant = effectiveVariant(options);
   checkVariantArgs(variant, options.variantArgs);
   auto blockMask =
       blockMaskFor(options, variant, B, Sq, Sk, Hq, Hkv, backend, positions, config);
+  temporaries.add(blockMask);
   runtime::Specialization spec = specFor(config, backend);
   KernelTensors t{q, k, v, out, dO, dQ, dK, dV, lse, delta,
                   size_t(std::max<int64_t>(B * Hq * Sq, 1))};
@@ -653,31 +685,40 @@ void attentionBackward(const Tensor4 &q, const Tensor4 &k, const Tensor4 &v, con
     auto extra = blockMaskArgs(*blockMask);
     args.insert(args.end(), extra.begin(), extra.end());
   }
-  auto run = [&](Stage stage, runtime::Grid grid) {
-    // The preprocess reads no variant tensors or block mask; it takes the
-    // same arguments minus them.
-    size_t used = stage == Stage::Preprocess ? baseArgs : args.size();
-    std::vector<runtime::Arg> stageArgs(args.begin(), args.begin() + used);
-    bool masked = stage != Stage::Preprocess && blockMask;
-    launchOn(options,
-             *runtime::compile(attentionKernel(stage, q.dtype, gradDtype, acc, D, variant, masked),
-                               spec),
-             grid, stageArgs);
+  // Every stage is compiled before the first launch, so a compile error
+  // cannot leave a partial backward queued on options.stream.
+  struct StageLaunch {
+    Stage stage;
+    runtime::Grid grid;
+    std::shared_ptr<const runtime::CompiledKernel> kernel;
   };
+  std::vector<StageLaunch> stages;
   uint32_t qBlocks = uint32_t((Sq + config.blockM - 1) / config.blockM);
   if (Sq > 0) {
     if (!options.backwardDelta)
-      run(Stage::Preprocess, runtime::Grid(qBlocks, uint32_t(B * Hq)));
-    run(Stage::Dq, runtime::Grid(qBlocks, uint32_t(B * Hq)));
+      stages.push_back({Stage::Preprocess, runtime::Grid(qBlocks, uint32_t(B * Hq)), nullptr});
+    stages.push_back({Stage::Dq, runtime::Grid(qBlocks, uint32_t(B * Hq)), nullptr});
   }
   if (Sk > 0)
-    run(Stage::DkDv,
-        runtime::Grid(uint32_t((Sk + config.blockN - 1) / config.blockN), uint32_t(B * Hkv)));
+    stages.push_back(
+        {Stage::DkDv,
+         runtime::Grid(uint32_t((Sk + config.blockN - 1) / config.blockN), uint32_t(B * Hkv)),
+         nullptr});
+  for (StageLaunch &l : stages) {
+    bool masked = l.stage != Stage::Preprocess && blockMask;
+    l.kernel = runtime::compile(
+        attentionKernel(l.stage, q.dtype, gradDtype, acc, D, variant, masked), spec);
+  }
+  for (const StageLaunch &l : stages) {
+    // The preprocess reads no variant tensors or block mask; it takes the
+    // same arguments minus them.
+    size_t used = l.stage == Stage::Preprocess ? baseArgs : args.size();
+    std::vector<runtime::Arg> stageArgs(args.begin(), args.begin() + used);
+    launchOn(options, *l.kernel, l.grid, stageArgs);
+  }
   copyBack(dQ, dq);
   copyBack(dK, dk);
   copyBack(dV, dv);
-  retain(options, deltaScratch);
-  retain(options, blockMask);
 }
 
 void attentionBackwardDelta(const Tensor4 &out, const Tensor4 &dOut, float *delta,
@@ -698,9 +739,23 @@ void attentionBackwardDelta(const Tensor4 &out, const Tensor4 &dOut, float *delt
                 fmt::format("attention backward delta: head_dim {} is not supported for {} on "
                             "the {} backend",
                             D, dtypeName(out.dtype), runtime::backendName(backend)));
+  // The kernel takes seqlen as i32 and runs one grid row per (batch, head),
+  // and GPUs cap grid y at 65535.
+  if (Sq > INT32_MAX)
+    throw Error(ErrorCode::InvalidArgument,
+                fmt::format("attention backward delta: seqlen {} exceeds 2^31 - 1", Sq));
+  if (B * Hq > 65535)
+    throw Error(ErrorCode::InvalidArgument,
+                fmt::format("attention backward delta: batch x heads {} x {} = {} exceeds the "
+                            "grid limit of 65535",
+                            B, Hq, B * Hq));
   // Only the block height matters to the preprocess; the backward's.
   AttentionConfig config =
       resolveAttentionConfig(options, AttentionPass::Backward, out.dtype, D, Sq, Sq, backend);
+  if (config.blockM <= 0 || config.blockN <= 0)
+    throw Error(ErrorCode::InvalidArgument,
+                fmt::format("attention backward delta: block sizes must be positive, got {}x{}",
+                            config.blockM, config.blockN));
   // The preprocess takes every backward kernel's arguments; it reads o, dO
   // and writes delta, so the others are out (never read). Positions are
   // unused (delta has no mask).

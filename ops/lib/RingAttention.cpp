@@ -10,6 +10,7 @@
 //
 //===----------------------------------------------------------------------===//
 #include "loom/ops/RingAttention.h"
+#include "TensorText.h"
 
 #include "loom/Support/Error.h"
 #include "loom/Support/HalfPrecision.h"
@@ -41,9 +42,7 @@ struct RingProblem {
   AttentionVariant variant; // with options.causal folded in
 };
 
-std::string shapeText(const Tensor4 &t) {
-  return fmt::format("({}, {}, {}, {})", t.shape[0], t.shape[1], t.shape[2], t.shape[3]);
-}
+using detail::shapeText;
 
 RingProblem checkLocal(runtime::Communicator &comm, const Tensor4 &q, const Tensor4 &k,
                        const Tensor4 &v, const RingAttentionOptions &options) {
@@ -236,6 +235,11 @@ struct RingPipeline {
     EventPtr computeStart, computeEnd, transferStart, transferEnd;
   };
   std::vector<StepEvents> steps;
+  /// Recorded on the compute stream before the schedule: step times are
+  /// measured from it. CUDA events report only when the host *observed*
+  /// them complete (all at once, after the run), so spans come from device
+  /// timestamps (elapsedMsSince, valid across streams of one device) instead.
+  EventPtr origin;
 
   RingPipeline(runtime::Communicator &c, const RingProblem &p) : comm(c) {
     compute = runtime::createStream(p.backend, fmt::format("ring compute r{}", p.rank));
@@ -262,6 +266,7 @@ struct RingPipeline {
     // or stalled peer surfaces here as the transfer's CommTimeout.
     constexpr auto unbounded = std::chrono::hours(24 * 365);
     try {
+      origin = compute->record();
       schedule();
       compute->synchronize(unbounded);
       transfer->synchronize(unbounded);
@@ -283,21 +288,43 @@ struct RingPipeline {
     stats->rank = comm.rank(), stats->world = comm.size(), stats->pass = pass;
     stats->workspaceBytes = workspace, stats->shardBytes = shards;
     stats->steps.clear();
+    // Times stay on the steady-clock scale of completedAtMs() (so ranks of
+    // one process share a timeline): the origin's time plus the elapsed
+    // time since it. For CPU events that is exactly their completion time.
+    double base = origin->completedAtMs();
+    auto at = [&](const EventPtr &e) { return base + e->elapsedMsSince(*origin); };
     for (size_t s = 0; s < steps.size(); ++s) {
       const StepEvents &e = steps[s];
       RingStepTiming t;
       t.step = int(s), t.sourceRank = e.sourceRank, t.launches = e.launches;
-      t.computeStart = e.computeStart->completedAtMs();
-      t.computeEnd = e.computeEnd->completedAtMs();
+      t.computeStart = at(e.computeStart);
+      t.computeEnd = at(e.computeEnd);
       if (e.transferStart) {
         t.hasTransfer = true;
-        t.transferStart = e.transferStart->completedAtMs();
-        t.transferEnd = e.transferEnd->completedAtMs();
+        t.transferStart = at(e.transferStart);
+        t.transferEnd = at(e.transferEnd);
       }
       stats->steps.push_back(t);
     }
   }
 };
+
+/// Runs `body`; if it throws, aborts the communicator with the reason (so
+/// the peers, already past the metadata agreement and waiting in their
+/// first transfer, fail with PeerFailed now instead of at the deadline) and
+/// rethrows. abort() is idempotent, so RingPipeline::run aborting first is
+/// harmless.
+template <typename F> void abortPeersOnError(runtime::Communicator &comm, F body) {
+  try {
+    body();
+  } catch (const std::exception &e) {
+    comm.abort(e.what());
+    throw;
+  } catch (...) {
+    comm.abort("unknown exception");
+    throw;
+  }
+}
 
 /// One attention call of a pass: query segment `q` of this rank against key
 /// segment `ks` of the step's shard, with its options (positions, config,
@@ -351,68 +378,73 @@ void ringAttentionForward(runtime::Communicator &comm, const Tensor4 &q, const T
                               shapeText(out), dtypeName(out.dtype), shapeText(q),
                               dtypeName(q.dtype)));
   });
-  size_t es = dtypeSize(p.dtype);
-  int64_t BH = p.B * p.Hq;
-  size_t rows = size_t(BH * p.localS);
-  RingPipeline ring(comm, p);
-  Stream &compute = *ring.compute;
-  KvSlots kv(p);
-  // f32 accumulators laid out (batch, heads, seqlen, dim) so each head's
-  // rows are contiguous for the merge; partials likewise per segment.
-  runtime::Memory accOut(p.backend, rows * size_t(p.D) * 4), accLse(p.backend, rows * 4);
-  runtime::Memory partOut(p.backend, rows * size_t(p.D) * 4), partLse(p.backend, rows * 4);
-  auto plan = planPass(options, p, AttentionPass::Forward, compute);
+  // Past the agreement the peers head for their first transfer: any failure
+  // from here on (streams, buffers, block masks, launches) must reach them
+  // now rather than at the communicator's deadline.
+  abortPeersOnError(comm, [&] {
+    size_t es = dtypeSize(p.dtype);
+    int64_t BH = p.B * p.Hq;
+    size_t rows = size_t(BH * p.localS);
+    RingPipeline ring(comm, p);
+    Stream &compute = *ring.compute;
+    KvSlots kv(p);
+    // f32 accumulators laid out (batch, heads, seqlen, dim) so each head's
+    // rows are contiguous for the merge; partials likewise per segment.
+    runtime::Memory accOut(p.backend, rows * size_t(p.D) * 4), accLse(p.backend, rows * 4);
+    runtime::Memory partOut(p.backend, rows * size_t(p.D) * 4), partLse(p.backend, rows * 4);
+    auto plan = planPass(options, p, AttentionPass::Forward, compute);
 
-  auto enqueueStep = [&](int step) {
-    Tensor4 kShard = kv.k(step), vShard = kv.v(step);
-    for (const PairLaunch &l : plan[size_t(step)]) {
-      const TokenSegment &qs = p.mine[l.q];
-      int64_t n = qs.count;
-      Tensor4 part{partOut.data(), DType::F32, {p.B, n, p.Hq, p.D},
-                   {p.Hq * n * p.D, p.D, n * p.D, 1}};
-      attentionForward(segmentView(q, qs), segmentView(kShard, l.ks), segmentView(vShard, l.ks),
-                       part, partLse.as<float>(), l.options);
-      mergeAttentionPartialsAsync(
-          compute,
-          {offset(accOut.data(), qs.localStart * p.D), offset(accLse.data(), qs.localStart),
-           p.localS * p.D, p.D, p.localS},
-          {partOut.as<float>(), partLse.as<float>(), n * p.D, p.D, n}, BH, n, p.D);
-    }
-    ring.steps[size_t(step)].launches = int(plan[size_t(step)].size());
-  };
-
-  ring.run([&] {
-    kv.pack(compute, k, v);
-    fillAsync(compute, accOut.as<float>(), 0.0f, rows * size_t(p.D));
-    fillAsync(compute, accLse.as<float>(), -INFINITY, rows);
-    EventPtr packed = compute.record();
-    for (int s = 0; s < p.world; ++s) {
-      auto &ev = ring.steps[size_t(s)];
-      ev.sourceRank = (p.rank - s + p.world) % p.world;
-      if (s + 1 < p.world) {
-        // Sending needs the packed shard; receiving into the other slot
-        // must wait until the previous step's compute has finished reading
-        // it.
-        ring.transfer->wait(s > 0 ? ring.steps[size_t(s - 1)].computeEnd : packed);
-        ev.transferStart = ring.transfer->record();
-        ring.shift(kv.current(s), kv.next(s), kv.bytes);
-        ev.transferEnd = ring.transfer->record();
+    auto enqueueStep = [&](int step) {
+      Tensor4 kShard = kv.k(step), vShard = kv.v(step);
+      for (const PairLaunch &l : plan[size_t(step)]) {
+        const TokenSegment &qs = p.mine[l.q];
+        int64_t n = qs.count;
+        Tensor4 part{partOut.data(), DType::F32, {p.B, n, p.Hq, p.D},
+                     {p.Hq * n * p.D, p.D, n * p.D, 1}};
+        attentionForward(segmentView(q, qs), segmentView(kShard, l.ks), segmentView(vShard, l.ks),
+                         part, partLse.as<float>(), l.options);
+        mergeAttentionPartialsAsync(
+            compute,
+            {offset(accOut.data(), qs.localStart * p.D), offset(accLse.data(), qs.localStart),
+             p.localS * p.D, p.D, p.localS},
+            {partOut.as<float>(), partLse.as<float>(), n * p.D, p.D, n}, BH, n, p.D);
       }
-      if (s > 0)
-        compute.wait(ring.steps[size_t(s - 1)].transferEnd);
-      ev.computeStart = compute.record();
-      enqueueStep(s);
-      ev.computeEnd = compute.record();
-    }
-    Tensor4 acc{accOut.data(), DType::F32, q.shape, {p.Hq * p.localS * p.D, p.D, p.localS * p.D, 1}};
-    copyTensorAsync(compute, acc, out);
-    if (lse)
-      runtime::copyAsync(compute, lse, accLse.data(), rows * sizeof(float));
-  });
+      ring.steps[size_t(step)].launches = int(plan[size_t(step)].size());
+    };
 
-  size_t workspace = 2 * kv.bytes + 2 * (rows * size_t(p.D) + rows) * sizeof(float);
-  size_t shards = (2 * size_t(p.B * p.localS * p.Hq * p.D) + 2 * kv.elems) * es + rows * 4;
-  ring.report(stats, "forward", workspace, shards);
+    ring.run([&] {
+      kv.pack(compute, k, v);
+      fillAsync(compute, accOut.as<float>(), 0.0f, rows * size_t(p.D));
+      fillAsync(compute, accLse.as<float>(), -INFINITY, rows);
+      EventPtr packed = compute.record();
+      for (int s = 0; s < p.world; ++s) {
+        auto &ev = ring.steps[size_t(s)];
+        ev.sourceRank = (p.rank - s + p.world) % p.world;
+        if (s + 1 < p.world) {
+          // Sending needs the packed shard; receiving into the other slot
+          // must wait until the previous step's compute has finished reading
+          // it.
+          ring.transfer->wait(s > 0 ? ring.steps[size_t(s - 1)].computeEnd : packed);
+          ev.transferStart = ring.transfer->record();
+          ring.shift(kv.current(s), kv.next(s), kv.bytes);
+          ev.transferEnd = ring.transfer->record();
+        }
+        if (s > 0)
+          compute.wait(ring.steps[size_t(s - 1)].transferEnd);
+        ev.computeStart = compute.record();
+        enqueueStep(s);
+        ev.computeEnd = compute.record();
+      }
+      Tensor4 acc{accOut.data(), DType::F32, q.shape, {p.Hq * p.localS * p.D, p.D, p.localS * p.D, 1}};
+      copyTensorAsync(compute, acc, out);
+      if (lse)
+        runtime::copyAsync(compute, lse, accLse.data(), rows * sizeof(float));
+    });
+
+    size_t workspace = 2 * kv.bytes + 2 * (rows * size_t(p.D) + rows) * sizeof(float);
+    size_t shards = (2 * size_t(p.B * p.localS * p.Hq * p.D) + 2 * kv.elems) * es + rows * 4;
+    ring.report(stats, "forward", workspace, shards);
+  });
 }
 
 void ringAttentionBackward(runtime::Communicator &comm, const Tensor4 &q, const Tensor4 &k,
@@ -438,138 +470,144 @@ void ringAttentionBackward(runtime::Communicator &comm, const Tensor4 &q, const 
     if (!lse)
       throw Error(ErrorCode::InvalidArgument, "ring attention backward: lse is a null pointer");
   });
-  size_t es = dtypeSize(p.dtype);
-  int64_t BH = p.B * p.Hq;
-  RingPipeline ring(comm, p);
-  Stream &compute = *ring.compute;
-  KvSlots kv(p);
-  size_t kvElems = kv.elems, gradBytes = 2 * kvElems * sizeof(float);
-  size_t qElems = size_t(p.B * p.localS * p.Hq * p.D);
-  // dK and dV of the shard being computed on (this step's share), and the
-  // travelling f32 accumulators of the shard, double-buffered.
-  runtime::Memory stepGrad(p.backend, gradBytes);
-  runtime::Memory grads[2] = {runtime::Memory(p.backend, gradBytes),
-                              runtime::Memory(p.backend, gradBytes)};
-  // dQ accumulates in f32, contiguous. The kernels take dq with q's strides
-  // and dO with out's, so q, out and dO that are not contiguous are packed
-  // (on the compute stream, like everything else).
-  runtime::Memory dqAcc(p.backend, qElems * sizeof(float));
-  Tensor4 dqAll = contiguousView(dqAcc.data(), DType::F32, p.B, p.localS, p.Hq, p.D);
-  std::vector<runtime::Memory> packedInputs;
-  auto contiguousInput = [&](const Tensor4 &t) {
-    if (isContiguous(t))
-      return t;
-    packedInputs.emplace_back(p.backend, qElems * es);
-    return Tensor4::contiguous(packedInputs.back().data(), t.dtype, t.shape);
-  };
-  packedInputs.reserve(3);
-  Tensor4 qc = contiguousInput(q), oc = contiguousInput(out), dOc = contiguousInput(dOut);
-  // Per query segment: its LSE rows as the contiguous (batch, heads, count)
-  // array the kernels read, and delta = rowsum(dO * O), computed once here
-  // rather than by every step's backward.
-  std::vector<runtime::Memory> segmentLse, segmentDelta;
-  for (const TokenSegment &qs : p.mine) {
-    segmentLse.emplace_back(p.backend, size_t(BH * qs.count) * sizeof(float));
-    segmentDelta.emplace_back(p.backend, size_t(BH * qs.count) * sizeof(float));
-  }
-  auto plan = planPass(options, p, AttentionPass::Backward, compute);
-
-  auto enqueueStep = [&](int step) {
-    Tensor4 kShard = kv.k(step), vShard = kv.v(step);
-    Tensor4 dkStep = contiguousView(stepGrad.data(), DType::F32, p.B, p.localS, p.Hkv, p.D);
-    Tensor4 dvStep =
-        contiguousView(offset(stepGrad.data(), int64_t(kvElems)), DType::F32, p.B, p.localS,
-                       p.Hkv, p.D);
-    fillAsync(compute, stepGrad.as<float>(), 0.0f, 2 * kvElems);
-    for (const PairLaunch &l : plan[size_t(step)]) {
-      const TokenSegment &qs = p.mine[l.q];
-      AttentionOptions a = l.options;
-      a.accumulateGradients = true;
-      a.backwardDelta = segmentDelta[l.q].as<float>();
-      attentionBackward(segmentView(qc, qs), segmentView(kShard, l.ks), segmentView(vShard, l.ks),
-                        segmentView(oc, qs), segmentLse[l.q].as<float>(), segmentView(dOc, qs),
-                        segmentView(dqAll, qs), segmentView(dkStep, l.ks),
-                        segmentView(dvStep, l.ks), a);
+  // Past the agreement the peers head for their first transfer: any failure
+  // from here on (streams, buffers, block masks, launches) must reach them
+  // now rather than at the communicator's deadline.
+  abortPeersOnError(comm, [&] {
+    size_t es = dtypeSize(p.dtype);
+    int64_t BH = p.B * p.Hq;
+    RingPipeline ring(comm, p);
+    Stream &compute = *ring.compute;
+    KvSlots kv(p);
+    size_t kvElems = kv.elems, gradBytes = 2 * kvElems * sizeof(float);
+    size_t qElems = size_t(p.B * p.localS * p.Hq * p.D);
+    // dK and dV of the shard being computed on (this step's share), and the
+    // travelling f32 accumulators of the shard, double-buffered.
+    runtime::Memory stepGrad(p.backend, gradBytes);
+    runtime::Memory grads[2] = {runtime::Memory(p.backend, gradBytes),
+                                runtime::Memory(p.backend, gradBytes)};
+    // dQ accumulates in f32, contiguous. The kernels take dq with q's strides
+    // and dO with out's, so q, out and dO that are not contiguous are packed
+    // (on the compute stream, like everything else).
+    runtime::Memory dqAcc(p.backend, qElems * sizeof(float));
+    Tensor4 dqAll = contiguousView(dqAcc.data(), DType::F32, p.B, p.localS, p.Hq, p.D);
+    std::vector<runtime::Memory> packedInputs;
+    auto contiguousInput = [&](const Tensor4 &t) {
+      if (isContiguous(t))
+        return t;
+      packedInputs.emplace_back(p.backend, qElems * es);
+      return Tensor4::contiguous(packedInputs.back().data(), t.dtype, t.shape);
+    };
+    packedInputs.reserve(3);
+    Tensor4 qc = contiguousInput(q), oc = contiguousInput(out), dOc = contiguousInput(dOut);
+    // Per query segment: its LSE rows as the contiguous (batch, heads, count)
+    // array the kernels read, and delta = rowsum(dO * O), computed once here
+    // rather than by every step's backward.
+    std::vector<runtime::Memory> segmentLse, segmentDelta;
+    for (const TokenSegment &qs : p.mine) {
+      segmentLse.emplace_back(p.backend, size_t(BH * qs.count) * sizeof(float));
+      segmentDelta.emplace_back(p.backend, size_t(BH * qs.count) * sizeof(float));
     }
-    ring.steps[size_t(step)].launches = int(plan[size_t(step)].size());
-  };
+    auto plan = planPass(options, p, AttentionPass::Backward, compute);
 
-  ring.run([&] {
-    kv.pack(compute, k, v);
-    if (qc.data != q.data)
-      copyTensorAsync(compute, q, qc);
-    if (oc.data != out.data)
-      copyTensorAsync(compute, out, oc);
-    if (dOc.data != dOut.data)
-      copyTensorAsync(compute, dOut, dOc);
-    fillAsync(compute, dqAcc.as<float>(), 0.0f, qElems);
-    for (size_t i = 0; i < p.mine.size(); ++i) {
-      const TokenSegment &qs = p.mine[i];
-      // (1, batch * heads, 1, count) views of the rank's LSE rows.
-      Tensor4 rowsIn{lse + qs.localStart, DType::F32, {1, BH, 1, qs.count}, {0, p.localS, 0, 1}};
-      Tensor4 rowsOut{segmentLse[i].data(), DType::F32, {1, BH, 1, qs.count},
-                      {0, qs.count, 0, 1}};
-      copyTensorAsync(compute, rowsIn, rowsOut);
-      AttentionOptions a = options.attention;
-      a.backend = p.backend;
-      a.stream = &compute;
-      attentionBackwardDelta(segmentView(oc, qs), segmentView(dOc, qs),
-                             segmentDelta[i].as<float>(), a);
-    }
-    EventPtr packed = compute.record();
-    EventPtr gradArrived;
-    for (int s = 0; s < p.world; ++s) {
-      auto &ev = ring.steps[size_t(s)];
-      ev.sourceRank = (p.rank - s + p.world) % p.world;
-      if (s > 0 || s + 1 < p.world) {
-        ring.transfer->wait(s > 0 ? ring.steps[size_t(s - 1)].computeEnd : packed);
-        ev.transferStart = ring.transfer->record();
-        // dK/dV of the previous step's shard follow it to the next rank.
-        if (s > 0) {
-          ring.shift(grads[(s - 1) % 2].data(), grads[s % 2].data(), gradBytes);
-          gradArrived = ring.transfer->record();
+    auto enqueueStep = [&](int step) {
+      Tensor4 kShard = kv.k(step), vShard = kv.v(step);
+      Tensor4 dkStep = contiguousView(stepGrad.data(), DType::F32, p.B, p.localS, p.Hkv, p.D);
+      Tensor4 dvStep =
+          contiguousView(offset(stepGrad.data(), int64_t(kvElems)), DType::F32, p.B, p.localS,
+                         p.Hkv, p.D);
+      fillAsync(compute, stepGrad.as<float>(), 0.0f, 2 * kvElems);
+      for (const PairLaunch &l : plan[size_t(step)]) {
+        const TokenSegment &qs = p.mine[l.q];
+        AttentionOptions a = l.options;
+        a.accumulateGradients = true;
+        a.backwardDelta = segmentDelta[l.q].as<float>();
+        a.backwardDeltaCount = segmentDelta[l.q].bytes() / sizeof(float);
+        attentionBackward(segmentView(qc, qs), segmentView(kShard, l.ks), segmentView(vShard, l.ks),
+                          segmentView(oc, qs), segmentLse[l.q].as<float>(), segmentView(dOc, qs),
+                          segmentView(dqAll, qs), segmentView(dkStep, l.ks),
+                          segmentView(dvStep, l.ks), a);
+      }
+      ring.steps[size_t(step)].launches = int(plan[size_t(step)].size());
+    };
+
+    ring.run([&] {
+      kv.pack(compute, k, v);
+      if (qc.data != q.data)
+        copyTensorAsync(compute, q, qc);
+      if (oc.data != out.data)
+        copyTensorAsync(compute, out, oc);
+      if (dOc.data != dOut.data)
+        copyTensorAsync(compute, dOut, dOc);
+      fillAsync(compute, dqAcc.as<float>(), 0.0f, qElems);
+      for (size_t i = 0; i < p.mine.size(); ++i) {
+        const TokenSegment &qs = p.mine[i];
+        // (1, batch * heads, 1, count) views of the rank's LSE rows.
+        Tensor4 rowsIn{lse + qs.localStart, DType::F32, {1, BH, 1, qs.count}, {0, p.localS, 0, 1}};
+        Tensor4 rowsOut{segmentLse[i].data(), DType::F32, {1, BH, 1, qs.count},
+                        {0, qs.count, 0, 1}};
+        copyTensorAsync(compute, rowsIn, rowsOut);
+        AttentionOptions a = options.attention;
+        a.backend = p.backend;
+        a.stream = &compute;
+        attentionBackwardDelta(segmentView(oc, qs), segmentView(dOc, qs),
+                               segmentDelta[i].as<float>(), a);
+      }
+      EventPtr packed = compute.record();
+      EventPtr gradArrived;
+      for (int s = 0; s < p.world; ++s) {
+        auto &ev = ring.steps[size_t(s)];
+        ev.sourceRank = (p.rank - s + p.world) % p.world;
+        if (s > 0 || s + 1 < p.world) {
+          ring.transfer->wait(s > 0 ? ring.steps[size_t(s - 1)].computeEnd : packed);
+          ev.transferStart = ring.transfer->record();
+          // dK/dV of the previous step's shard follow it to the next rank.
+          if (s > 0) {
+            ring.shift(grads[(s - 1) % 2].data(), grads[s % 2].data(), gradBytes);
+            gradArrived = ring.transfer->record();
+          }
+          if (s + 1 < p.world)
+            ring.shift(kv.current(s), kv.next(s), kv.bytes);
+          ev.transferEnd = ring.transfer->record();
         }
-        if (s + 1 < p.world)
-          ring.shift(kv.current(s), kv.next(s), kv.bytes);
-        ev.transferEnd = ring.transfer->record();
+        if (s > 0)
+          compute.wait(ring.steps[size_t(s - 1)].transferEnd);
+        ev.computeStart = compute.record();
+        enqueueStep(s);
+        // The shard's travelling accumulator: this step's share, plus what
+        // the ranks before added (received during this step's kernels).
+        if (s == 0) {
+          runtime::copyAsync(compute, grads[0].data(), stepGrad.data(), gradBytes);
+        } else {
+          compute.wait(gradArrived);
+          accumulateAsync(compute, grads[s % 2].as<float>(), stepGrad.as<float>(), 2 * kvElems);
+        }
+        ev.computeEnd = compute.record();
       }
-      if (s > 0)
-        compute.wait(ring.steps[size_t(s - 1)].transferEnd);
-      ev.computeStart = compute.record();
-      enqueueStep(s);
-      // The shard's travelling accumulator: this step's share, plus what
-      // the ranks before added (received during this step's kernels).
-      if (s == 0) {
-        runtime::copyAsync(compute, grads[0].data(), stepGrad.data(), gradBytes);
-      } else {
-        compute.wait(gradArrived);
-        accumulateAsync(compute, grads[s % 2].as<float>(), stepGrad.as<float>(), 2 * kvElems);
+      // The last shard's dK/dV go home: after P shifts every rank holds the
+      // complete gradient of its own K/V.
+      if (p.world > 1) {
+        ring.transfer->wait(ring.steps.back().computeEnd);
+        ring.shift(grads[(p.world - 1) % 2].data(), grads[p.world % 2].data(), gradBytes);
+        compute.wait(ring.transfer->record());
       }
-      ev.computeEnd = compute.record();
-    }
-    // The last shard's dK/dV go home: after P shifts every rank holds the
-    // complete gradient of its own K/V.
-    if (p.world > 1) {
-      ring.transfer->wait(ring.steps.back().computeEnd);
-      ring.shift(grads[(p.world - 1) % 2].data(), grads[p.world % 2].data(), gradBytes);
-      compute.wait(ring.transfer->record());
-    }
-    const runtime::Memory &home = grads[p.world > 1 ? p.world % 2 : 0];
-    copyTensorAsync(compute, contiguousView(home.data(), DType::F32, p.B, p.localS, p.Hkv, p.D),
-                    dk);
-    copyTensorAsync(compute,
-                    contiguousView(offset(home.data(), int64_t(kvElems)), DType::F32, p.B,
-                                   p.localS, p.Hkv, p.D),
-                    dv);
-    copyTensorAsync(compute, dqAll, dq);
-  });
+      const runtime::Memory &home = grads[p.world > 1 ? p.world % 2 : 0];
+      copyTensorAsync(compute, contiguousView(home.data(), DType::F32, p.B, p.localS, p.Hkv, p.D),
+                      dk);
+      copyTensorAsync(compute,
+                      contiguousView(offset(home.data(), int64_t(kvElems)), DType::F32, p.B,
+                                     p.localS, p.Hkv, p.D),
+                      dv);
+      copyTensorAsync(compute, dqAll, dq);
+    });
 
-  size_t workspace = 2 * kv.bytes + 3 * gradBytes + qElems * sizeof(float);
-  for (const auto *list : {&segmentLse, &segmentDelta, &packedInputs})
-    for (const runtime::Memory &m : *list)
-      workspace += m.bytes();
-  size_t shards = (6 * size_t(p.B * p.localS * p.Hq * p.D) + 4 * kvElems) * es;
-  ring.report(stats, "backward", workspace, shards);
+    size_t workspace = 2 * kv.bytes + 3 * gradBytes + qElems * sizeof(float);
+    for (const auto *list : {&segmentLse, &segmentDelta, &packedInputs})
+      for (const runtime::Memory &m : *list)
+        workspace += m.bytes();
+    size_t shards = (6 * size_t(p.B * p.localS * p.Hq * p.D) + 4 * kvElems) * es;
+    ring.report(stats, "backward", workspace, shards);
+  });
 }
 
 double RingStats::overlappedMs() const {

@@ -6,6 +6,7 @@
 //
 //===----------------------------------------------------------------------===//
 #include "loom/ops/RingKernels.h"
+#include "TensorText.h"
 
 #include "loom/Support/Error.h"
 
@@ -154,28 +155,25 @@ int64_t pow2AtLeast(int64_t n) {
   return p;
 }
 
-/// Elements from data[0] to the last one the kernel touches (bounds-checked
-/// launches on cpu/emu).
-size_t span(const std::array<int64_t, 4> &shape, const std::array<int64_t, 4> &strides) {
-  size_t n = 1;
-  for (int i = 0; i < 4; ++i) {
-    if (shape[size_t(i)] == 0)
-      return 0;
-    n += size_t(shape[size_t(i)] - 1) * size_t(strides[size_t(i)]);
-  }
-  return n;
-}
-
-std::string shapeText(const std::array<int64_t, 4> &s) {
-  return fmt::format("({}, {}, {}, {})", s[0], s[1], s[2], s[3]);
-}
-
-void checkFlat(size_t n, const char *what) {
-  if (n > size_t(INT64_MAX) / 2)
-    throw Error(ErrorCode::InvalidArgument, fmt::format("{}: {} elements is too many", what, n));
-}
+using detail::extent;
+using detail::shapeText;
 
 constexpr int64_t kFlatBlock = 1024;
+constexpr int64_t kMaxCopyBlock = 128;
+
+/// The grid of a flat kernel over `n` elements, checked to fit grid x
+/// (2^31 - 1 programs on GPUs) before it is narrowed to uint32_t.
+runtime::Grid flatGrid(size_t n, const char *what) {
+  if (n > size_t(INT64_MAX) / 2)
+    throw Error(ErrorCode::InvalidArgument, fmt::format("{}: {} elements is too many", what, n));
+  size_t programs = (n + kFlatBlock - 1) / kFlatBlock;
+  if (programs > size_t(INT32_MAX))
+    throw Error(ErrorCode::InvalidArgument,
+                fmt::format("{}: {} elements need {} programs of {}, more than the grid's "
+                            "2^31 - 1",
+                            what, n, programs, kFlatBlock));
+  return runtime::Grid(uint32_t(programs));
+}
 } // namespace
 
 void copyTensorAsync(runtime::Stream &stream, const Tensor4 &src, const Tensor4 &dst) {
@@ -205,12 +203,14 @@ void copyTensorAsync(runtime::Stream &stream, const Tensor4 &src, const Tensor4 
   auto [n0, n1, n2, n3] = src.shape;
   if (n0 == 0 || n1 == 0 || n2 == 0 || n3 == 0)
     return;
-  // Grid y is limited to 65535 on GPUs, x (rows) to 2^31 - 1 programs.
-  if (n0 > 65535 || n1 * n2 > INT32_MAX || n3 > INT32_MAX)
+  // Grid y is limited to 65535 on GPUs, x (rows) to 2^31 - 1 programs. The
+  // kernel rounds dim up to whole chunks of at most kMaxCopyBlock in i32,
+  // so dim must leave that much headroom below 2^31.
+  if (n0 > 65535 || n1 * n2 > INT32_MAX || n3 > INT32_MAX - (kMaxCopyBlock - 1))
     throw Error(ErrorCode::InvalidArgument,
                 fmt::format("copyTensorAsync: shape {} exceeds the copy kernel's grid (batch "
-                            "<= 65535, seqlen x heads and dim < 2^31)",
-                            shapeText(src.shape)));
+                            "<= 65535, seqlen x heads < 2^31, dim <= 2^31 - {})",
+                            shapeText(src.shape), kMaxCopyBlock));
   if (src.dtype == dst.dtype && stream.backend() == runtime::Backend::Cpu) {
     // The CPU backend's f16/bf16 loads and stores flush subnormals (LLVM
     // promotes them through f32), so a same-type copy there is a memcpy
@@ -228,11 +228,11 @@ void copyTensorAsync(runtime::Stream &stream, const Tensor4 &src, const Tensor4 
     });
     return;
   }
-  int64_t block = n3 <= 32 ? 32 : n3 <= 64 ? 64 : 128;
+  int64_t block = n3 <= 32 ? 32 : n3 <= 64 ? 64 : kMaxCopyBlock;
   auto kernel = compileFor(stream, kernelFor("copy", src.dtype, dst.dtype), {{"BLOCK", block}});
   std::vector<Arg> args = {
-      Arg::buffer(src.data, src.dtype, span(src.shape, src.strides)),
-      Arg::buffer(dst.data, dst.dtype, span(dst.shape, dst.strides)),
+      Arg::buffer(src.data, src.dtype, extent(src)),
+      Arg::buffer(dst.data, dst.dtype, extent(dst)),
       Arg::i32(int32_t(n1)), Arg::i32(int32_t(n2)), Arg::i32(int32_t(n3)),
       Arg::i64(src.strides[0]), Arg::i64(src.strides[1]), Arg::i64(src.strides[2]),
       Arg::i64(dst.strides[0]), Arg::i64(dst.strides[1]), Arg::i64(dst.strides[2])};
@@ -281,7 +281,7 @@ void mergeAttentionPartialsAsync(runtime::Stream &stream, const PartialsView &ac
 }
 
 void accumulateAsync(runtime::Stream &stream, float *y, const float *x, size_t n) {
-  checkFlat(n, "accumulateAsync");
+  runtime::Grid grid = flatGrid(n, "accumulateAsync");
   if (!n)
     return;
   if (!y || !x)
@@ -289,11 +289,11 @@ void accumulateAsync(runtime::Stream &stream, float *y, const float *x, size_t n
   auto kernel = compileFor(stream, kernelFor("add"), {{"BLOCK", kFlatBlock}});
   std::vector<Arg> args = {Arg::buffer(y, DType::F32, n), Arg::buffer(x, DType::F32, n),
                            Arg::i64(int64_t(n))};
-  kernel->launch(stream, runtime::Grid(uint32_t((n + kFlatBlock - 1) / kFlatBlock)), args);
+  kernel->launch(stream, grid, args);
 }
 
 void fillAsync(runtime::Stream &stream, float *y, float value, size_t n) {
-  checkFlat(n, "fillAsync");
+  runtime::Grid grid = flatGrid(n, "fillAsync");
   if (!n)
     return;
   if (!y)
@@ -301,7 +301,7 @@ void fillAsync(runtime::Stream &stream, float *y, float value, size_t n) {
   auto kernel = compileFor(stream, kernelFor("fill"), {{"BLOCK", kFlatBlock}});
   std::vector<Arg> args = {Arg::buffer(y, DType::F32, n), Arg::i64(int64_t(n)),
                            Arg::f32(value)};
-  kernel->launch(stream, runtime::Grid(uint32_t((n + kFlatBlock - 1) / kFlatBlock)), args);
+  kernel->launch(stream, grid, args);
 }
 
 } // namespace loom::ops

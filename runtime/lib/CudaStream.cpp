@@ -166,9 +166,18 @@ public:
   void retainUntilDone(std::shared_ptr<const void> object) override {
     std::lock_guard<std::mutex> lock(mutex_);
     releaseFinished();
-    auto event = std::make_unique<cuda::Event>(CU_EVENT_DISABLE_TIMING);
-    event->record(stream_.handle());
-    retained_.push_back({std::move(event), std::move(object)});
+    try {
+      auto event = std::make_unique<cuda::Event>(CU_EVENT_DISABLE_TIMING);
+      event->record(stream_.handle());
+      retained_.push_back({std::move(event), std::move(object)});
+    } catch (...) {
+      // The work using `object` is already queued; with no event to tell
+      // when it finishes, wait for it here, so the caller dropping `object`
+      // cannot free memory under it. Only if even that fails (the context
+      // is gone, so nothing will run) does the error reach the caller.
+      if (cuda::driver().streamSynchronize(stream_.handle()) != CUDA_SUCCESS)
+        throw;
+    }
   }
 
   void synchronize(std::chrono::milliseconds timeout) override {
@@ -185,17 +194,19 @@ public:
       pollPause(polls);
     }
     std::lock_guard<std::mutex> lock(mutex_);
-    retained_.clear(); // the stream is idle
+    // Not clear(): another thread may have enqueued work and retained its
+    // temporaries since the (unlocked) query found the stream idle.
+    releaseFinished();
     if (error_)
       std::rethrow_exception(error_);
   }
 
 private:
-  /// Drops retained objects whose work has completed (in order).
+  /// Drops retained objects whose work has completed. Caller holds mutex_.
   void releaseFinished() {
-    while (!retained_.empty() &&
-           cuda::driver().eventQuery(retained_.front().first->handle()) != CUDA_ERROR_NOT_READY)
-      retained_.pop_front();
+    std::erase_if(retained_, [](const auto &entry) {
+      return cuda::driver().eventQuery(entry.first->handle()) != CUDA_ERROR_NOT_READY;
+    });
   }
 
   const std::string name_;

@@ -276,16 +276,60 @@ public:
 
 protected:
   void run(const Grid &grid, std::span<const Arg> args) const override {
-    runOnStream(grid, args, nullptr);
+    // The legacy default stream of the calling thread's context (device 0's
+    // primary context made current if it has none, as Memory does).
+    ContextScope scope(cuda::currentOrDefaultContext());
+    launchIn(scope.context(), grid, args, nullptr);
     cuda::check(cuda::driver().ctxSynchronize(), "cuCtxSynchronize");
   }
 
-  /// Asynchronous on `stream` (the legacy default stream when null), in
-  /// the calling thread's current context: a process driving several GPUs
-  /// (one thread per device, as the NCCL ring does) launches on each. A
-  /// thread with no current context gets device 0's primary context.
+  /// Asynchronous on `stream` (the legacy default stream when null). The
+  /// module comes from the stream's context, made current for the launch
+  /// only when it is not already, so launching on another device's stream
+  /// (one thread driving several GPUs, as the NCCL ring does) works and
+  /// leaves the thread's current context as it was.
   void runOnStream(const Grid &grid, std::span<const Arg> args, void *stream) const override {
-    CUfunction function = functionForCurrentContext();
+    CUcontext context = nullptr;
+    if (stream)
+      cuda::check(cuda::driver().streamGetCtx(static_cast<CUstream>(stream), &context),
+                  "cuStreamGetCtx");
+    else
+      context = cuda::currentOrDefaultContext();
+    ContextScope scope(context);
+    launchIn(context, grid, args, stream);
+  }
+
+private:
+  /// Makes `context` current until the end of the scope when it is not
+  /// already (cuCtxPushCurrent/cuCtxPopCurrent), so a launch does not change
+  /// the calling thread's current context behind its back.
+  class ContextScope {
+  public:
+    explicit ContextScope(CUcontext context) : context_(context) {
+      CUcontext current = nullptr;
+      cuda::check(cuda::driver().ctxGetCurrent(&current), "cuCtxGetCurrent");
+      if (current != context_) {
+        cuda::check(cuda::driver().ctxPushCurrent(context_), "cuCtxPushCurrent");
+        pushed_ = true;
+      }
+    }
+    ~ContextScope() {
+      CUcontext popped = nullptr;
+      if (pushed_)
+        cuda::driver().ctxPopCurrent(&popped); // no throw from a destructor
+    }
+    ContextScope(const ContextScope &) = delete;
+    ContextScope &operator=(const ContextScope &) = delete;
+    CUcontext context() const { return context_; }
+
+  private:
+    CUcontext context_;
+    bool pushed_ = false;
+  };
+
+  void launchIn(CUcontext context, const Grid &grid, std::span<const Arg> args,
+                void *stream) const {
+    CUfunction function = functionFor(context);
     PackedArgs packed(args); // cuLaunchKernel copies the argument values
     cuda::launch(function, {grid.dims[0], grid.dims[1], grid.dims[2]},
                  {build_.source.numThreads, 1, 1},
@@ -293,24 +337,18 @@ protected:
                  static_cast<CUstream>(stream), packed.pointers.data());
   }
 
-private:
-  /// The module is loaded once per context (modules belong to one).
-  CUfunction functionForCurrentContext() const {
-    const cuda::DriverApi &d = cuda::driver();
-    CUcontext current = nullptr;
-    cuda::check(d.ctxGetCurrent(&current), "cuCtxGetCurrent");
+  /// The module is loaded once per context (modules belong to one), which
+  /// must be current. The cache is keyed by the CUcontext handle, so it
+  /// relies on that context staying alive as long as this kernel: true for
+  /// primary contexts held retained (cuda::Context, the process-wide
+  /// default); a context destroyed and recreated could reuse the handle.
+  CUfunction functionFor(CUcontext context) const {
     std::lock_guard<std::mutex> lock(mutex_);
-    if (!current) {
-      if (!defaultContext_)
-        defaultContext_ = std::make_unique<cuda::Context>(0);
-      defaultContext_->makeCurrent();
-      current = defaultContext_->handle();
-    }
-    auto it = loaded_.find(current);
+    auto it = loaded_.find(context);
     if (it == loaded_.end()) {
       auto module = std::make_unique<cuda::Module>(build_.binary.cubin);
       CUfunction fn = module->function(build_.source.kernelName);
-      it = loaded_.emplace(current, Loaded{std::move(module), fn}).first;
+      it = loaded_.emplace(context, Loaded{std::move(module), fn}).first;
     }
     return it->second.function;
   }
@@ -321,7 +359,6 @@ private:
   };
   CudaBuild build_;
   mutable std::mutex mutex_;
-  mutable std::unique_ptr<cuda::Context> defaultContext_;
   mutable std::map<CUcontext, Loaded> loaded_;
 };
 } // namespace

@@ -12,19 +12,6 @@
 
 namespace loom::runtime {
 
-namespace {
-/// Device allocations need a current context; a thread that made none
-/// current gets device 0's primary context (as CUDA kernels launched from
-/// it do), retained for the life of the process.
-void ensureCudaContext() {
-  CUcontext current = nullptr;
-  cuda::check(cuda::driver().ctxGetCurrent(&current), "cuCtxGetCurrent");
-  if (current)
-    return;
-  static cuda::Context device0(0);
-  device0.makeCurrent();
-}
-} // namespace
 
 Memory::Memory(Backend backend, size_t bytes)
     : backend_(resolveBackend(backend)), bytes_(bytes) {
@@ -34,7 +21,9 @@ Memory::Memory(Backend backend, size_t bytes)
     if (!cuda::driverAvailable(&why))
       throw Error(ErrorCode::DeviceUnavailable,
                   fmt::format("cannot allocate {} bytes of CUDA device memory: {}", bytes, why));
-    ensureCudaContext();
+    // Allocations need a current context: a thread with none gets device
+    // 0's primary context, as kernels launched from it do.
+    cuda::currentOrDefaultContext();
     CUdeviceptr ptr = 0;
     cuda::check(cuda::driver().memAlloc(&ptr, padded), "cuMemAlloc");
     data_ = reinterpret_cast<void *>(static_cast<uintptr_t>(ptr));

@@ -306,6 +306,57 @@ TEST(AttentionErrors, BadInputsNameTheValue) {
                   "attention: dtypes differ: q f32, k bf16, v f32, out f32 (k and v need q's dtype; out q's or f32)");
 }
 
+TEST(AttentionErrors, BackwardDeltaChecksConfigGridAndSeqlen) {
+  // Every check runs before anything is read, so the small buffers stand in
+  // for the huge shapes.
+  std::vector<float> buf(4096, 0.f), delta(64, 0.f);
+  auto t = [&](std::array<int64_t, 4> shape) {
+    return Tensor4::contiguous(buf.data(), DType::F32, shape);
+  };
+  AttentionOptions cpu;
+  cpu.backend = runtime::Backend::Cpu;
+  AttentionOptions zeroBlock = cpu;
+  zeroBlock.config = AttentionConfig{0, 64, 128};
+  expectLoomError([&] { attentionBackwardDelta(t({1, 4, 2, 32}), t({1, 4, 2, 32}), delta.data(),
+                                               zeroBlock); },
+                  "attention backward delta: block sizes must be positive, got 0x64");
+  zeroBlock.config = AttentionConfig{64, -1, 128};
+  expectLoomError([&] { attentionBackwardDelta(t({1, 4, 2, 32}), t({1, 4, 2, 32}), delta.data(),
+                                               zeroBlock); },
+                  "attention backward delta: block sizes must be positive, got 64x-1");
+  expectLoomError([&] { attentionBackwardDelta(t({2, 4, 32768, 32}), t({2, 4, 32768, 32}),
+                                               delta.data(), cpu); },
+                  "attention backward delta: batch x heads 2 x 32768 = 65536 exceeds the grid "
+                  "limit of 65535");
+  int64_t longSeq = int64_t(INT32_MAX) + 1;
+  expectLoomError([&] { attentionBackwardDelta(t({1, longSeq, 1, 32}), t({1, longSeq, 1, 32}),
+                                               delta.data(), cpu); },
+                  "attention backward delta: seqlen 2147483648 exceeds 2^31 - 1");
+}
+
+TEST(AttentionErrors, BackwardChecksTheSizeOfAGivenDelta) {
+  // B * Hq * Sq = 1 * 2 * 4 = 8 floats; the count must say so.
+  std::vector<float> buf(4 * 2 * 32, 0.5f), lse(8, 0.f), delta(8, 0.f), grads(3 * 4 * 2 * 32);
+  auto t = [&](float *data) { return Tensor4::contiguous(data, DType::F32, {1, 4, 2, 32}); };
+  AttentionOptions options;
+  options.backend = runtime::Backend::Cpu;
+  options.backwardDelta = delta.data();
+  auto backward = [&] {
+    attentionBackward(t(buf.data()), t(buf.data()), t(buf.data()), t(buf.data()), lse.data(),
+                      t(buf.data()), t(grads.data()), t(grads.data() + 256),
+                      t(grads.data() + 512), options);
+  };
+  expectLoomError(backward, "attention backward: options.backwardDelta holds 0 floats "
+                            "(backwardDeltaCount); the call needs batch x heads_q x seqlen_q = "
+                            "1 x 2 x 4 = 8");
+  options.backwardDeltaCount = 7;
+  expectLoomError(backward, "attention backward: options.backwardDelta holds 7 floats "
+                            "(backwardDeltaCount); the call needs batch x heads_q x seqlen_q = "
+                            "1 x 2 x 4 = 8");
+  options.backwardDeltaCount = 8;
+  backward(); // the right size runs
+}
+
 TEST(AttentionErrors, CudaBackwardNeedsKernelLayoutGradients) {
   // Device tensors are never repacked on the host: a strided dq on the cuda
   // backend is refused before anything touches the device.

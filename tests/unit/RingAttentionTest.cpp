@@ -477,6 +477,38 @@ TEST(RingAttentionFaults, RankWithBadInputsFailsItsPeersAtOnce) {
   EXPECT_LT(seconds, 5.0);
 }
 
+TEST(RingAttentionFaults, RankFailingInSetupFailsItsPeersAtOnce) {
+  // Rank 1 agrees on the metadata (the config is not part of it), then
+  // fails while classifying its block masks, before the first transfer:
+  // the others, already waiting on their transfers, get PeerFailed naming
+  // it well before the 20 s deadline. Forward and backward alike.
+  for (bool backward : {false, true}) {
+    auto start = std::chrono::steady_clock::now();
+    auto errors = onRanks(3, milliseconds(20000), [&](runtime::Communicator &comm, int r) {
+      std::vector<float> q(2 * 16 * 32, 0.5f), lse(2 * 16, 0.f);
+      std::vector<std::vector<float>> outs(4, std::vector<float>(q.size()));
+      Tensor4 t = Tensor4::contiguous(q.data(), DType::F32, {1, 16, 2, 32});
+      auto o = [&](int i) { return Tensor4::contiguous(outs[size_t(i)].data(), DType::F32, t.shape); };
+      RingAttentionOptions options;
+      options.attention.backend = runtime::Backend::Cpu;
+      options.attention.variant = AttentionVariant::prefixLM(4);
+      if (r == 1)
+        options.attention.config = AttentionConfig{0, 64, 128};
+      if (backward)
+        ringAttentionBackward(comm, t, t, t, t, lse.data(), t, o(0), o(1), o(2), options);
+      else
+        ringAttentionForward(comm, t, t, t, o(0), nullptr, options);
+    });
+    double seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    expectAllFail(errors, ErrorCode::InvalidArgument,
+                  "createBlockMask: block sizes must be positive, got 0x64",
+                  [](int r) { return r == 1; });
+    expectAllFail(errors, ErrorCode::PeerFailed, "rank 1", [](int r) { return r != 1; });
+    EXPECT_LT(seconds, 10.0) << (backward ? "backward" : "forward");
+  }
+}
+
 TEST(RingAttentionErrors, BadInputsNameTheValue) {
   expectLoomError([] { ringShard(RingLayout::Zigzag, 30, 0, 4); },
                   "ring attention: the zigzag layout needs the sequence length (30) divisible "

@@ -22,6 +22,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <fmt/format.h>
 #include <random>
 
 using namespace loom;
@@ -273,6 +274,34 @@ TEST(RingKernels, BadArgumentsNameTheValue) {
                                     {a.data(), b.data(), 4, 4, 1}, 1, 1, 300);
       },
       "mergeAttentionPartialsAsync: head_dim 300 is outside 1..256");
+  stream->synchronize();
+}
+
+TEST(RingKernels, ShapesPastTheGridAreRejectedBeforeLaunching) {
+  // Nothing is read or written: the checks run before any launch, so the
+  // small buffers stand in for huge ones.
+  auto stream = runtime::createStream(Backend::Emu, "huge");
+  std::vector<float> a(16), b(16);
+  // dim + (BLOCK - 1) must fit the kernel's i32 chunk count.
+  int64_t dim = int64_t(INT32_MAX) - 100;
+  expectLoomError(
+      [&] {
+        copyTensorAsync(*stream, Tensor4::contiguous(a.data(), DType::F32, {1, 1, 1, dim}),
+                        Tensor4::contiguous(b.data(), DType::F32, {1, 1, 1, dim}));
+      },
+      fmt::format("copyTensorAsync: shape (1, 1, 1, {}) exceeds the copy kernel's grid (batch "
+                  "<= 65535, seqlen x heads < 2^31, dim <= 2^31 - 128)",
+                  dim));
+  // 2^31 programs of 1024 elements: one past grid x.
+  size_t n = (size_t(1) << 31) * 1024;
+  expectLoomError([&] { fillAsync(*stream, a.data(), 0.0f, n); },
+                  fmt::format("fillAsync: {} elements need 2147483648 programs of 1024, more "
+                              "than the grid's 2^31 - 1",
+                              n));
+  expectLoomError([&] { accumulateAsync(*stream, a.data(), b.data(), n); },
+                  fmt::format("accumulateAsync: {} elements need 2147483648 programs of 1024, "
+                              "more than the grid's 2^31 - 1",
+                              n));
   stream->synchronize();
 }
 

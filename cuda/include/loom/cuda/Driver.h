@@ -38,6 +38,8 @@ struct DriverApi {
   decltype(&::cuCtxSetCurrent) ctxSetCurrent;
   decltype(&::cuCtxSynchronize) ctxSynchronize;
   decltype(&::cuCtxGetCurrent) ctxGetCurrent;
+  decltype(&::cuCtxPushCurrent) ctxPushCurrent;
+  decltype(&::cuCtxPopCurrent) ctxPopCurrent;
   decltype(&::cuModuleLoadData) moduleLoadData;
   decltype(&::cuModuleGetFunction) moduleGetFunction;
   decltype(&::cuModuleUnload) moduleUnload;
@@ -57,6 +59,7 @@ struct DriverApi {
   decltype(&::cuStreamDestroy) streamDestroy;
   decltype(&::cuStreamSynchronize) streamSynchronize;
   decltype(&::cuStreamQuery) streamQuery;
+  decltype(&::cuStreamGetCtx) streamGetCtx;
   decltype(&::cuStreamWaitEvent) streamWaitEvent;
   decltype(&::cuEventCreate) eventCreate;
   decltype(&::cuEventRecord) eventRecord;
@@ -117,6 +120,11 @@ private:
   CUdevice device_ = 0;
   CUcontext context_ = nullptr;
 };
+
+/// The calling thread's current context; when it has none, makes device
+/// 0's primary context current (retained for the life of the process, so
+/// modules and allocations made in it stay valid) and returns it.
+CUcontext currentOrDefaultContext();
 
 /// A loaded cubin (or PTX) image.
 class Module {

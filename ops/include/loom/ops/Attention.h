@@ -173,6 +173,9 @@ struct AttentionOptions {
   /// its preprocess (ring attention computes it once per rank instead of
   /// once per step). Unset: computed per call.
   const float *backwardDelta = nullptr;
+  /// Floats backwardDelta holds; the backward checks it is batch * heads_q *
+  /// seqlen_q, since the kernels read that many without other bounds.
+  size_t backwardDeltaCount = 0;
 };
 
 /// The forward kernel for one head dim, dtype (f32, f16, bf16) and variant;
