@@ -4,6 +4,7 @@
 #include "loom/Compiler/Registration.h"
 #include "loom/Conversion/Passes.h"
 #include "loom/Support/Error.h"
+#include "loom/Transforms/Passes.h"
 
 #include "mlir/Pass/PassManager.h"
 #include "mlir/Target/Cpp/CppEmitter.h"
@@ -32,6 +33,13 @@ CudaSource generateCuda(mlir::ModuleOp module, const std::vector<std::string> &b
       out.kernelName = func.getSymName().str();
   specialize(module, bindings);
   lap("specialize");
+
+  mlir::PassManager layouts(module.getContext());
+  mlir::loom::LoomAssignLayoutsOptions layoutOptions;
+  layoutOptions.numThreads = numThreads;
+  layouts.addPass(mlir::loom::createLoomAssignLayouts(layoutOptions));
+  runStage(layouts, module, "layouts");
+  lap("layouts");
 
   mlir::PassManager pm(module.getContext());
   mlir::loom::ConvertLoomToEmitCOptions options;

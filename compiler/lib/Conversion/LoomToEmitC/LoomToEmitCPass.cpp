@@ -28,6 +28,8 @@ int64_t roundUp16(int64_t n) { return (n + 15) / 16 * 16; }
 int64_t scratchBytes(Operation *op) {
   if (auto b = dyn_cast<BroadcastOp>(op))
     return tileBytes(b.getSrc().getType());
+  if (auto c = dyn_cast<ConvertLayoutOp>(op))
+    return tileBytes(c.getSrc().getType());
   if (auto r = dyn_cast<ReduceOp>(op))
     return tileBytes(r.getSrc().getType());
   if (isa<tensor::ExtractOp>(op))
