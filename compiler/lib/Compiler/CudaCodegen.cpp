@@ -11,6 +11,7 @@
 #include "mlir/Transforms/Passes.h"
 
 #include <chrono>
+#include <cstdlib>
 
 namespace loom::compiler {
 
@@ -34,11 +35,17 @@ CudaSource generateCuda(mlir::ModuleOp module, const std::vector<std::string> &b
   specialize(module, bindings);
   lap("specialize");
 
-  mlir::PassManager layouts(module.getContext());
-  mlir::loom::LoomAssignLayoutsOptions layoutOptions;
-  layoutOptions.numThreads = numThreads;
-  layouts.addPass(mlir::loom::createLoomAssignLayouts(layoutOptions));
-  runStage(layouts, module, "layouts");
+  // LOOM_ASSIGN_LAYOUTS=0 keeps every tile blocked (for comparisons, and as
+  // an escape hatch); caches are keyed by the generated code, so both forms
+  // can be cached side by side.
+  const char *assign = std::getenv("LOOM_ASSIGN_LAYOUTS");
+  if (!assign || std::string(assign) != "0") {
+    mlir::PassManager layouts(module.getContext());
+    mlir::loom::LoomAssignLayoutsOptions layoutOptions;
+    layoutOptions.numThreads = numThreads;
+    layouts.addPass(mlir::loom::createLoomAssignLayouts(layoutOptions));
+    runStage(layouts, module, "layouts");
+  }
   lap("layouts");
 
   mlir::PassManager pm(module.getContext());

@@ -5,7 +5,7 @@
 // shared scratch, sized for the tile it moves.
 
 // CHECK: module attributes {loom.num_threads = 128 : i32, loom.shared_bytes = 8192 : i64}
-// CHECK: emitc.for
+// CHECK: for %{{.*}} = 
 // CHECK: call_opaque "loom::tile::dot"({{.*}}) {template_args = [#emitc.opaque<"loom::tile::Tile<float, loom::tile::Shape<32, 32>, loom::tile::Mma<2, 2>>">]}
 // CHECK: call_opaque "loom::tile::reduce_max"({{.*}}) {template_args = [#emitc.opaque<"loom::tile::Tile<float, loom::tile::Shape<32>, loom::tile::MmaRows<2, 2>>">, 1 : i32]}
 // CHECK: call_opaque "loom::tile::convert_layout"({{.*}}) {template_args = [#emitc.opaque<"loom::tile::Tile<float, loom::tile::Shape<32, 32>>">]}

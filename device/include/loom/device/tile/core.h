@@ -10,10 +10,15 @@
 #include <cstdint>
 #endif
 
+// LOOM_UNROLL before a loop whose index selects registers (Tile::v[k]);
+// LOOM_NO_UNROLL before one that should stay a loop, so that ptxas computes
+// its addresses per iteration instead of hoisting all of them into registers.
 #if defined(LOOM_DEVICE_EMULATION)
 #define LOOM_UNROLL
+#define LOOM_NO_UNROLL
 #else
 #define LOOM_UNROLL _Pragma("unroll")
+#define LOOM_NO_UNROLL _Pragma("unroll 1")
 #endif
 
 #ifndef LOOM_NUM_THREADS

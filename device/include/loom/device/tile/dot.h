@@ -57,18 +57,33 @@ __device__ __forceinline__ void stage_swizzled(const TileX& x, T* buf) {
   for_each_owned(x, [&](int i, T e) { smem_store(buf + Swizzle<Cols>::offset(i / Cols, i % Cols), e); });
 }
 
+// The A fragment of rows m0..m0+15, columns k0..k0+15: lane l -> row l%16,
+// columns 8*(l/16)..+8 (x4).
+template <class T, int K>
+__device__ __forceinline__ void load_a_frag(uint32_t af[4], const T* As, int m0, int k0) {
+  const int lane = thread_rank() % 32;
+  loom::device::ldmatrix_x4(af, As + Swizzle<K>::offset(m0 + lane % 16, k0 + 8 * (lane / 16)));
+}
+
+// d += A fragment times the B fragment of rows k0..k0+15, columns n0..n0+7
+// (B stored K x N, n contiguous: lane l -> row k0 + l%16, x2.trans).
+template <class T, int N>
+__device__ __forceinline__ void mma_b_frag(float d[4], const uint32_t af[4], const T* Bs, int k0,
+                                           int n0) {
+  const int lane = thread_rank() % 32;
+  uint32_t bf[2];
+  loom::device::ldmatrix_x2_trans(bf, Bs + Swizzle<N>::offset(k0 + lane % 16, n0));
+  mma_16x8x16<T>(d, af, bf);
+}
+
 // Accumulates the 16x8 output tile at (m0, n0) over K into d.
 template <class T, int N, int K>
 __device__ __forceinline__ void mma_tile(float d[4], const T* As, const T* Bs, int m0, int n0) {
-  const int lane = thread_rank() % 32;
   LOOM_UNROLL
   for (int k0 = 0; k0 < K; k0 += 16) {
-    uint32_t af[4], bf[2];
-    // A 16x16 row-major: lane l -> row l%16, columns 8*(l/16)..+8 (x4).
-    loom::device::ldmatrix_x4(af, As + Swizzle<K>::offset(m0 + lane % 16, k0 + 8 * (lane / 16)));
-    // B stored K x N (n contiguous): lane l -> row k0 + l%16 (x2.trans).
-    loom::device::ldmatrix_x2_trans(bf, Bs + Swizzle<N>::offset(k0 + lane % 16, n0));
-    mma_16x8x16<T>(d, af, bf);
+    uint32_t af[4];
+    load_a_frag<T, K>(af, As, m0, k0);
+    mma_b_frag<T, N>(d, af, Bs, k0, n0);
   }
 }
 
@@ -87,11 +102,19 @@ __device__ __forceinline__ TileR dot_mma_acc(const TileA& a, const TileB& b, con
   loom::device::bar_sync();
   TileR r = acc;
   const int wm = L::warp_m(), wn = L::warp_n();
+  // One A fragment per (atom row, k step), reused across the atom columns.
+  // The k loop stays a loop: unrolled, ptxas hoists every fragment address
+  // of every dot out of the kernel's own loops, and they stay live.
   LOOM_UNROLL
   for (int i = 0; i < AM; ++i) {
-    LOOM_UNROLL
-    for (int j = 0; j < AN; ++j)
-      mma_tile<T, N, K>(&r.v[(i * AN + j) * 4], As, Bs, (wm * AM + i) * 16, (wn * AN + j) * 8);
+    LOOM_NO_UNROLL
+    for (int k0 = 0; k0 < K; k0 += 16) {
+      uint32_t af[4];
+      load_a_frag<T, K>(af, As, (wm * AM + i) * 16, k0);
+      LOOM_UNROLL
+      for (int j = 0; j < AN; ++j)
+        mma_b_frag<T, N>(&r.v[(i * AN + j) * 4], af, Bs, k0, (wn * AN + j) * 8);
+    }
   }
   loom::device::bar_sync();
   return r;
