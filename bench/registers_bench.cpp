@@ -7,7 +7,10 @@
 // and once with the layouts the pass assigns. Compiled, not run on
 // hardware: no GPU speed is measured here.
 //
-// Usage: loom-bench-registers [arch]   (default sm_80)
+// Usage: loom-bench-registers [arch [BM BN THREADS]...]   (default sm_80)
+// With block configs, the attention kernels at d64/128/256 for each of them
+// instead of the default configs. DUMP=dir writes every generated source
+// there (self-contained, for nvcc -Xptxas -v).
 //
 //===----------------------------------------------------------------------===//
 #include "loom/ops/Attention.h"

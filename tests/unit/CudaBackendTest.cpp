@@ -111,7 +111,7 @@ TEST(CudaCompile, SelfContainedSourceHasNoLoomIncludes) {
   // host headers; the device path is inlined.
   EXPECT_EQ(tu.find("#include \"loom/device/tile"), std::string::npos);
   EXPECT_EQ(tu.find("#include \"loom/device/primitives.h\""), std::string::npos);
-  EXPECT_NE(tu.find("extern \"C\" __global__ __launch_bounds__(128) void matmul_bf16("),
+  EXPECT_NE(tu.find("extern \"C\" __global__ __launch_bounds__(128, 1) void matmul_bf16("),
             std::string::npos);
   // NVRTC compiles it with no in-memory headers at all.
   cuda::CompileOptions options;

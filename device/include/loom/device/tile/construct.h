@@ -102,7 +102,7 @@ __device__ __forceinline__ TileT broadcast(const Src& src, unsigned char* smem) 
     return r;
   } else {
     T* buf = reinterpret_cast<T*>(smem);
-    detail::for_each_owned(src, [&](int i, T x) { detail::smem_store(buf + i, x); });
+    detail::stage(buf, src);
     loom::device::bar_sync();
     TileT r;
     LOOM_UNROLL

@@ -51,17 +51,19 @@ __device__ __forceinline__ void mma_16x8x16(float d[4], const uint32_t a[4], con
   else loom::device::mma_m16n8k16_bf16(d, a, b, d);
 }
 
-// Writes a row-major matrix of Cols columns (any layout) to buf, swizzled.
-template <int Cols, class TileX, class T>
-__device__ __forceinline__ void stage_swizzled(const TileX& x, T* buf) {
-  for_each_owned(x, [&](int i, T e) { smem_store(buf + Swizzle<Cols>::offset(i / Cols, i % Cols), e); });
-}
+// Staging map of a row-major matrix of Cols columns into its swizzled form.
+template <int Cols>
+struct SwizzledIndex {
+  __device__ __forceinline__ int operator()(int i) const {
+    return Swizzle<Cols>::offset(i / Cols, i % Cols);
+  }
+};
 
 // The A fragment of rows m0..m0+15, columns k0..k0+15: lane l -> row l%16,
 // columns 8*(l/16)..+8 (x4).
 template <class T, int K>
-__device__ __forceinline__ void load_a_frag(uint32_t af[4], const T* As, int m0, int k0) {
-  const int lane = thread_rank() % 32;
+__device__ __forceinline__ void load_a_frag(uint32_t af[4], const T* As, int m0, int k0,
+                                            int lane) {
   loom::device::ldmatrix_x4(af, As + Swizzle<K>::offset(m0 + lane % 16, k0 + 8 * (lane / 16)));
 }
 
@@ -69,21 +71,33 @@ __device__ __forceinline__ void load_a_frag(uint32_t af[4], const T* As, int m0,
 // (B stored K x N, n contiguous: lane l -> row k0 + l%16, x2.trans).
 template <class T, int N>
 __device__ __forceinline__ void mma_b_frag(float d[4], const uint32_t af[4], const T* Bs, int k0,
-                                           int n0) {
-  const int lane = thread_rank() % 32;
+                                           int n0, int lane) {
   uint32_t bf[2];
   loom::device::ldmatrix_x2_trans(bf, Bs + Swizzle<N>::offset(k0 + lane % 16, n0));
   mma_16x8x16<T>(d, af, bf);
 }
 
+// d0 += A times B at columns n0..n0+7 and d1 += A times B at n0+8..n0+15,
+// both B fragments from one ldmatrix_x4_trans (lanes 16..31 address the
+// second atom): half the instructions and half the addresses of two x2.
+template <class T, int N>
+__device__ __forceinline__ void mma_b_frag_pair(float d0[4], float d1[4], const uint32_t af[4],
+                                                const T* Bs, int k0, int n0, int lane) {
+  uint32_t bf[4];
+  loom::device::ldmatrix_x4_trans(bf, Bs + Swizzle<N>::offset(k0 + lane % 16, n0 + 8 * (lane / 16)));
+  mma_16x8x16<T>(d0, af, bf);
+  mma_16x8x16<T>(d1, af, bf + 2);
+}
+
 // Accumulates the 16x8 output tile at (m0, n0) over K into d.
 template <class T, int N, int K>
-__device__ __forceinline__ void mma_tile(float d[4], const T* As, const T* Bs, int m0, int n0) {
+__device__ __forceinline__ void mma_tile(float d[4], const T* As, const T* Bs, int m0, int n0,
+                                         int lane) {
   LOOM_UNROLL
   for (int k0 = 0; k0 < K; k0 += 16) {
     uint32_t af[4];
-    load_a_frag<T, K>(af, As, m0, k0);
-    mma_b_frag<T, N>(d, af, Bs, k0, n0);
+    load_a_frag<T, K>(af, As, m0, k0, lane);
+    mma_b_frag<T, N>(d, af, Bs, k0, n0, lane);
   }
 }
 
@@ -97,11 +111,11 @@ __device__ __forceinline__ TileR dot_mma_acc(const TileA& a, const TileB& b, con
   constexpr int AM = L::template atoms_m<S>(), AN = L::template atoms_n<S>();
   T* As = reinterpret_cast<T*>(smem);
   T* Bs = As + M * K;
-  stage_swizzled<K>(a, As);
-  stage_swizzled<N>(b, Bs);
+  stage<SwizzledIndex<K>>(As, a);
+  stage<SwizzledIndex<N>>(Bs, b);
   loom::device::bar_sync();
   TileR r = acc;
-  const int wm = L::warp_m(), wn = L::warp_n();
+  const int wm = L::warp_m(), wn = L::warp_n(), lane = (int)loom::device::lane_id();
   // One A fragment per (atom row, k step), reused across the atom columns.
   // The k loop stays a loop: unrolled, ptxas hoists every fragment address
   // of every dot out of the kernel's own loops, and they stay live.
@@ -110,10 +124,17 @@ __device__ __forceinline__ TileR dot_mma_acc(const TileA& a, const TileB& b, con
     LOOM_NO_UNROLL
     for (int k0 = 0; k0 < K; k0 += 16) {
       uint32_t af[4];
-      load_a_frag<T, K>(af, As, (wm * AM + i) * 16, k0);
-      LOOM_UNROLL
-      for (int j = 0; j < AN; ++j)
-        mma_b_frag<T, N>(&r.v[(i * AN + j) * 4], af, Bs, k0, (wn * AN + j) * 8);
+      load_a_frag<T, K>(af, As, (wm * AM + i) * 16, k0, lane);
+      if constexpr (AN % 2 == 0) {
+        LOOM_UNROLL
+        for (int j = 0; j < AN; j += 2)
+          mma_b_frag_pair<T, N>(&r.v[(i * AN + j) * 4], &r.v[(i * AN + j + 1) * 4], af, Bs, k0,
+                                (wn * AN + j) * 8, lane);
+      } else {
+        LOOM_UNROLL
+        for (int j = 0; j < AN; ++j)
+          mma_b_frag<T, N>(&r.v[(i * AN + j) * 4], af, Bs, k0, (wn * AN + j) * 8, lane);
+      }
     }
   }
   loom::device::bar_sync();
@@ -126,8 +147,8 @@ __device__ __forceinline__ TileR dot_mma(const TileA& a, const TileB& b, const T
   T* As = reinterpret_cast<T*>(smem);
   T* Bs = As + M * K;
   float* Cs = reinterpret_cast<float*>(Bs + K * N);
-  stage_swizzled<K>(a, As);
-  stage_swizzled<N>(b, Bs);
+  stage<SwizzledIndex<K>>(As, a);
+  stage<SwizzledIndex<N>>(Bs, b);
   loom::device::bar_sync();
 
   const int lane = (int)loom::device::lane_id(), warp = thread_rank() / 32;
@@ -136,7 +157,7 @@ __device__ __forceinline__ TileR dot_mma(const TileA& a, const TileB& b, const T
   for (int tile = warp; tile < tiles; tile += kWarps) {
     const int m0 = tile / NT * 16, n0 = tile % NT * 8;
     float d[4] = {0.0f, 0.0f, 0.0f, 0.0f};
-    mma_tile<T, N, K>(d, As, Bs, m0, n0);
+    mma_tile<T, N, K>(d, As, Bs, m0, n0, lane);
     const int g = lane >> 2, t = lane & 3;
     float* c0 = Cs + (m0 + g) * N + n0 + 2 * t;
     smem_store(c0, d[0]);
@@ -159,8 +180,8 @@ __device__ __forceinline__ TileR dot_fma(const TileA& a, const TileB& b, const T
                                          unsigned char* smem) {
   T* As = reinterpret_cast<T*>(smem);
   T* Bs = As + M * K;
-  for_each_owned(a, [&](int i, T e) { smem_store(As + i, e); });
-  for_each_owned(b, [&](int i, T e) { smem_store(Bs + i, e); });
+  stage(As, a);
+  stage(Bs, b);
   loom::device::bar_sync();
   TileR r;
   LOOM_UNROLL

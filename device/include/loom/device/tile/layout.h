@@ -151,13 +151,22 @@ struct is_tile<Tile<T, S, L>> {
 };
 
 namespace detail {
-// Calls f(linear index, value) for every element the calling thread owns:
-// staging a tile in shared memory writes each element exactly once.
-template <class T, class S, class L, class F>
-__device__ __forceinline__ void for_each_owned(const Tile<T, S, L>& t, F f) {
+// Where staging puts element i of a row-major tile: buf + Map{}(i).
+struct LinearIndex {
+  __device__ __forceinline__ int operator()(int i) const { return i; }
+};
+
+// Writes every element the calling thread owns to buf + Map{}(linear index):
+// each element of the tile is written exactly once. (A functor type rather
+// than a lambda: NVRTC does not always inline lambdas, and every staging
+// call sits in a kernel's hot loop.)
+template <class Map = LinearIndex, class T, class S, class L>
+__device__ __forceinline__ void stage(T* buf, const Tile<T, S, L>& t) {
+  const Map map{};
   LOOM_UNROLL
   for (int k = 0; k < Tile<T, S, L>::kPerThread; ++k)
-    if (L::template valid<S>(k) && L::template owner<S>(k)) f(L::template index<S>(k), t.v[k]);
+    if (L::template valid<S>(k) && L::template owner<S>(k))
+      smem_store(buf + map(L::template index<S>(k)), t.v[k]);
 }
 } // namespace detail
 

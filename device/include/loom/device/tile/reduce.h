@@ -64,7 +64,7 @@ __device__ __forceinline__ TileR reduce_staged(const Tile<T, S, L>& t, unsigned 
   using A = reduce_acc_t<T>;
   constexpr int D = S::dim(Axis), inner = S::stride(Axis);
   T* buf = reinterpret_cast<T*>(smem);
-  for_each_owned(t, [&](int i, T x) { smem_store(buf + i, x); });
+  stage(buf, t);
   loom::device::bar_sync();
   TileR r;
   const Op op;
