@@ -345,9 +345,9 @@ TEST(AttentionEmu, ForwardWithAccumulatorsInMmaLayouts) {
 TEST(AttentionCuda, DefaultConfigsCompileForGpusWithoutSpills) {
   // The default (untuned) block sizes per head dim, for every GPU target:
   // the forward must not spill, nor the backward up to head dim 128. Above
-  // that the backward's spills are reported, not asserted: with the current
-  // blocked tile layout (no layout assignment yet) they spill a few hundred
-  // bytes.
+  // that the backward's spills are reported, not asserted: they spill a few
+  // hundred bytes (per-element offset and mask tiles of its blocked loads
+  // dominate the registers; docs/layouts.md).
   for (int64_t d : {32, 64, 96, 128, 192, 256}) {
     AttentionConfig config = defaultAttentionConfig(d, runtime::Backend::Cuda);
     for (const char *arch : {"sm_80", "sm_90a"}) {
