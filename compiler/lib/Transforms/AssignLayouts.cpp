@@ -11,7 +11,6 @@
 
 #include "mlir/IR/Builders.h"
 #include "mlir/Interfaces/SideEffectInterfaces.h"
-#include "mlir/Transforms/RegionUtils.h"
 
 namespace mlir::loom {
 #define GEN_PASS_DEF_LOOMASSIGNLAYOUTS
