@@ -437,8 +437,9 @@ TEST(AutotuneAttention, BadProblemsNameTheValue) {
 
 TEST(AutotuneAttention, NvrtcPruningDropsSpillingConfigsBeforeTiming) {
   // Resources from NVRTC for sm_80 (no GPU needed), timing on the CPU: the
-  // bf16 head-dim-128 forward spills at 128x64 blocks with the current tile
-  // layout, and is pruned with its reason; the default is timed.
+  // bf16 head-dim-128 forward spills at 128x64 blocks (registers go to the
+  // per-element offsets and masks of its loads), and is pruned with its
+  // reason; the default is timed.
   TempCacheDir dir;
   ops::AttentionTuningProblem p;
   p.backend = runtime::Backend::Cpu;

@@ -84,6 +84,26 @@ TEST(CudaCompile, SecondBuildComesFromTheDiskCache) {
   EXPECT_NE(other.cacheKey, first.cacheKey);
 }
 
+TEST(CudaCompile, TensorCoreAccumulatorsGetTheMmaLayout) {
+  // loom-assign-layouts: the matmul's loop-carried accumulator is an mma
+  // fragment tile (32x32 on 4 warps: 2 x 2), converted once for the store;
+  // LOOM_ASSIGN_LAYOUTS=0 keeps every tile blocked.
+  auto spec = specFor("matmul");
+  spec.constants["BLOCK_M"] = spec.constants["BLOCK_N"] = 32;
+  auto source = generateCudaSource(ops::matmulKernel(DType::BF16), spec, 128, nullptr);
+  EXPECT_NE(source.code.find("loom::tile::Tile<float, loom::tile::Shape<32, 32>, "
+                             "loom::tile::Mma<2, 2>>"),
+            std::string::npos);
+  EXPECT_NE(source.code.find("loom::tile::convert_layout"), std::string::npos);
+  setenv("LOOM_ASSIGN_LAYOUTS", "0", 1);
+  auto blocked = generateCudaSource(ops::matmulKernel(DType::BF16), spec, 128, nullptr);
+  unsetenv("LOOM_ASSIGN_LAYOUTS");
+  EXPECT_EQ(blocked.code.find("loom::tile::Mma"), std::string::npos);
+  // f32 operands have no tensor-core path: nothing changes.
+  auto f32 = generateCudaSource(ops::matmulKernel(DType::F32), spec, 128, nullptr);
+  EXPECT_EQ(f32.code.find("loom::tile::Mma"), std::string::npos);
+}
+
 TEST(CudaCompile, SelfContainedSourceHasNoLoomIncludes) {
   auto source = generateCudaSource(ops::matmulKernel(DType::BF16), specFor("matmul"), 128, nullptr);
   std::string tu = selfContainedSource(source.code);
@@ -91,7 +111,7 @@ TEST(CudaCompile, SelfContainedSourceHasNoLoomIncludes) {
   // host headers; the device path is inlined.
   EXPECT_EQ(tu.find("#include \"loom/device/tile"), std::string::npos);
   EXPECT_EQ(tu.find("#include \"loom/device/primitives.h\""), std::string::npos);
-  EXPECT_NE(tu.find("extern \"C\" __global__ __launch_bounds__(128) void matmul_bf16("),
+  EXPECT_NE(tu.find("extern \"C\" __global__ __launch_bounds__(128, 1) void matmul_bf16("),
             std::string::npos);
   // NVRTC compiles it with no in-memory headers at all.
   cuda::CompileOptions options;

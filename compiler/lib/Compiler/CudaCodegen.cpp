@@ -4,12 +4,14 @@
 #include "loom/Compiler/Registration.h"
 #include "loom/Conversion/Passes.h"
 #include "loom/Support/Error.h"
+#include "loom/Transforms/Passes.h"
 
 #include "mlir/Pass/PassManager.h"
 #include "mlir/Target/Cpp/CppEmitter.h"
 #include "mlir/Transforms/Passes.h"
 
 #include <chrono>
+#include <cstdlib>
 
 namespace loom::compiler {
 
@@ -32,6 +34,19 @@ CudaSource generateCuda(mlir::ModuleOp module, const std::vector<std::string> &b
       out.kernelName = func.getSymName().str();
   specialize(module, bindings);
   lap("specialize");
+
+  // LOOM_ASSIGN_LAYOUTS=0 keeps every tile blocked (for comparisons, and as
+  // an escape hatch); caches are keyed by the generated code, so both forms
+  // can be cached side by side.
+  const char *assign = std::getenv("LOOM_ASSIGN_LAYOUTS");
+  if (!assign || std::string(assign) != "0") {
+    mlir::PassManager layouts(module.getContext());
+    mlir::loom::LoomAssignLayoutsOptions layoutOptions;
+    layoutOptions.numThreads = numThreads;
+    layouts.addPass(mlir::loom::createLoomAssignLayouts(layoutOptions));
+    runStage(layouts, module, "layouts");
+  }
+  lap("layouts");
 
   mlir::PassManager pm(module.getContext());
   mlir::loom::ConvertLoomToEmitCOptions options;

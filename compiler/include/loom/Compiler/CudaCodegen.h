@@ -18,9 +18,11 @@ struct CudaSource {
   unsigned numThreads = 0; ///< threads per block
 };
 
-/// Specializes `module` (binding `bindings`), lowers it through
-/// convert-loom-to-emitc and prints C++. Reports the IR after the
-/// "specialize" and "emitc" stages to `afterStage`. Throws loom::Error.
+/// Specializes `module` (binding `bindings`), assigns register layouts
+/// (loom-assign-layouts), lowers it through convert-loom-to-emitc and prints
+/// C++. Reports the IR after the "specialize", "layouts" and "emitc" stages
+/// to `afterStage`. LOOM_ASSIGN_LAYOUTS=0 in the environment skips the layout
+/// assignment (every tile blocked). Throws loom::Error.
 CudaSource generateCuda(mlir::ModuleOp module, const std::vector<std::string> &bindings,
                         unsigned numThreads, const StageCallback &afterStage = {},
                         std::vector<StageTiming> *timings = nullptr);

@@ -32,11 +32,14 @@ def ConvertLoomToEmitC : Pass<"convert-loom-to-emitc", "::mlir::ModuleOp"> {
     CUDA backend lowering. Each `loom.kernel` becomes an
     `extern "C" __global__` `emitc.func`; tiles become
     `loom::tile::Tile<T, loom::tile::Shape<...>>` values distributed over the
-    block's threads (see device/include/loom/device/tile.h), every loom op
+    block's threads (see device/include/loom/device/tile.h), with the layout
+    as a third template argument when the tile type has an encoding
+    (`loom::tile::Mma<a, b>` for `#loom.mma<warpsM = a, warpsN = b>`,
+    `loom::tile::MmaRows<a, b>` for `#loom.mma_rows`), every loom op
     and every elementwise `arith`/`math` op (scalar or tile) becomes a call
     into that library, `scf.for` becomes `emitc.for`. Ops that move data
-    between threads (broadcast, reduce, dot, extract) share one dynamic
-    shared-memory scratch buffer; the pass records its size in bytes as the
+    between threads (broadcast, reduce, dot, extract, convert_layout) share
+    one dynamic shared-memory scratch buffer; the pass records its size in bytes as the
     module attribute `loom.shared_bytes` and the block size as
     `loom.num_threads`. `mlir::emitc::translateToCpp` then prints CUDA C++.
 

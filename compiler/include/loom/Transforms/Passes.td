@@ -115,4 +115,41 @@ def LoomVectorizeDot : Pass<"loom-vectorize-dot", "::mlir::func::FuncOp"> {
                            "::mlir::vector::VectorDialect"];
 }
 
+def LoomAssignLayouts : Pass<"loom-assign-layouts", "::mlir::ModuleOp"> {
+  let summary = "choose register layouts for the CUDA backend's tiles";
+  let description = [{
+    Attaches register layouts (tensor encodings, see LoomAttrs.td) to the
+    tiles of every `loom.kernel` for the CUDA lowering, as Triton's layout
+    assignment does:
+
+    1. Anchors: a `loom.dot` with f16/bf16 operands whose shape is a
+       multiple of m16n8k16 (and whose M x N tile can be split over the
+       block's warps) gets a `#loom.mma` result, so the MMAs accumulate in
+       registers instead of going through a shared-memory C tile. Warps go
+       along M first, so a row stays within a warp.
+    2. Forward propagation: elementwise `arith`/`math` ops take the layout
+       of their operands; a row reduction of an mma tile gives
+       `#loom.mma_rows`, `expand_dims` of that to `[M, 1]` keeps it, and
+       broadcasting it back to `[M, N]` gives `#loom.mma`; an `scf.for`
+       iteration argument takes the layout of the value yielded for it, so
+       an accumulator carried through a loop (matmul's C, attention's O,
+       its running max and sum) stays in registers across iterations.
+    3. Operands that need another layout than their producer's are
+       rematerialized in it when they are cheap to recompute (splats,
+       broadcasts, `arange`, elementwise ops of those: index and mask
+       tiles) and otherwise get an explicit `loom.convert_layout` right
+       after their definition. Loads, stores and everything else keep the
+       blocked layout (blocked stores are coalesced).
+
+    Tiles no anchor reaches keep the blocked layout, so a kernel without
+    eligible dots is unchanged.
+
+    Example: `loom-opt --loom-assign-layouts="num-threads=128" k.mlir`.
+  }];
+  let options = [
+    Option<"numThreads", "num-threads", "unsigned", "128",
+           "threads per block (a multiple of 32), as for convert-loom-to-emitc">
+  ];
+}
+
 #endif

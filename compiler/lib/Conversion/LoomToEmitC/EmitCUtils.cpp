@@ -29,7 +29,16 @@ std::string cppTypeName(Type type) {
                     ", loom::tile::Shape<";
     for (auto [i, d] : llvm::enumerate(tile.getShape()))
       s += (i ? ", " : "") + std::to_string(d);
-    return s + ">>";
+    s += ">";
+    // The layout is a third template argument; blocked is the default.
+    auto warps = [](auto enc) {
+      return "<" + std::to_string(enc.getWarpsM()) + ", " + std::to_string(enc.getWarpsN()) + ">";
+    };
+    if (auto mma = dyn_cast_or_null<MmaEncodingAttr>(tile.getEncoding()))
+      s += ", loom::tile::Mma" + warps(mma);
+    else if (auto rows = dyn_cast_or_null<MmaRowsEncodingAttr>(tile.getEncoding()))
+      s += ", loom::tile::MmaRows" + warps(rows);
+    return s + ">";
   }
   std::string s;
   llvm::raw_string_ostream os(s);

@@ -49,4 +49,6 @@ void mlir::loom::populateLoomShapeToEmitCPatterns(const TypeConverter &converter
   // expand_dims keeps the row-major order, so each thread keeps its elements.
   patterns.add<ResultTypedCall<ExpandDimsOp>>(converter, ctx, "loom::tile::reshape", false);
   patterns.add<ResultTypedCall<BroadcastOp>>(converter, ctx, "loom::tile::broadcast", true);
+  patterns.add<ResultTypedCall<ConvertLayoutOp>>(converter, ctx, "loom::tile::convert_layout",
+                                                 true);
 }

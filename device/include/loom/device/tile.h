@@ -7,17 +7,20 @@
 // Define LOOM_NUM_THREADS (threads per block, a multiple of 32; default 128)
 // before including this header. Blocks are one-dimensional.
 //
-//   tile/core.h        Shape, Tile, half_t/bf16_t, to_float/from_float,
+//   tile/core.h        Shape, half_t/bf16_t, to_float/from_float,
 //                      program_id, num_programs, shared_scratch
+//   tile/layout.h      Tile<T, S, L> and its layouts: Blocked (default),
+//                      Mma<WM, WN> (mma C fragments), MmaRows<WM, WN>
 //   tile/elementwise.h add..sqrt, comparisons, select, cast
 //   tile/memory.h      load, store
-//   tile/construct.h   arange, splat, reshape, broadcast
+//   tile/construct.h   arange, splat, reshape, broadcast, convert_layout
 //   tile/reduce.h      reduce_sum/max/min, extract
 //   tile/dot.h         dot
 //
 // Scratch bytes (ops taking smem; round each up to 16, size the launch with
-// the max): broadcast Src::size*sizeof(T); reduce S::size*sizeof(T);
-// extract 16; dot (M*K + K*N)*sizeof(operand) + M*N*4. Each such op leaves
+// the max): broadcast and convert_layout Src::size*sizeof(T); reduce
+// S::size*sizeof(T); extract 16; dot (M*K + K*N)*sizeof(operand) + M*N*4
+// (the M*N*4 only with a Blocked accumulator). Each such op leaves
 // the block synchronized, so consecutive ops may reuse the same scratch.
 #pragma once
 

@@ -9,7 +9,7 @@
 // CHECK: emitc.verbatim "#define LOOM_NUM_THREADS 64"
 // CHECK: emitc.include "loom/device/tile.h"
 // CHECK: emitc.func @k(%[[X:.*]]: !emitc.ptr<!emitc.opaque<"loom::tile::half_t">>, %[[C:.*]]: !emitc.ptr<f32>, %[[N:.*]]: i32)
-// CHECK-SAME: specifiers = ["extern \22C\22 __global__ __launch_bounds__(64)"]
+// CHECK-SAME: specifiers = ["extern \22C\22 __global__ __launch_bounds__(64, 1)"]
 // CHECK: %[[SMEM:.*]] = call_opaque "loom::tile::shared_scratch"()
 // CHECK: call_opaque "loom::tile::program_id"() {template_args = [1 : i32]}
 // CHECK: call_opaque "loom::tile::arange"() {template_args = [#emitc.opaque<"loom::tile::Tile<int32_t, loom::tile::Shape<16>>">, 0 : i32]}

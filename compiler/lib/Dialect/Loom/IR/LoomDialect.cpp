@@ -14,6 +14,9 @@ using namespace mlir::loom;
 #define GET_TYPEDEF_CLASSES
 #include "loom/Dialect/Loom/IR/LoomTypes.cpp.inc"
 
+#define GET_ATTRDEF_CLASSES
+#include "loom/Dialect/Loom/IR/LoomAttrs.cpp.inc"
+
 LogicalResult PtrType::verify(function_ref<InFlightDiagnostic()> emitError,
                               Type elementType) {
   if (!elementType.isF32() && !elementType.isF16() && !elementType.isBF16() &&
@@ -25,7 +28,46 @@ LogicalResult PtrType::verify(function_ref<InFlightDiagnostic()> emitError,
   return success();
 }
 
+namespace {
+std::string shapeText(ArrayRef<int64_t> shape) {
+  std::string s;
+  for (auto [i, d] : llvm::enumerate(shape))
+    s += (i ? "x" : "") + std::to_string(d);
+  return s.empty() ? "scalar" : s;
+}
+} // namespace
+
+LogicalResult MmaEncodingAttr::verifyEncoding(ArrayRef<int64_t> shape, Type,
+                                              function_ref<InFlightDiagnostic()> emitError) const {
+  if (getWarpsM() == 0 || getWarpsN() == 0)
+    return emitError() << "#loom.mma needs at least one warp along each dimension";
+  int64_t rows = 16 * getWarpsM(), cols = 8 * getWarpsN();
+  if (shape.size() != 2 || shape[0] % rows != 0 || shape[1] % cols != 0)
+    return emitError() << "#loom.mma<warpsM = " << getWarpsM() << ", warpsN = " << getWarpsN()
+                       << "> needs a 2-D tile whose dimensions are multiples of " << rows << "x"
+                       << cols << ", got " << shapeText(shape);
+  return success();
+}
+
+LogicalResult
+MmaRowsEncodingAttr::verifyEncoding(ArrayRef<int64_t> shape, Type,
+                                    function_ref<InFlightDiagnostic()> emitError) const {
+  if (getWarpsM() == 0 || getWarpsN() == 0)
+    return emitError() << "#loom.mma_rows needs at least one warp along each dimension";
+  int64_t rows = 16 * getWarpsM();
+  bool vector = shape.size() == 1 || (shape.size() == 2 && shape[1] == 1);
+  if (!vector || shape[0] % rows != 0)
+    return emitError() << "#loom.mma_rows<warpsM = " << getWarpsM() << ", warpsN = "
+                       << getWarpsN() << "> needs an [M] or [M, 1] tile with M a multiple of "
+                       << rows << ", got " << shapeText(shape);
+  return success();
+}
+
 void LoomDialect::initialize() {
+  addAttributes<
+#define GET_ATTRDEF_LIST
+#include "loom/Dialect/Loom/IR/LoomAttrs.cpp.inc"
+      >();
   addTypes<
 #define GET_TYPEDEF_LIST
 #include "loom/Dialect/Loom/IR/LoomTypes.cpp.inc"

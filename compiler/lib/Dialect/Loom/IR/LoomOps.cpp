@@ -42,6 +42,15 @@ LogicalResult verifyAccess(Operation *op, Value data, StringRef dataName,
                              << " differs from offsets shape " << shapeOf(offsets);
   return success();
 }
+/// Loads and stores touch global memory from the blocked layout only (its
+/// accesses are coalesced); loom-assign-layouts converts before them.
+LogicalResult verifyBlocked(Operation *op, ValueRange tiles) {
+  for (Value v : tiles)
+    if (v && cast<RankedTensorType>(v.getType()).getEncoding())
+      return op->emitOpError() << "tiles must be blocked (no layout encoding), got "
+                               << v.getType();
+  return success();
+}
 } // namespace
 
 LogicalResult ArangeOp::verify() {
@@ -68,6 +77,13 @@ LogicalResult ExpandDimsOp::verify() {
   if (getResult().getType().getShape() != ArrayRef<int64_t>(expected))
     return emitOpError() << "expected result shape " << shapeString(expected)
                          << ", got " << shapeOf(getResult());
+  // The tile keeps its elements in place: blocked stays blocked, and the
+  // rows of an [M] #loom.mma_rows tile are those of its [M, 1] expansion.
+  Attribute from = src.getEncoding(), to = getResult().getType().getEncoding();
+  bool rows = isa_and_nonnull<MmaRowsEncodingAttr>(from) && axis == 1;
+  if (from != to || (from && !rows))
+    return emitOpError() << "keeps the layout: blocked to blocked, or #loom.mma_rows [M] to "
+                            "the same [M, 1] at axis 1";
   return success();
 }
 
@@ -97,12 +113,14 @@ LogicalResult LoadOp::verify() {
   if (getOther() && getOther().getType() != getResult().getType())
     return emitOpError() << "'other' type " << getOther().getType()
                          << " differs from result type " << getResult().getType();
-  return success();
+  return verifyBlocked(*this, {getResult(), getOffsets(), getMask(), getOther()});
 }
 
 LogicalResult StoreOp::verify() {
-  return verifyAccess(*this, getValue(), "value", getOffsets(), getMask(),
-                      getPtr().getType().getElementType());
+  if (failed(verifyAccess(*this, getValue(), "value", getOffsets(), getMask(),
+                          getPtr().getType().getElementType())))
+    return failure();
+  return verifyBlocked(*this, {getValue(), getOffsets(), getMask()});
 }
 
 LogicalResult DotOp::verify() {
@@ -117,6 +135,15 @@ LogicalResult DotOp::verify() {
     return emitOpError() << "accumulator shape " << shapeOf(getAcc())
                          << " differs from product shape " << a.getDimSize(0)
                          << "x" << b.getDimSize(1);
+  // Accumulating in mma fragments means running on tensor cores.
+  Type elem = a.getElementType();
+  if (isa_and_nonnull<MmaEncodingAttr>(acc.getEncoding()) &&
+      (!(elem.isF16() || elem.isBF16()) || a.getDimSize(1) % 16 != 0))
+    return emitOpError() << "a #loom.mma accumulator needs f16 or bf16 operands and K a "
+                            "multiple of 16, got "
+                         << getA().getType();
+  if (acc.getEncoding() && !isa<MmaEncodingAttr>(acc.getEncoding()))
+    return emitOpError() << "accumulator layout must be blocked or #loom.mma";
   return success();
 }
 
@@ -131,8 +158,30 @@ LogicalResult ReduceOp::verify() {
   if (getResult().getType().getShape() != ArrayRef<int64_t>(expected))
     return emitOpError() << "expected result shape " << shapeString(expected)
                          << ", got " << shapeOf(getResult());
+  // Any source layout reduces through shared memory into a blocked tile;
+  // only the rows of an mma tile have a layout of their own.
+  Attribute to = getResult().getType().getEncoding();
+  auto mma = dyn_cast_or_null<MmaEncodingAttr>(src.getEncoding());
+  auto rows = dyn_cast_or_null<MmaRowsEncodingAttr>(to);
+  if (to && !(rows && mma && axis == 1 && rows.getWarpsM() == mma.getWarpsM() &&
+              rows.getWarpsN() == mma.getWarpsN()))
+    return emitOpError() << "result layout must be blocked, or the #loom.mma_rows of a "
+                            "#loom.mma source reduced along axis 1";
   return success();
 }
 
 #define GET_OP_CLASSES
 #include "loom/Dialect/Loom/IR/LoomOps.cpp.inc"
+
+OpFoldResult ConvertLayoutOp::fold(FoldAdaptor) {
+  if (getSrc().getType() == getType())
+    return getSrc();
+  // convert(convert(x)) moves x once.
+  if (auto inner = getSrc().getDefiningOp<ConvertLayoutOp>()) {
+    if (inner.getSrc().getType() == getType())
+      return inner.getSrc();
+    getSrcMutable().assign(inner.getSrc());
+    return getResult();
+  }
+  return {};
+}

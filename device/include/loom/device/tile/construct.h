@@ -1,19 +1,22 @@
-// Tile construction: arange, splat, reshape (per-thread copies) and
-// broadcast (through shared scratch).
+// Tile construction: arange, splat, reshape (per-thread copies), broadcast
+// and convert_layout (through shared scratch, or per thread between the mma
+// layouts).
 #pragma once
 
 #include "loom/device/tile/memory.h"
 
 namespace loom::tile {
 
-// 1-D int32 tile with values Start, Start+1, ...
+// 1-D int32 tile with values Start, Start+1, ... (in any layout).
 template <class TileT, int Start>
 __device__ __forceinline__ TileT arange() {
+  using S = typename TileT::shape;
+  using L = typename TileT::layout;
   static_assert(is_same_v<typename TileT::element_type, int32_t>, "arange: int32 tiles");
-  static_assert(TileT::shape::rank == 1, "arange: 1-D tiles");
+  static_assert(S::rank == 1, "arange: 1-D tiles");
   TileT r;
   LOOM_UNROLL
-  for (int k = 0; k < TileT::kPerThread; ++k) r.v[k] = Start + slot_index(k);
+  for (int k = 0; k < TileT::kPerThread; ++k) r.v[k] = Start + L::template index<S>(k);
   return r;
 }
 
@@ -28,12 +31,16 @@ __device__ __forceinline__ TileT splat(Scalar scalar) {
 }
 
 // Same size and row-major order under another shape (e.g. expand_dims): the
-// distribution depends only on the linear index, so this is a per-thread copy.
+// Blocked and MmaRows distributions depend only on the linear index, so this
+// is a per-thread copy within one layout.
 template <class TileT, class Src>
 __device__ __forceinline__ TileT reshape(const Src& src) {
   static_assert(TileT::shape::size == Src::shape::size, "reshape: sizes differ");
   static_assert(is_same_v<typename TileT::element_type, typename Src::element_type>,
                 "reshape: element types differ");
+  static_assert(is_same_v<typename TileT::layout, typename Src::layout> &&
+                    TileT::kPerThread == Src::kPerThread,
+                "reshape: one layout whose slots depend only on the linear index");
   TileT r;
   LOOM_UNROLL
   for (int k = 0; k < TileT::kPerThread; ++k) r.v[k] = src.v[k];
@@ -62,33 +69,60 @@ __host__ __device__ constexpr bool broadcastable() {
 }
 } // namespace detail
 
-// Repeats the size-1 dimensions of src to TileT's shape (same rank). Uses
-// Src::size * sizeof(T) bytes of smem; leaves the block synchronized.
+namespace detail {
+// Whether Dst (Mma<WM, WN>) repeats the rows of Src (MmaRows<WM, WN>):
+// every thread already holds the row values its fragments need.
+template <class Dst, class Src>
+inline constexpr bool rows_to_mma_v = false;
+template <int WM, int WN>
+inline constexpr bool rows_to_mma_v<Mma<WM, WN>, MmaRows<WM, WN>> = true;
+} // namespace detail
+
+// Repeats the size-1 dimensions of src to TileT's shape (same rank), in
+// TileT's layout. Uses Src::size * sizeof(T) bytes of smem (none for MmaRows
+// [M, 1] -> Mma [M, N]); leaves the block synchronized.
 template <class TileT, class Src>
 __device__ __forceinline__ TileT broadcast(const Src& src, unsigned char* smem) {
   using T = typename TileT::element_type;
   using DS = typename TileT::shape;
   using SS = typename Src::shape;
+  using DL = typename TileT::layout;
   static_assert(is_same_v<T, typename Src::element_type>, "broadcast: element types differ");
   static_assert(DS::rank == SS::rank, "broadcast: ranks differ (reshape first)");
   static_assert(detail::broadcastable<DS, SS>(), "broadcast: incompatible shapes");
-  if constexpr (is_same_v<DS, SS>) {
+  if constexpr (is_same_v<DS, SS> && is_same_v<DL, typename Src::layout>) {
     return reshape<TileT>(src);
+  } else if constexpr (detail::rows_to_mma_v<DL, typename Src::layout> && SS::dim(1) == 1) {
+    // Slot k of an Mma tile is element e = k % 4 of atom k / 4, whose row is
+    // MmaRows slot 2 * (atom row) + e / 2.
+    TileT r;
+    LOOM_UNROLL
+    for (int k = 0; k < TileT::kPerThread; ++k)
+      r.v[k] = src.v[2 * (k / 4 / DL::template atoms_n<DS>()) + k % 4 / 2];
+    return r;
   } else {
     T* buf = reinterpret_cast<T*>(smem);
-    LOOM_UNROLL
-    for (int k = 0; k < Src::kPerThread; ++k)
-      if (detail::slot_valid<SS>(k)) detail::smem_store(buf + slot_index(k), src.v[k]);
+    detail::stage(buf, src);
     loom::device::bar_sync();
     TileT r;
     LOOM_UNROLL
     for (int k = 0; k < TileT::kPerThread; ++k)
-      r.v[k] = detail::slot_valid<DS>(k)
-                   ? detail::smem_load(buf + detail::broadcast_source<DS, SS>(slot_index(k)))
+      r.v[k] = DL::template valid<DS>(k)
+                   ? detail::smem_load(
+                         buf + detail::broadcast_source<DS, SS>(DL::template index<DS>(k)))
                    : T{};
     loom::device::bar_sync();
     return r;
   }
+}
+
+// The same tile in TileT's layout, through shared memory (Src::size *
+// sizeof(T) bytes of smem); leaves the block synchronized.
+template <class TileT, class Src>
+__device__ __forceinline__ TileT convert_layout(const Src& src, unsigned char* smem) {
+  static_assert(is_same_v<typename TileT::shape, typename Src::shape>,
+                "convert_layout: shapes differ");
+  return broadcast<TileT>(src, smem);
 }
 
 } // namespace loom::tile

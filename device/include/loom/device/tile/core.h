@@ -1,5 +1,5 @@
-// Core of the generic tile layer: block size, shapes, element types, the Tile
-// value and the grid/scratch accessors. Plain CUDA C++ on top of the primitive
+// Core of the generic tile layer: block size, shapes, element types, thread
+// indices and the grid/scratch accessors (tiles and their layouts: layout.h). Plain CUDA C++ on top of the primitive
 // layer; compiles under NVRTC (no host headers) and as host C++20 with
 // LOOM_DEVICE_EMULATION.
 #pragma once
@@ -8,6 +8,17 @@
 
 #if defined(LOOM_DEVICE_EMULATION) || !defined(__CUDACC_RTC__)
 #include <cstdint>
+#endif
+
+// LOOM_UNROLL before a loop whose index selects registers (Tile::v[k]);
+// LOOM_NO_UNROLL before one that should stay a loop, so that ptxas computes
+// its addresses per iteration instead of hoisting all of them into registers.
+#if defined(LOOM_DEVICE_EMULATION)
+#define LOOM_UNROLL
+#define LOOM_NO_UNROLL
+#else
+#define LOOM_UNROLL _Pragma("unroll")
+#define LOOM_NO_UNROLL _Pragma("unroll 1")
 #endif
 
 #ifndef LOOM_NUM_THREADS
@@ -165,31 +176,6 @@ template <>
 __device__ __forceinline__ bf16_t from_float<bf16_t>(float x) {
   return bf16_t{loom::device::f32_to_bf16_rn(x)};
 }
-
-// ---- tiles --------------------------------------------------------------------
-
-// A tile of shape S spread over the block: element k of thread t is the
-// row-major linear index t + k*kThreads (valid only when below S::size).
-// Every op keeps the slots past S::size initialized (to T{} or a value
-// computed from initialized slots), so they never hold indeterminate values.
-template <class T, class S>
-struct Tile {
-  using element_type = T;
-  using shape = S;
-  static constexpr int kPerThread = (S::size + kThreads - 1) / kThreads;
-  // Whether the last slot of some thread lies past the end of the shape.
-  static constexpr bool kRagged = S::size % kThreads != 0;
-  T v[kPerThread];
-};
-
-template <class X>
-struct is_tile {
-  static constexpr bool value = false;
-};
-template <class T, class S>
-struct is_tile<Tile<T, S>> {
-  static constexpr bool value = true;
-};
 
 // Blocks are one-dimensional: kThreads threads along x.
 __device__ __forceinline__ int thread_rank() { return (int)threadIdx.x; }

@@ -1,15 +1,17 @@
 // Matrix product of tiles: acc + a (MxK) * b (KxN), products summed in f32.
 //
-// Tensor-core path (half_t/bf16_t, M%16 == 0, N%8 == 0, K%16 == 0): A and B
-// are staged row-major in shared memory with an XOR swizzle of their 16-byte
-// chunks; each warp computes 16x8 output tiles with ldmatrix_x4 (A),
-// ldmatrix_x2_trans (B) and mma.m16n8k16 (PTX_FACTS §1, §3), writes D to a
-// float scratch C, and after a barrier every thread adds its own elements to
-// acc. Otherwise an FMA loop through shared memory (any shape; f16/bf16
-// widened to float).
+// Tensor-core path (half_t/bf16_t, M%16 == 0, N%8 == 0, K%16 == 0): A and B,
+// in any layout, are staged row-major in shared memory with an XOR swizzle
+// of their 16-byte chunks; each warp computes 16x8 output tiles with
+// ldmatrix_x4 (A), ldmatrix_x2_trans (B) and mma.m16n8k16 (PTX_FACTS §1,
+// §3). With an Mma<WM, WN> accumulator the MMAs accumulate straight into
+// its fragments (the accumulator never leaves the registers); with a
+// Blocked one each warp writes D to a float scratch C and after a barrier
+// every thread adds its own elements to acc. Otherwise an FMA loop through
+// shared memory (any shape; f16/bf16 widened to float; Blocked accumulator).
 //
-// Scratch: (M*K + K*N) * sizeof(element) + M*N*4 bytes; leaves the block
-// synchronized.
+// Scratch: (M*K + K*N) * sizeof(element), plus M*N*4 bytes for a Blocked
+// accumulator on the tensor-core path; leaves the block synchronized.
 #pragma once
 
 #include "loom/device/tile/reduce.h"
@@ -49,26 +51,104 @@ __device__ __forceinline__ void mma_16x8x16(float d[4], const uint32_t a[4], con
   else loom::device::mma_m16n8k16_bf16(d, a, b, d);
 }
 
+// Staging map of a row-major matrix of Cols columns into its swizzled form.
+template <int Cols>
+struct SwizzledIndex {
+  __device__ __forceinline__ int operator()(int i) const {
+    return Swizzle<Cols>::offset(i / Cols, i % Cols);
+  }
+};
+
+// The A fragment of rows m0..m0+15, columns k0..k0+15: lane l -> row l%16,
+// columns 8*(l/16)..+8 (x4).
+template <class T, int K>
+__device__ __forceinline__ void load_a_frag(uint32_t af[4], const T* As, int m0, int k0,
+                                            int lane) {
+  loom::device::ldmatrix_x4(af, As + Swizzle<K>::offset(m0 + lane % 16, k0 + 8 * (lane / 16)));
+}
+
+// d += A fragment times the B fragment of rows k0..k0+15, columns n0..n0+7
+// (B stored K x N, n contiguous: lane l -> row k0 + l%16, x2.trans).
+template <class T, int N>
+__device__ __forceinline__ void mma_b_frag(float d[4], const uint32_t af[4], const T* Bs, int k0,
+                                           int n0, int lane) {
+  uint32_t bf[2];
+  loom::device::ldmatrix_x2_trans(bf, Bs + Swizzle<N>::offset(k0 + lane % 16, n0));
+  mma_16x8x16<T>(d, af, bf);
+}
+
+// d0 += A times B at columns n0..n0+7 and d1 += A times B at n0+8..n0+15,
+// both B fragments from one ldmatrix_x4_trans (lanes 16..31 address the
+// second atom): half the instructions and half the addresses of two x2.
+template <class T, int N>
+__device__ __forceinline__ void mma_b_frag_pair(float d0[4], float d1[4], const uint32_t af[4],
+                                                const T* Bs, int k0, int n0, int lane) {
+  uint32_t bf[4];
+  loom::device::ldmatrix_x4_trans(bf, Bs + Swizzle<N>::offset(k0 + lane % 16, n0 + 8 * (lane / 16)));
+  mma_16x8x16<T>(d0, af, bf);
+  mma_16x8x16<T>(d1, af, bf + 2);
+}
+
+// Accumulates the 16x8 output tile at (m0, n0) over K into d.
+template <class T, int N, int K>
+__device__ __forceinline__ void mma_tile(float d[4], const T* As, const T* Bs, int m0, int n0,
+                                         int lane) {
+  LOOM_UNROLL
+  for (int k0 = 0; k0 < K; k0 += 16) {
+    uint32_t af[4];
+    load_a_frag<T, K>(af, As, m0, k0, lane);
+    mma_b_frag<T, N>(d, af, Bs, k0, n0, lane);
+  }
+}
+
+// Tensor-core dot into an Mma<WM, WN> accumulator: warp (wm, wn) runs the
+// MMAs of its own block of atoms, on the fragments it holds.
+template <class TileR, class T, int M, int N, int K, class TileA, class TileB>
+__device__ __forceinline__ TileR dot_mma_acc(const TileA& a, const TileB& b, const TileR& acc,
+                                             unsigned char* smem) {
+  using L = typename TileR::layout;
+  using S = typename TileR::shape;
+  constexpr int AM = L::template atoms_m<S>(), AN = L::template atoms_n<S>();
+  T* As = reinterpret_cast<T*>(smem);
+  T* Bs = As + M * K;
+  stage<SwizzledIndex<K>>(As, a);
+  stage<SwizzledIndex<N>>(Bs, b);
+  loom::device::bar_sync();
+  TileR r = acc;
+  const int wm = L::warp_m(), wn = L::warp_n(), lane = (int)loom::device::lane_id();
+  // One A fragment per (atom row, k step), reused across the atom columns.
+  // The k loop stays a loop: unrolled, ptxas hoists every fragment address
+  // of every dot out of the kernel's own loops, and they stay live.
+  LOOM_UNROLL
+  for (int i = 0; i < AM; ++i) {
+    LOOM_NO_UNROLL
+    for (int k0 = 0; k0 < K; k0 += 16) {
+      uint32_t af[4];
+      load_a_frag<T, K>(af, As, (wm * AM + i) * 16, k0, lane);
+      if constexpr (AN % 2 == 0) {
+        LOOM_UNROLL
+        for (int j = 0; j < AN; j += 2)
+          mma_b_frag_pair<T, N>(&r.v[(i * AN + j) * 4], &r.v[(i * AN + j + 1) * 4], af, Bs, k0,
+                                (wn * AN + j) * 8, lane);
+      } else {
+        LOOM_UNROLL
+        for (int j = 0; j < AN; ++j)
+          mma_b_frag<T, N>(&r.v[(i * AN + j) * 4], af, Bs, k0, (wn * AN + j) * 8, lane);
+      }
+    }
+  }
+  loom::device::bar_sync();
+  return r;
+}
+
 template <class TileR, class T, int M, int N, int K, class TileA, class TileB>
 __device__ __forceinline__ TileR dot_mma(const TileA& a, const TileB& b, const TileR& acc,
                                          unsigned char* smem) {
-  using SA = Swizzle<K>;
-  using SB = Swizzle<N>;
   T* As = reinterpret_cast<T*>(smem);
   T* Bs = As + M * K;
   float* Cs = reinterpret_cast<float*>(Bs + K * N);
-  LOOM_UNROLL
-  for (int k = 0; k < TileA::kPerThread; ++k)
-    if (slot_valid<typename TileA::shape>(k)) {
-      const int i = slot_index(k);
-      smem_store(As + SA::offset(i / K, i % K), a.v[k]);
-    }
-  LOOM_UNROLL
-  for (int k = 0; k < TileB::kPerThread; ++k)
-    if (slot_valid<typename TileB::shape>(k)) {
-      const int i = slot_index(k);
-      smem_store(Bs + SB::offset(i / N, i % N), b.v[k]);
-    }
+  stage<SwizzledIndex<K>>(As, a);
+  stage<SwizzledIndex<N>>(Bs, b);
   loom::device::bar_sync();
 
   const int lane = (int)loom::device::lane_id(), warp = thread_rank() / 32;
@@ -77,15 +157,7 @@ __device__ __forceinline__ TileR dot_mma(const TileA& a, const TileB& b, const T
   for (int tile = warp; tile < tiles; tile += kWarps) {
     const int m0 = tile / NT * 16, n0 = tile % NT * 8;
     float d[4] = {0.0f, 0.0f, 0.0f, 0.0f};
-    LOOM_UNROLL
-    for (int k0 = 0; k0 < K; k0 += 16) {
-      uint32_t af[4], bf[2];
-      // A 16x16 row-major: lane l -> row l%16, columns 8*(l/16)..+8 (x4).
-      loom::device::ldmatrix_x4(af, As + SA::offset(m0 + lane % 16, k0 + 8 * (lane / 16)));
-      // B stored K x N (n contiguous): lane l -> row k0 + l%16 (x2.trans).
-      loom::device::ldmatrix_x2_trans(bf, Bs + SB::offset(k0 + lane % 16, n0));
-      mma_16x8x16<T>(d, af, bf);
-    }
+    mma_tile<T, N, K>(d, As, Bs, m0, n0, lane);
     const int g = lane >> 2, t = lane & 3;
     float* c0 = Cs + (m0 + g) * N + n0 + 2 * t;
     smem_store(c0, d[0]);
@@ -108,12 +180,8 @@ __device__ __forceinline__ TileR dot_fma(const TileA& a, const TileB& b, const T
                                          unsigned char* smem) {
   T* As = reinterpret_cast<T*>(smem);
   T* Bs = As + M * K;
-  LOOM_UNROLL
-  for (int k = 0; k < TileA::kPerThread; ++k)
-    if (slot_valid<typename TileA::shape>(k)) smem_store(As + slot_index(k), a.v[k]);
-  LOOM_UNROLL
-  for (int k = 0; k < TileB::kPerThread; ++k)
-    if (slot_valid<typename TileB::shape>(k)) smem_store(Bs + slot_index(k), b.v[k]);
+  stage(As, a);
+  stage(Bs, b);
   loom::device::bar_sync();
   TileR r;
   LOOM_UNROLL
@@ -148,10 +216,15 @@ __device__ __forceinline__ TileR dot(const TileA& a, const TileB& b, const TileR
   constexpr int M = SA::dim(0), K = SA::dim(1), N = SB::dim(1);
   static_assert(SB::dim(0) == K, "dot: inner dimensions differ");
   static_assert(SR::dim(0) == M && SR::dim(1) == N, "dot: accumulator shape");
-  if constexpr (detail::dot_uses_mma<T, M, N, K>)
+  if constexpr (!is_same_v<typename TileR::layout, Blocked>) {
+    static_assert(detail::dot_uses_mma<T, M, N, K>,
+                  "dot: an Mma accumulator needs f16/bf16 operands and m16n8k16 shapes");
+    return detail::dot_mma_acc<TileR, T, M, N, K>(a, b, acc, smem);
+  } else if constexpr (detail::dot_uses_mma<T, M, N, K>) {
     return detail::dot_mma<TileR, T, M, N, K>(a, b, acc, smem);
-  else
+  } else {
     return detail::dot_fma<TileR, T, M, N, K>(a, b, acc, smem);
+  }
 }
 
 } // namespace loom::tile

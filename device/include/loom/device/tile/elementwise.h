@@ -1,8 +1,8 @@
 // Elementwise ops and casts of the tile layer, for scalars and for tiles.
 //
 // Every op is defined on scalars; the Tile overload applies it slot by slot
-// (the blocked distribution is the same for every tile, so this is
-// thread-local). Both operands always have identical types.
+// (both operands have one layout, so this is thread-local, whatever the
+// layout). Both operands always have identical types.
 //   float:          IEEE single precision (division and sqrt correctly rounded).
 //   half_t/bf16_t:  computed in float, rounded to nearest even once per op.
 //   int32_t/int64_t: two's-complement wrapping; div/rem truncate toward zero.
@@ -12,16 +12,10 @@
 //   except cmp_ne (true with NaN).
 #pragma once
 
-#include "loom/device/tile/core.h"
+#include "loom/device/tile/layout.h"
 
 #if defined(LOOM_DEVICE_EMULATION)
 #include <cmath>
-#endif
-
-#if defined(LOOM_DEVICE_EMULATION)
-#define LOOM_UNROLL
-#else
-#define LOOM_UNROLL _Pragma("unroll")
 #endif
 
 namespace loom::tile {
@@ -117,7 +111,7 @@ __device__ __forceinline__ U convert(X x) {
 template <class U, class X>
 __device__ __forceinline__ auto cast(const X& x) {
   if constexpr (is_tile<X>::value) {
-    Tile<U, typename X::shape> r;
+    Tile<U, typename X::shape, typename X::layout> r;
     LOOM_UNROLL
     for (int k = 0; k < X::kPerThread; ++k) r.v[k] = detail::convert<U>(x.v[k]);
     return r;
@@ -247,11 +241,11 @@ LOOM_TILE_MATH(sqrt, detail::m_sqrt)
 // ---- tile ops -------------------------------------------------------------------
 
 #define LOOM_TILE_MAP2(NAME)                                                        \
-  template <class T, class S>                                                       \
-  __device__ __forceinline__ auto NAME(const Tile<T, S>& a, const Tile<T, S>& b) {  \
-    Tile<decltype(NAME(a.v[0], b.v[0])), S> r;                                      \
+  template <class T, class S, class L>                                              \
+  __device__ __forceinline__ auto NAME(const Tile<T, S, L>& a, const Tile<T, S, L>& b) { \
+    Tile<decltype(NAME(a.v[0], b.v[0])), S, L> r;                                   \
     LOOM_UNROLL                                                                     \
-    for (int k = 0; k < Tile<T, S>::kPerThread; ++k) r.v[k] = NAME(a.v[k], b.v[k]); \
+    for (int k = 0; k < r.kPerThread; ++k) r.v[k] = NAME(a.v[k], b.v[k]);           \
     return r;                                                                       \
   }
 LOOM_TILE_MAP2(add)
@@ -273,11 +267,11 @@ LOOM_TILE_MAP2(bit_xor)
 #undef LOOM_TILE_MAP2
 
 #define LOOM_TILE_MAP1(NAME)                                                        \
-  template <class T, class S>                                                       \
-  __device__ __forceinline__ Tile<T, S> NAME(const Tile<T, S>& a) {                 \
-    Tile<T, S> r;                                                                   \
+  template <class T, class S, class L>                                              \
+  __device__ __forceinline__ Tile<T, S, L> NAME(const Tile<T, S, L>& a) {           \
+    Tile<T, S, L> r;                                                                \
     LOOM_UNROLL                                                                     \
-    for (int k = 0; k < Tile<T, S>::kPerThread; ++k) r.v[k] = NAME(a.v[k]);         \
+    for (int k = 0; k < r.kPerThread; ++k) r.v[k] = NAME(a.v[k]);                   \
     return r;                                                                       \
   }
 LOOM_TILE_MAP1(neg)
@@ -290,12 +284,12 @@ LOOM_TILE_MAP1(tanh)
 LOOM_TILE_MAP1(sqrt)
 #undef LOOM_TILE_MAP1
 
-template <class T, class S>
-__device__ __forceinline__ Tile<T, S> select(const Tile<bool, S>& cond, const Tile<T, S>& a,
-                                             const Tile<T, S>& b) {
-  Tile<T, S> r;
+template <class T, class S, class L>
+__device__ __forceinline__ Tile<T, S, L> select(const Tile<bool, S, L>& cond,
+                                                const Tile<T, S, L>& a, const Tile<T, S, L>& b) {
+  Tile<T, S, L> r;
   LOOM_UNROLL
-  for (int k = 0; k < Tile<T, S>::kPerThread; ++k) r.v[k] = cond.v[k] ? a.v[k] : b.v[k];
+  for (int k = 0; k < r.kPerThread; ++k) r.v[k] = cond.v[k] ? a.v[k] : b.v[k];
   return r;
 }
 

@@ -1,5 +1,6 @@
 // Reductions along one axis, and extract of a rank-0 tile, through shared
-// scratch. Each leaves the block synchronized.
+// scratch (row reductions of an Mma tile into MmaRows mostly by shuffles).
+// Each leaves the block synchronized.
 #pragma once
 
 #include "loom/device/tile/construct.h"
@@ -25,6 +26,20 @@ struct MinOp {
   __device__ __forceinline__ A operator()(A a, A b) const { return minimum(a, b); }
 };
 
+// A 32-bit accumulator from lane (lane ^ mask).
+template <class A>
+__device__ __forceinline__ A shfl_bits(A x, int mask) {
+  static_assert(sizeof(A) == 4, "shfl_bits: 32-bit values");
+  if constexpr (is_same_v<A, float>) return loom::device::shfl_xor(x, mask);
+  else return (A)loom::device::shfl_xor((uint32_t)x, mask);
+}
+
+// Whether R (MmaRows<WM, WN>) holds the rows of L (Mma<WM, WN>).
+template <class R, class L>
+inline constexpr bool mma_rows_of_v = false;
+template <int WM, int WN>
+inline constexpr bool mma_rows_of_v<MmaRows<WM, WN>, Mma<WM, WN>> = true;
+
 template <class A, class T>
 __device__ __forceinline__ A widen(T x) {
   if constexpr (is_float_v<T>) return to_float(x);
@@ -42,24 +57,21 @@ __device__ __forceinline__ T narrow(A x) {
 // (rotation by j), so that the threads of a warp read different banks.
 // Without the final barrier (reduce() adds it): the scratch is still being
 // read when this returns.
-template <class TileR, int Axis, class Op, class T, class S>
-__device__ __forceinline__ TileR reduce_unsynced(const Tile<T, S>& t, unsigned char* smem) {
+template <class TileR, int Axis, class Op, class T, class S, class L>
+__device__ __forceinline__ TileR reduce_staged(const Tile<T, S, L>& t, unsigned char* smem) {
   using R = remove_axis_t<S, Axis>;
+  using RL = typename TileR::layout;
   using A = reduce_acc_t<T>;
-  static_assert(Axis >= 0 && Axis < S::rank, "reduce: axis out of range");
-  static_assert(is_same_v<TileR, Tile<T, R>>, "reduce: result must be Tile<T, S without Axis>");
   constexpr int D = S::dim(Axis), inner = S::stride(Axis);
   T* buf = reinterpret_cast<T*>(smem);
-  LOOM_UNROLL
-  for (int k = 0; k < Tile<T, S>::kPerThread; ++k)
-    if (slot_valid<S>(k)) smem_store(buf + slot_index(k), t.v[k]);
+  stage(buf, t);
   loom::device::bar_sync();
   TileR r;
   const Op op;
   LOOM_UNROLL
   for (int k = 0; k < TileR::kPerThread; ++k) {
-    const int j = slot_index(k);
-    if (slot_valid<R>(k)) {
+    const int j = RL::template index<R>(k);
+    if (RL::template valid<R>(k)) {
       const T* src = buf + (j / inner) * (D * inner) + j % inner;
       int a = (inner == 1 && D > 1) ? j % D : 0;
       A acc = widen<A>(smem_load(src + a * inner));
@@ -75,8 +87,74 @@ __device__ __forceinline__ TileR reduce_unsynced(const Tile<T, S>& t, unsigned c
   return r;
 }
 
-template <class TileR, int Axis, class Op, class T, class S>
-__device__ __forceinline__ TileR reduce(const Tile<T, S>& t, unsigned char* smem) {
+// Rows of an Mma<WM, WN> tile into MmaRows<WM, WN>: each thread folds its
+// own elements of a row, the four lanes of a quad (which share the row)
+// combine theirs with two butterfly shuffles, and when WN > 1 warps also
+// share rows, lane t = 0 of each writes its partial to smem (WN * M
+// accumulators) and every thread folds the WN partials in warp order.
+template <class TileR, class Op, class T, class S, int WM, int WN>
+__device__ __forceinline__ TileR reduce_mma_rows(const Tile<T, S, Mma<WM, WN>>& t,
+                                                 unsigned char* smem) {
+  using A = reduce_acc_t<T>;
+  using L = Mma<WM, WN>;
+  constexpr int AM = L::template atoms_m<S>(), AN = L::template atoms_n<S>(), M = S::dim(0);
+  const Op op;
+  A part[2 * AM];
+  LOOM_UNROLL
+  for (int i = 0; i < AM; ++i) {
+    LOOM_UNROLL
+    for (int h = 0; h < 2; ++h) {
+      A acc = widen<A>(t.v[i * AN * 4 + 2 * h]);
+      acc = op(acc, widen<A>(t.v[i * AN * 4 + 2 * h + 1]));
+      LOOM_UNROLL
+      for (int jj = 1; jj < AN; ++jj) {
+        acc = op(acc, widen<A>(t.v[(i * AN + jj) * 4 + 2 * h]));
+        acc = op(acc, widen<A>(t.v[(i * AN + jj) * 4 + 2 * h + 1]));
+      }
+      acc = op(acc, shfl_bits(acc, 1));
+      acc = op(acc, shfl_bits(acc, 2));
+      part[2 * i + h] = acc;
+    }
+  }
+  TileR r;
+  if constexpr (WN == 1) {
+    LOOM_UNROLL
+    for (int k = 0; k < 2 * AM; ++k) r.v[k] = narrow<T>(part[k]);
+  } else {
+    using RL = MmaRows<WM, WN>;
+    using R = typename TileR::shape;
+    A* buf = reinterpret_cast<A*>(smem);
+    const int wn = L::warp_n();
+    if (thread_rank() % 4 == 0) {
+      LOOM_UNROLL
+      for (int k = 0; k < 2 * AM; ++k) smem_store(buf + wn * M + RL::template index<R>(k), part[k]);
+    }
+    loom::device::bar_sync();
+    LOOM_UNROLL
+    for (int k = 0; k < 2 * AM; ++k) {
+      const int row = RL::template index<R>(k);
+      A acc = smem_load(buf + row);
+      for (int w = 1; w < WN; ++w) acc = op(acc, smem_load(buf + w * M + row));
+      r.v[k] = narrow<T>(acc);
+    }
+  }
+  return r;
+}
+
+template <class TileR, int Axis, class Op, class T, class S, class L>
+__device__ __forceinline__ TileR reduce_unsynced(const Tile<T, S, L>& t, unsigned char* smem) {
+  using R = remove_axis_t<S, Axis>;
+  static_assert(Axis >= 0 && Axis < S::rank, "reduce: axis out of range");
+  static_assert(is_same_v<typename TileR::shape, R> && is_same_v<typename TileR::element_type, T>,
+                "reduce: result must be a T tile of S without Axis");
+  if constexpr (Axis == 1 && mma_rows_of_v<typename TileR::layout, L> && sizeof(T) <= 4)
+    return reduce_mma_rows<TileR, Op>(t, smem);
+  else
+    return reduce_staged<TileR, Axis, Op>(t, smem);
+}
+
+template <class TileR, int Axis, class Op, class T, class S, class L>
+__device__ __forceinline__ TileR reduce(const Tile<T, S, L>& t, unsigned char* smem) {
   TileR r = reduce_unsynced<TileR, Axis, Op>(t, smem);
   loom::device::bar_sync();
   return r;
@@ -84,16 +162,16 @@ __device__ __forceinline__ TileR reduce(const Tile<T, S>& t, unsigned char* smem
 
 } // namespace detail
 
-template <class TileR, int Axis, class T, class S>
-__device__ __forceinline__ TileR reduce_sum(const Tile<T, S>& t, unsigned char* smem) {
+template <class TileR, int Axis, class T, class S, class L>
+__device__ __forceinline__ TileR reduce_sum(const Tile<T, S, L>& t, unsigned char* smem) {
   return detail::reduce<TileR, Axis, detail::SumOp>(t, smem);
 }
-template <class TileR, int Axis, class T, class S>
-__device__ __forceinline__ TileR reduce_max(const Tile<T, S>& t, unsigned char* smem) {
+template <class TileR, int Axis, class T, class S, class L>
+__device__ __forceinline__ TileR reduce_max(const Tile<T, S, L>& t, unsigned char* smem) {
   return detail::reduce<TileR, Axis, detail::MaxOp>(t, smem);
 }
-template <class TileR, int Axis, class T, class S>
-__device__ __forceinline__ TileR reduce_min(const Tile<T, S>& t, unsigned char* smem) {
+template <class TileR, int Axis, class T, class S, class L>
+__device__ __forceinline__ TileR reduce_min(const Tile<T, S, L>& t, unsigned char* smem) {
   return detail::reduce<TileR, Axis, detail::MinOp>(t, smem);
 }
 

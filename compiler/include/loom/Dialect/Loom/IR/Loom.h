@@ -9,6 +9,7 @@
 #include "mlir/IR/BuiltinTypes.h"
 #include "mlir/IR/Dialect.h"
 #include "mlir/IR/OpDefinition.h"
+#include "mlir/IR/TensorEncoding.h"
 #include "mlir/Interfaces/InferTypeOpInterface.h"
 #include "mlir/Interfaces/SideEffectInterfaces.h"
 
@@ -17,6 +18,9 @@
 
 #define GET_TYPEDEF_CLASSES
 #include "loom/Dialect/Loom/IR/LoomTypes.h.inc"
+
+#define GET_ATTRDEF_CLASSES
+#include "loom/Dialect/Loom/IR/LoomAttrs.h.inc"
 
 #define GET_OP_CLASSES
 #include "loom/Dialect/Loom/IR/LoomOps.h.inc"

@@ -3,6 +3,7 @@
 #define LOOM_OPS_TD
 
 include "loom/Dialect/Loom/IR/LoomTypes.td"
+include "loom/Dialect/Loom/IR/LoomAttrs.td"
 include "mlir/Interfaces/SideEffectInterfaces.td"
 include "mlir/Interfaces/InferTypeOpInterface.td"
 
@@ -126,6 +127,30 @@ def Loom_BroadcastOp : Loom_Op<"broadcast", [Pure,
   let results = (outs Loom_Tile:$result);
   let assemblyFormat = "$src attr-dict `:` type($src) `->` type($result)";
   let hasVerifier = 1;
+  let hasFolder = 1;
+}
+
+def Loom_ConvertLayoutOp : Loom_Op<"convert_layout", [Pure,
+    SameOperandsAndResultShape, SameOperandsAndResultElementType]> {
+  let summary = "move a tile's elements to another register layout";
+  let description = [{
+    The same tile, with its elements held by the threads its result's layout
+    (tensor encoding: none for blocked, `#loom.mma`, `#loom.mma_rows`) says.
+    The CUDA backend moves the elements through shared memory; the op is
+    inserted by `loom-assign-layouts` where a consumer needs another layout
+    than its producer's (e.g. a store, which stays blocked for coalescing).
+    Converting to the source's own layout folds away.
+
+    Example:
+
+    ```mlir
+    %b = loom.convert_layout %acc : tensor<64x64xf32, #loom.mma<warpsM = 4, warpsN = 1>>
+        -> tensor<64x64xf32>
+    ```
+  }];
+  let arguments = (ins Loom_Tile:$src);
+  let results = (outs Loom_Tile:$result);
+  let assemblyFormat = "$src attr-dict `:` type($src) `->` type($result)";
   let hasFolder = 1;
 }
 
