@@ -420,15 +420,17 @@ TEST(RingAttentionFaults, MissingRankTimesOutInsteadOfHanging) {
 }
 
 namespace {
-/// A rank that agrees on the metadata and then never sends or receives:
-/// forwards everything but sendRecv, which it drops.
-class SilentAfterAgreement : public runtime::Communicator {
+/// Forwards everything to an inner communicator; fault and transport tests
+/// override the one behaviour they change.
+class ForwardingCommunicator : public runtime::Communicator {
 public:
-  explicit SilentAfterAgreement(runtime::Communicator &inner) : inner_(inner) {}
+  explicit ForwardingCommunicator(runtime::Communicator &inner) : inner_(inner) {}
   int rank() const override { return inner_.rank(); }
   int size() const override { return inner_.size(); }
-  const char *transport() const override { return "silent"; }
-  void sendRecv(const runtime::Transfer &, runtime::Stream &) override {}
+  const char *transport() const override { return inner_.transport(); }
+  void sendRecv(const runtime::Transfer &t, runtime::Stream &s) override {
+    inner_.sendRecv(t, s);
+  }
   std::vector<std::vector<uint8_t>> allgather(std::span<const uint8_t> mine) override {
     return inner_.allgather(mine);
   }
@@ -437,6 +439,15 @@ public:
 
 private:
   runtime::Communicator &inner_;
+};
+
+/// A rank that agrees on the metadata and then never sends or receives:
+/// forwards everything but sendRecv, which it drops.
+class SilentAfterAgreement : public ForwardingCommunicator {
+public:
+  using ForwardingCommunicator::ForwardingCommunicator;
+  const char *transport() const override { return "silent"; }
+  void sendRecv(const runtime::Transfer &, runtime::Stream &) override {}
 };
 } // namespace
 
@@ -522,24 +533,13 @@ TEST(RingAttentionErrors, BadInputsNameTheValue) {
 namespace {
 /// An in-process communicator that claims another transport, to reach the
 /// ring's per-transport checks without that transport.
-class Claiming : public runtime::Communicator {
+class Claiming : public ForwardingCommunicator {
 public:
   Claiming(runtime::Communicator &inner, const char *transport)
-      : inner_(inner), transport_(transport) {}
-  int rank() const override { return inner_.rank(); }
-  int size() const override { return inner_.size(); }
+      : ForwardingCommunicator(inner), transport_(transport) {}
   const char *transport() const override { return transport_; }
-  void sendRecv(const runtime::Transfer &t, runtime::Stream &s) override {
-    inner_.sendRecv(t, s);
-  }
-  std::vector<std::vector<uint8_t>> allgather(std::span<const uint8_t> mine) override {
-    return inner_.allgather(mine);
-  }
-  void barrier() override { inner_.barrier(); }
-  void abort(const std::string &reason) override { inner_.abort(reason); }
 
 private:
-  runtime::Communicator &inner_;
   const char *transport_;
 };
 
