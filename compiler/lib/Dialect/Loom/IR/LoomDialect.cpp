@@ -31,8 +31,11 @@ LogicalResult PtrType::verify(function_ref<InFlightDiagnostic()> emitError,
 namespace {
 std::string shapeText(ArrayRef<int64_t> shape) {
   std::string s;
-  for (auto [i, d] : llvm::enumerate(shape))
-    s += (i ? "x" : "") + std::to_string(d);
+  for (auto [i, d] : llvm::enumerate(shape)) {
+    if (i)
+      s += 'x';
+    s += std::to_string(d);
+  }
   return s.empty() ? "scalar" : s;
 }
 } // namespace
