@@ -42,6 +42,19 @@ bool supportedHeadDim(int64_t d, runtime::Backend backend, DType dtype) {
   return false;
 }
 
+namespace {
+/// InvalidArgument "<what>: head_dim D is not supported ..." unless
+/// supportedHeadDim(d, backend, dtype).
+void requireSupportedHeadDim(const char *what, int64_t d, runtime::Backend backend,
+                             DType dtype) {
+  if (!supportedHeadDim(d, backend, dtype))
+    throw Error(ErrorCode::InvalidArgument,
+                fmt::format("{}: head_dim {} is not supported for {} on the {} backend "
+                            "(cpu: multiples of 8 up to 256; gpu: 32, 64, 96, 128, 192, 256)",
+                            what, d, dtypeName(dtype), runtime::backendName(backend)));
+}
+} // namespace
+
 AttentionConfig defaultAttentionConfig(int64_t headDim, runtime::Backend backend) {
   if (runtime::resolveBackend(backend) == runtime::Backend::Cpu)
     return {64, 64, 128};
@@ -305,11 +318,7 @@ Checked checkAttention(const Tensor4 &q, const Tensor4 &k, const Tensor4 &v, con
     throw Error(ErrorCode::InvalidArgument,
                 fmt::format("attention: heads_q ({}) is not divisible by heads_kv ({})", Hq, Hkv));
   runtime::Backend backend = runtime::resolveBackend(options.backend);
-  if (!supportedHeadDim(D, backend, q.dtype))
-    throw Error(ErrorCode::InvalidArgument,
-                fmt::format("attention: head_dim {} is not supported for {} on the {} backend "
-                            "(cpu: multiples of 8 up to 256; gpu: 32, 64, 96, 128, 192, 256)",
-                            D, dtypeName(q.dtype), runtime::backendName(backend)));
+  requireSupportedHeadDim("attention", D, backend, q.dtype);
   for (int64_t s : {Sq, Sk})
     if (s > INT32_MAX)
       throw Error(ErrorCode::InvalidArgument,
@@ -734,11 +743,7 @@ void attentionBackwardDelta(const Tensor4 &out, const Tensor4 &dOut, float *delt
   if (B == 0 || Sq == 0 || Hq == 0)
     return;
   runtime::Backend backend = runtime::resolveBackend(options.backend);
-  if (!supportedHeadDim(D, backend, out.dtype))
-    throw Error(ErrorCode::InvalidArgument,
-                fmt::format("attention backward delta: head_dim {} is not supported for {} on "
-                            "the {} backend",
-                            D, dtypeName(out.dtype), runtime::backendName(backend)));
+  requireSupportedHeadDim("attention backward delta", D, backend, out.dtype);
   // The kernel takes seqlen as i32 and runs one grid row per (batch, head),
   // and GPUs cap grid y at 65535.
   if (Sq > INT32_MAX)

@@ -7,6 +7,7 @@
 // errors for a mask that does not fit the call.
 //
 //===----------------------------------------------------------------------===//
+#include "AttentionTolerance.h"
 #include "ExpectError.h"
 
 #include "loom/Support/HalfPrecision.h"
@@ -135,23 +136,6 @@ struct Problem {
   }
 };
 
-using ref::maxAbsError;
-
-/// f32: normwise relative error < 1e-4; bf16: at most twice a naive bf16
-/// attention's error + 1e-3 (the rules of AttentionTest).
-void expectClose(const char *what, DType dtype, const std::vector<float> &got,
-                 const std::vector<double> &want, const std::vector<double> *naive) {
-  if (dtype == DType::F32) {
-    auto e = ref::compare(got, want, std::max(ref::maxAbs(want), 1e-3));
-    EXPECT_TRUE(ref::withinRelative(e, 1e-4)) << what << ": " << ref::format(e);
-    return;
-  }
-  std::vector<float> low(naive->begin(), naive->end());
-  double kernelErr = maxAbsError(got, want), naiveErr = maxAbsError(low, want);
-  EXPECT_LE(kernelErr, 2 * naiveErr + 1e-3)
-      << what << ": kernel error " << kernelErr << " vs naive error " << naiveErr;
-}
-
 void expectMatchesReference(const Problem &p, const Results &r, const CustomMask &mask) {
   const Shape4 &s = p.s;
   ref::RefVariant rv;
@@ -169,13 +153,13 @@ void expectMatchesReference(const Problem &p, const Results &r, const CustomMask
     nb = ref::attentionBackward(p.q.seen, p.k.seen, p.v.seen, p.dO.seen, s.B, s.Sq, s.Sk, s.Hq,
                                 s.Hkv, s.D, false, scale, "bf16", &rv);
   }
-  expectClose("O", p.dtype, r.o, fwd.out, nf ? &nf->out : nullptr);
+  expectAttentionClose("O", p.dtype, r.o, fwd.out, nf ? &nf->out : nullptr);
   auto lseErr = ref::compare(r.lse, fwd.lse, 1.0);
   EXPECT_TRUE(ref::withinRelative(lseErr, p.dtype == DType::F32 ? 1e-5 : 1e-3))
       << "LSE: " << ref::format(lseErr);
-  expectClose("dq", p.dtype, r.dq, bwd.dq, nb ? &nb->dq : nullptr);
-  expectClose("dk", p.dtype, r.dk, bwd.dk, nb ? &nb->dk : nullptr);
-  expectClose("dv", p.dtype, r.dv, bwd.dv, nb ? &nb->dv : nullptr);
+  expectAttentionClose("dq", p.dtype, r.dq, bwd.dq, nb ? &nb->dq : nullptr);
+  expectAttentionClose("dk", p.dtype, r.dk, bwd.dk, nb ? &nb->dk : nullptr);
+  expectAttentionClose("dv", p.dtype, r.dv, bwd.dv, nb ? &nb->dv : nullptr);
 }
 
 bool sameBits(const std::vector<float> &a, const std::vector<float> &b) {
