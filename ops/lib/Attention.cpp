@@ -42,9 +42,6 @@ bool supportedHeadDim(int64_t d, runtime::Backend backend, DType dtype) {
   return false;
 }
 
-namespace {
-/// InvalidArgument "<what>: head_dim D is not supported ..." unless
-/// supportedHeadDim(d, backend, dtype).
 void requireSupportedHeadDim(const char *what, int64_t d, runtime::Backend backend,
                              DType dtype) {
   if (!supportedHeadDim(d, backend, dtype))
@@ -53,7 +50,6 @@ void requireSupportedHeadDim(const char *what, int64_t d, runtime::Backend backe
                             "(cpu: multiples of 8 up to 256; gpu: 32, 64, 96, 128, 192, 256)",
                             what, d, dtypeName(dtype), runtime::backendName(backend)));
 }
-} // namespace
 
 AttentionConfig defaultAttentionConfig(int64_t headDim, runtime::Backend backend) {
   if (runtime::resolveBackend(backend) == runtime::Backend::Cpu)

@@ -26,6 +26,9 @@ struct Variant {
   ops::AttentionVariant variant;
   std::string label = "none";
 };
+/// Parses --variant SPEC (comma-separated built-in terms); throws
+/// InvalidArgument naming the bad term.
+Variant parseVariant(const std::string &spec);
 
 /// A float32 input as the kernel sees it: float32, or f16/bf16 bits.
 struct ComputeTensor {

@@ -1,8 +1,10 @@
 //===- Compile.cpp - loom compile -----------------------------------------===//
+#include "AttentionRequest.h"
 #include "Cli.h"
 #include "Commands.h"
 
 #include "loom/Compiler/CpuJit.h"
+#include "loom/ops/Attention.h"
 #include "loom/ops/Examples.h"
 #include "loom/runtime/CudaBuild.h"
 #include "loom/runtime/Kernel.h"
@@ -71,8 +73,11 @@ void printTimings(const std::string &name, const std::vector<compiler::StageTimi
 
 /// --emit cuda|ptx|cubin: the CUDA backend.
 int compileForCuda(const Options &opts, const dsl::Kernel &kernel,
-                   const runtime::Specialization &spec, const std::string &emit) {
+                   const runtime::Specialization &spec, const std::string &emit,
+                   std::optional<unsigned> defaultThreads) {
   runtime::CudaBuildOptions options;
+  if (defaultThreads)
+    options.numThreads = *defaultThreads;
   options.arch = opts.get("arch").value_or("sm_80");
   if (auto threads = opts.get("threads"))
     options.numThreads = static_cast<unsigned>(parseInt(*threads, "--threads"));
@@ -108,10 +113,40 @@ int compileForCuda(const Options &opts, const dsl::Kernel &kernel,
     printTimings(kernel.name(), build.timings);
   return 0;
 }
+/// The attention kernels `loom compile` knows, beside the examples.
+const char *const kAttentionKernels[] = {"attention_fwd", "attention_bwd_dkdv", "attention_bwd_dq"};
+
+bool isAttentionKernel(const std::string &name) {
+  return std::find(std::begin(kAttentionKernels), std::end(kAttentionKernels), name) !=
+         std::end(kAttentionKernels);
+}
+
+/// An attention kernel for --head-dim and --variant, with the untuned default
+/// block sizes of the backend it is compiled for as its constants.
+dsl::Kernel attentionKernel(const Options &opts, const std::string &name, DType dtype,
+                            bool cudaBackend, runtime::Specialization &spec,
+                            unsigned &numThreads) {
+  int64_t headDim = parseInt(opts.get("head-dim").value_or("64"), "--head-dim");
+  auto backend = cudaBackend ? runtime::Backend::Cuda : runtime::Backend::Cpu;
+  ops::requireSupportedHeadDim("loom compile", headDim, backend, dtype);
+  ops::AttentionVariant variant = parseVariant(opts.get("variant").value_or("none")).variant;
+  bool forward = name == "attention_fwd";
+  ops::AttentionConfig config = forward ? ops::defaultAttentionConfig(headDim, backend)
+                                        : ops::defaultAttentionBackwardConfig(headDim, backend);
+  spec.constants.emplace("BLOCK_M", config.blockM);
+  spec.constants.emplace("BLOCK_N", config.blockN);
+  numThreads = config.numThreads;
+  if (forward)
+    return ops::flashAttentionForwardKernel(dtype, headDim, variant);
+  if (name == "attention_bwd_dkdv")
+    return ops::flashAttentionBackwardDkDvKernel(dtype, headDim, variant);
+  return ops::flashAttentionBackwardDqKernel(dtype, headDim, variant);
+}
 } // namespace
 
 int runCompile(int argc, char **argv) {
-  Options opts("compile", {"kernel", "dtype", "emit", "const", "bind", "opt", "arch", "threads", "o"},
+  Options opts("compile", {"kernel", "dtype", "emit", "const", "bind", "opt", "arch", "threads", "o",
+                "head-dim", "variant"},
                {"timings", "report"});
   opts.parse(argc, argv, 2);
   auto kernelName = opts.get("kernel");
@@ -130,8 +165,30 @@ int runCompile(int argc, char **argv) {
                             emit));
   // --arch or --report alone compile for the GPU and print only the report.
   bool cudaBackend = cudaEmit || opts.get("arch") || opts.flag("report");
-  dsl::Kernel kernel = ops::exampleKernel(*kernelName, *dtype);
   runtime::Specialization spec = parseSpecialization(opts, *kernelName);
+  bool attention = isAttentionKernel(*kernelName);
+  if (!attention) {
+    std::string known;
+    bool example = false;
+    for (const ops::ExampleInfo &e : ops::exampleKernels()) {
+      known += (known.empty() ? "" : ", ") + e.name;
+      example |= e.name == *kernelName;
+    }
+    for (const char *name : kAttentionKernels)
+      known += std::string(", ") + name;
+    if (!example)
+      throw Error(ErrorCode::InvalidArgument,
+                  fmt::format("unknown kernel '{}' (known: {})", *kernelName, known));
+  }
+  if (!attention && (opts.get("head-dim") || opts.get("variant")))
+    throw Error(ErrorCode::InvalidArgument,
+                fmt::format("loom compile: --head-dim and --variant are for the attention kernels "
+                            "(attention_fwd, attention_bwd_dkdv, attention_bwd_dq), not '{}'",
+                            *kernelName));
+  unsigned attentionThreads = 0;
+  dsl::Kernel kernel = attention ? attentionKernel(opts, *kernelName, *dtype, cudaBackend, spec,
+                                                   attentionThreads)
+                                 : ops::exampleKernel(*kernelName, *dtype);
   if (auto opt = opts.get("opt")) {
     int64_t level = parseInt(*opt, "--opt");
     if (level < 0 || level > 3)
@@ -145,7 +202,8 @@ int runCompile(int argc, char **argv) {
                   fmt::format("loom compile: --emit {} is a CPU backend output; with --arch use "
                               "--emit cuda, ptx or cubin",
                               emit));
-    return compileForCuda(opts, kernel, spec, emit);
+    return compileForCuda(opts, kernel, spec, emit,
+                          attention ? std::optional<unsigned>(attentionThreads) : std::nullopt);
   }
   auto afterStage = [&](const std::string &stage, mlir::ModuleOp module) {
     if (emit == "mlir") {

@@ -21,8 +21,14 @@ commands:
                --backend cpu|emu|auto  (with --kernels) cpu (default when no GPU, or LOOM_DEVICE)
                                     or emu: the generated CUDA C++ run on the
                                     emulated device
-  compile    compile a built-in example kernel and print its IR
-               --kernel NAME        vector_add | softmax | matmul
+  compile    compile a built-in kernel and print its IR
+               --kernel NAME        vector_add | softmax | matmul |
+                                    attention_fwd | attention_bwd_dkdv |
+                                    attention_bwd_dq
+               --head-dim D --variant SPEC  (attention) head dim (default 64)
+                                    and variant (as for `loom attention`);
+                                    block sizes default to the backend's
+                                    untuned ones (override with --const)
                --dtype T            f32 | f16 | bf16 (default: f32; matmul bf16)
                --emit mlir|llvm     CPU backend: IR after each stage, or LLVM IR
                --emit cuda|ptx|cubin  CUDA backend: self-contained CUDA C++

@@ -18,32 +18,38 @@ using namespace mlir;
 
 namespace loom::compiler {
 namespace {
+/// f32 lanes of this host's vector registers, for loom-vectorize-elementwise.
+int64_t hostVectorLanes() {
+  llvm::StringMap<bool> features = llvm::sys::getHostCPUFeatures();
+  if (features.lookup("avx512f"))
+    return 16;
+  if (features.lookup("avx2") || features.lookup("avx"))
+    return 8;
+  return 4; // SSE or NEON
+}
+
 /// loom-vectorize-dot's block for this host: each row of C in two vector
 /// registers (lanes = 2x the f32 width) so one B row feeds two FMAs per A
 /// broadcast, and as many rows as leave registers for B and A: 6 rows (12
 /// accumulators) of the 32 AVX-512 registers, 4 rows (8) of 16 otherwise.
 std::string dotMicroKernelOptions() {
-  llvm::StringMap<bool> features = llvm::sys::getHostCPUFeatures();
-  auto has = [&](const char *f) { return features.lookup(f); };
-  if (has("avx512f"))
-    return "rows=6 lanes=32";
-  if (has("avx2") || has("avx"))
-    return "rows=4 lanes=16";
-  return "rows=4 lanes=8"; // SSE or NEON: 128-bit registers
+  int64_t lanes = hostVectorLanes();
+  return (lanes == 16 ? "rows=6" : "rows=4") + std::string(" lanes=") + std::to_string(2 * lanes);
 }
 } // namespace
 
 const std::vector<CpuStage> &cpuStages() {
   static const std::vector<CpuStage> stages = {
       {"linalg", "convert-loom-to-linalg,"
-                 "func.func(convert-elementwise-to-linalg),canonicalize,cse,"
-                 "func.func(loom-fuse-elementwise),canonicalize"},
+                 "func.func(convert-elementwise-to-linalg,linalg-generalize-named-ops),"
+                 "canonicalize,cse,func.func(loom-fuse-elementwise),canonicalize"},
       {"bufferize", "one-shot-bufferize{"
                     "bufferize-function-boundaries=1 allow-return-allocs-from-loops=1 "
                     "function-boundary-type-conversion=identity-layout-map},"
                     "canonicalize,func.func(buffer-hoisting,buffer-loop-hoisting),"
                     "buffer-deallocation-pipeline"},
       {"loops", "func.func(loom-vectorize-dot{" + dotMicroKernelOptions() +
+                    "},loom-vectorize-elementwise{lanes=" + std::to_string(hostVectorLanes()) +
                     "},convert-linalg-to-loops),lower-affine,canonicalize,cse"},
       {"llvm", "expand-strided-metadata,convert-scf-to-cf,"
                "arith-expand{include-bf16=1 include-f8e8m0=0 include-f4e2m1=0},"

@@ -37,12 +37,23 @@ namespace {
 struct Exp2Approximation : OpRewritePattern<math::Exp2Op> {
   using OpRewritePattern::OpRewritePattern;
   LogicalResult matchAndRewrite(math::Exp2Op op, PatternRewriter &rewriter) const override {
-    Type f32 = rewriter.getF32Type();
-    if (op.getType() != f32)
-      return rewriter.notifyMatchFailure(op, "only scalar f32 is approximated");
+    Type f32 = op.getType();
+    if (!getElementTypeOrSelf(f32).isF32())
+      return rewriter.notifyMatchFailure(op, "only f32 (scalar or vector) is approximated");
     ImplicitLocOpBuilder b(op.getLoc(), rewriter);
-    Type i32 = b.getI32Type();
-    auto constant = [&](double v) -> Value { return arith::ConstantOp::create(b, b.getF32FloatAttr(v)); };
+    // The same arithmetic on a scalar or lane-wise on a vector of f32.
+    auto shaped = [&](Type element) -> Type {
+      if (auto vector = dyn_cast<VectorType>(f32))
+        return vector.clone(element);
+      return element;
+    };
+    Type i32 = shaped(b.getI32Type());
+    auto splat = [&](Type type, TypedAttr element) -> Value {
+      if (auto vector = dyn_cast<VectorType>(type))
+        return arith::ConstantOp::create(b, DenseElementsAttr::get(vector, element));
+      return arith::ConstantOp::create(b, element);
+    };
+    auto constant = [&](double v) { return splat(f32, b.getF32FloatAttr(v)); };
     auto compare = [&](arith::CmpFPredicate p, Value x, Value y) -> Value {
       return arith::CmpFOp::create(b, p, x, y);
     };
@@ -60,9 +71,9 @@ struct Exp2Approximation : OpRewritePattern<math::Exp2Op> {
     for (double c : {1.0 / 720.0, 1.0 / 120.0, 1.0 / 24.0, 1.0 / 6.0, 0.5, 1.0, 1.0})
       p = math::FmaOp::create(b, p, y, constant(c));
     Value biased = arith::AddIOp::create(b, arith::FPToSIOp::create(b, i32, n),
-                                         arith::ConstantOp::create(b, b.getI32IntegerAttr(126)));
+                                         splat(i32, b.getI32IntegerAttr(126)));
     Value scale = arith::BitcastOp::create(
-        b, f32, arith::ShLIOp::create(b, biased, arith::ConstantOp::create(b, b.getI32IntegerAttr(23))));
+        b, f32, arith::ShLIOp::create(b, biased, splat(i32, b.getI32IntegerAttr(23))));
     Value result = arith::MulFOp::create(b, arith::MulFOp::create(b, p, scale), constant(2.0));
     result = select(compare(arith::CmpFPredicate::OLT, x, lo), constant(0.0), result);
     result = select(compare(arith::CmpFPredicate::OGE, x, constant(128.0)), constant(INFINITY), result);

@@ -7,6 +7,7 @@
 #include "loom/Transforms/Passes.h"
 
 #include "mlir/Dialect/Affine/IR/AffineOps.h"
+#include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
 #include "mlir/Dialect/Linalg/Transforms/Transforms.h"
@@ -21,23 +22,77 @@ namespace mlir::loom {
 using namespace mlir;
 
 namespace {
+bool isCheapToRecompute(linalg::GenericOp op);
+
 /// Fuses when the producer has no other user (as upstream's default does)
-/// and the consumer visits each of the operand's elements once: its
-/// indexing map for the operand is a permutation of all its loops.
+/// and either the consumer visits each of the operand's elements once (its
+/// indexing map for the operand is a permutation of all its loops), or the
+/// producer is cheap index arithmetic and the consumer has no reduction
+/// but a trailing row reduction (not a dot): recomputing a column mask per
+/// element costs less than reading it back from a tile.
 bool fusesWithoutRecomputation(OpOperand *fusedOperand) {
   Operation *producer = fusedOperand->get().getDefiningOp();
   if (!producer || !producer->hasOneUse())
     return false;
+  if (isa<tensor::ExpandShapeOp, tensor::CollapseShapeOp>(fusedOperand->getOwner()))
+    return true; // reshape propagation: moves the reshape, recomputes nothing
   auto consumer = dyn_cast<linalg::LinalgOp>(fusedOperand->getOwner());
   if (!consumer)
     return false;
-  return consumer.getMatchingIndexingMap(fusedOperand).isPermutation();
+  if (consumer.getMatchingIndexingMap(fusedOperand).isPermutation())
+    return true;
+  auto generic = dyn_cast<linalg::GenericOp>(producer);
+  return generic && isCheapToRecompute(generic) && consumer.getNumReductionLoops() <= 1 &&
+         (consumer.getNumReductionLoops() == 0 ||
+          linalg::isReductionIterator(consumer.getIteratorTypesArray().back()));
+}
+
+/// A generic whose recomputation costs less than storing and reloading its
+/// result: data movement (a broadcast, a copy, a fill) and short integer
+/// index arithmetic (arange, offsets, bounds masks), no loads, no floats.
+bool isCheapToRecompute(linalg::GenericOp op) {
+  if (!op.hasPureTensorSemantics() || op.getNumResults() != 1)
+    return false;
+  Block &body = op.getRegion().front();
+  constexpr size_t kMaxOps = 4;
+  if (body.getOperations().size() > kMaxOps + 1)
+    return false;
+  return llvm::all_of(body.without_terminator(), [](Operation &inner) {
+    return isa<linalg::IndexOp, arith::ConstantOp, arith::AddIOp, arith::SubIOp, arith::MulIOp,
+               arith::IndexCastOp, arith::ExtSIOp, arith::ExtUIOp, arith::TruncIOp,
+               arith::CmpIOp, arith::AndIOp, arith::OrIOp>(inner);
+  });
+}
+
+/// Gives each further user of a cheap generic its own copy, so that each
+/// copy has one user and fuses into it: a row mask or an offset vector read
+/// by several tiles is then recomputed inside each of them (from arange, in
+/// registers) instead of being materialized as a tile and read back.
+void cloneCheapProducersPerUse(func::FuncOp func) {
+  SmallVector<linalg::GenericOp> cheap;
+  func.walk([&](linalg::GenericOp op) {
+    if (isCheapToRecompute(op))
+      cheap.push_back(op);
+  });
+  // Users before producers: cloning a user adds uses to its producers,
+  // which are then cloned in turn.
+  OpBuilder b(func.getContext());
+  for (linalg::GenericOp op : llvm::reverse(cheap)) {
+    SmallVector<OpOperand *> uses;
+    for (OpOperand &use : op->getResult(0).getUses())
+      uses.push_back(&use);
+    for (OpOperand *use : llvm::drop_begin(uses)) {
+      b.setInsertionPoint(op);
+      use->set(b.clone(*op)->getResult(0));
+    }
+  }
 }
 
 struct LoomFuseElementwise
     : mlir::loom::impl::LoomFuseElementwiseBase<LoomFuseElementwise> {
   void runOnOperation() override {
     MLIRContext *context = &getContext();
+    cloneCheapProducersPerUse(getOperation());
     RewritePatternSet patterns(context);
     linalg::populateElementwiseOpsFusionPatterns(patterns, fusesWithoutRecomputation);
     linalg::populateFoldReshapeOpsByExpansionPatterns(patterns, fusesWithoutRecomputation);

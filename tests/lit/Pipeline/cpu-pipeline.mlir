@@ -13,18 +13,20 @@
 // CHECK-SAME: %{{[^:]+}}: i32, %{{[^:]+}}: i32, %{{[^:]+}}: i32, %{{[^:]+}}: i32, %{{[^:]+}}: i32, %{{[^:]+}}: i32, %{{[^:]+}}: i32, %{{[^:]+}}: i32)
 // CHECK-SAME: loom.arg_names = ["x", "y", "n_cols", "row_stride", "pid0", "pid1", "pid2", "nprog0", "nprog1", "nprog2"]
 // CHECK-SAME: loom.kernel
-// Masked gather of the row: branch-free, a masked-off lane reads element 0.
-// CHECK: llvm.select %{{.*}}, %{{.*}}, %{{.*}} : i1, i64
-// CHECK: llvm.load %{{.*}} : !llvm.ptr -> f32
-// NaN-propagating max (arith.maximumf expanded).
-// CHECK: llvm.fcmp "ugt"
-// CHECK: llvm.fcmp "uno"
+// The masked row load, vectorized (loom-vectorize-elementwise; the width is
+// the host's): its offsets are consecutive, so one masked vector load that
+// leaves masked-off lanes untouched, then `other` selected into them.
+// CHECK: %[[ROW:.*]] = llvm.intr.masked.load %{{.*}} : (!llvm.ptr, vector<[[N:[0-9]+]]xi1>, vector<[[N]]xf32>) -> vector<[[N]]xf32>
+// CHECK: llvm.select %{{.*}}, %[[ROW]], %{{.*}} : vector<[[N]]xi1>, vector<[[N]]xf32>
+// NaN-propagating max: lane-wise (arith.maximumf expanded), then across lanes.
+// CHECK: llvm.fcmp "ugt" %{{.*}}, %{{.*}} : vector<[[N]]xf32>
+// CHECK: llvm.intr.vector.reduce.fmaximum
 // exp2 inlined as a polynomial (loom-approximate-math): no libm call.
 // CHECK-NOT: llvm.intr.exp2
 // CHECK: llvm.intr.roundeven
 // CHECK-COUNT-7: llvm.intr.fma
 // CHECK-NOT: llvm.intr.exp2
-// CHECK: llvm.fdiv %{{.*}}, %{{.*}} : f32
+// CHECK: llvm.fdiv %{{.*}}, %{{.*}} : vector<[[N]]xf32>
 // Masked store of the result.
 // CHECK: llvm.store %{{.*}}, %{{.*}} : f32, !llvm.ptr
 // CHECK: llvm.return

@@ -35,3 +35,20 @@ func.func @tanh_and_f64(%x: f32, %z: f64) -> (f32, f64, f64) {
   %u = math.tanh %z : f64
   return %t, %e, %u : f32, f64, f64
 }
+
+// Vectors of f32 (from loom-vectorize-elementwise) get the same arithmetic
+// lane-wise, with splat constants.
+// CHECK-LABEL: func.func @exp2_vector
+// CHECK-NOT: math.exp2
+// CHECK-DAG: arith.constant dense<-1.250000e+02> : vector<16xf32>
+// CHECK-DAG: arith.constant dense<126> : vector<16xi32>
+// CHECK-DAG: arith.constant dense<23> : vector<16xi32>
+// CHECK: math.roundeven %{{.*}} : vector<16xf32>
+// CHECK-COUNT-7: math.fma %{{.*}} : vector<16xf32>
+// CHECK: arith.fptosi %{{.*}} : vector<16xf32> to vector<16xi32>
+// CHECK: arith.bitcast %{{.*}} : vector<16xi32> to vector<16xf32>
+// CHECK: arith.cmpf uno, %arg0, %arg0 : vector<16xf32>
+func.func @exp2_vector(%x: vector<16xf32>) -> vector<16xf32> {
+  %y = math.exp2 %x : vector<16xf32>
+  return %y : vector<16xf32>
+}

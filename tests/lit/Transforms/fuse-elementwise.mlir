@@ -59,3 +59,87 @@ func.func @keeps_dot_operand(%x: tensor<8x8xf32>, %y: tensor<8x8xf32>, %acc: ten
   } -> tensor<8x8xf32>
   return %d : tensor<8x8xf32>
 }
+
+// -----
+
+// Cheap index arithmetic (a column mask from linalg.index) used by two
+// tiles is copied per user and recomputed inside each, even where the user
+// reads it through a broadcast (the 1-D mask over 2-D tiles): no mask tile
+// is materialized.
+#col = affine_map<(i, j) -> (j)>
+#id = affine_map<(i, j) -> (i, j)>
+#vec = affine_map<(j) -> (j)>
+#scalar = affine_map<(j) -> ()>
+// CHECK-LABEL: func.func @recomputes_cheap_masks
+// CHECK-NOT: linalg.index 0
+// CHECK: linalg.generic
+// CHECK: linalg.index 1
+// CHECK: arith.cmpi slt
+// CHECK: arith.select
+// CHECK: linalg.generic
+// CHECK: linalg.index 1
+// CHECK: arith.cmpi slt
+// CHECK: arith.select
+// CHECK-NOT: linalg.generic
+// CHECK: return
+func.func @recomputes_cheap_masks(%n: i32, %x: tensor<8x8xf32>, %y: tensor<8x8xf32>) -> (tensor<8x8xf32>, tensor<8x8xf32>) {
+  %e1 = tensor.empty() : tensor<8xi1>
+  %mask = linalg.generic {indexing_maps = [#scalar, #vec], iterator_types = ["parallel"]}
+      ins(%n : i32) outs(%e1 : tensor<8xi1>) {
+  ^bb0(%limit: i32, %o: i1):
+    %j = linalg.index 0 : index
+    %j32 = arith.index_cast %j : index to i32
+    %lt = arith.cmpi slt, %j32, %limit : i32
+    linalg.yield %lt : i1
+  } -> tensor<8xi1>
+  %zero = arith.constant 0.0 : f32
+  %e = tensor.empty() : tensor<8x8xf32>
+  %a = linalg.generic {indexing_maps = [#col, #id, #id], iterator_types = ["parallel", "parallel"]}
+      ins(%mask, %x : tensor<8xi1>, tensor<8x8xf32>) outs(%e : tensor<8x8xf32>) {
+  ^bb0(%m: i1, %v: f32, %o: f32):
+    %s = arith.select %m, %v, %zero : f32
+    linalg.yield %s : f32
+  } -> tensor<8x8xf32>
+  %b = linalg.generic {indexing_maps = [#col, #id, #id], iterator_types = ["parallel", "parallel"]}
+      ins(%mask, %y : tensor<8xi1>, tensor<8x8xf32>) outs(%e : tensor<8x8xf32>) {
+  ^bb0(%m: i1, %v: f32, %o: f32):
+    %s = arith.select %m, %v, %zero : f32
+    linalg.yield %s : f32
+  } -> tensor<8x8xf32>
+  return %a, %b : tensor<8x8xf32>, tensor<8x8xf32>
+}
+
+// -----
+
+// Cheap or not, nothing is fused into a dot: its body must stay the
+// multiply-add loom-vectorize-dot recognizes.
+#id = affine_map<(i, j) -> (i, j)>
+#a = affine_map<(i, k, j) -> (i, k)>
+#b = affine_map<(i, k, j) -> (k, j)>
+#c = affine_map<(i, k, j) -> (i, j)>
+// CHECK-LABEL: func.func @no_index_math_into_dot
+// CHECK: %[[A:.*]] = linalg.generic
+// CHECK: linalg.index
+// CHECK: linalg.generic
+// CHECK-SAME: ins(%[[A]], %{{.*}} : tensor<8x8xi32>, tensor<8x8xi32>)
+// CHECK-NOT: linalg.index
+// CHECK: return
+func.func @no_index_math_into_dot(%y: tensor<8x8xi32>, %acc: tensor<8x8xi32>) -> tensor<8x8xi32> {
+  %e = tensor.empty() : tensor<8x8xi32>
+  %a = linalg.generic {indexing_maps = [#id], iterator_types = ["parallel", "parallel"]}
+      outs(%e : tensor<8x8xi32>) {
+  ^bb0(%out: i32):
+    %i = linalg.index 0 : index
+    %v = arith.index_cast %i : index to i32
+    linalg.yield %v : i32
+  } -> tensor<8x8xi32>
+  %d = linalg.generic {indexing_maps = [#a, #b, #c],
+                       iterator_types = ["parallel", "reduction", "parallel"]}
+      ins(%a, %y : tensor<8x8xi32>, tensor<8x8xi32>) outs(%acc : tensor<8x8xi32>) {
+  ^bb0(%p: i32, %q: i32, %o: i32):
+    %m = arith.muli %p, %q : i32
+    %s = arith.addi %o, %m : i32
+    linalg.yield %s : i32
+  } -> tensor<8x8xi32>
+  return %d : tensor<8x8xi32>
+}

@@ -115,6 +115,49 @@ def LoomVectorizeDot : Pass<"loom-vectorize-dot", "::mlir::func::FuncOp"> {
                            "::mlir::vector::VectorDialect"];
 }
 
+def LoomVectorizeElementwise
+    : Pass<"loom-vectorize-elementwise", "::mlir::func::FuncOp"> {
+  let summary = "vector loops for bufferized elementwise and row-reduction generics";
+  let description = [{
+    After fusion and bufferization, a kernel's elementwise work (masks,
+    scaling, exp2, rescaling, casts, broadcasts, masked loads) and its row
+    reductions are `linalg.generic`s over statically shaped tiles. Lowered
+    to scalar loops they cost as much as the dots. This pass rewrites each
+    such generic into loops over the outer dims and a vector loop over the
+    innermost one, `width` lanes at a time: the widest power of two up to
+    `lanes` that divides that loop (none left over; below 4 lanes the
+    generic is left alone).
+
+    An operand is either read along the vectorized loop contiguously (that
+    loop indexes its innermost, unit-stride dimension: `vector.load` /
+    `vector.store`) or does not depend on it (a scalar load, broadcast where
+    it meets a vector). Body ops are cloned with vector types; `linalg.index`
+    of the vectorized dim becomes `iv + [0, 1, ...]`; a `memref.load` from an
+    outer 1-D buffer at a varying index becomes a `vector.gather` with an
+    all-true mask (masked loads already redirect masked-off lanes to index
+    0). A row reduction (innermost loop a reduction) keeps a vector
+    accumulator seeded by the first chunk, folds later chunks with the
+    combiner lane-wise, and ends in one `vector.reduction`; float add and
+    multiply are split this way only when the combiner allows `reassoc`.
+
+    Left alone: transposed or strided access along the innermost loop, ops
+    outside arith/math (and linalg.index, memref.load), other reductions.
+
+    Example: `loom-opt --loom-vectorize-elementwise="lanes=16"` turns a
+    64x64 f32 `subf` + `exp2` generic into an scf.for over rows around an
+    scf.for over columns step 16 of `vector.load`, `arith.subf`,
+    `math.exp2` and `vector.store` on `vector<16xf32>`.
+  }];
+  let options = [
+    Option<"lanes", "lanes", "int64_t", /*default=*/"16",
+           "most lanes per vector (a power of two)">
+  ];
+  let dependentDialects = ["::mlir::arith::ArithDialect",
+                           "::mlir::memref::MemRefDialect",
+                           "::mlir::scf::SCFDialect",
+                           "::mlir::vector::VectorDialect"];
+}
+
 def LoomAssignLayouts : Pass<"loom-assign-layouts", "::mlir::ModuleOp"> {
   let summary = "choose register layouts for the CUDA backend's tiles";
   let description = [{

@@ -66,8 +66,8 @@ TypedAttr neutralElement(OpBuilder &b, ReduceKind kind, Type type) {
 Value combine(OpBuilder &b, Location loc, ReduceKind kind, Value x, Value y) {
   bool isFloat = isa<FloatType>(x.getType());
   switch (kind) {
-  case ReduceKind::Sum:
-    return isFloat ? arith::AddFOp::create(b, loc, x, y).getResult()
+  case ReduceKind::Sum: // reassoc: loom.reduce leaves the order of a sum unspecified
+    return isFloat ? arith::AddFOp::create(b, loc, x, y, arith::FastMathFlags::reassoc).getResult()
                    : arith::AddIOp::create(b, loc, x, y).getResult();
   case ReduceKind::Max: // maximumf propagates NaN: a NaN must never vanish.
     return isFloat ? arith::MaximumFOp::create(b, loc, x, y).getResult()

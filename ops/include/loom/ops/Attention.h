@@ -239,6 +239,10 @@ void attentionBackwardDelta(const Tensor4 &out, const Tensor4 &dOut, float *delt
 /// Head dims the kernels support on a backend: any multiple of 8 up to 256
 /// on the CPU; 32, 64, 96, 128, 192, 256 for f16/bf16 on GPU targets.
 bool supportedHeadDim(int64_t headDim, runtime::Backend backend, DType dtype);
+/// Throws InvalidArgument "<what>: head_dim D is not supported for DTYPE on
+/// the BACKEND backend (...)" unless supportedHeadDim(d, backend, dtype).
+void requireSupportedHeadDim(const char *what, int64_t headDim, runtime::Backend backend,
+                             DType dtype);
 
 } // namespace loom::ops
 

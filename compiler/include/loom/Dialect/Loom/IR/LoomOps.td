@@ -253,6 +253,10 @@ def Loom_ReduceOp : Loom_Op<"reduce", [Pure,
     Combines the elements of `src` along `axis` with `sum`, `max` or `min`
     and removes that axis (reducing a 1-D tile gives a 0-D tile). Floating
     point `max`/`min` propagate NaN. i1 masks are not reducible (cast first).
+    The order in which a float `sum` adds is unspecified (as in Triton's
+    `tl.sum`): the GPU combines lanes with butterfly shuffles and the CPU
+    backend adds in vector lanes, so sums may differ in the last bits
+    between backends; each backend is deterministic.
 
     Example:
 
