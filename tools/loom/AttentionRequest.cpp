@@ -45,7 +45,8 @@ std::optional<float> parsePositiveFloat(const std::string &s) {
 
 } // namespace
 
-Variant parseVariant(const std::string &spec) {
+Variant parseVariant(const std::string &spec, const std::string &command) {
+  currentCommand = command;
   Variant variant;
   std::vector<std::string> seen;
   size_t start = 0;
@@ -218,7 +219,7 @@ AttentionRequest parseAttentionRequest(const Options &opts, const std::string &c
   r.backward = r.dOPath || r.dqPath || r.dkPath || r.dvPath;
   if (r.backward && !(r.dOPath && r.dqPath && r.dkPath && r.dvPath))
     invalid("the backward needs all of --grad-out, --dq, --dk and --dv");
-  r.variant = parseVariant(opts.get("variant").value_or("none"));
+  r.variant = parseVariant(opts.get("variant").value_or("none"), command);
   if (auto text = opts.get("scale"); text && !(r.scale = parsePositiveFloat(*text)))
     invalid(fmt::format("--scale '{}' is not a finite positive number", *text));
   std::string dtypeText = opts.get("dtype").value_or("f32");

@@ -27,8 +27,8 @@ struct Variant {
   std::string label = "none";
 };
 /// Parses --variant SPEC (comma-separated built-in terms); throws
-/// InvalidArgument naming the bad term.
-Variant parseVariant(const std::string &spec);
+/// InvalidArgument "loom COMMAND: ..." naming the bad term.
+Variant parseVariant(const std::string &spec, const std::string &command);
 
 /// A float32 input as the kernel sees it: float32, or f16/bf16 bits.
 struct ComputeTensor {

@@ -129,7 +129,7 @@ dsl::Kernel attentionKernel(const Options &opts, const std::string &name, DType 
   int64_t headDim = parseInt(opts.get("head-dim").value_or("64"), "--head-dim");
   auto backend = cudaBackend ? runtime::Backend::Cuda : runtime::Backend::Cpu;
   ops::requireSupportedHeadDim("loom compile", headDim, backend, dtype);
-  ops::AttentionVariant variant = parseVariant(opts.get("variant").value_or("none")).variant;
+  ops::AttentionVariant variant = parseVariant(opts.get("variant").value_or("none"), "compile").variant;
   bool forward = name == "attention_fwd";
   ops::AttentionConfig config = forward ? ops::defaultAttentionConfig(headDim, backend)
                                         : ops::defaultAttentionBackwardConfig(headDim, backend);
