@@ -224,9 +224,10 @@ TEST(RingKernels, MergeMatchesTheHostMergeAndFloat64) {
         worstOut = std::max(worstOut, std::fabs(out[i] - want[i]));
         worstHost = std::max(worstHost, double(std::fabs(out[i] - hostOut[i])));
       }
-      if (r % rows == 6) // one contributing block: its values exactly
+      if (r % rows == 6) { // one contributing block: its values exactly
         for (int64_t c = 0; c < D; ++c)
           EXPECT_EQ(out[size_t(r * D + c)], outs[3][size_t(r * D + c)]) << name;
+      }
     }
     // f32 rounding of a few merges: at LSEs near 90 the f32 spacing is
     // 7.6e-6, which bounds the weights' accuracy, so O (|O| <= 2) is within

@@ -38,7 +38,7 @@ struct Exp2Approximation : OpRewritePattern<math::Exp2Op> {
   using OpRewritePattern::OpRewritePattern;
   LogicalResult matchAndRewrite(math::Exp2Op op, PatternRewriter &rewriter) const override {
     Type f32 = op.getType();
-    if (!getElementTypeOrSelf(f32).isF32())
+    if (!f32.isF32() && !(isa<VectorType>(f32) && getElementTypeOrSelf(f32).isF32()))
       return rewriter.notifyMatchFailure(op, "only f32 (scalar or vector) is approximated");
     ImplicitLocOpBuilder b(op.getLoc(), rewriter);
     // The same arithmetic on a scalar or lane-wise on a vector of f32.

@@ -27,29 +27,35 @@ bool isCheapToRecompute(linalg::GenericOp op);
 /// Fuses when the producer has no other user (as upstream's default does)
 /// and either the consumer visits each of the operand's elements once (its
 /// indexing map for the operand is a permutation of all its loops), or the
-/// producer is cheap index arithmetic and the consumer has no reduction
-/// but a trailing row reduction (not a dot): recomputing a column mask per
-/// element costs less than reading it back from a tile.
+/// producer is cheap (see isCheapToRecompute) and the consumer is
+/// elementwise or a row reduction, never a contraction: recomputing a
+/// column mask per element costs less than reading it back from a tile.
+/// Reshapes move past producers without reductions (a dot stays a dot for
+/// loom-vectorize-dot).
 bool fusesWithoutRecomputation(OpOperand *fusedOperand) {
   Operation *producer = fusedOperand->get().getDefiningOp();
   if (!producer || !producer->hasOneUse())
     return false;
-  if (isa<tensor::ExpandShapeOp, tensor::CollapseShapeOp>(fusedOperand->getOwner()))
-    return true; // reshape propagation: moves the reshape, recomputes nothing
+  if (isa<tensor::ExpandShapeOp, tensor::CollapseShapeOp>(fusedOperand->getOwner())) {
+    auto linalgProducer = dyn_cast<linalg::LinalgOp>(producer);
+    return linalgProducer && linalgProducer.getNumReductionLoops() == 0;
+  }
   auto consumer = dyn_cast<linalg::LinalgOp>(fusedOperand->getOwner());
   if (!consumer)
     return false;
   if (consumer.getMatchingIndexingMap(fusedOperand).isPermutation())
     return true;
   auto generic = dyn_cast<linalg::GenericOp>(producer);
-  return generic && isCheapToRecompute(generic) && consumer.getNumReductionLoops() <= 1 &&
+  return generic && isCheapToRecompute(generic) && !linalg::isaContractionOpInterface(consumer) &&
+         consumer.getNumReductionLoops() <= 1 &&
          (consumer.getNumReductionLoops() == 0 ||
           linalg::isReductionIterator(consumer.getIteratorTypesArray().back()));
 }
 
 /// A generic whose recomputation costs less than storing and reloading its
-/// result: data movement (a broadcast, a copy, a fill) and short integer
-/// index arithmetic (arange, offsets, bounds masks), no loads, no floats.
+/// result: data movement of any element type (a broadcast, a copy, a fill)
+/// and short integer index arithmetic (arange, offsets, bounds masks); no
+/// loads, no float math.
 bool isCheapToRecompute(linalg::GenericOp op) {
   if (!op.hasPureTensorSemantics() || op.getNumResults() != 1)
     return false;
@@ -78,10 +84,17 @@ void cloneCheapProducersPerUse(func::FuncOp func) {
   // which are then cloned in turn.
   OpBuilder b(func.getContext());
   for (linalg::GenericOp op : llvm::reverse(cheap)) {
+    // Only generic users get copies (they fuse them); other users (returns,
+    // slices, dots through reshapes) keep sharing the original.
     SmallVector<OpOperand *> uses;
-    for (OpOperand &use : op->getResult(0).getUses())
-      uses.push_back(&use);
-    for (OpOperand *use : llvm::drop_begin(uses)) {
+    bool otherUsers = false;
+    for (OpOperand &use : op->getResult(0).getUses()) {
+      if (isa<linalg::GenericOp>(use.getOwner()))
+        uses.push_back(&use);
+      else
+        otherUsers = true;
+    }
+    for (OpOperand *use : llvm::drop_begin(uses, otherUsers ? 0 : 1)) {
       b.setInsertionPoint(op);
       use->set(b.clone(*op)->getResult(0));
     }

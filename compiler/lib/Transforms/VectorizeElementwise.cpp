@@ -34,6 +34,15 @@ using namespace mlir;
 namespace {
 bool isScalar(Type t) { return t.isIntOrIndexOrFloat(); }
 
+/// A 1-D buffer whose elements are adjacent: what vector.gather and
+/// vector.(masked)load address as base + index.
+bool isUnitStride1D(MemRefType type) {
+  SmallVector<int64_t> strides;
+  int64_t offset;
+  return type.getRank() == 1 && succeeded(type.getStridesAndOffset(strides, offset)) &&
+         strides[0] == 1;
+}
+
 /// The reduction a combiner op performs across vector lanes, when the
 /// reassociation that splitting a row into lanes implies is allowed: always
 /// for integers and min/max, only with `reassoc` for float add and multiply.
@@ -145,7 +154,7 @@ private:
       } else if (auto load = dyn_cast<memref::LoadOp>(bodyOp)) {
         if (load.getMemRef().getParentBlock() == &body)
           return false;
-        if (varies && load.getMemRefType().getRank() != 1)
+        if (varies && !isUnitStride1D(load.getMemRefType()))
           return false;
       } else if (!isa<arith::ArithDialect, math::MathDialect>(bodyOp.getDialect())) {
         return false;
@@ -322,7 +331,9 @@ private:
           redirected[result] = {operands[0], operands[1]};
         return;
       }
-      if (isa<arith::IndexCastOp, arith::ExtSIOp, arith::ExtUIOp>(source)) {
+      // Sign extension keeps base + lane * stride (zero extension does not
+      // once the lanes cross from negative to non-negative).
+      if (isa<arith::IndexCastOp, arith::ExtSIOp>(source)) {
         if (auto x = of(operands[0]))
           lanes[result] = {scalarClone({x->base}), x->stride};
         return;
@@ -344,12 +355,20 @@ private:
 
   /// memref[index[0..width)] for a varying 1-D index. Consecutive indices
   /// (lane stride 1) are one contiguous load, masked where the index is a
-  /// masked load's redirection (so masked-off lanes are not touched);
-  /// anything else is a gather, whose lanes are all in bounds (masked-off
-  /// lanes were redirected to index 0), so its mask is all true.
+  /// masked load's redirection select(mask, index, 0), so masked-off lanes
+  /// are not touched; they get memref[0], as the scalar code (which loads
+  /// there) would. Anything else is a gather, whose lanes are all in bounds
+  /// (masked-off lanes were redirected to index 0), so its mask is all true.
+  /// i1 is loaded lane by lane (a buffer of i1 holds a byte per element).
   Value loadLanes(ImplicitLocOpBuilder &b, memref::LoadOp load, Value index, LaneAffine &affine) {
     VectorType type = vectorOf(load.getType());
-    Value passThrough = arith::ConstantOp::create(b, type, b.getZeroAttr(type));
+    if (load.getType().isInteger(1)) {
+      SmallVector<Value> lanes;
+      for (int64_t lane = 0; lane < width; ++lane)
+        lanes.push_back(memref::LoadOp::create(b, load.getMemRef(),
+                                               ValueRange{vector::ExtractOp::create(b, index, lane)}));
+      return vector::FromElementsOp::create(b, type, lanes);
+    }
     Value mask, unmasked = index;
     if (auto it = affine.redirected.find(index); it != affine.redirected.end())
       std::tie(mask, unmasked) = it->second;
@@ -358,11 +377,13 @@ private:
         return vector::LoadOp::create(b, type, load.getMemRef(), ValueRange{form->base});
       if (!isa<VectorType>(mask.getType())) // a row mask, uniform across the lanes
         mask = vector::BroadcastOp::create(b, VectorType::get({width}, b.getI1Type()), mask);
+      Value first = memref::LoadOp::create(b, load.getMemRef(), ValueRange{constant(b, 0)});
       return vector::MaskedLoadOp::create(b, type, load.getMemRef(), ValueRange{form->base}, mask,
-                                          passThrough);
+                                          vector::BroadcastOp::create(b, type, first));
     }
     Value allLanes = arith::ConstantOp::create(
         b, DenseElementsAttr::get(VectorType::get({width}, b.getI1Type()), true));
+    Value passThrough = arith::ConstantOp::create(b, type, b.getZeroAttr(type));
     return vector::GatherOp::create(b, type, load.getMemRef(), ValueRange{constant(b, 0)}, index,
                                     allLanes, passThrough);
   }

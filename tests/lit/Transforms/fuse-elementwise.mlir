@@ -143,3 +143,27 @@ func.func @no_index_math_into_dot(%y: tensor<8x8xi32>, %acc: tensor<8x8xi32>) ->
   } -> tensor<8x8xi32>
   return %d : tensor<8x8xi32>
 }
+
+// -----
+
+// A reshape of a dot's result is not propagated into the dot (that would
+// make it a 4-D generic loom-vectorize-dot no longer recognizes).
+#a = affine_map<(i, k, j) -> (i, k)>
+#b = affine_map<(i, k, j) -> (k, j)>
+#c = affine_map<(i, k, j) -> (i, j)>
+// CHECK-LABEL: func.func @reshape_stays_after_dot
+// CHECK: linalg.generic
+// CHECK-SAME: iterator_types = ["parallel", "reduction", "parallel"]
+// CHECK: tensor.expand_shape
+func.func @reshape_stays_after_dot(%x: tensor<8x8xf32>, %y: tensor<8x8xf32>, %acc: tensor<8x8xf32>) -> tensor<8x2x4xf32> {
+  %d = linalg.generic {indexing_maps = [#a, #b, #c],
+                       iterator_types = ["parallel", "reduction", "parallel"]}
+      ins(%x, %y : tensor<8x8xf32>, tensor<8x8xf32>) outs(%acc : tensor<8x8xf32>) {
+  ^bb0(%p: f32, %q: f32, %o: f32):
+    %m = arith.mulf %p, %q : f32
+    %s = arith.addf %o, %m : f32
+    linalg.yield %s : f32
+  } -> tensor<8x8xf32>
+  %e = tensor.expand_shape %d [[0], [1, 2]] output_shape [8, 2, 4] : tensor<8x8xf32> into tensor<8x2x4xf32>
+  return %e : tensor<8x2x4xf32>
+}

@@ -236,3 +236,61 @@ func.func @contiguous_masked_loads(%src: memref<?xf32>, %rowOff: memref<2xi64>, 
   }
   return
 }
+
+// -----
+
+// Exact scalar semantics for loads the pattern does not fully cover:
+// - a redirected load used without re-selecting: masked-off lanes hold
+//   src[0] (what the scalar code loads), not 0;
+// - an i1 buffer read at varying indices: lane by lane (a byte per i1);
+// - offsets through a zero extension (not affine across the sign change):
+//   a gather.
+#id = affine_map<(j) -> (j)>
+// CHECK-LABEL: func.func @exact_loads
+// CHECK: %[[FIRST:.*]] = memref.load %arg0[%[[C0:.*]]] : memref<?xf32>
+// CHECK: %[[PASS:.*]] = vector.broadcast %[[FIRST]] : f32 to vector<16xf32>
+// CHECK: vector.maskedload %arg0[%{{.*}}], %{{.*}}, %[[PASS]]
+// CHECK-COUNT-16: memref.load %arg1[%{{.*}}] : memref<?xi1>
+// CHECK: vector.from_elements
+// CHECK: arith.extui %{{.*}} : vector<16xi32> to vector<16xi64>
+// CHECK: vector.gather %arg0
+func.func @exact_loads(%src: memref<?xf32>, %flags: memref<?xi1>, %n: index,
+                       %o1: memref<16xf32>, %o2: memref<16xi1>, %o3: memref<16xf32>) {
+  %c0 = arith.constant 0 : index
+  %c3 = arith.constant 3 : i32
+  linalg.generic {indexing_maps = [#id, #id, #id], iterator_types = ["parallel"]}
+      outs(%o1, %o2, %o3 : memref<16xf32>, memref<16xi1>, memref<16xf32>) {
+  ^bb0(%a: f32, %b: i1, %c: f32):
+    %j = linalg.index 0 : index
+    %ok = arith.cmpi slt, %j, %n : index
+    %safe = arith.select %ok, %j, %c0 : index
+    %v = memref.load %src[%safe] : memref<?xf32>
+    %f = memref.load %flags[%j] : memref<?xi1>
+    %j32 = arith.index_cast %j : index to i32
+    %d = arith.subi %j32, %c3 : i32
+    %u = arith.extui %d : i32 to i64
+    %at = arith.index_cast %u : i64 to index
+    %w = memref.load %src[%at] : memref<?xf32>
+    linalg.yield %v, %f, %w : f32, i1, f32
+  }
+  return
+}
+
+// -----
+
+// A varying read of a strided 1-D buffer is left alone (vector loads and
+// gathers address base + index).
+#id = affine_map<(j) -> (j)>
+// CHECK-LABEL: func.func @strided_buffer
+// CHECK: linalg.generic
+// CHECK-NOT: vector.
+func.func @strided_buffer(%src: memref<?xf32, strided<[2]>>, %out: memref<16xf32>) {
+  linalg.generic {indexing_maps = [#id], iterator_types = ["parallel"]}
+      outs(%out : memref<16xf32>) {
+  ^bb0(%o: f32):
+    %j = linalg.index 0 : index
+    %v = memref.load %src[%j] : memref<?xf32, strided<[2]>>
+    linalg.yield %v : f32
+  }
+  return
+}
