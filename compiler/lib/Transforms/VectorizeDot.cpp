@@ -139,12 +139,15 @@ public:
       b.setInsertionPointToStart(loop.getBody());
       emitRows(loop.getInductionVar(), rows, N, K, lanes);
     }
-    if (full < M) {
-      auto loop = this->loop(full, M, 1);
-      OpBuilder::InsertionGuard guard(b);
-      b.setInsertionPointToStart(loop.getBody());
-      emitRows(loop.getInductionVar(), 1, N, K, lanes);
-    }
+    // Remaining rows in halving blocks at constant offsets (6-row blocks
+    // over 64 rows leave 4: one 4-row block keeps the FMA units busier than
+    // four single rows, which load as much as they compute).
+    int64_t i = full;
+    for (int64_t r = llvm::PowerOf2Ceil(rows) / 2; r >= 1; r /= 2)
+      if (M - i >= r) {
+        emitRows(constant(i), r, N, K, lanes);
+        i += r;
+      }
   }
 
 private:

@@ -45,9 +45,9 @@ func.func @dot_f32(%a: memref<8x24xf32>, %b: memref<24x32xf32>, %c: memref<8x32x
 
 // -----
 
-// Remainders: 5 rows = one block of 4 plus a single-row loop; 13 columns =
-// 8 + 4 + 1 lanes at constant offsets (no 16-lane loop). bf16 operands are
-// extended to f32 in registers.
+// Remainders: 7 rows = one loop block of 4, then blocks of 2 and 1 at
+// constant offsets 4 and 6; 13 columns = 8 + 4 + 1 lanes at constant
+// offsets (no 16-lane loop). bf16 operands are extended to f32 in registers.
 #a = affine_map<(i, k, j) -> (i, k)>
 #b = affine_map<(i, k, j) -> (k, j)>
 #c = affine_map<(i, k, j) -> (i, j)>
@@ -60,15 +60,21 @@ func.func @dot_f32(%a: memref<8x24xf32>, %b: memref<24x32xf32>, %c: memref<8x32x
 // CHECK:   vector.fma {{.*}} : vector<8xf32>
 // CHECK:   vector.load %arg1{{.*}} : memref<3x13xbf16>, vector<4xbf16>
 // CHECK:   vector.load %arg1{{.*}} : memref<3x13xbf16>, vector<1xbf16>
-// CHECK: %[[C5:.*]] = arith.constant 5 : index
-// CHECK: scf.for %{{.*}} = %{{.*}} to %[[C5]] step %{{.*}} {
-// CHECK:   vector.load %arg2{{.*}} : memref<5x13xf32>, vector<8xf32>
-// CHECK-NOT: vector.load %arg2{{.*}} : memref<5x13xf32>, vector<8xf32>
-// CHECK:   return
-func.func @dot_bf16_remainders(%a: memref<5x3xbf16>, %b: memref<3x13xbf16>, %c: memref<5x13xf32>) {
+// CHECK: } {loop_annotation
+// The 2-row block at row 4: two C rows per column block.
+// CHECK: %[[R4:.*]] = arith.constant 4 : index
+// CHECK: vector.load %arg2[%[[R4]], %{{.*}}] : memref<7x13xf32>, vector<8xf32>
+// CHECK: vector.load %arg2[%{{.*}}, %{{.*}}] : memref<7x13xf32>, vector<8xf32>
+// CHECK: scf.for {{.*}} -> (vector<8xf32>, vector<8xf32>)
+// The 1-row block at row 6.
+// CHECK: %[[R6:.*]] = arith.constant 6 : index
+// CHECK: vector.load %arg2[%[[R6]], %{{.*}}] : memref<7x13xf32>, vector<8xf32>
+// CHECK: scf.for {{.*}} -> (vector<8xf32>) {
+// CHECK: return
+func.func @dot_bf16_remainders(%a: memref<7x3xbf16>, %b: memref<3x13xbf16>, %c: memref<7x13xf32>) {
   linalg.generic {indexing_maps = [#a, #b, #c],
                   iterator_types = ["parallel", "reduction", "parallel"]}
-      ins(%a, %b : memref<5x3xbf16>, memref<3x13xbf16>) outs(%c : memref<5x13xf32>) {
+      ins(%a, %b : memref<7x3xbf16>, memref<3x13xbf16>) outs(%c : memref<7x13xf32>) {
   ^bb0(%x: bf16, %y: bf16, %acc: f32):
     %xf = arith.extf %x : bf16 to f32
     %yf = arith.extf %y : bf16 to f32

@@ -90,7 +90,7 @@ def LoomVectorizeDot : Pass<"loom-vectorize-dot", "::mlir::func::FuncOp"> {
     broadcasts one A element per row and fuses it into each accumulator with
     a vector FMA against one row of B, and the accumulators are stored once.
     Column remainders use halved vector widths down to 1, row remainders
-    single rows. f16/bf16 operands are extended to f32 in registers.
+    halved row blocks (6 rows over 64 leave one 4-row block). f16/bf16 operands are extended to f32 in registers.
 
     Generics whose B or C rows are not contiguous (innermost stride != 1),
     or whose body is not the dot's multiply-add, are left alone.
