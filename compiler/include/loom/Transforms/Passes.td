@@ -173,6 +173,12 @@ def LoomStructureMemory : Pass<"loom-structure-memory", "::mlir::func::FuncOp"> 
     that no longer have users are erased. Index arithmetic is taken not to
     wrap (as the addresses it computes would be out of bounds if it did).
 
+    A block load whose only user is a `loom.dot` operand, with no op that
+    may write memory between them (for a load outside a loop: none in the
+    whole loop), is marked `deferred`: the CUDA backend copies it from
+    global memory straight into the dot's shared-memory staging, each time
+    the dot runs, so no register tile holds it.
+
     Example:
     ```mlir
     // %offs = splat(%b) + expand_dims(arange(0,16) + splat(%r0), 1) * splat(%ld)
@@ -181,7 +187,7 @@ def LoomStructureMemory : Pass<"loom-structure-memory", "::mlir::func::FuncOp"> 
     %t = loom.load %p[%offs] mask %m : tensor<16x64xi1> other %z : tensor<16x64xf32>
         : !loom.ptr<f32>, tensor<16x64xi64> -> tensor<16x64xf32>
     // becomes
-    %t = loom.block_load %p[%base] strides [%ld, %c1] bounds [%nr, %c64] other %zero
+    %t = loom.block_load %p[%base] strides[%ld, %c1] bounds[%nr, %c64] other %zero
         : !loom.ptr<f32> -> tensor<16x64xf32>
     // with %base = %b + ext(%r0) * %ld and %nr = %n - %r0.
     ```
