@@ -1,11 +1,12 @@
-//===- registers_bench.cpp - ptxas resources with and without layouts -----===//
+//===- registers_bench.cpp - ptxas resources, generic and block accesses --===//
 //
 // ptxas' report (registers per thread, spill bytes, shared memory) for the
 // example matmul and the attention kernels (bf16, causal, default block
-// sizes per head dim) compiled by NVRTC, once with every tile blocked
-// (LOOM_ASSIGN_LAYOUTS=0, the code generation before loom-assign-layouts)
-// and once with the layouts the pass assigns. Compiled, not run on
-// hardware: no GPU speed is measured here.
+// sizes per head dim) compiled by NVRTC, once with the generic loads and
+// stores (LOOM_BLOCK_ACCESS=0: tiles of offsets and masks, the code
+// generation before loom-structure-memory) and once with the block accesses
+// that pass makes; register layouts are assigned in both. Compiled, not run
+// on hardware: no GPU speed is measured here.
 //
 // Usage: loom-bench-registers [arch [BM BN THREADS]...]   (default sm_80)
 // With block configs, the attention kernels at d64/128/256 for each of them
@@ -32,14 +33,14 @@ struct Resources {
 };
 
 Resources build(const dsl::Kernel &kernel, const runtime::Specialization &spec, unsigned threads,
-                const std::string &arch, bool layouts) {
-  setenv("LOOM_ASSIGN_LAYOUTS", layouts ? "1" : "0", 1);
+                const std::string &arch, bool blockAccess) {
+  setenv("LOOM_BLOCK_ACCESS", blockAccess ? "1" : "0", 1);
   runtime::CudaBuildOptions options;
   options.arch = arch;
   options.numThreads = threads;
   auto b = runtime::buildCuda(kernel, spec, options);
   if (const char *dump = std::getenv("DUMP"))
-    std::ofstream(std::string(dump) + "/" + kernel.name() + (layouts ? "_l" : "_b") + ".cu")
+    std::ofstream(std::string(dump) + "/" + kernel.name() + (blockAccess ? "_block" : "_generic") + ".cu")
         << runtime::selfContainedSource(b.source.code);
   const auto &r = b.resources();
   return {r.registers, r.spillStoreBytes + r.spillLoadBytes, (long long)b.source.sharedBytes};
@@ -58,7 +59,7 @@ void row(const std::string &name, const std::string &config, const dsl::Kernel &
 
 int main(int argc, char **argv) {
   std::string arch = argc > 1 ? argv[1] : "sm_80";
-  std::printf("ptxas resources for %s, blocked / assigned layouts "
+  std::printf("ptxas resources for %s, generic / block loads and stores "
               "(compiled, not run on hardware)\n\n",
               arch.c_str());
   std::printf("| kernel | config | registers | spill bytes (st+ld) | smem bytes |\n");

@@ -391,10 +391,11 @@ TEST(AttentionEmu, ForwardWithAccumulatorsInMmaLayouts) {
 
 TEST(AttentionCuda, DefaultConfigsCompileForGpusWithoutSpills) {
   // The default (untuned) block sizes per head dim, for every GPU target:
-  // the forward must not spill, nor the backward up to head dim 128. Above
-  // that the backward's spills are reported, not asserted: they spill a few
-  // hundred bytes (per-element offset and mask tiles of its blocked loads
-  // dominate the registers; docs/layouts.md).
+  // no kernel may spill up to head dim 192 (block loads and stores keep no
+  // per-element offset or mask tiles in registers, and dot-only loads go
+  // straight to shared memory; docs/layouts.md). At 256 the backward is at
+  // ptxas' limit: sm_80 does not spill, sm_90a's dK/dV spills 64 bytes
+  // (down from 878), so there it is reported, not asserted.
   for (int64_t d : {32, 64, 96, 128, 192, 256}) {
     AttentionConfig config = defaultAttentionConfig(d, runtime::Backend::Cuda);
     for (const char *arch : {"sm_80", "sm_90a"}) {
@@ -416,7 +417,7 @@ TEST(AttentionCuda, DefaultConfigsCompileForGpusWithoutSpills) {
                        flashAttentionBackwardDqKernel(DType::BF16, d, AttentionVariant::causalMask())}) {
         auto b = runtime::buildCuda(bwd, bwdSpec, bwdOptions);
         int spilled = b.resources().spillStoreBytes + b.resources().spillLoadBytes;
-        if (d <= 128)
+        if (d <= 192)
           EXPECT_EQ(spilled, 0) << bwd.name() << " " << arch;
         std::printf("[ report   ] %s %s: %d registers, %d bytes spilled\n", bwd.name().c_str(),
                     arch, b.resources().registers, spilled);

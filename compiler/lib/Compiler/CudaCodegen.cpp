@@ -35,6 +35,17 @@ CudaSource generateCuda(mlir::ModuleOp module, const std::vector<std::string> &b
   specialize(module, bindings);
   lap("specialize");
 
+  // Strided, bounded loads and stores become loom.block_load/block_store,
+  // before layouts are assigned so that the offset and mask tiles they no
+  // longer need are gone. LOOM_BLOCK_ACCESS=0 keeps the generic accesses.
+  const char *blockAccess = std::getenv("LOOM_BLOCK_ACCESS");
+  if (!blockAccess || std::string(blockAccess) != "0") {
+    mlir::PassManager structure(module.getContext());
+    structure.addNestedPass<mlir::func::FuncOp>(mlir::loom::createLoomStructureMemory());
+    runStage(structure, module, "structure-memory");
+  }
+  lap("structure-memory");
+
   // LOOM_ASSIGN_LAYOUTS=0 keeps every tile blocked (for comparisons, and as
   // an escape hatch); caches are keyed by the generated code, so both forms
   // can be cached side by side.

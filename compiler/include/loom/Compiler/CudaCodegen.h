@@ -18,11 +18,14 @@ struct CudaSource {
   unsigned numThreads = 0; ///< threads per block
 };
 
-/// Specializes `module` (binding `bindings`), assigns register layouts
+/// Specializes `module` (binding `bindings`), turns strided loads and stores
+/// into block accesses (loom-structure-memory), assigns register layouts
 /// (loom-assign-layouts), lowers it through convert-loom-to-emitc and prints
-/// C++. Reports the IR after the "specialize", "layouts" and "emitc" stages
-/// to `afterStage`. LOOM_ASSIGN_LAYOUTS=0 in the environment skips the layout
-/// assignment (every tile blocked). Throws loom::Error.
+/// C++. Reports the IR after the "specialize", "structure-memory", "layouts"
+/// and "emitc" stages to `afterStage`. In the environment,
+/// LOOM_BLOCK_ACCESS=0 keeps the generic loads and stores and
+/// LOOM_ASSIGN_LAYOUTS=0 skips the layout assignment (every tile blocked).
+/// Throws loom::Error.
 CudaSource generateCuda(mlir::ModuleOp module, const std::vector<std::string> &bindings,
                         unsigned numThreads, const StageCallback &afterStage = {},
                         std::vector<StageTiming> *timings = nullptr);

@@ -195,4 +195,47 @@ def LoomAssignLayouts : Pass<"loom-assign-layouts", "::mlir::ModuleOp"> {
   ];
 }
 
+def LoomStructureMemory : Pass<"loom-structure-memory", "::mlir::func::FuncOp"> {
+  let summary = "rewrite loads and stores of strided, row/column-bounded blocks "
+                "into loom.block_load / loom.block_store";
+  let description = [{
+    A DSL load takes a tile of offsets and a tile of predicates. On the GPU
+    each thread holds its elements of both (two registers per 64-bit offset,
+    one predicate per element), and where they are loop-invariant they stay
+    live across the loop: in the attention kernels they outweighed the data.
+
+    This pass proves, with a small affine analysis over the tile graph
+    (splats, arange, expand_dims, broadcast, convert_layout, integer add,
+    sub, mul by a scalar tile, sign extension), that an offset tile is
+    `base + sum_d i_d * stride_d` with scalar base and strides, and that the
+    mask is a conjunction of `i_d + c < n` (any `slt` of such a unit-stride
+    index tile against a scalar tile, through broadcasts and `andi`), and
+    then replaces the access by `loom.block_load` / `loom.block_store`, whose
+    scalars are built just before it. `other` must be a splat. Anything it
+    does not recognize keeps the generic form; the offset and mask tiles
+    that no longer have users are erased. Index arithmetic is taken not to
+    wrap (as the addresses it computes would be out of bounds if it did).
+
+    A block load whose only user is a `loom.dot` operand, with no op that
+    may write memory between them (for a load outside a loop: none in the
+    whole loop), is marked `deferred`: the CUDA backend copies it from
+    global memory straight into the dot's shared-memory staging, each time
+    the dot runs, so no register tile holds it.
+
+    Example:
+    ```mlir
+    // %offs = splat(%b) + expand_dims(arange(0,16) + splat(%r0), 1) * splat(%ld)
+    //         + expand_dims(extsi(arange(0,64)), 0)           : tensor<16x64xi64>
+    // %m = broadcast(expand_dims(arange(0,16) + splat(%r0) < splat(%n), 1))
+    %t = loom.load %p[%offs] mask %m : tensor<16x64xi1> other %z : tensor<16x64xf32>
+        : !loom.ptr<f32>, tensor<16x64xi64> -> tensor<16x64xf32>
+    // becomes
+    %t = loom.block_load %p[%base] strides[%ld, %c1] bounds[%nr, %c64] other %zero
+        : !loom.ptr<f32> -> tensor<16x64xf32>
+    // with %base = %b + ext(%r0) * %ld and %nr = %n - %r0.
+    ```
+  }];
+  let dependentDialects = ["::mlir::arith::ArithDialect"];
+}
+
 #endif

@@ -15,7 +15,8 @@ struct DotToCall : OpConversionPattern<DotOp> {
     if (!smem)
       return rewriter.notifyMatchFailure(op, "kernel has no shared scratch");
     replaceWithCall(rewriter, *getTypeConverter(), op, "loom::tile::dot",
-                    {adaptor.getA(), adaptor.getB(), adaptor.getAcc(), smem},
+                    {globalBlockOrSelf(adaptor.getA()), globalBlockOrSelf(adaptor.getB()),
+                     adaptor.getAcc(), smem},
                     {typeArg(getContext(), op.getType())});
     return success();
   }

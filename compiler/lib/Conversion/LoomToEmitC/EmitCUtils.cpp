@@ -46,6 +46,24 @@ std::string cppTypeName(Type type) {
   return s;
 }
 
+std::string globalBlockTypeName(RankedTensorType type) {
+  std::string s = "loom::tile::GlobalBlock<" + cppTypeName(type.getElementType()) +
+                  ", loom::tile::Shape<";
+  for (auto [i, d] : llvm::enumerate(type.getShape()))
+    s += (i ? ", " : "") + std::to_string(d);
+  return s + ">>";
+}
+
+Value globalBlockOrSelf(Value v) {
+  auto cast = v.getDefiningOp<UnrealizedConversionCastOp>();
+  if (!cast || cast.getInputs().size() != 1)
+    return v;
+  auto view = dyn_cast<emitc::OpaqueType>(cast.getInputs()[0].getType());
+  if (view && view.getValue().starts_with("loom::tile::GlobalBlock<"))
+    return cast.getInputs()[0];
+  return v;
+}
+
 Attribute typeArg(MLIRContext *ctx, Type type) {
   return emitc::OpaqueAttr::get(ctx, cppTypeName(type));
 }

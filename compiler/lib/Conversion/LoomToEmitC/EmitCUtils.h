@@ -15,6 +15,14 @@ Value replaceWithCall(ConversionPatternRewriter &rewriter, const TypeConverter &
                       Operation *op, StringRef callee, ValueRange operands,
                       ArrayRef<Attribute> templateArgs = {});
 
+/// C++ type of the view a deferred loom.block_load of this tile type
+/// becomes: loom::tile::GlobalBlock<T, Shape<...>>.
+std::string globalBlockTypeName(RankedTensorType type);
+
+/// A dot operand as the dot reads it: the GlobalBlock view of a deferred
+/// block load (seen through the cast to its tile type), or `v` itself.
+Value globalBlockOrSelf(Value v);
+
 /// The kernel's shared-memory scratch pointer (first op of the kernel).
 Value sharedScratch(Operation *op);
 

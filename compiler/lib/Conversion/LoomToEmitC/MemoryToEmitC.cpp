@@ -26,9 +26,49 @@ struct StoreToCall : OpConversionPattern<StoreOp> {
     return success();
   }
 };
+/// `block_load<ResultTile>(p, other, base, strides..., bounds...)`: the
+/// device library unpacks the scalars by the tile's rank.
+struct BlockLoadToCall : OpConversionPattern<BlockLoadOp> {
+  using OpConversionPattern::OpConversionPattern;
+  LogicalResult
+  matchAndRewrite(BlockLoadOp op, OpAdaptor adaptor,
+                  ConversionPatternRewriter &rewriter) const override {
+    SmallVector<Value> operands{adaptor.getPtr(), adaptor.getOther(), adaptor.getBase()};
+    llvm::append_range(operands, adaptor.getStrides());
+    llvm::append_range(operands, adaptor.getBounds());
+    if (!op.getDeferred()) {
+      replaceWithCall(rewriter, *getTypeConverter(), op, "loom::tile::block_load", operands,
+                      {typeArg(getContext(), op.getType())});
+      return success();
+    }
+    // A view (GlobalBlock) that the dot's staging reads; the dot's lowering
+    // looks through the cast to the tile type that the conversion puts
+    // between them.
+    auto view = emitc::OpaqueType::get(getContext(), globalBlockTypeName(op.getType()));
+    auto call = emitc::CallOpaqueOp::create(
+        rewriter, op.getLoc(), TypeRange{view}, "loom::tile::block_view", operands, ArrayAttr(),
+        rewriter.getArrayAttr({emitc::OpaqueAttr::get(getContext(), view.getValue())}));
+    rewriter.replaceOp(op, call.getResults());
+    return success();
+  }
+};
+
+/// `block_store(p, value, base, strides..., bounds...)`.
+struct BlockStoreToCall : OpConversionPattern<BlockStoreOp> {
+  using OpConversionPattern::OpConversionPattern;
+  LogicalResult
+  matchAndRewrite(BlockStoreOp op, OpAdaptor adaptor,
+                  ConversionPatternRewriter &rewriter) const override {
+    SmallVector<Value> operands{adaptor.getPtr(), adaptor.getValue(), adaptor.getBase()};
+    llvm::append_range(operands, adaptor.getStrides());
+    llvm::append_range(operands, adaptor.getBounds());
+    replaceWithCall(rewriter, *getTypeConverter(), op, "loom::tile::block_store", operands);
+    return success();
+  }
+};
 } // namespace
 
 void mlir::loom::populateLoomMemoryToEmitCPatterns(const TypeConverter &converter,
                                                    RewritePatternSet &patterns) {
-  patterns.add<LoadToCall, StoreToCall>(converter, patterns.getContext());
+  patterns.add<LoadToCall, StoreToCall, BlockLoadToCall, BlockStoreToCall>(converter, patterns.getContext());
 }

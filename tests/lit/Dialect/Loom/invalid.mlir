@@ -295,3 +295,43 @@ func.func @reduce_mask(%m: tensor<8xi1>) {
   %0 = loom.reduce max %m, 0 : tensor<8xi1> -> tensor<i1>
   return
 }
+
+// -----
+
+func.func @block_load_rank(%p: !loom.ptr<f32>, %b: i64, %n: i32, %z: f32) {
+  // expected-error @+1 {{'loom.block_load' op needs one stride and one bound per dimension of the result (rank 2), got 1 strides and 2 bounds}}
+  %x = loom.block_load %p[%b] strides [%b] bounds [%n, %n] other %z : !loom.ptr<f32> -> tensor<16x16xf32>
+  return
+}
+
+// -----
+
+func.func @block_load_element(%p: !loom.ptr<f32>, %b: i64, %n: i32, %z: bf16) {
+  // expected-error @+1 {{'loom.block_load' op result element type 'bf16' differs from pointer element type 'f32'}}
+  %x = loom.block_load %p[%b] strides [%b] bounds [%n] other %z : !loom.ptr<f32> -> tensor<16xbf16>
+  return
+}
+
+// -----
+
+func.func @block_store_rank(%p: !loom.ptr<f32>, %v: tensor<16xf32>, %b: i64, %n: i32) {
+  // expected-error @+1 {{'loom.block_store' op needs one stride and one bound per dimension of the value (rank 1), got 2 strides and 1 bounds}}
+  loom.block_store %v, %p[%b] strides [%b, %b] bounds [%n] : tensor<16xf32>, !loom.ptr<f32>
+  return
+}
+
+// -----
+
+func.func @block_store_layout(%p: !loom.ptr<f32>, %v: tensor<64x8xf32, #loom.mma<warpsM = 4, warpsN = 1>>, %b: i64, %n: i32) {
+  // expected-error @+1 {{'loom.block_store' op tiles must be blocked (no layout encoding), got 'tensor<64x8xf32, #loom.mma<warpsM = 4, warpsN = 1>>'}}
+  loom.block_store %v, %p[%b] strides [%b, %b] bounds [%n, %n] : tensor<64x8xf32, #loom.mma<warpsM = 4, warpsN = 1>>, !loom.ptr<f32>
+  return
+}
+
+// -----
+
+func.func @block_load_deferred_user(%p: !loom.ptr<f32>, %b: i64, %n: i32, %z: f32) -> tensor<16xf32> {
+  // expected-error @+1 {{'loom.block_load' op is deferred: it must have exactly one user, a loom.dot that takes it as operand a or b}}
+  %x = loom.block_load %p[%b] strides[%b] bounds[%n] other %z deferred : !loom.ptr<f32> -> tensor<16xf32>
+  return %x : tensor<16xf32>
+}

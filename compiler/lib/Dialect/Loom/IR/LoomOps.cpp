@@ -123,6 +123,39 @@ LogicalResult StoreOp::verify() {
   return verifyBlocked(*this, {getValue(), getOffsets(), getMask()});
 }
 
+/// Shared by loom.block_load and loom.block_store: one stride and one bound
+/// per dimension of the (blocked) data tile of the pointer's element type.
+static LogicalResult verifyBlockAccess(Operation *op, Value data, StringRef dataName,
+                                       size_t numStrides, size_t numBounds, Type ptrElem) {
+  auto dataType = cast<RankedTensorType>(data.getType());
+  if (dataType.getElementType() != ptrElem)
+    return op->emitOpError() << dataName << " element type " << dataType.getElementType()
+                             << " differs from pointer element type " << ptrElem;
+  if (numStrides != size_t(dataType.getRank()) || numBounds != size_t(dataType.getRank()))
+    return op->emitOpError() << "needs one stride and one bound per dimension of the "
+                             << dataName << " (rank " << dataType.getRank() << "), got "
+                             << numStrides << " strides and " << numBounds << " bounds";
+  return verifyBlocked(op, {data});
+}
+
+LogicalResult BlockLoadOp::verify() {
+  if (failed(verifyBlockAccess(*this, getResult(), "result", getStrides().size(),
+                               getBounds().size(), getPtr().getType().getElementType())))
+    return failure();
+  // A deferred load is read by the dot's operand staging: nothing else can.
+  if (getDeferred() &&
+      !(getResult().hasOneUse() && isa<DotOp>(*getResult().user_begin()) &&
+        getResult().getUses().begin()->getOperandNumber() < 2))
+    return emitOpError() << "is deferred: it must have exactly one user, a loom.dot that "
+                            "takes it as operand a or b";
+  return success();
+}
+
+LogicalResult BlockStoreOp::verify() {
+  return verifyBlockAccess(*this, getValue(), "value", getStrides().size(), getBounds().size(),
+                           getPtr().getType().getElementType());
+}
+
 LogicalResult DotOp::verify() {
   auto a = getA().getType(), b = getB().getType(), acc = getAcc().getType();
   if (a.getRank() != 2 || b.getRank() != 2 || acc.getRank() != 2)

@@ -89,11 +89,13 @@ __device__ __forceinline__ void mma_b_frag_pair(float d0[4], float d1[4], const 
   mma_16x8x16<T>(d1, af, bf + 2);
 }
 
-// Accumulates the 16x8 output tile at (m0, n0) over K into d.
+// Accumulates the 16x8 output tile at (m0, n0) over K into d. A loop, as
+// in dot_mma_acc: unrolled, ptxas issues every step's ldmatrix up front (96
+// registers of fragments at K = 256) and hoists their addresses.
 template <class T, int N, int K>
 __device__ __forceinline__ void mma_tile(float d[4], const T* As, const T* Bs, int m0, int n0,
                                          int lane) {
-  LOOM_UNROLL
+  LOOM_NO_UNROLL
   for (int k0 = 0; k0 < K; k0 += 16) {
     uint32_t af[4];
     load_a_frag<T, K>(af, As, m0, k0, lane);

@@ -80,4 +80,116 @@ __device__ __forceinline__ void store(T* p, const Tile<I, S>& off, const Tile<T,
     }
 }
 
+// Strided blocks (loom.block_load / loom.block_store): element (i_0, ...,
+// i_{r-1}) of the tile is p[base + sum_d i_d * stride_d], touched only where
+// i_d < bound_d for every d. The scalars come as (strides..., bounds...),
+// rank of each. Each thread derives its elements' coordinates from its slot
+// indices (compile-time shape), so no tile of offsets or predicates exists.
+namespace detail {
+template <class S>
+struct BlockAccess {
+  static_assert(S::rank >= 1, "block access of a tile of rank >= 1");
+  int64_t strides[S::rank];
+  int32_t bounds[S::rank];
+
+  // Element `index` (row-major): its offset from base, and whether every
+  // bound keeps it.
+  __device__ __forceinline__ bool at(int index, int64_t& offset) const {
+    bool inside = true;
+    offset = 0;
+    LOOM_UNROLL
+    for (int d = 0; d < S::rank; ++d) {
+      const int i = index / S::stride(d) % S::dim(d);
+      offset += i * strides[d];
+      inside = inside && i < bounds[d];
+    }
+    return inside;
+  }
+};
+
+template <class S, class... SB>
+__device__ __forceinline__ BlockAccess<S> block_access(SB... sb) {
+  static_assert(sizeof...(SB) == 2 * S::rank, "block access: a stride and a bound per dimension");
+  const int64_t args[] = {int64_t(sb)...};
+  BlockAccess<S> a;
+  LOOM_UNROLL
+  for (int d = 0; d < S::rank; ++d) {
+    a.strides[d] = args[d];
+    a.bounds[d] = (int32_t)args[S::rank + d];
+  }
+  return a;
+}
+} // namespace detail
+
+template <class TileT, class T, class... SB>
+__device__ __forceinline__ TileT block_load(const T* p, T other, int64_t base, SB... sb) {
+  using S = typename TileT::shape;
+  static_assert(is_same_v<typename TileT::element_type, T>, "block_load: element type");
+  static_assert(is_same_v<typename TileT::layout, Blocked>, "block_load: blocked tiles");
+  const auto access = detail::block_access<S>(sb...);
+  TileT r;
+  LOOM_UNROLL
+  for (int k = 0; k < TileT::kPerThread; ++k) {
+    int64_t off;
+    const bool inside = access.at(slot_index(k), off);
+    r.v[k] = detail::slot_valid<S>(k) && inside
+                 ? (LOOM_CHECK_GLOBAL(&p[base + off], "global load"), p[base + off])
+                 : other;
+  }
+  return r;
+}
+
+// A block_load that is not read into registers: its scalars, read element
+// by element where the tile is consumed. loom-structure-memory makes one
+// for a load whose only user is a dot operand: dot's staging then copies
+// global memory straight into shared memory (one element in flight per
+// copy instead of a whole tile live until the dot), once per dot, so a view
+// defined outside a loop is read again in every iteration.
+template <class T, class S>
+struct GlobalBlock {
+  using element_type = T;
+  using shape = S;
+  const T* p;
+  T other;
+  int64_t base;
+  detail::BlockAccess<S> access;
+};
+
+template <class ViewT, class T, class... SB>
+__device__ __forceinline__ ViewT block_view(const T* p, T other, int64_t base, SB... sb) {
+  static_assert(is_same_v<typename ViewT::element_type, T>, "block_view: element type");
+  return ViewT{p, other, base, detail::block_access<typename ViewT::shape>(sb...)};
+}
+
+namespace detail {
+// Staging (see layout.h) of a view: each thread copies the elements a
+// blocked tile would give it, in the same order.
+template <class Map = LinearIndex, class T, class S>
+__device__ __forceinline__ void stage(T* buf, const GlobalBlock<T, S>& g) {
+  const Map map{};
+  LOOM_UNROLL
+  for (int k = 0; k < Blocked::slots<S>(); ++k) {
+    if (!slot_valid<S>(k)) continue;
+    int64_t off;
+    const bool inside = g.access.at(slot_index(k), off);
+    smem_store(buf + map(slot_index(k)),
+               inside ? (LOOM_CHECK_GLOBAL(&g.p[g.base + off], "global load"), g.p[g.base + off])
+                      : g.other);
+  }
+}
+} // namespace detail
+
+template <class T, class S, class... SB>
+__device__ __forceinline__ void block_store(T* p, const Tile<T, S>& value, int64_t base, SB... sb) {
+  const auto access = detail::block_access<S>(sb...);
+  LOOM_UNROLL
+  for (int k = 0; k < Tile<T, S>::kPerThread; ++k) {
+    int64_t off;
+    if (detail::slot_valid<S>(k) && access.at(slot_index(k), off)) {
+      LOOM_CHECK_GLOBAL(&p[base + off], "global store");
+      p[base + off] = value.v[k];
+    }
+  }
+}
+
 } // namespace loom::tile

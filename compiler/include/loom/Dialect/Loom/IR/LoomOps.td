@@ -210,6 +210,76 @@ def Loom_StoreOp : Loom_Op<"store", [MemoryEffects<[MemWrite]>]> {
   let hasVerifier = 1;
 }
 
+def Loom_BlockLoadOp : Loom_Op<"block_load", [AttrSizedOperandSegments,
+    MemoryEffects<[MemRead]>,
+    TypesMatchWith<"'other' is a scalar of the result's element type",
+                   "result", "other",
+                   "::llvm::cast<::mlir::ShapedType>($_self).getElementType()">]> {
+  let summary = "load of a strided block of global memory, bounded per dimension";
+  let description = [{
+    A `loom.load` whose offsets and mask have a known structure, written
+    with scalars instead of tiles: element `(i_0, ..., i_{r-1})` of the
+    result is `ptr[base + sum_d i_d * strides[d]]` where `i_d < bounds[d]`
+    for every dimension d, and `other` elsewhere (not read). There is one
+    i64 stride and one i32 bound per dimension of the result.
+
+    `loom-structure-memory` rewrites loads whose offsets are `base +
+    sum_d i_d * stride_d` and whose masks bound each index by a scalar (the
+    usual `rows < n` of a blocked kernel) into this op, so that the CUDA
+    backend computes each thread's addresses and predicates from its element
+    coordinates instead of keeping a tile of 64-bit offsets and a tile of
+    predicates live in registers. It exists only on the CUDA path.
+
+    `deferred`: the load is performed by its only user, a `loom.dot` that
+    takes it as operand a or b, when that dot stages its operands in shared
+    memory (global memory is copied there directly, and read again each
+    time the dot runs: no register tile holds it in between). The pass sets
+    it only where no op between the load and the dot may write memory.
+
+    Example (rows `r0 .. r0+15` of a row-major matrix with row stride `%ld`,
+    columns `0 .. 255`, rows past `%n` read as zero):
+
+    ```mlir
+    %t = loom.block_load %p[%base] strides[%ld, %c1] bounds[%n, %c256] other %zero
+        : !loom.ptr<bf16> -> tensor<16x256xbf16>
+    %k = loom.block_load %p[%base] strides[%ld, %c1] bounds[%n, %c256] other %zero deferred
+        : !loom.ptr<bf16> -> tensor<16x256xbf16>
+    ```
+  }];
+  let arguments = (ins Loom_PtrType:$ptr, I64:$base, Variadic<I64>:$strides,
+                       Variadic<I32>:$bounds, Loom_ElementType:$other, UnitAttr:$deferred);
+  let results = (outs Loom_Tile:$result);
+  let assemblyFormat = [{
+    $ptr `[` $base `]` `strides` `[` $strides `]` `bounds` `[` $bounds `]` `other` $other
+    (`deferred` $deferred^)? attr-dict `:` qualified(type($ptr)) `->` type($result)
+  }];
+  let hasVerifier = 1;
+}
+
+def Loom_BlockStoreOp : Loom_Op<"block_store", [AttrSizedOperandSegments,
+    MemoryEffects<[MemWrite]>]> {
+  let summary = "store to a strided block of global memory, bounded per dimension";
+  let description = [{
+    The store counterpart of `loom.block_load`: writes element
+    `(i_0, ..., i_{r-1})` of `value` to `ptr[base + sum_d i_d * strides[d]]`
+    where `i_d < bounds[d]` for every dimension d.
+
+    Example:
+
+    ```mlir
+    loom.block_store %v, %p[%base] strides[%ld, %c1] bounds[%n, %c256]
+        : tensor<16x256xbf16>, !loom.ptr<bf16>
+    ```
+  }];
+  let arguments = (ins Loom_Tile:$value, Loom_PtrType:$ptr, I64:$base, Variadic<I64>:$strides,
+                       Variadic<I32>:$bounds);
+  let assemblyFormat = [{
+    $value `,` $ptr `[` $base `]` `strides` `[` $strides `]` `bounds` `[` $bounds `]`
+    attr-dict `:` type($value) `,` qualified(type($ptr))
+  }];
+  let hasVerifier = 1;
+}
+
 //===----------------------------------------------------------------------===//
 // Compute
 //===----------------------------------------------------------------------===//
