@@ -101,7 +101,8 @@ int main() {
     const int64_t rows = 16, cols = 1024;
     auto x = ops::ref::randomVector(rows * cols, -4, 4);
     std::vector<float> y(rows * cols);
-    runtime::Specialization spec{.constants = {{"BLOCK", 128}}, .backend = runtime::Backend::Emu};
+    runtime::Specialization spec{
+        .constants = {{"BLOCK", 128}}, .backend = runtime::Backend::Emu};
     auto kern = runtime::compile(ops::softmaxKernel(DType::F32), spec);
     auto t = Clock::now();
     kern->launch(runtime::Grid(rows), {runtime::Arg::buffer(x), runtime::Arg::buffer(y),

@@ -54,6 +54,7 @@ LoadedDriver loadDriver() {
   resolve(lib, d.ctxSetCurrent, "cuCtxSetCurrent", e);
   resolve(lib, d.ctxSynchronize, "cuCtxSynchronize", e);
   resolve(lib, d.ctxGetCurrent, "cuCtxGetCurrent", e);
+  resolve(lib, d.ctxGetDevice, "cuCtxGetDevice", e);
   resolve(lib, d.ctxPushCurrent, "cuCtxPushCurrent_v2", e);
   resolve(lib, d.ctxPopCurrent, "cuCtxPopCurrent_v2", e);
   resolve(lib, d.moduleLoadData, "cuModuleLoadData", e);
@@ -227,12 +228,27 @@ std::pair<int, int> Context::computeCapability() const {
           attribute(CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR)};
 }
 
-std::string Context::arch() const {
-  auto [major, minor] = computeCapability();
+namespace {
+std::string archOfDevice(CUdevice device) {
+  int major = 0, minor = 0;
+  check(driver().deviceGetAttribute(&major, CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR, device),
+        "cuDeviceGetAttribute");
+  check(driver().deviceGetAttribute(&minor, CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR, device),
+        "cuDeviceGetAttribute");
   std::string arch = "sm_" + std::to_string(major * 10 + minor);
   if (major == 9 && minor == 0)
     arch += "a";
   return arch;
+}
+} // namespace
+
+std::string Context::arch() const { return archOfDevice(device_); }
+
+std::string currentDeviceArch() {
+  currentOrDefaultContext();
+  CUdevice device = 0;
+  check(driver().ctxGetDevice(&device), "cuCtxGetDevice");
+  return archOfDevice(device);
 }
 
 //===- Module -------------------------------------------------------------===//

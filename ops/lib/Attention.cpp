@@ -65,7 +65,13 @@ AttentionConfig defaultAttentionBackwardConfig(int64_t headDim, runtime::Backend
   if (runtime::resolveBackend(backend) == runtime::Backend::Cpu)
     return {64, 64, 128};
   // 16x16 keeps dK/dV (or dQ), Q, dO, K, V and the score tiles within 255
-  // registers for head dims up to 128 (with the current tile layout).
+  // registers on 8 warps up to head dim 192. At 256 the dK/dV kernel spilled
+  // 64 bytes on sm_90a at 255 registers; 10 warps leave each thread fewer
+  // elements (no spills on sm_80/sm_90a, every built-in variant), at the
+  // price of blocked instead of mma-fragment accumulators (32 column atoms
+  // do not split over 10 warps).
+  if (headDim > 192)
+    return {16, 16, 320};
   return {16, 16, 256};
 }
 

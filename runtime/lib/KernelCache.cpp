@@ -4,6 +4,7 @@
 #include "Packing.h"
 
 #include "loom/Support/Error.h"
+#include "loom/cuda/Driver.h"
 #include "loom/Version.h"
 
 #include "llvm/Support/raw_ostream.h"
@@ -31,6 +32,20 @@ KernelCache &KernelCache::global() {
 }
 
 namespace {
+/// `spec` with its architecture filled in (see Specialization::arch): part
+/// of the cache key, so kernels built for different GPUs never mix.
+Specialization withResolvedArch(const Specialization &spec) {
+  if (!spec.arch.empty())
+    return spec;
+  Specialization resolved = spec;
+  resolved.arch = resolveBackend(spec.backend) == Backend::Cuda
+                      ? cuda::currentDeviceArch()
+                      : std::string("sm_80");
+  return resolved;
+}
+} // namespace
+
+namespace {
 struct Traced {
   mlir::OwningOpRef<mlir::ModuleOp> module;
   double ms;
@@ -56,7 +71,8 @@ std::string irKey(mlir::ModuleOp module, const Specialization &spec) {
 } // namespace
 
 std::shared_ptr<const CompiledKernel> KernelCache::getOrCompile(const dsl::Kernel &kernel,
-                                                                const Specialization &spec) {
+                                                                const Specialization &requested) {
+  const Specialization spec = withResolvedArch(requested);
   std::string identity = fmt::format("{}|{}", kernel.id(), spec.key());
   {
     std::lock_guard<std::mutex> lock(impl_->mutex);
@@ -104,8 +120,9 @@ std::shared_ptr<const CompiledKernel> compile(const dsl::Kernel &kernel,
 }
 
 std::shared_ptr<const CompiledKernel> compileUncached(const dsl::Kernel &kernel,
-                                                      const Specialization &spec,
+                                                      const Specialization &requested,
                                                       const compiler::StageCallback &afterStage) {
+  const Specialization spec = withResolvedArch(requested);
   Traced traced = trace(kernel, spec);
   if (afterStage)
     afterStage("dsl", *traced.module);

@@ -181,6 +181,13 @@ TEST(AttentionBackwardEmu, GradientsOnTheEmulatedDevice) {
   checkBackward(Problem{1, 33, 40, 2, 1, 32, true}, DType::BF16, runtime::Backend::Emu, 32);
 }
 
+TEST(AttentionBackwardEmu, DefaultGpuConfigAtHeadDim256) {
+  // The untuned GPU default at head dim 256 (16x16 blocks on 10 warps, the
+  // largest spill-free choice) on the emulated device.
+  ASSERT_EQ(defaultAttentionBackwardConfig(256, runtime::Backend::Emu).numThreads, 320u);
+  checkBackward(Problem{1, 20, 24, 1, 1, 256, true}, DType::BF16, runtime::Backend::Emu);
+}
+
 TEST(AttentionBackwardEmu, GradientsWithAccumulatorsInMmaLayouts) {
   // 64x64 blocks on 4 warps: every dot result, dK/dV/dQ carried across the
   // loop, in #loom.mma<4, 1> (loom-assign-layouts), P and dS staged from it.
@@ -389,44 +396,56 @@ TEST(AttentionEmu, ForwardWithAccumulatorsInMmaLayouts) {
   checkForward(Problem{1, 45, 45, 1, 1, 32, false}, DType::F16, runtime::Backend::Emu, 32, 128);
 }
 
+namespace {
+/// ptxas' spill bytes for `kernel` built with `config` for `arch`; prints the
+/// report line.
+int spilledBytes(const dsl::Kernel &kernel, const AttentionConfig &config, const char *arch) {
+  runtime::Specialization spec;
+  spec.constants = {{"BLOCK_M", config.blockM}, {"BLOCK_N", config.blockN}};
+  runtime::CudaBuildOptions options;
+  options.arch = arch;
+  options.numThreads = config.numThreads;
+  auto build = runtime::buildCuda(kernel, spec, options);
+  const auto &r = build.resources();
+  EXPECT_NE(build.binary.ptx.find("mma.sync.aligned.m16n8k16"), std::string::npos)
+      << kernel.name();
+  std::printf("[ report   ] %s %lldx%lld, %u threads, %s: %d registers, %d bytes spilled, "
+              "%lld bytes smem\n",
+              kernel.name().c_str(), (long long)config.blockM, (long long)config.blockN,
+              config.numThreads, arch, r.registers, r.spillStoreBytes + r.spillLoadBytes,
+              (long long)build.source.sharedBytes);
+  return r.spillStoreBytes + r.spillLoadBytes;
+}
+
+/// Forward, dK/dV and dQ of `variant` at head dim `d` with the default
+/// (untuned) GPU configs must not spill on sm_80 or sm_90a.
+void expectDefaultsDoNotSpill(int64_t d, const AttentionVariant &variant) {
+  AttentionConfig fwd = defaultAttentionConfig(d, runtime::Backend::Cuda);
+  AttentionConfig bwd = defaultAttentionBackwardConfig(d, runtime::Backend::Cuda);
+  for (const char *arch : {"sm_80", "sm_90a"}) {
+    EXPECT_EQ(spilledBytes(flashAttentionForwardKernel(DType::BF16, d, variant), fwd, arch), 0);
+    EXPECT_EQ(spilledBytes(flashAttentionBackwardDkDvKernel(DType::BF16, d, variant), bwd, arch), 0);
+    EXPECT_EQ(spilledBytes(flashAttentionBackwardDqKernel(DType::BF16, d, variant), bwd, arch), 0);
+  }
+}
+} // namespace
+
 TEST(AttentionCuda, DefaultConfigsCompileForGpusWithoutSpills) {
   // The default (untuned) block sizes per head dim, for every GPU target:
-  // no kernel may spill up to head dim 192 (block loads and stores keep no
-  // per-element offset or mask tiles in registers, and dot-only loads go
-  // straight to shared memory; docs/layouts.md). At 256 the backward is at
-  // ptxas' limit: sm_80 does not spill, sm_90a's dK/dV spills 64 bytes
-  // (down from 878), so there it is reported, not asserted.
-  for (int64_t d : {32, 64, 96, 128, 192, 256}) {
-    AttentionConfig config = defaultAttentionConfig(d, runtime::Backend::Cuda);
-    for (const char *arch : {"sm_80", "sm_90a"}) {
-      runtime::Specialization spec;
-      spec.constants = {{"BLOCK_M", config.blockM}, {"BLOCK_N", config.blockN}};
-      runtime::CudaBuildOptions options;
-      options.arch = arch;
-      options.numThreads = config.numThreads;
-      auto build = runtime::buildCuda(flashAttentionForwardKernel(DType::BF16, d, true), spec,
-                                      options);
-      const auto &r = build.resources();
-      EXPECT_EQ(r.spillStoreBytes + r.spillLoadBytes, 0) << "d" << d << " " << arch;
-      AttentionConfig bwdConfig = defaultAttentionBackwardConfig(d, runtime::Backend::Cuda);
-      runtime::Specialization bwdSpec;
-      bwdSpec.constants = {{"BLOCK_M", bwdConfig.blockM}, {"BLOCK_N", bwdConfig.blockN}};
-      runtime::CudaBuildOptions bwdOptions = options;
-      bwdOptions.numThreads = bwdConfig.numThreads;
-      for (auto bwd : {flashAttentionBackwardDkDvKernel(DType::BF16, d, AttentionVariant::causalMask()),
-                       flashAttentionBackwardDqKernel(DType::BF16, d, AttentionVariant::causalMask())}) {
-        auto b = runtime::buildCuda(bwd, bwdSpec, bwdOptions);
-        int spilled = b.resources().spillStoreBytes + b.resources().spillLoadBytes;
-        if (d <= 192)
-          EXPECT_EQ(spilled, 0) << bwd.name() << " " << arch;
-        std::printf("[ report   ] %s %s: %d registers, %d bytes spilled\n", bwd.name().c_str(),
-                    arch, b.resources().registers, spilled);
-      }
-      EXPECT_NE(build.binary.ptx.find("mma.sync.aligned.m16n8k16"), std::string::npos);
-      std::printf("[ report   ] flash_fwd bf16 d%lld %lldx%lld, %u threads, %s: %d registers, "
-                  "%lld bytes smem\n",
-                  (long long)d, (long long)config.blockM, (long long)config.blockN,
-                  config.numThreads, arch, r.registers, (long long)build.source.sharedBytes);
-    }
-  }
+  // no kernel may spill (block loads and stores keep no per-element offset
+  // or mask tiles in registers, and dot-only loads go straight to shared
+  // memory; docs/layouts.md).
+  for (int64_t d : {32, 64, 96, 128, 192, 256})
+    expectDefaultsDoNotSpill(d, AttentionVariant::causalMask());
+}
+
+TEST(AttentionCuda, EveryBuiltInVariantCompilesWithoutSpillsAtLargeHeadDims) {
+  // The head dims closest to the register limit, with every other built-in
+  // variant's score and mask code inlined.
+  for (int64_t d : {192, 256})
+    for (const AttentionVariant &v :
+         {AttentionVariant::none(), AttentionVariant::alibi(), AttentionVariant::softcap(30.0),
+          AttentionVariant::slidingWindow(64), AttentionVariant::prefixLM(8),
+          AttentionVariant::documentMask()})
+      expectDefaultsDoNotSpill(d, v);
 }

@@ -145,6 +145,35 @@ TEST(CudaBackend, NoDriverIsAClearError) {
   }
 }
 
+TEST(CudaBackend, AnEmptyArchIsTheDevicesOne) {
+  // Unset, the architecture is resolved before the cache lookup: sm_80 on
+  // emu (one compiled kernel for "" and "sm_80", another for "sm_86"), the
+  // current device's on cuda, so a kernel is built for the GPU it runs on.
+  KernelCache::global().clear();
+  Specialization spec = specFor("vector_add");
+  spec.backend = Backend::Emu;
+  auto unset = compile(ops::vectorAddKernel(), spec);
+  spec.arch = "sm_80";
+  EXPECT_EQ(compile(ops::vectorAddKernel(), spec).get(), unset.get());
+  spec.arch = "sm_86";
+  EXPECT_NE(compile(ops::vectorAddKernel(), spec).get(), unset.get());
+
+  std::string why;
+  if (!cuda::driverAvailable(&why) || cuda::deviceCount() == 0) {
+    std::printf("[ skipped  ] the cuda half needs a CUDA device: %s\n",
+                why.empty() ? "no device" : why.c_str());
+    return;
+  }
+  cuda::Context context(0);
+  context.makeCurrent();
+  EXPECT_EQ(cuda::currentDeviceArch(), context.arch());
+  spec.backend = Backend::Cuda;
+  spec.arch.clear();
+  auto resolved = compile(ops::vectorAddKernel(), spec);
+  spec.arch = context.arch();
+  EXPECT_EQ(compile(ops::vectorAddKernel(), spec).get(), resolved.get());
+}
+
 TEST(CudaBackend, GeneratedKernelsRunOnTheGpu) {
   std::string why;
   if (!cuda::driverAvailable(&why))

@@ -38,6 +38,7 @@ struct DriverApi {
   decltype(&::cuCtxSetCurrent) ctxSetCurrent;
   decltype(&::cuCtxSynchronize) ctxSynchronize;
   decltype(&::cuCtxGetCurrent) ctxGetCurrent;
+  decltype(&::cuCtxGetDevice) ctxGetDevice;
   decltype(&::cuCtxPushCurrent) ctxPushCurrent;
   decltype(&::cuCtxPopCurrent) ctxPopCurrent;
   decltype(&::cuModuleLoadData) moduleLoadData;
@@ -125,6 +126,10 @@ private:
 /// 0's primary context current (retained for the life of the process, so
 /// modules and allocations made in it stay valid) and returns it.
 CUcontext currentOrDefaultContext();
+
+/// The NVRTC target (as Context::arch()) of the device of
+/// currentOrDefaultContext(): what a kernel launched from this thread runs on.
+std::string currentDeviceArch();
 
 /// A loaded cubin (or PTX) image.
 class Module {

@@ -45,13 +45,16 @@ using ScalarValue = std::variant<int64_t, double>;
 /// How one kernel is specialized: trace-time constants (tile shapes, loop
 /// structure) and scalar arguments bound to fixed values and folded.
 struct Specialization {
-  dsl::Constants constants;
-  std::map<std::string, ScalarValue> bindings;
+  dsl::Constants constants{};
+  std::map<std::string, ScalarValue> bindings{};
   Backend backend = Backend::Auto;
   unsigned optLevel = 2;
-  /// CUDA and emu backends: threads per block and GPU architecture.
+  /// CUDA and emu backends: threads per block and GPU architecture. An
+  /// empty arch is resolved when compiling: the current CUDA device's (the
+  /// calling thread's context, device 0's otherwise) on the cuda backend,
+  /// so a kernel is built for the GPU it runs on; sm_80 on emu.
   unsigned numThreads = 128;
-  std::string arch = "sm_80";
+  std::string arch{};
 
   /// Stable text of every field, part of the cache key.
   std::string key() const;
