@@ -67,16 +67,20 @@ Kernel matmulKernel(DType dtype) {
     Value cols = program_id(1) * bn + arange(0, bn);
     Value kk = arange(0, bk);
     Value numSteps = (K + (bk - 1)) / bk;
+    // Offsets in i64: row * ld passes 2^31 elements for large matrices (and
+    // i64 offset tiles become block loads on the GPU, loom-structure-memory).
+    auto i64 = [](Value v) { return v.to(DType::I64); };
+    Value rows64 = i64(rows), cols64 = i64(cols);
     auto acc = for_range(0, numSteps, 1, {zeros({bm, bn}, DType::F32)},
                          [&](Value step, const std::vector<Value> &carried) -> std::vector<Value> {
       Value ks = step * bk + kk;
-      Value aTile = load(a, expand_dims(rows, 1) * lda + expand_dims(ks, 0),
+      Value aTile = load(a, expand_dims(rows64, 1) * i64(lda) + expand_dims(i64(ks), 0),
                          expand_dims(rows < M, 1) & expand_dims(ks < K, 0), 0.0);
-      Value bTile = load(b, expand_dims(ks, 1) * ldb + expand_dims(cols, 0),
+      Value bTile = load(b, expand_dims(i64(ks), 1) * i64(ldb) + expand_dims(cols64, 0),
                          expand_dims(ks < K, 1) & expand_dims(cols < N, 0), 0.0);
       return {dot(aTile, bTile, carried[0])};
     });
-    store(c, expand_dims(rows, 1) * ldc + expand_dims(cols, 0), acc[0],
+    store(c, expand_dims(rows64, 1) * i64(ldc) + expand_dims(cols64, 0), acc[0],
           expand_dims(rows < M, 1) & expand_dims(cols < N, 0));
   });
 }

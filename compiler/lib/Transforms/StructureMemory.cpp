@@ -10,11 +10,14 @@
 //===----------------------------------------------------------------------===//
 #include "loom/Transforms/Passes.h"
 
+
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/Iterators.h"
 #include "mlir/IR/Matchers.h"
 #include "mlir/Interfaces/SideEffectInterfaces.h"
+
+#include "llvm/ADT/ScopeExit.h"
 
 namespace mlir::loom {
 #define GEN_PASS_DEF_LOOMSTRUCTUREMEMORY
@@ -25,6 +28,18 @@ using namespace mlir;
 using namespace mlir::loom;
 
 namespace {
+/// The position of each value of the function being rewritten, in IR order
+/// (set by the pass for its run). Factors are sorted by it, not by address:
+/// the generated source, and so the compile caches' keys, must not depend
+/// on where the IR happens to be allocated.
+thread_local const DenseMap<Value, unsigned> *valueOrder = nullptr;
+
+unsigned positionOf(Value v) {
+  auto it = valueOrder->find(v);
+  assert(it != valueOrder->end() && "factor created after the pass numbered the function");
+  return it->second;
+}
+
 /// coeff * product of scalar SSA values (i32 or i64), factors sorted.
 struct Term {
   int64_t coeff = 1;
@@ -54,9 +69,7 @@ struct Poly {
 
   void normalize() {
     for (Term &t : terms)
-      llvm::sort(t.factors, [](Value a, Value b) {
-        return a.getAsOpaquePointer() < b.getAsOpaquePointer();
-      });
+      llvm::sort(t.factors, [](Value a, Value b) { return positionOf(a) < positionOf(b); });
     SmallVector<Term, 2> merged;
     for (Term &t : terms) {
       auto same = llvm::find_if(merged, [&](const Term &m) { return m.factors == t.factors; });
@@ -424,6 +437,17 @@ void deferIntoDot(BlockLoadOp load) {
 struct StructureMemoryPass : mlir::loom::impl::LoomStructureMemoryBase<StructureMemoryPass> {
   void runOnOperation() override {
     func::FuncOp func = getOperation();
+    DenseMap<Value, unsigned> order;
+    func.walk<WalkOrder::PreOrder>([&](Operation *op) {
+      for (Region &region : op->getRegions())
+        for (Block &block : region)
+          for (BlockArgument arg : block.getArguments())
+            order.try_emplace(arg, order.size());
+      for (Value result : op->getResults())
+        order.try_emplace(result, order.size());
+    });
+    valueOrder = &order;
+    llvm::scope_exit reset([] { valueOrder = nullptr; });
     OpBuilder b(func.getContext());
     SmallVector<Operation *> accesses;
     func.walk([&](Operation *op) {
