@@ -26,16 +26,23 @@ struct StoreToCall : OpConversionPattern<StoreOp> {
     return success();
   }
 };
-/// `block_load<ResultTile>(p, other, base, strides..., bounds...)`: the
-/// device library unpacks the scalars by the tile's rank.
+/// (p, value or other, base, strides..., bounds...): the block functions'
+/// arguments; the device library unpacks the scalars by the tile's rank.
+template <class BlockAdaptor>
+SmallVector<Value> blockOperands(Value second, BlockAdaptor adaptor) {
+  SmallVector<Value> operands{adaptor.getPtr(), second, adaptor.getBase()};
+  llvm::append_range(operands, adaptor.getStrides());
+  llvm::append_range(operands, adaptor.getBounds());
+  return operands;
+}
+
+/// `block_load<ResultTile>(p, other, base, strides..., bounds...)`.
 struct BlockLoadToCall : OpConversionPattern<BlockLoadOp> {
   using OpConversionPattern::OpConversionPattern;
   LogicalResult
   matchAndRewrite(BlockLoadOp op, OpAdaptor adaptor,
                   ConversionPatternRewriter &rewriter) const override {
-    SmallVector<Value> operands{adaptor.getPtr(), adaptor.getOther(), adaptor.getBase()};
-    llvm::append_range(operands, adaptor.getStrides());
-    llvm::append_range(operands, adaptor.getBounds());
+    SmallVector<Value> operands = blockOperands(adaptor.getOther(), adaptor);
     if (!op.getDeferred()) {
       replaceWithCall(rewriter, *getTypeConverter(), op, "loom::tile::block_load", operands,
                       {typeArg(getContext(), op.getType())});
@@ -59,10 +66,8 @@ struct BlockStoreToCall : OpConversionPattern<BlockStoreOp> {
   LogicalResult
   matchAndRewrite(BlockStoreOp op, OpAdaptor adaptor,
                   ConversionPatternRewriter &rewriter) const override {
-    SmallVector<Value> operands{adaptor.getPtr(), adaptor.getValue(), adaptor.getBase()};
-    llvm::append_range(operands, adaptor.getStrides());
-    llvm::append_range(operands, adaptor.getBounds());
-    replaceWithCall(rewriter, *getTypeConverter(), op, "loom::tile::block_store", operands);
+    replaceWithCall(rewriter, *getTypeConverter(), op, "loom::tile::block_store",
+                    blockOperands(adaptor.getValue(), adaptor));
     return success();
   }
 };
