@@ -64,14 +64,10 @@ AttentionConfig defaultAttentionConfig(int64_t headDim, runtime::Backend backend
 AttentionConfig defaultAttentionBackwardConfig(int64_t headDim, runtime::Backend backend) {
   if (runtime::resolveBackend(backend) == runtime::Backend::Cpu)
     return {64, 64, 128};
-  // 16x16 keeps dK/dV (or dQ), Q, dO, K, V and the score tiles within 255
-  // registers on 8 warps up to head dim 192. At 256 the dK/dV kernel spilled
-  // 64 bytes on sm_90a at 255 registers; 10 warps leave each thread fewer
-  // elements (no spills on sm_80/sm_90a, every built-in variant), at the
-  // price of blocked instead of mma-fragment accumulators (32 column atoms
-  // do not split over 10 warps).
-  if (headDim > 192)
-    return {16, 16, 320};
+  // 16x16 on 8 warps: no spills up to head dim 256 (dK/dV 149-154 registers
+  // there) since dot-only tiles go global -> shared by cp.async; the 8 warps
+  // split the 32 column atoms of a 16x256 accumulator, so dK/dV/dQ stay in
+  // mma fragments.
   return {16, 16, 256};
 }
 

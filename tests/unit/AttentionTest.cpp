@@ -182,9 +182,9 @@ TEST(AttentionBackwardEmu, GradientsOnTheEmulatedDevice) {
 }
 
 TEST(AttentionBackwardEmu, DefaultGpuConfigAtHeadDim256) {
-  // The untuned GPU default at head dim 256 (16x16 blocks on 10 warps, the
-  // largest spill-free choice) on the emulated device.
-  ASSERT_EQ(defaultAttentionBackwardConfig(256, runtime::Backend::Emu).numThreads, 320u);
+  // The untuned GPU default at the largest head dim (16x16 blocks on 8
+  // warps, accumulators in mma fragments, K/V staged by cp.async chunks) on
+  // the emulated device.
   checkBackward(Problem{1, 20, 24, 1, 1, 256, true}, DType::BF16, runtime::Backend::Emu);
 }
 
@@ -408,6 +408,9 @@ int spilledBytes(const dsl::Kernel &kernel, const AttentionConfig &config, const
   auto build = runtime::buildCuda(kernel, spec, options);
   const auto &r = build.resources();
   EXPECT_NE(build.binary.ptx.find("mma.sync.aligned.m16n8k16"), std::string::npos)
+      << kernel.name();
+  // Dot-only K/V (and Q) tiles go global -> shared in 16-byte cp.async chunks.
+  EXPECT_NE(build.binary.ptx.find("cp.async.cg.shared.global"), std::string::npos)
       << kernel.name();
   std::printf("[ report   ] %s %lldx%lld, %u threads, %s: %d registers, %d bytes spilled, "
               "%lld bytes smem\n",

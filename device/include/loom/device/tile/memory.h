@@ -162,10 +162,54 @@ __device__ __forceinline__ ViewT block_view(const T* p, T other, int64_t base, S
 }
 
 namespace detail {
-// Staging (see layout.h) of a view: each thread copies the elements a
-// blocked tile would give it, in the same order.
+// Staging of a view of 16-bit elements in 16-byte chunks by cp.async, when
+// the rows are contiguous (unit column stride) and `other` is zero (what a
+// copy does not read, it zero-fills): chunk c (8 elements of one row) goes
+// to thread c % kThreads, global -> shared without passing through
+// registers; `map` keeps each chunk contiguous (the swizzle permutes whole
+// chunks). A chunk whose global or shared address is not 16-byte aligned is
+// copied element by element. Returns false (nothing copied) when the view does not
+// qualify.
+template <class Map, class T, class S>
+__device__ __forceinline__ bool stage_by_chunks(T* buf, const GlobalBlock<T, S>& g) {
+  if constexpr (S::rank == 2 && sizeof(T) == 2 && S::dim(1) % 8 == 0) {
+    if (g.access.strides[1] != 1 || g.other.bits != 0)
+      return false;
+    constexpr int kCols = S::dim(1), kChunksPerRow = kCols / 8;
+    constexpr int kChunks = S::dim(0) * kChunksPerRow;
+    const Map map{};
+    for (int c = thread_rank(); c < kChunks; c += kThreads) {
+      const int r = c / kChunksPerRow, c0 = c % kChunksPerRow * 8;
+      const int left = r < g.access.bounds[0] ? g.access.bounds[1] - c0 : 0;
+      const int valid = left < 0 ? 0 : left > 8 ? 8 : left;
+      const T* src = g.p + g.base + r * g.access.strides[0] + c0;
+      T* dst = buf + map(r * kCols + c0);
+      if ((((unsigned long long)src | (unsigned long long)dst) & 15) == 0) {
+        if (valid > 0) {
+          LOOM_CHECK_GLOBAL(src, "global load");
+          LOOM_CHECK_GLOBAL(src + valid - 1, "global load");
+        }
+        loom::device::cp_async_16(dst, valid > 0 ? src : g.p, valid * 2);
+        continue;
+      }
+      for (int e = 0; e < 8; ++e)
+        smem_store(dst + e, e < valid ? (LOOM_CHECK_GLOBAL(&src[e], "global load"), src[e])
+                                      : g.other);
+    }
+    loom::device::cp_async_commit();
+    loom::device::cp_async_wait<0>(); // visible to the block after the caller's barrier
+    return true;
+  }
+  return false;
+}
+
+// Staging (see layout.h) of a view: 16-byte cp.async chunks where possible,
+// else each thread copies the elements a blocked tile would give it, in the
+// same order.
 template <class Map = LinearIndex, class T, class S>
 __device__ __forceinline__ void stage(T* buf, const GlobalBlock<T, S>& g) {
+  if (stage_by_chunks<Map>(buf, g))
+    return;
   const Map map{};
   LOOM_UNROLL
   for (int k = 0; k < Blocked::slots<S>(); ++k) {
