@@ -139,11 +139,11 @@ __device__ __forceinline__ TileT block_load(const T* p, T other, int64_t base, S
   return r;
 }
 
-// A block_load that is not read into registers: its scalars, read element
-// by element where the tile is consumed. loom-structure-memory makes one
-// for a load whose only user is a dot operand: dot's staging then copies
-// global memory straight into shared memory (one element in flight per
-// copy instead of a whole tile live until the dot), once per dot, so a view
+// A block_load that is not read into registers: its scalars, read where
+// the tile is consumed. loom-structure-memory makes one for a load whose
+// only user is a dot operand: dot's staging then copies global memory
+// straight into shared memory (16-byte cp.async chunks for 16-bit rows,
+// see stage_by_chunks; no tile live until the dot), once per dot, so a view
 // defined outside a loop is read again in every iteration.
 template <class T, class S>
 struct GlobalBlock {
@@ -162,63 +162,64 @@ __device__ __forceinline__ ViewT block_view(const T* p, T other, int64_t base, S
 }
 
 namespace detail {
-// Staging of a view of 16-bit elements in 16-byte chunks by cp.async, when
-// the rows are contiguous (unit column stride) and `other` is zero (what a
-// copy does not read, it zero-fills): chunk c (8 elements of one row) goes
-// to thread c % kThreads, global -> shared without passing through
-// registers; `map` keeps each chunk contiguous (the swizzle permutes whole
-// chunks). A chunk whose global or shared address is not 16-byte aligned is
-// copied element by element. Returns false (nothing copied) when the view does not
-// qualify.
+// Staging of a view of 16-bit elements in chunks of 8 elements of one row:
+// chunk c goes to thread c % kThreads. Where the rows are contiguous (unit
+// column stride), `other` is zero (what a copy does not read, it
+// zero-fills) and both addresses are 16-byte aligned, a chunk is one
+// cp.async of 16 bytes, global -> shared without passing through
+// registers; otherwise its elements are copied one by one. `map` keeps each
+// chunk contiguous (the swizzle permutes whole chunks).
+template <class T, class S>
+inline constexpr bool kStagedByChunks = S::rank == 2 && sizeof(T) == 2 && S::dim(1) % 8 == 0;
+
 template <class Map, class T, class S>
-__device__ __forceinline__ bool stage_by_chunks(T* buf, const GlobalBlock<T, S>& g) {
-  if constexpr (S::rank == 2 && sizeof(T) == 2 && S::dim(1) % 8 == 0) {
-    if (g.access.strides[1] != 1 || g.other.bits != 0)
-      return false;
-    constexpr int kCols = S::dim(1), kChunksPerRow = kCols / 8;
-    constexpr int kChunks = S::dim(0) * kChunksPerRow;
-    const Map map{};
-    for (int c = thread_rank(); c < kChunks; c += kThreads) {
-      const int r = c / kChunksPerRow, c0 = c % kChunksPerRow * 8;
-      const int left = r < g.access.bounds[0] ? g.access.bounds[1] - c0 : 0;
-      const int valid = left < 0 ? 0 : left > 8 ? 8 : left;
-      const T* src = g.p + g.base + r * g.access.strides[0] + c0;
-      T* dst = buf + map(r * kCols + c0);
-      if ((((unsigned long long)src | (unsigned long long)dst) & 15) == 0) {
-        if (valid > 0) {
-          LOOM_CHECK_GLOBAL(src, "global load");
-          LOOM_CHECK_GLOBAL(src + valid - 1, "global load");
-        }
-        loom::device::cp_async_16(dst, valid > 0 ? src : g.p, valid * 2);
-        continue;
+__device__ __forceinline__ void stage_by_chunks(T* buf, const GlobalBlock<T, S>& g) {
+  const auto& a = g.access;
+  const bool copyable = a.strides[1] == 1 && g.other.bits == 0;
+  constexpr int kCols = S::dim(1), kChunksPerRow = kCols / 8;
+  constexpr int kChunks = S::dim(0) * kChunksPerRow;
+  const Map map{};
+  for (int c = thread_rank(); c < kChunks; c += kThreads) {
+    const int r = c / kChunksPerRow, c0 = c % kChunksPerRow * 8;
+    const int left = r < a.bounds[0] ? a.bounds[1] - c0 : 0;
+    const int valid = left < 0 ? 0 : left > 8 ? 8 : left;
+    const T* row = g.p + g.base + r * a.strides[0];
+    T* dst = buf + map(r * kCols + c0);
+    if (copyable && (((unsigned long long)(row + c0) | (unsigned long long)dst) & 15) == 0) {
+      if (valid > 0) {
+        LOOM_CHECK_GLOBAL(row + c0, "global load");
+        LOOM_CHECK_GLOBAL(row + c0 + valid - 1, "global load");
       }
-      for (int e = 0; e < 8; ++e)
-        smem_store(dst + e, e < valid ? (LOOM_CHECK_GLOBAL(&src[e], "global load"), src[e])
-                                      : g.other);
+      loom::device::cp_async_16(dst, valid > 0 ? row + c0 : g.p, valid * 2);
+      continue;
     }
-    loom::device::cp_async_commit();
-    loom::device::cp_async_wait<0>(); // visible to the block after the caller's barrier
-    return true;
+    for (int e = 0; e < 8; ++e) {
+      const T* src = row + (c0 + e) * a.strides[1];
+      smem_store(dst + e, e < valid ? (LOOM_CHECK_GLOBAL(src, "global load"), *src) : g.other);
+    }
   }
-  return false;
+  loom::device::cp_async_commit();
+  loom::device::cp_async_wait<0>(); // visible to the block after the caller's barrier
 }
 
-// Staging (see layout.h) of a view: 16-byte cp.async chunks where possible,
-// else each thread copies the elements a blocked tile would give it, in the
-// same order.
+// Staging (see layout.h) of a view: by chunks for 16-bit rows of whole
+// chunks, else each thread copies the elements a blocked tile would give
+// it, in the same order.
 template <class Map = LinearIndex, class T, class S>
 __device__ __forceinline__ void stage(T* buf, const GlobalBlock<T, S>& g) {
-  if (stage_by_chunks<Map>(buf, g))
-    return;
-  const Map map{};
-  LOOM_UNROLL
-  for (int k = 0; k < Blocked::slots<S>(); ++k) {
-    if (!slot_valid<S>(k)) continue;
-    int64_t off;
-    const bool inside = g.access.at(slot_index(k), off);
-    smem_store(buf + map(slot_index(k)),
-               inside ? (LOOM_CHECK_GLOBAL(&g.p[g.base + off], "global load"), g.p[g.base + off])
-                      : g.other);
+  if constexpr (kStagedByChunks<T, S>) {
+    stage_by_chunks<Map>(buf, g);
+  } else {
+    const Map map{};
+    LOOM_UNROLL
+    for (int k = 0; k < Blocked::slots<S>(); ++k) {
+      if (!slot_valid<S>(k)) continue;
+      int64_t off;
+      const bool inside = g.access.at(slot_index(k), off);
+      smem_store(buf + map(slot_index(k)),
+                 inside ? (LOOM_CHECK_GLOBAL(&g.p[g.base + off], "global load"), g.p[g.base + off])
+                        : g.other);
+    }
   }
 }
 } // namespace detail
