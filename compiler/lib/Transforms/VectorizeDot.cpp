@@ -113,45 +113,38 @@ public:
       vector::StoreOp::create(b, loop.getResult(r), c, ValueRange{rowIndex[r], j0});
   }
 
-  /// Rows [i0, i0 + rows) against every column of C: full `lanes` blocks in
-  /// a loop, then the remainder in halving widths at constant offsets.
+  /// Rows [i0, i0 + rows) against every column of C.
   void emitRows(Value i0, int64_t rows, int64_t N, int64_t K, int64_t lanes) {
-    int64_t full = N / lanes * lanes;
-    if (full > 0) {
-      auto loop = this->loop(0, full, lanes);
-      OpBuilder::InsertionGuard guard(b);
-      b.setInsertionPointToStart(loop.getBody());
-      emitBlock(i0, rows, loop.getInductionVar(), lanes, K);
-    }
-    int64_t j = full;
-    for (int64_t width = lanes / 2; width >= 1; width /= 2)
-      if (N - j >= width) {
-        emitBlock(i0, rows, constant(j), width, K);
-        j += width;
-      }
+    forEachBlock(N, lanes, [&](Value j0, int64_t width) { emitBlock(i0, rows, j0, width, K); });
   }
 
   void emit(int64_t M, int64_t N, int64_t K, int64_t rows, int64_t lanes) {
-    int64_t full = M / rows * rows;
-    if (full > 0) {
-      auto loop = this->loop(0, full, rows);
-      OpBuilder::InsertionGuard guard(b);
-      b.setInsertionPointToStart(loop.getBody());
-      emitRows(loop.getInductionVar(), rows, N, K, lanes);
-    }
-    // Remaining rows in halving blocks at constant offsets (6-row blocks
-    // over 64 rows leave 4: one 4-row block keeps the FMA units busier than
-    // four single rows, which load as much as they compute).
-    int64_t i = full;
-    for (int64_t r = llvm::PowerOf2Ceil(rows) / 2; r >= 1; r /= 2)
-      if (M - i >= r) {
-        emitRows(constant(i), r, N, K, lanes);
-        i += r;
-      }
+    forEachBlock(M, rows, [&](Value i0, int64_t r) { emitRows(i0, r, N, K, lanes); });
   }
 
 private:
   Value constant(int64_t v) { return arith::ConstantIndexOp::create(b, v); }
+
+  /// Covers [0, extent) with blocks: full blocks of `size` in a loop, then
+  /// what remains in halving power-of-two blocks at constant offsets (13
+  /// columns on 16 lanes: 8 + 4 + 1; 64 rows on 6-row blocks leave one
+  /// 4-row block, which keeps the FMA units busier than four single rows).
+  void forEachBlock(int64_t extent, int64_t size,
+                    llvm::function_ref<void(Value start, int64_t size)> body) {
+    int64_t full = extent / size * size;
+    if (full > 0) {
+      auto loop = this->loop(0, full, size);
+      OpBuilder::InsertionGuard guard(b);
+      b.setInsertionPointToStart(loop.getBody());
+      body(loop.getInductionVar(), size);
+    }
+    int64_t at = full;
+    for (int64_t part = llvm::PowerOf2Ceil(size) / 2; part >= 1; part /= 2)
+      if (extent - at >= part) {
+        body(constant(at), part);
+        at += part;
+      }
+  }
 
   /// An scf.for that LLVM must not unroll: the trip counts are constants,
   /// and fully unrolling k (times rows x lanes FMAs) made basic blocks of
