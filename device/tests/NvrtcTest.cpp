@@ -125,7 +125,8 @@ TEST(Nvrtc, EmbeddedHeadersAreTheDeviceLibrary) {
   for (const char* header :
        {"loom/device/primitives.h", "loom/device/tile.h", "loom/device/tile/core.h",
         "loom/device/tile/elementwise.h", "loom/device/tile/memory.h",
-        "loom/device/tile/construct.h", "loom/device/tile/reduce.h", "loom/device/tile/dot.h"}) {
+        "loom/device/tile/construct.h", "loom/device/tile/reduce.h", "loom/device/tile/dot.h",
+        "loom/device/tile/pipeline.h"}) {
     bool found = false;
     for (const auto& [name, text] : loom::device::embedded_headers())
       if (name == header) found = !text.empty();

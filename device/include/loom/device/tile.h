@@ -16,6 +16,8 @@
 //   tile/construct.h   arange, splat, reshape, broadcast, convert_layout
 //   tile/reduce.h      reduce_sum/max/min, extract
 //   tile/dot.h         dot
+//   tile/pipeline.h    async_copy, async_commit, async_wait, shared_slot:
+//                      multi-stage cp.async pipelines of dot operands
 //
 // Scratch bytes (ops taking smem; round each up to 16, size the launch with
 // the max): broadcast and convert_layout Src::size*sizeof(T); reduce
@@ -31,3 +33,4 @@
 #include "loom/device/tile/construct.h"
 #include "loom/device/tile/reduce.h"
 #include "loom/device/tile/dot.h"
+#include "loom/device/tile/pipeline.h"

@@ -201,9 +201,12 @@ __device__ __forceinline__ int32_t num_programs() {
   else return (int32_t)gridDim.z;
 }
 
-// The block's dynamic shared memory (128-byte aligned on both layers).
+// The block's dynamic shared memory (128-byte aligned on both layers),
+// kOffset bytes in: the ops' scratch starts after the pipeline buffers
+// (pipeline.h), if any.
+template <int kOffset = 0>
 __device__ __forceinline__ unsigned char* shared_scratch() {
-  return static_cast<unsigned char*>(loom::device::dynamic_shared_memory());
+  return static_cast<unsigned char*>(loom::device::dynamic_shared_memory()) + kOffset;
 }
 
 // Every shared-memory access of the tile layer goes through these, so that the

@@ -2,7 +2,8 @@
 //
 // Tensor-core path (half_t/bf16_t, M%16 == 0, N%8 == 0, K%16 == 0): A and B,
 // in any layout, are staged row-major in shared memory with an XOR swizzle
-// of their 16-byte chunks; each warp computes 16x8 output tiles with
+// of their 16-byte chunks (a SharedBlock operand, a pipeline slot, is
+// already there and is read in place); each warp computes 16x8 output tiles with
 // ldmatrix_x4 (A), ldmatrix_x2_trans (B) and mma.m16n8k16 (PTX_FACTS §1,
 // §3). With an Mma<WM, WN> accumulator the MMAs accumulate straight into
 // its fragments (the accumulator never leaves the registers); with a
@@ -59,6 +60,19 @@ struct SwizzledIndex {
   }
 };
 
+// Where the tensor-core path reads operand x from: a SharedBlock is already
+// staged (Map is its layout) and is read in place; anything else is staged
+// into buf.
+template <class Map, class T, class X>
+__device__ __forceinline__ const T* mma_operand(T* buf, const X& x) {
+  if constexpr (is_shared_block_v<X>) {
+    return x.p;
+  } else {
+    stage<Map>(buf, x);
+    return buf;
+  }
+}
+
 // The A fragment of rows m0..m0+15, columns k0..k0+15: lane l -> row l%16,
 // columns 8*(l/16)..+8 (x4).
 template <class T, int K>
@@ -111,10 +125,8 @@ __device__ __forceinline__ TileR dot_mma_acc(const TileA& a, const TileB& b, con
   using L = typename TileR::layout;
   using S = typename TileR::shape;
   constexpr int AM = L::template atoms_m<S>(), AN = L::template atoms_n<S>();
-  T* As = reinterpret_cast<T*>(smem);
-  T* Bs = As + M * K;
-  stage<SwizzledIndex<K>>(As, a);
-  stage<SwizzledIndex<N>>(Bs, b);
+  const T* As = mma_operand<SwizzledIndex<K>>(reinterpret_cast<T*>(smem), a);
+  const T* Bs = mma_operand<SwizzledIndex<N>>(reinterpret_cast<T*>(smem) + M * K, b);
   loom::device::bar_sync();
   TileR r = acc;
   const int wm = L::warp_m(), wn = L::warp_n(), lane = (int)loom::device::lane_id();
@@ -146,11 +158,10 @@ __device__ __forceinline__ TileR dot_mma_acc(const TileA& a, const TileB& b, con
 template <class TileR, class T, int M, int N, int K, class TileA, class TileB>
 __device__ __forceinline__ TileR dot_mma(const TileA& a, const TileB& b, const TileR& acc,
                                          unsigned char* smem) {
-  T* As = reinterpret_cast<T*>(smem);
-  T* Bs = As + M * K;
-  float* Cs = reinterpret_cast<float*>(Bs + K * N);
-  stage<SwizzledIndex<K>>(As, a);
-  stage<SwizzledIndex<N>>(Bs, b);
+  T* const staging = reinterpret_cast<T*>(smem);
+  float* Cs = reinterpret_cast<float*>(staging + M * K + K * N);
+  const T* As = mma_operand<SwizzledIndex<K>>(staging, a);
+  const T* Bs = mma_operand<SwizzledIndex<N>>(staging + M * K, b);
   loom::device::bar_sync();
 
   const int lane = (int)loom::device::lane_id(), warp = thread_rank() / 32;
@@ -180,6 +191,8 @@ __device__ __forceinline__ TileR dot_mma(const TileA& a, const TileB& b, const T
 template <class TileR, class T, int M, int N, int K, class TileA, class TileB>
 __device__ __forceinline__ TileR dot_fma(const TileA& a, const TileB& b, const TileR& acc,
                                          unsigned char* smem) {
+  static_assert(!is_shared_block_v<TileA> && !is_shared_block_v<TileB>,
+                "dot: a pipelined shared-memory operand needs the tensor-core path");
   T* As = reinterpret_cast<T*>(smem);
   T* Bs = As + M * K;
   stage(As, a);

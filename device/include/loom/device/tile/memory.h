@@ -161,6 +161,22 @@ __device__ __forceinline__ ViewT block_view(const T* p, T other, int64_t base, S
   return ViewT{p, other, base, detail::block_access<typename ViewT::shape>(sb...)};
 }
 
+// A dot operand already in shared memory, at p, in the layout the dot's
+// staging would give it (row-major, 16-byte chunks swizzled as
+// Swizzle<S::dim(1)>, see dot.h): a slot of a pipeline (pipeline.h). The
+// dot reads it in place.
+template <class T, class S>
+struct SharedBlock {
+  using element_type = T;
+  using shape = S;
+  const T* p;
+};
+
+template <class X>
+inline constexpr bool is_shared_block_v = false;
+template <class T, class S>
+inline constexpr bool is_shared_block_v<SharedBlock<T, S>> = true;
+
 namespace detail {
 // Staging of a view of 16-bit elements in chunks of 8 elements of one row:
 // chunk c goes to thread c % kThreads. Where the rows are contiguous (unit
@@ -168,12 +184,13 @@ namespace detail {
 // zero-fills) and both addresses are 16-byte aligned, a chunk is one
 // cp.async of 16 bytes, global -> shared without passing through
 // registers; otherwise its elements are copied one by one. `map` keeps each
-// chunk contiguous (the swizzle permutes whole chunks).
+// chunk contiguous (the swizzle permutes whole chunks). Issues the copies
+// only: the caller commits and waits (cp.async) before its barrier.
 template <class T, class S>
 inline constexpr bool kStagedByChunks = S::rank == 2 && sizeof(T) == 2 && S::dim(1) % 8 == 0;
 
 template <class Map, class T, class S>
-__device__ __forceinline__ void stage_by_chunks(T* buf, const GlobalBlock<T, S>& g) {
+__device__ __forceinline__ void issue_chunks(T* buf, const GlobalBlock<T, S>& g) {
   const auto& a = g.access;
   const bool copyable = a.strides[1] == 1 && g.other.bits == 0;
   constexpr int kCols = S::dim(1), kChunksPerRow = kCols / 8;
@@ -198,6 +215,12 @@ __device__ __forceinline__ void stage_by_chunks(T* buf, const GlobalBlock<T, S>&
       smem_store(dst + e, e < valid ? (LOOM_CHECK_GLOBAL(src, "global load"), *src) : g.other);
     }
   }
+}
+
+// Copies the view into buf (see issue_chunks) and waits for the copies.
+template <class Map, class T, class S>
+__device__ __forceinline__ void stage_by_chunks(T* buf, const GlobalBlock<T, S>& g) {
+  issue_chunks<Map>(buf, g);
   loom::device::cp_async_commit();
   loom::device::cp_async_wait<0>(); // visible to the block after the caller's barrier
 }
