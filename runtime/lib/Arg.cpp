@@ -48,7 +48,7 @@ std::string Specialization::key() const {
   Backend b = resolveBackend(backend);
   std::string k = fmt::format("backend={};opt={};", backendName(b), optLevel);
   if (b != Backend::Cpu)
-    k += fmt::format("threads={};arch={};", numThreads, arch);
+    k += fmt::format("threads={};arch={};stages={};", numThreads, arch, numStages);
   for (const auto &[name, v] : constants)
     k += fmt::format("c:{}={};", name, v);
   for (const auto &[name, v] : bindings)

@@ -63,7 +63,8 @@ compiler::CudaSource cudaSourceFromModule(mlir::ModuleOp module, const dsl::Kern
   sig = signatureOf(func);
   bindings = spec.bindings;
   auto binds = bindingStrings(spec, sig, kernel.name(), bindings);
-  return compiler::generateCuda(module, binds, spec.numThreads, afterStage, timings);
+  return compiler::generateCuda(module, binds, {spec.numThreads, spec.numStages}, afterStage,
+                                timings);
 }
 
 namespace {

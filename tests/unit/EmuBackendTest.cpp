@@ -9,6 +9,7 @@
 #include "loom/Support/HalfPrecision.h"
 #include "loom/ops/Examples.h"
 #include "loom/ops/Reference.h"
+#include "loom/runtime/CudaBuild.h"
 #include "loom/runtime/Kernel.h"
 
 #include <gtest/gtest.h>
@@ -159,4 +160,64 @@ TEST(EmuChecks, GeneratedKernelsAreRaceFree) {
       ->launch(Grid(rows), {Arg::buffer(x), Arg::buffer(y), Arg::i32(cols), Arg::i32(cols)});
   EXPECT_TRUE(ref::withinRelative(
       ref::compare(y, ref::softmaxRows(ref::toDouble(x), rows, cols), 1e-30), 1e-4));
+}
+
+TEST(EmuPipeline, EveryStageCountGivesTheSameProductAndIsRaceFree) {
+  // loom-pipeline-dot-operands copies the matmul's A and B tiles numStages - 1
+  // iterations ahead into shared-memory slots. The emulator lands cp.async
+  // copies only when a wait retires their group, and its race detector
+  // checks the slot reuse, so a wrong wait count or a missing barrier shows
+  // up. K = 100 leaves a ragged last tile (zero-filled past the bound) and
+  // rows 200 bytes apart, so odd rows take the element-wise fallback; K = 96
+  // is aligned throughout. The arithmetic is the same for every stage count:
+  // the products must agree bit for bit, and with float64.
+  setenv("LOOM_EMU_RACE_CHECK", "1", 1);
+  struct Unset {
+    ~Unset() { unsetenv("LOOM_EMU_RACE_CHECK"); }
+  } unset;
+  const dsl::Constants blocks{{"BLOCK_M", 32}, {"BLOCK_N", 16}, {"BLOCK_K", 16}};
+  for (int64_t kk : {100, 96}) {
+    SCOPED_TRACE("K = " + std::to_string(kk));
+    const int64_t m = 48, n = 24;
+    Typed a(m * kk, DType::BF16, -1, 1), b(kk * n, DType::BF16, -1, 1);
+    auto da = ref::toDouble(a.seen), db = ref::toDouble(b.seen);
+    auto want = ref::matmul(da, db, m, n, kk);
+    auto scale = ref::matmul(ref::absolute(da), ref::absolute(db), m, n, kk);
+    std::vector<float> unpipelined;
+    for (unsigned stages : {0u, 1u, 2u, 3u, 4u}) {
+      SCOPED_TRACE("stages = " + std::to_string(stages));
+      Specialization spec = emuSpec(blocks);
+      spec.numStages = stages;
+      auto source = generateCudaSource(ops::matmulKernel(DType::BF16), spec, 128, nullptr);
+      EXPECT_EQ(source.code.find("loom::tile::async_copy") != std::string::npos, stages > 0);
+      if (stages > 0)
+        EXPECT_NE(source.code.find(", " + std::to_string(stages) + ">(v"), std::string::npos)
+            << "slots per buffer";
+      std::vector<float> c(m * n, ref::poison());
+      compile(ops::matmulKernel(DType::BF16), spec)
+          ->launch(Grid(uint32_t((m + 31) / 32), uint32_t((n + 15) / 16)),
+                   {a.arg(DType::BF16), b.arg(DType::BF16), Arg::buffer(c), Arg::i32(m),
+                    Arg::i32(n), Arg::i32(kk), Arg::i32(kk), Arg::i32(n), Arg::i32(n)});
+      auto e = ref::compareScaled(c, want, scale);
+      EXPECT_TRUE(ref::withinRelative(e, 1e-5)) << ref::format(e);
+      if (stages == 0)
+        unpipelined = c;
+      else
+        EXPECT_EQ(c, unpipelined);
+    }
+  }
+}
+
+TEST(EmuPipeline, StageCountOutOfRangeIsAnError) {
+  Specialization spec = emuSpec({{"BLOCK_M", 32}, {"BLOCK_N", 16}, {"BLOCK_K", 16}});
+  spec.numStages = 9;
+  try {
+    compile(ops::matmulKernel(DType::BF16), spec);
+    FAIL() << "9 stages compiled";
+  } catch (const Error &e) {
+    EXPECT_EQ(e.code(), ErrorCode::InvalidArgument);
+    EXPECT_NE(std::string(e.what()).find("pipeline stages must be from 0 to 8, got 9"),
+              std::string::npos)
+        << e.what();
+  }
 }

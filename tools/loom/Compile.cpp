@@ -145,7 +145,7 @@ dsl::Kernel attentionKernel(const Options &opts, const std::string &name, DType 
 } // namespace
 
 int runCompile(int argc, char **argv) {
-  Options opts("compile", {"kernel", "dtype", "emit", "const", "bind", "opt", "arch", "threads", "o",
+  Options opts("compile", {"kernel", "dtype", "emit", "const", "bind", "opt", "arch", "threads", "stages", "o",
                 "head-dim", "variant"},
                {"timings", "report"});
   opts.parse(argc, argv, 2);
@@ -194,6 +194,19 @@ int runCompile(int argc, char **argv) {
     if (level < 0 || level > 3)
       throw Error(ErrorCode::InvalidArgument, fmt::format("--opt {} is not in 0..3", level));
     spec.optLevel = static_cast<unsigned>(level);
+  }
+
+  if (auto stages = opts.get("stages")) {
+    int64_t n = parseInt(*stages, "--stages");
+    if (n < 0 || n > 8)
+      throw Error(ErrorCode::InvalidArgument,
+                  fmt::format("--stages {} is not in 0..8 (shared-memory slots per pipelined dot "
+                              "operand; 0 turns pipelining off)",
+                              n));
+    if (!cudaBackend)
+      throw Error(ErrorCode::InvalidArgument,
+                  "loom compile: --stages is for the CUDA backend (--arch, --emit cuda|ptx|cubin)");
+    spec.numStages = static_cast<unsigned>(n);
   }
 
   if (cudaBackend) {

@@ -38,6 +38,9 @@ commands:
                                     sm_90a uses the sm_80 mma.sync path:
                                     wgmma/TMA are future work)
                --threads N          threads per block (default 128)
+               --stages N           shared-memory slots per pipelined dot operand
+                                    (default 2: copies run one loop iteration
+                                    ahead; 0: no pipelining)
                --report             registers, spills and shared memory (ptxas)
                -o FILE / --o FILE   write the output to FILE
                --const NAME=VALUE   compile-time constant (repeatable)

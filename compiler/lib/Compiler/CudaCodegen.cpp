@@ -16,8 +16,9 @@
 namespace loom::compiler {
 
 CudaSource generateCuda(mlir::ModuleOp module, const std::vector<std::string> &bindings,
-                        unsigned numThreads, const StageCallback &afterStage,
+                        const CudaCodegenOptions &codegen, const StageCallback &afterStage,
                         std::vector<StageTiming> *timings) {
+  const unsigned numThreads = codegen.numThreads;
   registerAllPasses();
   auto start = std::chrono::steady_clock::now();
   auto lap = [&](const char *name) {
@@ -58,6 +59,22 @@ CudaSource generateCuda(mlir::ModuleOp module, const std::vector<std::string> &b
     runStage(layouts, module, "layouts");
   }
   lap("layouts");
+
+  // Tensor-core dot operands that loops read from global memory are copied
+  // into shared-memory slots ahead of use; with no stages they stay deferred
+  // (read from global memory by the dot).
+  if (codegen.numStages > 8)
+    throw Error(ErrorCode::InvalidArgument,
+                "pipeline stages must be from 0 to 8, got " + std::to_string(codegen.numStages));
+  if (codegen.numStages > 0) {
+    mlir::PassManager pipeline(module.getContext());
+    mlir::loom::LoomPipelineDotOperandsOptions pipelineOptions;
+    pipelineOptions.numStages = codegen.numStages;
+    pipeline.addNestedPass<mlir::func::FuncOp>(
+        mlir::loom::createLoomPipelineDotOperands(pipelineOptions));
+    runStage(pipeline, module, "pipeline");
+  }
+  lap("pipeline");
 
   mlir::PassManager pm(module.getContext());
   mlir::loom::ConvertLoomToEmitCOptions options;

@@ -18,16 +18,26 @@ struct CudaSource {
   unsigned numThreads = 0; ///< threads per block
 };
 
+/// What the CUDA code generator is asked for besides the kernel.
+struct CudaCodegenOptions {
+  unsigned numThreads = 128; ///< threads per block
+  /// Shared-memory slots per pipelined dot operand (Triton's num_stages):
+  /// copies run numStages - 1 loop iterations ahead; 0 = no pipelining
+  /// (operands read from global memory by the dot that uses them).
+  unsigned numStages = 2;
+};
+
 /// Specializes `module` (binding `bindings`), turns strided loads and stores
 /// into block accesses (loom-structure-memory), assigns register layouts
-/// (loom-assign-layouts), lowers it through convert-loom-to-emitc and prints
-/// C++. Reports the IR after the "specialize", "structure-memory", "layouts"
-/// and "emitc" stages to `afterStage`. In the environment,
-/// LOOM_BLOCK_ACCESS=0 keeps the generic loads and stores and
-/// LOOM_ASSIGN_LAYOUTS=0 skips the layout assignment (every tile blocked).
-/// Throws loom::Error.
+/// (loom-assign-layouts), pipelines the dot operands of loops
+/// (loom-pipeline-dot-operands), lowers it through convert-loom-to-emitc
+/// and prints C++. Reports the IR after the "specialize",
+/// "structure-memory", "layouts", "pipeline" and "emitc" stages to
+/// `afterStage`. In the environment, LOOM_BLOCK_ACCESS=0 keeps the generic
+/// loads and stores and LOOM_ASSIGN_LAYOUTS=0 skips the layout assignment
+/// (every tile blocked). Throws loom::Error.
 CudaSource generateCuda(mlir::ModuleOp module, const std::vector<std::string> &bindings,
-                        unsigned numThreads, const StageCallback &afterStage = {},
+                        const CudaCodegenOptions &options, const StageCallback &afterStage = {},
                         std::vector<StageTiming> *timings = nullptr);
 
 } // namespace loom::compiler

@@ -42,6 +42,8 @@ void populateLoomComputeToEmitCPatterns(const TypeConverter &converter,
                                         RewritePatternSet &patterns);
 void populateElementwiseToEmitCPatterns(const TypeConverter &converter,
                                         RewritePatternSet &patterns);
+void populateLoomPipelineToEmitCPatterns(const TypeConverter &converter,
+                                         RewritePatternSet &patterns);
 inline constexpr llvm::StringLiteral kSharedScratchCallee = "loom::tile::shared_scratch";
 /// Module attributes set by convert-loom-to-emitc.
 inline constexpr llvm::StringLiteral kSharedBytesAttrName = "loom.shared_bytes";

@@ -11,6 +11,10 @@ namespace mlir::loom {
 
 #define GEN_PASS_REGISTRATION
 #include "loom/Transforms/Passes.h.inc"
+
+/// Function attribute set by loom-pipeline-dot-operands: bytes of shared
+/// memory its buffers take, at the start of the block's shared memory.
+inline constexpr llvm::StringLiteral kPipelineBytesAttrName = "loom.pipeline_bytes";
 } // namespace mlir::loom
 
 #endif

@@ -238,4 +238,68 @@ def LoomStructureMemory : Pass<"loom-structure-memory", "::mlir::func::FuncOp"> 
   let dependentDialects = ["::mlir::arith::ArithDialect"];
 }
 
+def LoomPipelineDotOperands
+    : Pass<"loom-pipeline-dot-operands", "::mlir::func::FuncOp"> {
+  let summary = "copy a loop's dot operands into shared memory stages ahead "
+                "(multi-stage cp.async pipelining)";
+  let description = [{
+    A deferred `loom.block_load` (see `loom-structure-memory`) is read from
+    global memory by its dot's staging, each time the dot runs, and the dot
+    waits for the copy: the tensor cores idle while a tile crosses from L2.
+    This pass hides that latency for the tensor-core dots (f16/bf16, shapes
+    multiple of m16n8k16) of an `scf.for` whose body writes no memory:
+
+    - A deferred load in the body whose operands depend only on the
+      induction variable and on values from outside the loop (a slice of
+      pure ops) is *pipelined*: it gets a buffer of `num-stages` slots in
+      shared memory. Before the loop, the copies of the first
+      `num-stages - 1` iterations are issued (`loom.async_copy`), one group
+      (`loom.async_commit`) per load and iteration; at the top of iteration
+      i, those of iteration i + num-stages - 1 (the slice is cloned with the
+      induction variable advanced; copies past the end are skipped, their
+      empty groups still committed). Where the load was, a `loom.async_wait`
+      leaves pending only the groups committed after its own, and a
+      `loom.shared_slot` gives the dot slot `i % num-stages` to read in
+      place.
+    - A deferred load outside the loop read by a dot in it (flash
+      attention's Q) is *hoisted*: copied once, before the loop, into a
+      one-slot buffer, instead of from L2 in every iteration.
+
+    Slots are reused safely because every dot ends with a barrier. Buffers
+    of all loops are laid out one after another; their total is the
+    function attribute `loom.pipeline_bytes`, and the EmitC lowering puts
+    the ops' scratch after them. A loop whose buffers do not fit in
+    `max-shared-bytes` (with fewer stages first, down to one) is left as is.
+    `num-stages` = 1 copies each iteration's tiles in that iteration
+    (straight into the dot's layout, no prefetch).
+
+    Example (num-stages = 2, one pipelined K tile):
+    ```mlir
+    scf.for %i = %lb to %ub step %c1 iter_args(...) {
+      %k = loom.block_load %kp[%b(%i)] ... deferred : ... -> tensor<32x64xbf16>
+      %s = loom.dot %q, %k, %acc : ...
+    }
+    // becomes
+    scf.if (%lb < %ub) { loom.async_copy %kp[%b(%lb)] ..., slot %c0 {offset = 0, slots = 2} }
+    loom.async_commit
+    scf.for %i = %lb to %ub step %c1 iter_args(...) {
+      // slot = (i - lb) % 2, next = (i - lb + 1) % 2
+      scf.if (%i + 1 < %ub) { loom.async_copy %kp[%b(%i + 1)] ..., slot %next {...} }
+      loom.async_commit
+      loom.async_wait 1
+      %k = loom.shared_slot %slot {offset = 0, slots = 2} : tensor<32x64xbf16>
+      %s = loom.dot %q, %k, %acc : ...
+    }
+    ```
+  }];
+  let options = [
+    Option<"numStages", "num-stages", "unsigned", /*default=*/"2",
+           "shared-memory slots per pipelined operand (copies run num-stages - 1 "
+           "iterations ahead)">,
+    Option<"maxSharedBytes", "max-shared-bytes", "int64_t", /*default=*/"65536",
+           "shared memory all pipeline buffers of a function may take">,
+  ];
+  let dependentDialects = ["::mlir::arith::ArithDialect", "::mlir::scf::SCFDialect"];
+}
+
 #endif

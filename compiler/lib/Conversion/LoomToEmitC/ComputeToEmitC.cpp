@@ -15,7 +15,7 @@ struct DotToCall : OpConversionPattern<DotOp> {
     if (!smem)
       return rewriter.notifyMatchFailure(op, "kernel has no shared scratch");
     replaceWithCall(rewriter, *getTypeConverter(), op, "loom::tile::dot",
-                    {globalBlockOrSelf(adaptor.getA()), globalBlockOrSelf(adaptor.getB()),
+                    {viewOrSelf(adaptor.getA()), viewOrSelf(adaptor.getB()),
                      adaptor.getAcc(), smem},
                     {typeArg(getContext(), op.getType())});
     return success();

@@ -46,20 +46,31 @@ std::string cppTypeName(Type type) {
   return s;
 }
 
-std::string globalBlockTypeName(RankedTensorType type) {
-  std::string s = "loom::tile::GlobalBlock<" + cppTypeName(type.getElementType()) +
+namespace {
+std::string viewTypeName(StringRef view, RankedTensorType type) {
+  std::string s = ("loom::tile::" + view + "<").str() + cppTypeName(type.getElementType()) +
                   ", loom::tile::Shape<";
   for (auto [i, d] : llvm::enumerate(type.getShape()))
     s += (i ? ", " : "") + std::to_string(d);
   return s + ">>";
 }
+} // namespace
 
-Value globalBlockOrSelf(Value v) {
+std::string globalBlockTypeName(RankedTensorType type) {
+  return viewTypeName("GlobalBlock", type);
+}
+
+std::string sharedBlockTypeName(RankedTensorType type) {
+  return viewTypeName("SharedBlock", type);
+}
+
+Value viewOrSelf(Value v) {
   auto cast = v.getDefiningOp<UnrealizedConversionCastOp>();
   if (!cast || cast.getInputs().size() != 1)
     return v;
   auto view = dyn_cast<emitc::OpaqueType>(cast.getInputs()[0].getType());
-  if (view && view.getValue().starts_with("loom::tile::GlobalBlock<"))
+  if (view && (view.getValue().starts_with("loom::tile::GlobalBlock<") ||
+               view.getValue().starts_with("loom::tile::SharedBlock<")))
     return cast.getInputs()[0];
   return v;
 }

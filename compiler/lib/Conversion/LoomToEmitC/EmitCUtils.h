@@ -19,9 +19,14 @@ Value replaceWithCall(ConversionPatternRewriter &rewriter, const TypeConverter &
 /// becomes: loom::tile::GlobalBlock<T, Shape<...>>.
 std::string globalBlockTypeName(RankedTensorType type);
 
-/// A dot operand as the dot reads it: the GlobalBlock view of a deferred
-/// block load (seen through the cast to its tile type), or `v` itself.
-Value globalBlockOrSelf(Value v);
+/// C++ type of a pipeline slot holding this tile type (loom.shared_slot):
+/// loom::tile::SharedBlock<T, Shape<...>>.
+std::string sharedBlockTypeName(RankedTensorType type);
+
+/// A dot operand as the dot reads it: the view that a deferred block load
+/// or a pipeline slot lowers to (GlobalBlock, SharedBlock; seen through
+/// the cast to its tile type), or `v` itself.
+Value viewOrSelf(Value v);
 
 /// The kernel's shared-memory scratch pointer (first op of the kernel).
 Value sharedScratch(Operation *op);

@@ -1,6 +1,8 @@
 //===- LoomToEmitCPass.cpp - convert-loom-to-emitc driver -----------------===//
 #include "EmitCUtils.h"
 
+#include "loom/Transforms/Passes.h"
+
 #include "mlir/Conversion/FuncToEmitC/FuncToEmitC.h"
 #include "mlir/Conversion/SCFToEmitC/SCFToEmitC.h"
 #include "mlir/Dialect/EmitC/IR/EmitC.h"
@@ -34,9 +36,16 @@ int64_t scratchBytes(Operation *op) {
     return tileBytes(r.getSrc().getType());
   if (isa<tensor::ExtractOp>(op))
     return 16;
-  if (auto d = dyn_cast<DotOp>(op))
+  if (auto d = dyn_cast<DotOp>(op)) {
+    // Operands in pipeline slots are read in place; with a #loom.mma
+    // accumulator (dot_mma_acc) the other operand is staged at offset 0
+    // and the accumulator never leaves the registers.
+    auto staged = [](Value v) { return v.getDefiningOp<SharedSlotOp>() ? 0 : tileBytes(v.getType()); };
+    if (isa_and_nonnull<MmaEncodingAttr>(d.getAcc().getType().getEncoding()))
+      return staged(d.getA()) + staged(d.getB());
     return tileBytes(d.getA().getType()) + tileBytes(d.getB().getType()) +
            tileBytes(d.getAcc().getType());
+  }
   return 0;
 }
 
@@ -71,11 +80,19 @@ struct ConvertLoomToEmitCPass
       if (!func->hasAttr(kKernelAttrName))
         continue;
       kernels.push_back(func);
-      func.walk([&](Operation *op) { scratch = std::max(scratch, roundUp16(scratchBytes(op))); });
+      int64_t funcScratch = 0;
+      func.walk([&](Operation *op) { funcScratch = std::max(funcScratch, roundUp16(scratchBytes(op))); });
+      // Pipeline buffers (loom-pipeline-dot-operands) come first; the
+      // scratch starts after them.
+      int64_t pipeline = 0;
+      if (auto bytes = func->getAttrOfType<IntegerAttr>(kPipelineBytesAttrName))
+        pipeline = roundUp16(bytes.getInt());
+      scratch = std::max(scratch, pipeline + funcScratch);
       b.setInsertionPointToStart(&func.getBody().front());
       auto bytePtr = emitc::PointerType::get(emitc::OpaqueType::get(ctx, "unsigned char"));
+      ArrayAttr offset = pipeline ? b.getArrayAttr({b.getI64IntegerAttr(pipeline)}) : ArrayAttr();
       emitc::CallOpaqueOp::create(b, func.getLoc(), TypeRange{bytePtr}, kSharedScratchCallee,
-                                  ValueRange{});
+                                  ValueRange{}, ArrayAttr(), offset);
     }
     if (kernels.empty()) {
       module.emitError() << "no function with the '" << kKernelAttrName << "' attribute";
@@ -124,6 +141,7 @@ struct ConvertLoomToEmitCPass
     populateLoomMemoryToEmitCPatterns(converter, patterns);
     populateLoomComputeToEmitCPatterns(converter, patterns);
     populateElementwiseToEmitCPatterns(converter, patterns);
+    populateLoomPipelineToEmitCPatterns(converter, patterns);
 
     ConversionTarget target(*ctx);
     target.addLegalDialect<emitc::EmitCDialect>();

@@ -21,8 +21,11 @@
 //
 // Scratch bytes (ops taking smem; round each up to 16, size the launch with
 // the max): broadcast and convert_layout Src::size*sizeof(T); reduce
-// S::size*sizeof(T); extract 16; dot (M*K + K*N)*sizeof(operand) + M*N*4
-// (the M*N*4 only with a Blocked accumulator). Each such op leaves
+// S::size*sizeof(T); extract 16; dot with a Blocked accumulator
+// (M*K + K*N)*sizeof(operand) + M*N*4; dot with an Mma accumulator the
+// bytes of the operands that are not SharedBlocks (pipeline slots, read in
+// place), staged from offset 0. The scratch starts after the pipeline
+// buffers (pipeline.h), at shared_scratch<kPipelineBytes>(). Each such op leaves
 // the block synchronized, so consecutive ops may reuse the same scratch.
 #pragma once
 

@@ -55,6 +55,10 @@ struct Specialization {
   /// so a kernel is built for the GPU it runs on; sm_80 on emu.
   unsigned numThreads = 128;
   std::string arch{};
+  /// CUDA and emu backends: shared-memory slots per pipelined dot operand
+  /// (Triton's num_stages; copies run numStages - 1 loop iterations ahead,
+  /// 0 turns pipelining off). At most 8.
+  unsigned numStages = 2;
 
   /// Stable text of every field, part of the cache key.
   std::string key() const;

@@ -2,9 +2,10 @@
 
 // Layouts become the Tile's third template argument (blocked is the
 // default and stays unspelled); convert_layout is a library call with the
-// shared scratch, sized for the tile it moves.
+// shared scratch, sized for the tile it moves (4096 bytes, as the dot
+// into #loom.mma fragments stages only its two 2048-byte operands).
 
-// CHECK: module attributes {loom.num_threads = 128 : i32, loom.shared_bytes = 8192 : i64}
+// CHECK: module attributes {loom.num_threads = 128 : i32, loom.shared_bytes = 4096 : i64}
 // CHECK: for %{{.*}} = 
 // CHECK: call_opaque "loom::tile::dot"({{.*}}) {template_args = [#emitc.opaque<"loom::tile::Tile<float, loom::tile::Shape<32, 32>, loom::tile::Mma<2, 2>>">]}
 // CHECK: call_opaque "loom::tile::reduce_max"({{.*}}) {template_args = [#emitc.opaque<"loom::tile::Tile<float, loom::tile::Shape<32>, loom::tile::MmaRows<2, 2>>">, 1 : i32]}

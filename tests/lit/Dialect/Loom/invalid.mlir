@@ -335,3 +335,80 @@ func.func @block_load_deferred_user(%p: !loom.ptr<f32>, %b: i64, %n: i32, %z: f3
   %x = loom.block_load %p[%b] strides[%b] bounds[%n] other %z deferred : !loom.ptr<f32> -> tensor<16xf32>
   return %x : tensor<16xf32>
 }
+
+// -----
+
+//===----------------------------------------------------------------------===//
+// Shared-memory pipelines
+//===----------------------------------------------------------------------===//
+
+func.func @async_copy_f32(%p: !loom.ptr<f32>, %b: i64, %n: i32, %s: i32, %z: f32) {
+  // expected-error @+1 {{'loom.async_copy' op pipeline slots hold 2-D f16 or bf16 tiles with a multiple of 8 columns, got 'tensor<16x16xf32>'}}
+  loom.async_copy %p[%b] strides[%b, %b] bounds[%n, %n] other %z, slot %s {offset = 0 : i64, slots = 2 : i64} : !loom.ptr<f32> -> tensor<16x16xf32>
+  return
+}
+
+// -----
+
+func.func @async_copy_columns(%p: !loom.ptr<bf16>, %b: i64, %n: i32, %s: i32, %z: bf16) {
+  // expected-error @+1 {{'loom.async_copy' op pipeline slots hold 2-D f16 or bf16 tiles with a multiple of 8 columns, got 'tensor<16x12xbf16>'}}
+  loom.async_copy %p[%b] strides[%b, %b] bounds[%n, %n] other %z, slot %s {offset = 0 : i64, slots = 2 : i64} : !loom.ptr<bf16> -> tensor<16x12xbf16>
+  return
+}
+
+// -----
+
+func.func @async_copy_offset(%p: !loom.ptr<bf16>, %b: i64, %n: i32, %s: i32, %z: bf16) {
+  // expected-error @+1 {{'loom.async_copy' op buffer offset must be a non-negative multiple of 16 bytes, got 8}}
+  loom.async_copy %p[%b] strides[%b, %b] bounds[%n, %n] other %z, slot %s {offset = 8 : i64, slots = 2 : i64} : !loom.ptr<bf16> -> tensor<16x16xbf16>
+  return
+}
+
+// -----
+
+func.func @async_copy_slots(%p: !loom.ptr<bf16>, %b: i64, %n: i32, %s: i32, %z: bf16) {
+  // expected-error @+1 {{'loom.async_copy' op a pipeline buffer needs at least one slot, got 0}}
+  loom.async_copy %p[%b] strides[%b, %b] bounds[%n, %n] other %z, slot %s {offset = 0 : i64, slots = 0 : i64} : !loom.ptr<bf16> -> tensor<16x16xbf16>
+  return
+}
+
+// -----
+
+func.func @async_copy_element(%p: !loom.ptr<f16>, %b: i64, %n: i32, %s: i32, %z: f16) {
+  // expected-error @+1 {{'loom.async_copy' op tile element type 'bf16' differs from pointer element type 'f16'}}
+  loom.async_copy %p[%b] strides[%b, %b] bounds[%n, %n] other %z, slot %s {offset = 0 : i64, slots = 1 : i64} : !loom.ptr<f16> -> tensor<16x16xbf16>
+  return
+}
+
+// -----
+
+func.func @async_copy_rank(%p: !loom.ptr<bf16>, %b: i64, %n: i32, %s: i32, %z: bf16) {
+  // expected-error @+1 {{'loom.async_copy' op needs one stride and one bound per dimension of the tile (rank 2), got 1 strides and 2 bounds}}
+  loom.async_copy %p[%b] strides[%b] bounds[%n, %n] other %z, slot %s {offset = 0 : i64, slots = 1 : i64} : !loom.ptr<bf16> -> tensor<16x16xbf16>
+  return
+}
+
+// -----
+
+func.func @async_wait_negative() {
+  // expected-error @+1 {{'loom.async_wait' op pending group count must be non-negative, got -1}}
+  loom.async_wait -1
+  return
+}
+
+// -----
+
+func.func @shared_slot_not_dot(%s: i32) -> tensor<16x16xbf16> {
+  // expected-error @+1 {{'loom.shared_slot' op must have exactly one user, a loom.dot that takes it as operand a or b}}
+  %t = loom.shared_slot %s {offset = 0 : i64, slots = 2 : i64} : tensor<16x16xbf16>
+  return %t : tensor<16x16xbf16>
+}
+
+// -----
+
+func.func @shared_slot_encoding(%s: i32, %acc: tensor<32x32xf32>) -> tensor<32x32xf32> {
+  // expected-error @+1 {{'loom.shared_slot' op pipeline slots hold blocked tiles (no layout encoding), got 'tensor<32x32xbf16, #loom.mma<warpsM = 2, warpsN = 2>>'}}
+  %t = loom.shared_slot %s {offset = 0 : i64, slots = 2 : i64} : tensor<32x32xbf16, #loom.mma<warpsM = 2, warpsN = 2>>
+  %d = loom.dot %t, %t, %acc : tensor<32x32xbf16, #loom.mma<warpsM = 2, warpsN = 2>>, tensor<32x32xbf16, #loom.mma<warpsM = 2, warpsN = 2>> -> tensor<32x32xf32>
+  return %d : tensor<32x32xf32>
+}

@@ -142,3 +142,27 @@ func.func @blocks(%p: !loom.ptr<bf16>, %base: i64, %ld: i64, %n: i32, %z: bf16) 
   %d = loom.dot %x, %y, %acc : tensor<16x64xbf16>, tensor<64x16xbf16> -> tensor<16x16xf32>
   return
 }
+
+// CHECK-LABEL: func.func @pipeline
+// CHECK: loom.async_copy %{{.*}}[%{{.*}}] strides[%{{.*}}, %{{.*}}] bounds[%{{.*}}, %{{.*}}] other %{{.*}}, slot %[[S:.*]] {offset = 0 : i64, slots = 2 : i64} : !loom.ptr<bf16> -> tensor<64x16xbf16>
+// CHECK: loom.async_commit
+// CHECK: loom.async_wait 1
+// CHECK: %[[T:.*]] = loom.shared_slot %[[S]] {offset = 0 : i64, slots = 2 : i64} : tensor<64x16xbf16>
+// CHECK: loom.dot %{{.*}}, %[[T]], %{{.*}}
+// GENERIC-LABEL: sym_name = "pipeline"
+// GENERIC: "loom.async_copy"(%{{.*}}) <{offset = 0 : i64, operandSegmentSizes = array<i32: 1, 1, 2, 2, 1, 1>, slots = 2 : i64, tile = tensor<64x16xbf16>}> : (!loom.ptr<bf16>, i64, i64, i64, i32, i32, bf16, i32) -> ()
+// GENERIC: "loom.async_commit"() : () -> ()
+// GENERIC: "loom.async_wait"() <{pending = 1 : i64}> : () -> ()
+// GENERIC: "loom.shared_slot"(%{{.*}}) <{offset = 0 : i64, slots = 2 : i64}> : (i32) -> tensor<64x16xbf16>
+func.func @pipeline(%p: !loom.ptr<bf16>, %base: i64, %ld: i64, %n: i32, %z: bf16, %s: i32, %x: tensor<16x64xbf16>) {
+  %c1 = arith.constant 1 : i64
+  %c16 = arith.constant 16 : i32
+  loom.async_copy %p[%base] strides[%ld, %c1] bounds[%n, %c16] other %z, slot %s {offset = 0 : i64, slots = 2 : i64} : !loom.ptr<bf16> -> tensor<64x16xbf16>
+  loom.async_commit
+  loom.async_wait 1
+  %y = loom.shared_slot %s {offset = 0 : i64, slots = 2 : i64} : tensor<64x16xbf16>
+  %zf = arith.constant 0.0 : f32
+  %acc = loom.splat %zf : tensor<16x16xf32>
+  %d = loom.dot %x, %y, %acc : tensor<16x64xbf16>, tensor<64x16xbf16> -> tensor<16x16xf32>
+  return
+}

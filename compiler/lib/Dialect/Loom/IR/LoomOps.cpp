@@ -123,6 +123,13 @@ LogicalResult StoreOp::verify() {
   return verifyBlocked(*this, {getValue(), getOffsets(), getMask()});
 }
 
+/// Whether `v`'s only use is as operand a or b of a loom.dot: a tile that
+/// only the dot's operand staging reads (deferred loads, pipeline slots).
+static bool isOnlyADotOperand(Value v) {
+  return v.hasOneUse() && isa<DotOp>(*v.user_begin()) &&
+         v.getUses().begin()->getOperandNumber() < 2;
+}
+
 /// Shared by loom.block_load and loom.block_store: one stride and one bound
 /// per dimension of the (blocked) data tile of the pointer's element type.
 static LogicalResult verifyBlockAccess(Operation *op, Value data, StringRef dataName,
@@ -143,9 +150,7 @@ LogicalResult BlockLoadOp::verify() {
                                getBounds().size(), getPtr().getType().getElementType())))
     return failure();
   // A deferred load is read by the dot's operand staging: nothing else can.
-  if (getDeferred() &&
-      !(getResult().hasOneUse() && isa<DotOp>(*getResult().user_begin()) &&
-        getResult().getUses().begin()->getOperandNumber() < 2))
+  if (getDeferred() && !isOnlyADotOperand(getResult()))
     return emitOpError() << "is deferred: it must have exactly one user, a loom.dot that "
                             "takes it as operand a or b";
   return success();
@@ -217,4 +222,60 @@ OpFoldResult ConvertLayoutOp::fold(FoldAdaptor) {
     return getResult();
   }
   return {};
+}
+
+/// Shared by the pipeline ops: a buffer of `slots` slots of `tile` at byte
+/// `offset`, in the layout the dot's tensor-core path reads (rows of whole
+/// 16-byte chunks of f16/bf16).
+static LogicalResult verifyPipelineBuffer(Operation *op, RankedTensorType tile, int64_t offset,
+                                          int64_t slots) {
+  Type elem = tile.getElementType();
+  if (tile.getRank() != 2 || !(elem.isF16() || elem.isBF16()) || tile.getDimSize(1) % 8 != 0)
+    return op->emitOpError() << "pipeline slots hold 2-D f16 or bf16 tiles with a multiple of "
+                                "8 columns, got "
+                             << tile;
+  if (tile.getEncoding())
+    return op->emitOpError() << "pipeline slots hold blocked tiles (no layout encoding), got "
+                             << tile;
+  if (offset < 0 || offset % 16 != 0)
+    return op->emitOpError() << "buffer offset must be a non-negative multiple of 16 bytes, got "
+                             << offset;
+  if (slots < 1)
+    return op->emitOpError() << "a pipeline buffer needs at least one slot, got " << slots;
+  return success();
+}
+
+LogicalResult AsyncCopyOp::verify() {
+  auto tile = cast<RankedTensorType>(getTile());
+  if (failed(verifyPipelineBuffer(*this, tile, getOffsetAttr().getInt(),
+                                  getSlotsAttr().getInt())))
+    return failure();
+  if (tile.getElementType() != getPtr().getType().getElementType())
+    return emitOpError() << "tile element type " << tile.getElementType()
+                         << " differs from pointer element type "
+                         << getPtr().getType().getElementType();
+  if (getStrides().size() != 2 || getBounds().size() != 2)
+    return emitOpError() << "needs one stride and one bound per dimension of the tile (rank 2), "
+                            "got "
+                         << getStrides().size() << " strides and " << getBounds().size()
+                         << " bounds";
+  return success();
+}
+
+LogicalResult AsyncWaitOp::verify() {
+  if (getPendingAttr().getInt() < 0)
+    return emitOpError() << "pending group count must be non-negative, got "
+                         << getPendingAttr().getInt();
+  return success();
+}
+
+LogicalResult SharedSlotOp::verify() {
+  if (failed(verifyPipelineBuffer(*this, getResult().getType(), getOffsetAttr().getInt(),
+                                  getSlotsAttr().getInt())))
+    return failure();
+  // Read in place by the dot: nothing else can read it.
+  if (!isOnlyADotOperand(getResult()))
+    return emitOpError() << "must have exactly one user, a loom.dot that takes it as operand a "
+                            "or b";
+  return success();
 }

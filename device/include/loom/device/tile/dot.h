@@ -125,8 +125,10 @@ __device__ __forceinline__ TileR dot_mma_acc(const TileA& a, const TileB& b, con
   using L = typename TileR::layout;
   using S = typename TileR::shape;
   constexpr int AM = L::template atoms_m<S>(), AN = L::template atoms_n<S>();
-  const T* As = mma_operand<SwizzledIndex<K>>(reinterpret_cast<T*>(smem), a);
-  const T* Bs = mma_operand<SwizzledIndex<N>>(reinterpret_cast<T*>(smem) + M * K, b);
+  // Scratch: only the operands staged here, A first (see tile.h).
+  T* const staging = reinterpret_cast<T*>(smem);
+  const T* As = mma_operand<SwizzledIndex<K>>(staging, a);
+  const T* Bs = mma_operand<SwizzledIndex<N>>(staging + (is_shared_block_v<TileA> ? 0 : M * K), b);
   loom::device::bar_sync();
   TileR r = acc;
   const int wm = L::warp_m(), wn = L::warp_n(), lane = (int)loom::device::lane_id();

@@ -281,6 +281,109 @@ def Loom_BlockStoreOp : Loom_Op<"block_store", [AttrSizedOperandSegments,
 }
 
 //===----------------------------------------------------------------------===//
+// Shared-memory pipelines of dot operands (CUDA backend)
+//===----------------------------------------------------------------------===//
+
+def Loom_AsyncCopyOp : Loom_Op<"async_copy", [AttrSizedOperandSegments,
+    MemoryEffects<[MemRead, MemWrite]>,
+    TypesMatchWith<"'other' is a scalar of the pointer's element type",
+                   "ptr", "other",
+                   "::llvm::cast<::mlir::loom::PtrType>($_self).getElementType()">]> {
+  let summary = "start copying a strided block of global memory into a shared-memory slot";
+  let description = [{
+    Issues, without waiting, the copies of the block that a
+    `loom.block_load` with the same operands would read (element
+    `(i, j)` is `ptr[base + i * strides[0] + j * strides[1]]` where
+    `i < bounds[0]` and `j < bounds[1]`, zero elsewhere) into slot `slot`
+    of a shared-memory buffer of `slots` slots of the `tile` type, `offset`
+    bytes into the block's pipeline buffers. On sm_80+ each 16-byte chunk
+    is one `cp.async`. The copies belong to the group that the next
+    `loom.async_commit` closes, and are in shared memory once a
+    `loom.async_wait` has retired that group; a `loom.shared_slot` then
+    reads the slot as a dot operand.
+
+    `loom-pipeline-dot-operands` creates these ops; they exist only on the
+    CUDA path. The tile is 2-D, of f16 or bf16, with rows of whole 16-byte
+    chunks (the layout the dot's tensor-core path reads); `other` must be
+    zero for the cp.async path (the device falls back to plain copies
+    otherwise).
+
+    Example (slot `%s` of a 2-slot buffer at byte 0):
+
+    ```mlir
+    loom.async_copy %k[%base] strides[%ld, %c1] bounds[%n, %c64] other %zero, slot %s
+        {offset = 0 : i64, slots = 2 : i64} : !loom.ptr<bf16> -> tensor<32x64xbf16>
+    ```
+  }];
+  let arguments = (ins Loom_PtrType:$ptr, I64:$base, Variadic<I64>:$strides,
+                       Variadic<I32>:$bounds, Loom_ElementType:$other, I32:$slot,
+                       TypeAttrOf<Loom_Tile>:$tile, I64Attr:$offset, I64Attr:$slots);
+  let assemblyFormat = [{
+    $ptr `[` $base `]` `strides` `[` $strides `]` `bounds` `[` $bounds `]` `other` $other
+    `,` `slot` $slot attr-dict `:` qualified(type($ptr)) `->` $tile
+  }];
+  let hasVerifier = 1;
+}
+
+def Loom_AsyncCommitOp : Loom_Op<"async_commit", [MemoryEffects<[MemWrite]>]> {
+  let summary = "close the group of the asynchronous copies issued so far";
+  let description = [{
+    Every `loom.async_copy` the thread issued since the last commit joins
+    one group (`cp.async.commit_group`); an empty group is allowed, so a
+    pipeline can commit once per stage even where it skipped the copies.
+
+    Example:
+
+    ```mlir
+    loom.async_commit
+    ```
+  }];
+  let assemblyFormat = "attr-dict";
+}
+
+def Loom_AsyncWaitOp : Loom_Op<"async_wait", [MemoryEffects<[MemRead, MemWrite]>]> {
+  let summary = "wait until at most `pending` groups of asynchronous copies are in flight";
+  let description = [{
+    `cp.async.wait_group pending`: every committed group but the `pending`
+    most recent has landed in shared memory. The block sees them after its
+    next barrier: the one every `loom.dot` starts with, after staging its
+    other operand.
+
+    Example (all but the 3 most recent groups have landed):
+
+    ```mlir
+    loom.async_wait 3
+    ```
+  }];
+  let arguments = (ins I64Attr:$pending);
+  let assemblyFormat = "$pending attr-dict";
+  let hasVerifier = 1;
+}
+
+def Loom_SharedSlotOp : Loom_Op<"shared_slot", [MemoryEffects<[MemRead]>]> {
+  let summary = "a slot of a shared-memory pipeline buffer, as a dot operand";
+  let description = [{
+    The tile that `loom.async_copy` ops put into slot `slot` of the buffer
+    of `slots` slots at byte `offset` of the pipeline buffers. Like a
+    deferred `loom.block_load` it is not read into registers: its only
+    user is a `loom.dot` that takes it as operand a or b and reads the slot
+    in place, so the copies of the slot must have been waited for (by a
+    `loom.async_wait`) before that dot.
+
+    Example:
+
+    ```mlir
+    %k = loom.shared_slot %s {offset = 0 : i64, slots = 2 : i64} : tensor<32x64xbf16>
+    %qk = loom.dot %q, %k, %acc : tensor<64x32xbf16>, tensor<32x64xbf16> -> tensor<64x64xf32>
+    ```
+  }];
+  let arguments = (ins I32:$slot, I64Attr:$offset, I64Attr:$slots);
+  let results = (outs Loom_Tile:$result);
+  let assemblyFormat = "$slot attr-dict `:` type($result)";
+  let hasVerifier = 1;
+}
+
+//===----------------------------------------------------------------------===//
 // Compute
 //===----------------------------------------------------------------------===//
 
