@@ -335,3 +335,29 @@ func.func @block_load_deferred_user(%p: !loom.ptr<f32>, %b: i64, %n: i32, %z: f3
   %x = loom.block_load %p[%b] strides[%b] bounds[%n] other %z deferred : !loom.ptr<f32> -> tensor<16xf32>
   return %x : tensor<16xf32>
 }
+
+// -----
+
+func.func @block_load_column_major_not_deferred(%p: !loom.ptr<bf16>, %b: i64, %n: i32, %z: bf16) -> tensor<16x16xbf16> {
+  %c1 = arith.constant 1 : i64
+  // expected-error @+1 {{'loom.block_load' op is column_major but not deferred: only a dot's staging reads a block column by column}}
+  %x = loom.block_load %p[%b] strides[%c1, %b] bounds[%n, %n] other %z column_major : !loom.ptr<bf16> -> tensor<16x16xbf16>
+  return %x : tensor<16x16xbf16>
+}
+
+// -----
+
+func.func @block_load_column_major_rank(%p: !loom.ptr<bf16>, %b: i64, %n: i32, %z: bf16) -> tensor<2x16x16xbf16> {
+  %c1 = arith.constant 1 : i64
+  // expected-error @+1 {{'loom.block_load' op is column_major: its result must have rank 2, got rank 3}}
+  %x = loom.block_load %p[%b] strides[%c1, %b, %b] bounds[%n, %n, %n] other %z deferred column_major : !loom.ptr<bf16> -> tensor<2x16x16xbf16>
+  return %x : tensor<2x16x16xbf16>
+}
+
+// -----
+
+func.func @block_load_column_major_stride(%p: !loom.ptr<bf16>, %b: i64, %n: i32, %z: bf16) -> tensor<16x16xbf16> {
+  // expected-error @+1 {{'loom.block_load' op is column_major: strides[0] must be the constant 1}}
+  %x = loom.block_load %p[%b] strides[%b, %b] bounds[%n, %n] other %z deferred column_major : !loom.ptr<bf16> -> tensor<16x16xbf16>
+  return %x : tensor<16x16xbf16>
+}

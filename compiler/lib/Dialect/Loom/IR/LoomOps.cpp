@@ -6,6 +6,7 @@
 //===----------------------------------------------------------------------===//
 #include "loom/Dialect/Loom/IR/Loom.h"
 
+#include "mlir/Dialect/Utils/StaticValueUtils.h"
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/OpImplementation.h"
 
@@ -142,6 +143,19 @@ LogicalResult BlockLoadOp::verify() {
   if (failed(verifyBlockAccess(*this, getResult(), "result", getStrides().size(),
                                getBounds().size(), getPtr().getType().getElementType())))
     return failure();
+  // column_major tells the dot's staging how to copy the block: it means
+  // something only to that staging, and only for a matrix whose columns the
+  // IR itself shows to be contiguous.
+  if (getColumnMajor()) {
+    if (!getDeferred())
+      return emitOpError() << "is column_major but not deferred: only a dot's staging reads "
+                              "a block column by column";
+    if (getResult().getType().getRank() != 2)
+      return emitOpError() << "is column_major: its result must have rank 2, got rank "
+                           << getResult().getType().getRank();
+    if (!isConstantIntValue(getStrides()[0], 1))
+      return emitOpError() << "is column_major: strides[0] must be the constant 1";
+  }
   // A deferred load is read by the dot's operand staging: nothing else can.
   if (getDeferred() &&
       !(getResult().hasOneUse() && isa<DotOp>(*getResult().user_begin()) &&

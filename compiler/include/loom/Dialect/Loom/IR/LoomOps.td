@@ -236,6 +236,16 @@ def Loom_BlockLoadOp : Loom_Op<"block_load", [AttrSizedOperandSegments,
     time the dot runs: no register tile holds it in between). The pass sets
     it only where no op between the load and the dot may write memory.
 
+    `column_major` (only with `deferred`, on a rank-2 load whose
+    `strides[0]` is the constant 1): each column of the block is contiguous
+    in memory, as in a transposed operand (K^T in attention, a view of K
+    with strides `[1, %ld]`). The dot's staging then copies it column by
+    column (16-byte chunks along the rows) and keeps it transposed in shared
+    memory, where its fragments are read with the matching ldmatrix form;
+    without it such a block is copied element by element. The pass sets it
+    on deferred loads with a constant unit `strides[0]` and a `strides[1]`
+    that is not the constant 1.
+
     Example (rows `r0 .. r0+15` of a row-major matrix with row stride `%ld`,
     columns `0 .. 255`, rows past `%n` read as zero):
 
@@ -244,14 +254,19 @@ def Loom_BlockLoadOp : Loom_Op<"block_load", [AttrSizedOperandSegments,
         : !loom.ptr<bf16> -> tensor<16x256xbf16>
     %k = loom.block_load %p[%base] strides[%ld, %c1] bounds[%n, %c256] other %zero deferred
         : !loom.ptr<bf16> -> tensor<16x256xbf16>
+    // rows 0 .. 63 and columns c0 .. c0+15 of K^T, K row-major with row stride %ld
+    %kt = loom.block_load %p[%base] strides[%c1, %ld] bounds[%c64, %n] other %zero deferred
+        column_major : !loom.ptr<bf16> -> tensor<64x16xbf16>
     ```
   }];
   let arguments = (ins Loom_PtrType:$ptr, I64:$base, Variadic<I64>:$strides,
-                       Variadic<I32>:$bounds, Loom_ElementType:$other, UnitAttr:$deferred);
+                       Variadic<I32>:$bounds, Loom_ElementType:$other, UnitAttr:$deferred,
+                       UnitAttr:$column_major);
   let results = (outs Loom_Tile:$result);
   let assemblyFormat = [{
     $ptr `[` $base `]` `strides` `[` $strides `]` `bounds` `[` $bounds `]` `other` $other
-    (`deferred` $deferred^)? attr-dict `:` qualified(type($ptr)) `->` type($result)
+    (`deferred` $deferred^)? (`column_major` $column_major^)? attr-dict `:`
+    qualified(type($ptr)) `->` type($result)
   }];
   let hasVerifier = 1;
 }
