@@ -202,4 +202,38 @@ extern "C" __global__ void __launch_bounds__(64) k(float* f, lt::half_t* h, lt::
   EXPECT_EQ(c.status, NVRTC_SUCCESS) << c.log;
 }
 
+// Column-major dot operands (transposed views, as K^T, and pipeline slots
+// in that layout) compile to cp.async staging and the ldmatrix forms that
+// read them: .trans for A, plain for B (the opposite of row-major).
+TEST(Nvrtc, ColumnMajorDotOperandsUseCpAsyncAndLdmatrix) {
+  const Compiled c = compile(R"(
+#define LOOM_NUM_THREADS 128
+#include "loom/device/tile.h"
+namespace lt = loom::tile;
+using A = lt::GlobalBlock<lt::bf16_t, lt::Shape<64, 64>, true>;
+using B = lt::GlobalBlock<lt::bf16_t, lt::Shape<64, 32>, true>;
+using SlotB = lt::SharedBlock<lt::bf16_t, lt::Shape<64, 32>, true>;
+using TM = lt::Tile<float, lt::Shape<64, 32>, lt::Mma<4, 1>>;
+extern "C" __global__ void __launch_bounds__(128) k(const lt::bf16_t* p, float* out, long ld, int n) {
+  constexpr int kSlotBytes = 64 * 32 * 2;
+  unsigned char* smem = lt::shared_scratch<kSlotBytes>();
+  const lt::bf16_t zero{};
+  lt::async_copy<SlotB, 0, 1>(0, p, zero, 0, 1L, ld, 64, n);
+  lt::async_commit();
+  lt::async_wait<0>();
+  const A a = lt::block_view<A>(p, zero, 0, 1L, ld, 64, n);
+  TM acc = lt::dot<TM>(a, lt::block_view<B>(p, zero, 64, 1L, ld, 64, n), lt::splat<TM>(0.0f), smem);
+  acc = lt::dot<TM>(a, lt::shared_slot<SlotB, 0, 1>(0), acc, smem);
+  auto off = lt::arange<lt::Tile<lt::int32_t, lt::Shape<64 * 32>>, 0>();
+  lt::store(out, off, lt::reshape<lt::Tile<float, lt::Shape<64 * 32>>>(
+                          lt::convert_layout<lt::Tile<float, lt::Shape<64, 32>>>(acc, smem)));
+}
+)",
+                             "sm_80", false);
+  ASSERT_EQ(c.status, NVRTC_SUCCESS) << c.log;
+  EXPECT_NE(c.ptx.find("cp.async.cg.shared.global"), std::string::npos);
+  EXPECT_NE(c.ptx.find("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16"), std::string::npos);
+  EXPECT_NE(c.ptx.find("ldmatrix.sync.aligned.m8n8.x4.shared.b16"), std::string::npos);
+}
+
 } // namespace

@@ -21,13 +21,17 @@ namespace loom::tile::test {
 
 constexpr std::size_t kGuard = 256;
 
-inline std::size_t round16(std::size_t n) { return (n + 15) / 16 * 16; }
+constexpr std::size_t round16(std::size_t n) { return (n + 15) / 16 * 16; }
 
 // Runs body on every thread of one block; the launch has `scratch` bytes of
 // shared memory plus a guard zone that must still hold the emulator's 0xFF
-// fill afterwards (checked by thread 0 after a final barrier).
+// fill afterwards (checked by thread 0 after a final barrier). With
+// `buffers`, every global access of the tile layer must fall inside one of
+// them; `detect_races` turns on the emulator's shared-memory race check.
 inline void run_tile_block(std::size_t scratch, const std::function<void()>& body,
-                           const char* name = "tile_test") {
+                           const char* name = "tile_test",
+                           std::vector<loom::device::emu::GlobalBuffer> buffers = {},
+                           bool detect_races = false) {
   const std::size_t bytes = round16(scratch);
   bool guard_ok = true;
   loom::device::emu::LaunchConfig c;
@@ -35,6 +39,8 @@ inline void run_tile_block(std::size_t scratch, const std::function<void()>& bod
   c.block = loom::device::emu::dim3(kThreads);
   c.shared_bytes = bytes + kGuard;
   c.workers = 1;
+  c.global_buffers = std::move(buffers);
+  c.detect_races = detect_races; // LOOM_EMU_RACE_CHECK=1 also turns it on
   loom::device::emu::launch(c, [&] {
     body();
     loom::device::bar_sync();

@@ -278,12 +278,14 @@ private:
                            load->getPropertiesStorage(), load->getRegions());
     AsyncCopyOp::create(b, load.getLoc(), a.getPtr(), a.getBase(), a.getStrides(),
                         a.getBounds(), a.getOther(), slot, TypeAttr::get(load.getType()),
-                        b.getI64IntegerAttr(offset), b.getI64IntegerAttr(slots));
+                        b.getI64IntegerAttr(offset), b.getI64IntegerAttr(slots),
+                        load.getColumnMajorAttr());
   }
 
   void replaceBySlot(BlockLoadOp load, Value tile, Value slot, int64_t offset, int64_t slots) {
-    auto read = SharedSlotOp::create(b, load.getLoc(), load.getType(), slot,
-                                     b.getI64IntegerAttr(offset), b.getI64IntegerAttr(slots));
+    auto read =
+        SharedSlotOp::create(b, load.getLoc(), load.getType(), slot, b.getI64IntegerAttr(offset),
+                             b.getI64IntegerAttr(slots), load.getColumnMajorAttr());
     tile.replaceAllUsesWith(read.getResult());
   }
 

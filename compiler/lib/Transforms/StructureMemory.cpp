@@ -12,6 +12,7 @@
 
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Utils/StaticValueUtils.h"
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/Iterators.h"
 #include "mlir/IR/Matchers.h"
@@ -423,15 +424,23 @@ bool noWriteBetween(Operation *load, Operation *user) {
 }
 
 /// A block load read only by a dot's operand staging is deferred to it (see
-/// the op's description), where no write can come between.
+/// the op's description), where no write can come between. A deferred
+/// matrix whose columns are contiguous (a transposed operand, such as K^T)
+/// is marked column_major, so that the staging copies whole columns; one
+/// with unit strides in both dimensions stays row-major (rows contiguous).
 void deferIntoDot(BlockLoadOp load) {
   Value result = load.getResult();
   if (!result.hasOneUse())
     return;
   OpOperand &use = *result.getUses().begin();
-  if (isa<DotOp>(use.getOwner()) && use.getOperandNumber() < 2 &&
-      noWriteBetween(load, use.getOwner()))
-    load.setDeferred(true);
+  if (!isa<DotOp>(use.getOwner()) || use.getOperandNumber() >= 2 ||
+      !noWriteBetween(load, use.getOwner()))
+    return;
+  load.setDeferred(true);
+  OperandRange strides = load.getStrides();
+  if (strides.size() == 2 && isConstantIntValue(strides[0], 1) &&
+      !isConstantIntValue(strides[1], 1))
+    load.setColumnMajor(true);
 }
 
 struct StructureMemoryPass : mlir::loom::impl::LoomStructureMemoryBase<StructureMemoryPass> {

@@ -81,16 +81,20 @@ func.func @attention_like(%q: !loom.ptr<bf16>, %k: !loom.ptr<bf16>, %base: i64, 
 
 // Two pipelined operands of two dots: one group per load and iteration, in
 // body order; each wait leaves pending the groups committed after its own
-// (the later loads' of this iteration, then the next iteration's).
+// (the later loads' of this iteration, then the next iteration's). A
+// column-major load's copies and slot are column-major too (stored
+// transposed, as the dot stages such a view).
 
 // CHECK-LABEL: func.func @two_operands
+// CHECK: slot %{{.*}} column_major {offset = 1024 : i64, slots = 2 : i64}
 // CHECK: scf.for
 // CHECK: loom.async_commit
+// CHECK: slot %{{.*}} column_major {offset = 1024 : i64, slots = 2 : i64}
 // CHECK: loom.async_commit
 // CHECK: loom.async_wait 3
 // CHECK-NEXT: loom.shared_slot {{.*}} {offset = 0 : i64, slots = 2 : i64} : tensor<16x16xbf16>
 // CHECK: loom.async_wait 2
-// CHECK-NEXT: loom.shared_slot {{.*}} {offset = 1024 : i64, slots = 2 : i64} : tensor<16x16xbf16>
+// CHECK-NEXT: loom.shared_slot {{.*}} column_major {offset = 1024 : i64, slots = 2 : i64} : tensor<16x16xbf16>
 func.func @two_operands(%p: !loom.ptr<bf16>, %x: tensor<16x16xbf16>, %ld: i64, %n: i32) -> tensor<16x16xf32> {
   %z = arith.constant 0.0 : bf16
   %c0 = arith.constant 0 : i32
@@ -103,7 +107,7 @@ func.func @two_operands(%p: !loom.ptr<bf16>, %x: tensor<16x16xbf16>, %ld: i64, %
     %i64 = arith.extsi %i : i32 to i64
     %b0 = loom.block_load %p[%i64] strides[%ld, %o1] bounds[%c16, %c16] other %z deferred : !loom.ptr<bf16> -> tensor<16x16xbf16>
     %d0 = loom.dot %x, %b0, %carried : tensor<16x16xbf16>, tensor<16x16xbf16> -> tensor<16x16xf32>
-    %b1 = loom.block_load %p[%i64] strides[%ld, %o1] bounds[%c16, %c16] other %z deferred : !loom.ptr<bf16> -> tensor<16x16xbf16>
+    %b1 = loom.block_load %p[%i64] strides[%o1, %ld] bounds[%c16, %c16] other %z deferred column_major : !loom.ptr<bf16> -> tensor<16x16xbf16>
     %d1 = loom.dot %x, %b1, %d0 : tensor<16x16xbf16>, tensor<16x16xbf16> -> tensor<16x16xf32>
     scf.yield %d1 : tensor<16x16xf32>
   }

@@ -85,6 +85,50 @@ func.func @transposed_and_bounds(%p: !loom.ptr<bf16>, %ld: i64, %n: i32, %d: i32
 
 // -----
 
+// A deferred dot operand whose columns are contiguous (strides [1, %ld]: K^T
+// read from a row-major K) is marked column_major, as operand b and as
+// operand a; the same view with another user is not deferred and so not
+// column_major, and one with unit strides in both dimensions stays
+// row-major (its rows are contiguous too).
+
+// CHECK-LABEL: func.func @column_major
+// CHECK-SAME: (%[[P:.*]]: !loom.ptr<bf16>, %[[LD:.*]]: i64)
+// CHECK: %[[ONE:.*]] = arith.constant 1 : i64
+// CHECK: %[[KT:.*]] = loom.block_load %[[P]][%{{.*}}] strides[%[[ONE]], %[[LD]]] bounds[%{{.*}}, %{{.*}}] other %{{[^ ]*}} deferred column_major : !loom.ptr<bf16> -> tensor<16x16xbf16>
+// CHECK: %[[ONE2:.*]] = arith.constant 1 : i64
+// CHECK: %[[KT2:.*]] = loom.block_load %[[P]][%{{.*}}] strides[%[[ONE2]], %[[LD]]] bounds[%{{.*}}, %{{.*}}] other %{{[^ ]*}} : !loom.ptr<bf16> -> tensor<16x16xbf16>
+// CHECK: %[[DIAG:.*]] = loom.block_load %[[P]][%{{.*}}] strides[%{{[^,]*}}, %{{c1_i64[^]]*}}] bounds[%{{.*}}, %{{.*}}] other %{{[^ ]*}} deferred : !loom.ptr<bf16> -> tensor<16x16xbf16>
+// CHECK: %[[ONE4:.*]] = arith.constant 1 : i64
+// CHECK: %[[QT:.*]] = loom.block_load %[[P]][%{{.*}}] strides[%[[ONE4]], %[[LD]]] bounds[%{{.*}}, %{{.*}}] other %{{[^ ]*}} deferred column_major : !loom.ptr<bf16> -> tensor<16x16xbf16>
+// CHECK: loom.dot %[[KT2]], %[[KT]]
+// CHECK: loom.dot %[[DIAG]], %[[KT2]]
+// CHECK: loom.dot %[[QT]], %[[KT2]]
+func.func @column_major(%p: !loom.ptr<bf16>, %ld: i64) -> (tensor<16x16xf32>, tensor<16x16xbf16>) {
+  %a = loom.arange 0 to 16 : tensor<16xi32>
+  %a64 = arith.extsi %a : tensor<16xi32> to tensor<16xi64>
+  %r = loom.expand_dims %a64, 1 : tensor<16xi64> -> tensor<16x1xi64>
+  %c = loom.expand_dims %a64, 0 : tensor<16xi64> -> tensor<1x16xi64>
+  %lds = loom.splat %ld : tensor<1x16xi64>
+  %cld = arith.muli %c, %lds : tensor<1x16xi64>
+  %rb = loom.broadcast %r : tensor<16x1xi64> -> tensor<16x16xi64>
+  %cb = loom.broadcast %c : tensor<1x16xi64> -> tensor<16x16xi64>
+  %cldb = loom.broadcast %cld : tensor<1x16xi64> -> tensor<16x16xi64>
+  %transposed = arith.addi %rb, %cldb : tensor<16x16xi64>
+  %diagonal = arith.addi %rb, %cb : tensor<16x16xi64>
+  %kt = loom.load %p[%transposed] : !loom.ptr<bf16>, tensor<16x16xi64> -> tensor<16x16xbf16>
+  %kt2 = loom.load %p[%transposed] : !loom.ptr<bf16>, tensor<16x16xi64> -> tensor<16x16xbf16>
+  %diag = loom.load %p[%diagonal] : !loom.ptr<bf16>, tensor<16x16xi64> -> tensor<16x16xbf16>
+  %qt = loom.load %p[%transposed] : !loom.ptr<bf16>, tensor<16x16xi64> -> tensor<16x16xbf16>
+  %z = arith.constant 0.0 : f32
+  %zero = loom.splat %z : tensor<16x16xf32>
+  %d = loom.dot %kt2, %kt, %zero : tensor<16x16xbf16>, tensor<16x16xbf16> -> tensor<16x16xf32>
+  %e = loom.dot %diag, %kt2, %d : tensor<16x16xbf16>, tensor<16x16xbf16> -> tensor<16x16xf32>
+  %f = loom.dot %qt, %kt2, %e : tensor<16x16xbf16>, tensor<16x16xbf16> -> tensor<16x16xf32>
+  return %f, %kt2 : tensor<16x16xf32>, tensor<16x16xbf16>
+}
+
+// -----
+
 // Not recognized, left as they were: i32 offsets (which wrap at 32 bits),
 // a gather through loaded indices, a mask that is not a bound of one
 // coordinate, and an `other` that is not a splat.

@@ -5,6 +5,15 @@
 
 namespace mlir::loom {
 
+/// The template arguments every tile-like type starts with:
+/// `T, loom::tile::Shape<d0, ...>`.
+static std::string elementAndShape(RankedTensorType type) {
+  std::string s = cppTypeName(type.getElementType()) + ", loom::tile::Shape<";
+  for (auto [i, d] : llvm::enumerate(type.getShape()))
+    s += (i ? ", " : "") + std::to_string(d);
+  return s + ">";
+}
+
 std::string cppTypeName(Type type) {
   if (auto opaque = dyn_cast<emitc::OpaqueType>(type))
     return opaque.getValue().str();
@@ -25,11 +34,7 @@ std::string cppTypeName(Type type) {
   if (type.isInteger(64))
     return "int64_t";
   if (auto tile = dyn_cast<RankedTensorType>(type)) {
-    std::string s = "loom::tile::Tile<" + cppTypeName(tile.getElementType()) +
-                    ", loom::tile::Shape<";
-    for (auto [i, d] : llvm::enumerate(tile.getShape()))
-      s += (i ? ", " : "") + std::to_string(d);
-    s += ">";
+    std::string s = "loom::tile::Tile<" + elementAndShape(tile);
     // The layout is a third template argument; blocked is the default.
     auto warps = [](auto enc) {
       return "<" + std::to_string(enc.getWarpsM()) + ", " + std::to_string(enc.getWarpsN()) + ">";
@@ -46,22 +51,14 @@ std::string cppTypeName(Type type) {
   return s;
 }
 
-namespace {
-std::string viewTypeName(StringRef view, RankedTensorType type) {
-  std::string s = ("loom::tile::" + view + "<").str() + cppTypeName(type.getElementType()) +
-                  ", loom::tile::Shape<";
-  for (auto [i, d] : llvm::enumerate(type.getShape()))
-    s += (i ? ", " : "") + std::to_string(d);
-  return s + ">>";
-}
-} // namespace
-
-std::string globalBlockTypeName(RankedTensorType type) {
-  return viewTypeName("GlobalBlock", type);
+std::string globalBlockTypeName(RankedTensorType type, bool columnMajor) {
+  return "loom::tile::GlobalBlock<" + elementAndShape(type) + ", " +
+         (columnMajor ? "true" : "false") + ">";
 }
 
-std::string sharedBlockTypeName(RankedTensorType type) {
-  return viewTypeName("SharedBlock", type);
+std::string sharedBlockTypeName(RankedTensorType type, bool columnMajor) {
+  return "loom::tile::SharedBlock<" + elementAndShape(type) + ", " +
+         (columnMajor ? "true" : "false") + ">";
 }
 
 Value viewOrSelf(Value v) {

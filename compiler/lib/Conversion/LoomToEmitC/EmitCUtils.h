@@ -16,12 +16,15 @@ Value replaceWithCall(ConversionPatternRewriter &rewriter, const TypeConverter &
                       ArrayRef<Attribute> templateArgs = {});
 
 /// C++ type of the view a deferred loom.block_load of this tile type
-/// becomes: loom::tile::GlobalBlock<T, Shape<...>>.
-std::string globalBlockTypeName(RankedTensorType type);
+/// becomes: loom::tile::GlobalBlock<T, Shape<...>, columnMajor> (the
+/// load's column_major: the view's columns are contiguous and the dot
+/// stages it transposed).
+std::string globalBlockTypeName(RankedTensorType type, bool columnMajor);
 
-/// C++ type of a pipeline slot holding this tile type (loom.shared_slot):
-/// loom::tile::SharedBlock<T, Shape<...>>.
-std::string sharedBlockTypeName(RankedTensorType type);
+/// C++ type of a pipeline slot (loom.shared_slot) holding a dot operand of
+/// this tile type as the dot's staging lays it out (transposed when
+/// columnMajor): loom::tile::SharedBlock<T, Shape<...>, columnMajor>.
+std::string sharedBlockTypeName(RankedTensorType type, bool columnMajor);
 
 /// A dot operand as the dot reads it: the view that a deferred block load
 /// or a pipeline slot lowers to (GlobalBlock, SharedBlock; seen through

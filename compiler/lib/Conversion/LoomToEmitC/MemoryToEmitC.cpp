@@ -51,7 +51,8 @@ struct BlockLoadToCall : OpConversionPattern<BlockLoadOp> {
     // A view (GlobalBlock) that the dot's staging reads; the dot's lowering
     // looks through the cast to the tile type that the conversion puts
     // between them.
-    auto view = emitc::OpaqueType::get(getContext(), globalBlockTypeName(op.getType()));
+    auto view = emitc::OpaqueType::get(
+        getContext(), globalBlockTypeName(op.getType(), op.getColumnMajor()));
     auto call = emitc::CallOpaqueOp::create(
         rewriter, op.getLoc(), TypeRange{view}, "loom::tile::block_view", operands, ArrayAttr(),
         rewriter.getArrayAttr({emitc::OpaqueAttr::get(getContext(), view.getValue())}));

@@ -12,10 +12,12 @@ using namespace mlir;
 using namespace mlir::loom;
 
 namespace {
-/// <SharedBlock<T, Shape<...>>, offset, slots>: the buffer's template arguments.
-SmallVector<Attribute> bufferArgs(MLIRContext *ctx, RankedTensorType tile, IntegerAttr offset,
-                                  IntegerAttr slots) {
-  return {emitc::OpaqueAttr::get(ctx, sharedBlockTypeName(tile)), offset, slots};
+/// <SharedBlock<T, Shape<...>, columnMajor>, offset, slots>: the buffer's
+/// template arguments.
+template <class PipelineOp>
+SmallVector<Attribute> bufferArgs(PipelineOp op, RankedTensorType tile) {
+  return {emitc::OpaqueAttr::get(op.getContext(), sharedBlockTypeName(tile, op.getColumnMajor())),
+          op.getOffsetAttr(), op.getSlotsAttr()};
 }
 
 /// `async_copy<Buffer...>(slot, p, other, base, strides..., bounds...)`.
@@ -29,8 +31,7 @@ struct AsyncCopyToCall : OpConversionPattern<AsyncCopyOp> {
     llvm::append_range(operands, adaptor.getStrides());
     llvm::append_range(operands, adaptor.getBounds());
     replaceWithCall(rewriter, *getTypeConverter(), op, "loom::tile::async_copy", operands,
-                    bufferArgs(getContext(), cast<RankedTensorType>(op.getTile()),
-                               op.getOffsetAttr(), op.getSlotsAttr()));
+                    bufferArgs(op, cast<RankedTensorType>(op.getTile())));
     return success();
   }
 };
@@ -65,12 +66,12 @@ struct SharedSlotToCall : OpConversionPattern<SharedSlotOp> {
   LogicalResult
   matchAndRewrite(SharedSlotOp op, OpAdaptor adaptor,
                   ConversionPatternRewriter &rewriter) const override {
-    auto view = emitc::OpaqueType::get(getContext(), sharedBlockTypeName(op.getType()));
+    auto view = emitc::OpaqueType::get(
+        getContext(), sharedBlockTypeName(op.getType(), op.getColumnMajor()));
     auto call = emitc::CallOpaqueOp::create(
         rewriter, op.getLoc(), TypeRange{view}, "loom::tile::shared_slot",
         ValueRange{adaptor.getSlot()}, ArrayAttr(),
-        rewriter.getArrayAttr(
-            bufferArgs(getContext(), op.getType(), op.getOffsetAttr(), op.getSlotsAttr())));
+        rewriter.getArrayAttr(bufferArgs(op, op.getType())));
     rewriter.replaceOp(op, call.getResults());
     return success();
   }

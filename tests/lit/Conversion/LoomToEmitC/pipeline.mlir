@@ -8,10 +8,10 @@
 
 // CHECK: module attributes {loom.num_threads = 128 : i32, loom.shared_bytes = 4096 : i64}
 // CHECK: call_opaque "loom::tile::shared_scratch"() {template_args = [2048]}
-// CHECK: call_opaque "loom::tile::async_copy"(%[[S:[^,]*]], %{{.*}}) {template_args = [#emitc.opaque<"loom::tile::SharedBlock<loom::tile::bf16_t, loom::tile::Shape<32, 32>>">, 0, 2]}
+// CHECK: call_opaque "loom::tile::async_copy"(%[[S:[^,]*]], %{{.*}}) {template_args = [#emitc.opaque<"loom::tile::SharedBlock<loom::tile::bf16_t, loom::tile::Shape<32, 32>, false>">, 0, 2]}
 // CHECK: call_opaque "loom::tile::async_commit"()
 // CHECK: call_opaque "loom::tile::async_wait"() {template_args = [1]}
-// CHECK: %[[V:.*]] = call_opaque "loom::tile::shared_slot"(%[[S]]) {template_args = [#emitc.opaque<"loom::tile::SharedBlock<loom::tile::bf16_t, loom::tile::Shape<32, 32>>">, 0, 2]} : (i32) -> !emitc.opaque<"loom::tile::SharedBlock<loom::tile::bf16_t, loom::tile::Shape<32, 32>>">
+// CHECK: %[[V:.*]] = call_opaque "loom::tile::shared_slot"(%[[S]]) {template_args = [#emitc.opaque<"loom::tile::SharedBlock<loom::tile::bf16_t, loom::tile::Shape<32, 32>, false>">, 0, 2]} : (i32) -> !emitc.opaque<"loom::tile::SharedBlock<loom::tile::bf16_t, loom::tile::Shape<32, 32>, false>">
 // CHECK: call_opaque "loom::tile::dot"(%{{.*}}, %[[V]], %{{.*}}, %{{.*}})
 // CHECK-NOT: unrealized_conversion_cast
 func.func @k(%p: !loom.ptr<bf16>, %base: i64, %ld: i64, %n: i32, %s: i32, %z: bf16, %x: tensor<32x32xbf16>, %c: !loom.ptr<f32>) attributes {loom.kernel, loom.pipeline_bytes = 2048 : i64, loom.arg_names = ["p", "base", "ld", "n", "s", "z", "x", "c"]} {

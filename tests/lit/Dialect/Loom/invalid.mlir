@@ -338,12 +338,38 @@ func.func @block_load_deferred_user(%p: !loom.ptr<f32>, %b: i64, %n: i32, %z: f3
 
 // -----
 
+func.func @block_load_column_major_not_deferred(%p: !loom.ptr<bf16>, %b: i64, %n: i32, %z: bf16) -> tensor<16x16xbf16> {
+  %c1 = arith.constant 1 : i64
+  // expected-error @+1 {{'loom.block_load' op is column_major but not deferred: only a dot's staging reads a block column by column}}
+  %x = loom.block_load %p[%b] strides[%c1, %b] bounds[%n, %n] other %z column_major : !loom.ptr<bf16> -> tensor<16x16xbf16>
+  return %x : tensor<16x16xbf16>
+}
+
+// -----
+
+func.func @block_load_column_major_rank(%p: !loom.ptr<bf16>, %b: i64, %n: i32, %z: bf16) -> tensor<2x16x16xbf16> {
+  %c1 = arith.constant 1 : i64
+  // expected-error @+1 {{'loom.block_load' op is column_major: its result must have rank 2, got rank 3}}
+  %x = loom.block_load %p[%b] strides[%c1, %b, %b] bounds[%n, %n, %n] other %z deferred column_major : !loom.ptr<bf16> -> tensor<2x16x16xbf16>
+  return %x : tensor<2x16x16xbf16>
+}
+
+// -----
+
+func.func @block_load_column_major_stride(%p: !loom.ptr<bf16>, %b: i64, %n: i32, %z: bf16) -> tensor<16x16xbf16> {
+  // expected-error @+1 {{'loom.block_load' op is column_major: strides[0] must be the constant 1}}
+  %x = loom.block_load %p[%b] strides[%b, %b] bounds[%n, %n] other %z deferred column_major : !loom.ptr<bf16> -> tensor<16x16xbf16>
+  return %x : tensor<16x16xbf16>
+}
+
+// -----
+
 //===----------------------------------------------------------------------===//
 // Shared-memory pipelines
 //===----------------------------------------------------------------------===//
 
 func.func @async_copy_f32(%p: !loom.ptr<f32>, %b: i64, %n: i32, %s: i32, %z: f32) {
-  // expected-error @+1 {{'loom.async_copy' op pipeline slots hold 2-D f16 or bf16 tiles with a multiple of 8 columns, got 'tensor<16x16xf32>'}}
+  // expected-error @+1 {{'loom.async_copy' op pipeline slots hold 2-D f16 or bf16 tiles, got 'tensor<16x16xf32>'}}
   loom.async_copy %p[%b] strides[%b, %b] bounds[%n, %n] other %z, slot %s {offset = 0 : i64, slots = 2 : i64} : !loom.ptr<f32> -> tensor<16x16xf32>
   return
 }
@@ -351,8 +377,16 @@ func.func @async_copy_f32(%p: !loom.ptr<f32>, %b: i64, %n: i32, %s: i32, %z: f32
 // -----
 
 func.func @async_copy_columns(%p: !loom.ptr<bf16>, %b: i64, %n: i32, %s: i32, %z: bf16) {
-  // expected-error @+1 {{'loom.async_copy' op pipeline slots hold 2-D f16 or bf16 tiles with a multiple of 8 columns, got 'tensor<16x12xbf16>'}}
+  // expected-error @+1 {{'loom.async_copy' op pipeline slots store rows of whole 16-byte chunks: the columns of 'tensor<16x12xbf16>' must be a multiple of 8}}
   loom.async_copy %p[%b] strides[%b, %b] bounds[%n, %n] other %z, slot %s {offset = 0 : i64, slots = 2 : i64} : !loom.ptr<bf16> -> tensor<16x12xbf16>
+  return
+}
+
+// -----
+
+func.func @async_copy_column_major_rows(%p: !loom.ptr<bf16>, %b: i64, %n: i32, %s: i32, %z: bf16) {
+  // expected-error @+1 {{'loom.async_copy' op pipeline slots store rows of whole 16-byte chunks: the rows of 'tensor<12x16xbf16>' must be a multiple of 8}}
+  loom.async_copy %p[%b] strides[%b, %b] bounds[%n, %n] other %z, slot %s column_major {offset = 0 : i64, slots = 2 : i64} : !loom.ptr<bf16> -> tensor<12x16xbf16>
   return
 }
 

@@ -125,18 +125,18 @@ func.func @reductions(%s: tensor<64x128xf32>, %i: tensor<16xi32>)
 // CHECK-LABEL: func.func @blocks
 // CHECK: %[[X:.*]] = loom.block_load %{{.*}}[%{{.*}}] strides[%{{.*}}, %{{.*}}] bounds[%{{.*}}, %{{.*}}] other %{{.*}} : !loom.ptr<bf16> -> tensor<16x64xbf16>
 // CHECK: loom.block_store %[[X]], %{{.*}}[%{{.*}}] strides[%{{.*}}, %{{.*}}] bounds[%{{.*}}, %{{.*}}] : tensor<16x64xbf16>, !loom.ptr<bf16>
-// CHECK: %[[Y:.*]] = loom.block_load %{{.*}}[%{{.*}}] strides[%{{.*}}, %{{.*}}] bounds[%{{.*}}, %{{.*}}] other %{{.*}} deferred : !loom.ptr<bf16> -> tensor<64x16xbf16>
+// CHECK: %[[Y:.*]] = loom.block_load %{{.*}}[%{{.*}}] strides[%{{.*}}, %{{.*}}] bounds[%{{.*}}, %{{.*}}] other %{{.*}} deferred column_major : !loom.ptr<bf16> -> tensor<64x16xbf16>
 // CHECK: loom.dot %[[X]], %[[Y]], %{{.*}}
 // GENERIC-LABEL: sym_name = "blocks"
 // GENERIC: "loom.block_load"(%{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}) <{operandSegmentSizes = array<i32: 1, 1, 2, 2, 1>}> : (!loom.ptr<bf16>, i64, i64, i64, i32, i32, bf16) -> tensor<16x64xbf16>
-// GENERIC: "loom.block_load"(%{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}) <{deferred, operandSegmentSizes = array<i32: 1, 1, 2, 2, 1>}> : (!loom.ptr<bf16>, i64, i64, i64, i32, i32, bf16) -> tensor<64x16xbf16>
+// GENERIC: "loom.block_load"(%{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}) <{column_major, deferred, operandSegmentSizes = array<i32: 1, 1, 2, 2, 1>}> : (!loom.ptr<bf16>, i64, i64, i64, i32, i32, bf16) -> tensor<64x16xbf16>
 func.func @blocks(%p: !loom.ptr<bf16>, %base: i64, %ld: i64, %n: i32, %z: bf16) {
   %c1 = arith.constant 1 : i64
   %c64 = arith.constant 64 : i32
   %x = loom.block_load %p[%base] strides[%ld, %c1] bounds[%n, %c64] other %z : !loom.ptr<bf16> -> tensor<16x64xbf16>
   loom.block_store %x, %p[%base] strides[%ld, %c1] bounds[%n, %c64] : tensor<16x64xbf16>, !loom.ptr<bf16>
   %c16 = arith.constant 16 : i32
-  %y = loom.block_load %p[%base] strides[%c1, %ld] bounds[%c64, %c16] other %z deferred : !loom.ptr<bf16> -> tensor<64x16xbf16>
+  %y = loom.block_load %p[%base] strides[%c1, %ld] bounds[%c64, %c16] other %z deferred column_major : !loom.ptr<bf16> -> tensor<64x16xbf16>
   %zf = arith.constant 0.0 : f32
   %acc = loom.splat %zf : tensor<16x16xf32>
   %d = loom.dot %x, %y, %acc : tensor<16x64xbf16>, tensor<64x16xbf16> -> tensor<16x16xf32>

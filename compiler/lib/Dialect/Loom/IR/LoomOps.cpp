@@ -6,6 +6,7 @@
 //===----------------------------------------------------------------------===//
 #include "loom/Dialect/Loom/IR/Loom.h"
 
+#include "mlir/Dialect/Utils/StaticValueUtils.h"
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/OpImplementation.h"
 
@@ -149,6 +150,19 @@ LogicalResult BlockLoadOp::verify() {
   if (failed(verifyBlockAccess(*this, getResult(), "result", getStrides().size(),
                                getBounds().size(), getPtr().getType().getElementType())))
     return failure();
+  // column_major tells the dot's staging how to copy the block: it means
+  // something only to that staging, and only for a matrix whose columns the
+  // IR itself shows to be contiguous.
+  if (getColumnMajor()) {
+    if (!getDeferred())
+      return emitOpError() << "is column_major but not deferred: only a dot's staging reads "
+                              "a block column by column";
+    if (getResult().getType().getRank() != 2)
+      return emitOpError() << "is column_major: its result must have rank 2, got rank "
+                           << getResult().getType().getRank();
+    if (!isConstantIntValue(getStrides()[0], 1))
+      return emitOpError() << "is column_major: strides[0] must be the constant 1";
+  }
   // A deferred load is read by the dot's operand staging: nothing else can.
   if (getDeferred() && !isOnlyADotOperand(getResult()))
     return emitOpError() << "is deferred: it must have exactly one user, a loom.dot that "
@@ -228,12 +242,15 @@ OpFoldResult ConvertLayoutOp::fold(FoldAdaptor) {
 /// `offset`, in the layout the dot's tensor-core path reads (rows of whole
 /// 16-byte chunks of f16/bf16).
 static LogicalResult verifyPipelineBuffer(Operation *op, RankedTensorType tile, int64_t offset,
-                                          int64_t slots) {
+                                          int64_t slots, bool columnMajor) {
   Type elem = tile.getElementType();
-  if (tile.getRank() != 2 || !(elem.isF16() || elem.isBF16()) || tile.getDimSize(1) % 8 != 0)
-    return op->emitOpError() << "pipeline slots hold 2-D f16 or bf16 tiles with a multiple of "
-                                "8 columns, got "
-                             << tile;
+  if (tile.getRank() != 2 || !(elem.isF16() || elem.isBF16()))
+    return op->emitOpError() << "pipeline slots hold 2-D f16 or bf16 tiles, got " << tile;
+  // Stored rows (the contiguous dimension) are whole 16-byte chunks.
+  if (tile.getDimSize(columnMajor ? 0 : 1) % 8 != 0)
+    return op->emitOpError() << "pipeline slots store rows of whole 16-byte chunks: the "
+                             << (columnMajor ? "rows" : "columns") << " of " << tile
+                             << " must be a multiple of 8";
   if (tile.getEncoding())
     return op->emitOpError() << "pipeline slots hold blocked tiles (no layout encoding), got "
                              << tile;
@@ -248,7 +265,7 @@ static LogicalResult verifyPipelineBuffer(Operation *op, RankedTensorType tile, 
 LogicalResult AsyncCopyOp::verify() {
   auto tile = cast<RankedTensorType>(getTile());
   if (failed(verifyPipelineBuffer(*this, tile, getOffsetAttr().getInt(),
-                                  getSlotsAttr().getInt())))
+                                  getSlotsAttr().getInt(), getColumnMajor())))
     return failure();
   if (tile.getElementType() != getPtr().getType().getElementType())
     return emitOpError() << "tile element type " << tile.getElementType()
@@ -271,7 +288,7 @@ LogicalResult AsyncWaitOp::verify() {
 
 LogicalResult SharedSlotOp::verify() {
   if (failed(verifyPipelineBuffer(*this, getResult().getType(), getOffsetAttr().getInt(),
-                                  getSlotsAttr().getInt())))
+                                  getSlotsAttr().getInt(), getColumnMajor())))
     return failure();
   // Read in place by the dot: nothing else can read it.
   if (!isOnlyADotOperand(getResult()))

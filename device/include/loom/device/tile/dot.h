@@ -1,11 +1,12 @@
 // Matrix product of tiles: acc + a (MxK) * b (KxN), products summed in f32.
 //
 // Tensor-core path (half_t/bf16_t, M%16 == 0, N%8 == 0, K%16 == 0): A and B,
-// in any layout, are staged row-major in shared memory with an XOR swizzle
-// of their 16-byte chunks (a SharedBlock operand, a pipeline slot, is
-// already there and is read in place); each warp computes 16x8 output tiles with
-// ldmatrix_x4 (A), ldmatrix_x2_trans (B) and mma.m16n8k16 (PTX_FACTS §1,
-// §3). With an Mma<WM, WN> accumulator the MMAs accumulate straight into
+// in any layout, are staged in shared memory with an XOR swizzle of their
+// 16-byte chunks, row-major, or transposed for a column-major GlobalBlock
+// view (a SharedBlock operand, a pipeline slot, is already there and is
+// read in place); each warp computes 16x8 output tiles with ldmatrix
+// (plain or .trans by operand and layout, see MmaOperand) and
+// mma.m16n8k16 (PTX_FACTS §1, §3). With an Mma<WM, WN> accumulator the MMAs accumulate straight into
 // its fragments (the accumulator never leaves the registers); with a
 // Blocked one each warp writes D to a float scratch C and after a barrier
 // every thread adds its own elements to acc. Otherwise an FMA loop through
@@ -52,7 +53,8 @@ __device__ __forceinline__ void mma_16x8x16(float d[4], const uint32_t a[4], con
   else loom::device::mma_m16n8k16_bf16(d, a, b, d);
 }
 
-// Staging map of a row-major matrix of Cols columns into its swizzled form.
+// Staging map of a matrix stored with Cols elements per row into its
+// swizzled form.
 template <int Cols>
 struct SwizzledIndex {
   __device__ __forceinline__ int operator()(int i) const {
@@ -60,45 +62,90 @@ struct SwizzledIndex {
   }
 };
 
+// How the tensor-core path holds operand X (A, or B when kIsB) in shared
+// memory and reads its fragments: in X's StagedLayout (memory.h: row-major,
+// or transposed for a column-major view or slot), each stored row's chunks
+// swizzled by Map.
+//
+// The mma fragments (PTX_FACTS §1) see A as an M x K matrix F and B as its
+// transpose, an N x K matrix F (B's fragment b0 = {B[2t][g], B[2t+1][g]} is
+// {F[g][2t], F[g][2t+1]}): a register holds an 8x8 block of F, lane
+// (g, t) elements (g, 2t) and (g, 2t+1). ldmatrix (§3) gives exactly that
+// from the 8 rows its lanes address when those rows are F's rows, and with
+// .trans when they are F's columns. So F's block at (f, k) is read with
+// plain ldmatrix, rows at F(f + r, k), where the stored rows run along k
+// (A row-major [M][K], B column-major [N][K]) and with .trans, rows at
+// F(f, k + r) stored at (k + r, f), where they run along f (A
+// column-major [K][M], B row-major [K][N]).
+template <class X, bool kIsB>
+struct MmaOperand {
+  using Layout = StagedLayout<typename X::shape, is_column_major_v<X>>;
+  using Map = SwizzledIndex<Layout::kRowLength>;
+  static constexpr bool kRowsAlongK = is_column_major_v<X> == kIsB;
+
+  // ldmatrix of kMatrices (2 or 4) blocks of F into frag: the calling
+  // lane's matrix (lane / 8) is the block at (f, k), and the lane addresses
+  // its row lane % 8 (the 8 lanes of a matrix hit 8 consecutive stored rows
+  // at one logical chunk: 8 bank groups under the swizzle).
+  template <int kMatrices, class T>
+  __device__ __forceinline__ static void ldmatrix(uint32_t* frag, const T* s, int f, int k,
+                                                  int lane) {
+    using Sw = Swizzle<Layout::kRowLength>;
+    const int r = lane % 8;
+    if constexpr (kRowsAlongK) {
+      const T* row = s + Sw::offset(f + r, k);
+      if constexpr (kMatrices == 4) loom::device::ldmatrix_x4(frag, row);
+      else loom::device::ldmatrix_x2(frag, row);
+    } else {
+      const T* row = s + Sw::offset(k + r, f);
+      if constexpr (kMatrices == 4) loom::device::ldmatrix_x4_trans(frag, row);
+      else loom::device::ldmatrix_x2_trans(frag, row);
+    }
+  }
+};
+
 // Where the tensor-core path reads operand x from: a SharedBlock is already
-// staged (Map is its layout) and is read in place; anything else is staged
+// staged (in Op's layout) and is read in place; anything else is staged
 // into buf.
-template <class Map, class T, class X>
+template <class Op, class T, class X>
 __device__ __forceinline__ const T* mma_operand(T* buf, const X& x) {
   if constexpr (is_shared_block_v<X>) {
     return x.p;
   } else {
-    stage<Map>(buf, x);
+    stage<typename Op::Map>(buf, x);
     return buf;
   }
 }
 
-// The A fragment of rows m0..m0+15, columns k0..k0+15: lane l -> row l%16,
-// columns 8*(l/16)..+8 (x4).
-template <class T, int K>
+// The A fragment of rows m0..m0+15, columns k0..k0+15: a[0..3] are the
+// blocks at (m0, k0), (m0+8, k0), (m0, k0+8), (m0+8, k0+8) (§1).
+template <class OpA, class T>
 __device__ __forceinline__ void load_a_frag(uint32_t af[4], const T* As, int m0, int k0,
                                             int lane) {
-  loom::device::ldmatrix_x4(af, As + Swizzle<K>::offset(m0 + lane % 16, k0 + 8 * (lane / 16)));
+  const int j = lane / 8;
+  OpA::template ldmatrix<4>(af, As, m0 + 8 * (j % 2), k0 + 8 * (j / 2), lane);
 }
 
-// d += A fragment times the B fragment of rows k0..k0+15, columns n0..n0+7
-// (B stored K x N, n contiguous: lane l -> row k0 + l%16, x2.trans).
-template <class T, int N>
+// d += A fragment times the B fragment of rows k0..k0+15, columns
+// n0..n0+7: b[0], b[1] are F's blocks at (n0, k0), (n0, k0+8) (x2: lanes
+// 16..31 repeat the addresses of 0..15, which x2 does not read).
+template <class OpB, class T>
 __device__ __forceinline__ void mma_b_frag(float d[4], const uint32_t af[4], const T* Bs, int k0,
                                            int n0, int lane) {
   uint32_t bf[2];
-  loom::device::ldmatrix_x2_trans(bf, Bs + Swizzle<N>::offset(k0 + lane % 16, n0));
+  OpB::template ldmatrix<2>(bf, Bs, n0, k0 + 8 * (lane / 8 % 2), lane);
   mma_16x8x16<T>(d, af, bf);
 }
 
 // d0 += A times B at columns n0..n0+7 and d1 += A times B at n0+8..n0+15,
-// both B fragments from one ldmatrix_x4_trans (lanes 16..31 address the
-// second atom): half the instructions and half the addresses of two x2.
-template <class T, int N>
+// both B fragments from one x4 ldmatrix (matrices 2, 3: the blocks at
+// n0+8): half the instructions and half the addresses of two x2.
+template <class OpB, class T>
 __device__ __forceinline__ void mma_b_frag_pair(float d0[4], float d1[4], const uint32_t af[4],
                                                 const T* Bs, int k0, int n0, int lane) {
   uint32_t bf[4];
-  loom::device::ldmatrix_x4_trans(bf, Bs + Swizzle<N>::offset(k0 + lane % 16, n0 + 8 * (lane / 16)));
+  const int j = lane / 8;
+  OpB::template ldmatrix<4>(bf, Bs, n0 + 8 * (j / 2), k0 + 8 * (j % 2), lane);
   mma_16x8x16<T>(d0, af, bf);
   mma_16x8x16<T>(d1, af, bf + 2);
 }
@@ -106,14 +153,14 @@ __device__ __forceinline__ void mma_b_frag_pair(float d0[4], float d1[4], const 
 // Accumulates the 16x8 output tile at (m0, n0) over K into d. A loop, as
 // in dot_mma_acc: unrolled, ptxas issues every step's ldmatrix up front (96
 // registers of fragments at K = 256) and hoists their addresses.
-template <class T, int N, int K>
+template <class OpA, class OpB, int K, class T>
 __device__ __forceinline__ void mma_tile(float d[4], const T* As, const T* Bs, int m0, int n0,
                                          int lane) {
   LOOM_NO_UNROLL
   for (int k0 = 0; k0 < K; k0 += 16) {
     uint32_t af[4];
-    load_a_frag<T, K>(af, As, m0, k0, lane);
-    mma_b_frag<T, N>(d, af, Bs, k0, n0, lane);
+    load_a_frag<OpA>(af, As, m0, k0, lane);
+    mma_b_frag<OpB>(d, af, Bs, k0, n0, lane);
   }
 }
 
@@ -125,10 +172,12 @@ __device__ __forceinline__ TileR dot_mma_acc(const TileA& a, const TileB& b, con
   using L = typename TileR::layout;
   using S = typename TileR::shape;
   constexpr int AM = L::template atoms_m<S>(), AN = L::template atoms_n<S>();
+  using OpA = MmaOperand<TileA, false>;
+  using OpB = MmaOperand<TileB, true>;
   // Scratch: only the operands staged here, A first (see tile.h).
   T* const staging = reinterpret_cast<T*>(smem);
-  const T* As = mma_operand<SwizzledIndex<K>>(staging, a);
-  const T* Bs = mma_operand<SwizzledIndex<N>>(staging + (is_shared_block_v<TileA> ? 0 : M * K), b);
+  const T* As = mma_operand<OpA>(staging, a);
+  const T* Bs = mma_operand<OpB>(staging + (is_shared_block_v<TileA> ? 0 : M * K), b);
   loom::device::bar_sync();
   TileR r = acc;
   const int wm = L::warp_m(), wn = L::warp_n(), lane = (int)loom::device::lane_id();
@@ -140,16 +189,16 @@ __device__ __forceinline__ TileR dot_mma_acc(const TileA& a, const TileB& b, con
     LOOM_NO_UNROLL
     for (int k0 = 0; k0 < K; k0 += 16) {
       uint32_t af[4];
-      load_a_frag<T, K>(af, As, (wm * AM + i) * 16, k0, lane);
+      load_a_frag<OpA>(af, As, (wm * AM + i) * 16, k0, lane);
       if constexpr (AN % 2 == 0) {
         LOOM_UNROLL
         for (int j = 0; j < AN; j += 2)
-          mma_b_frag_pair<T, N>(&r.v[(i * AN + j) * 4], &r.v[(i * AN + j + 1) * 4], af, Bs, k0,
-                                (wn * AN + j) * 8, lane);
+          mma_b_frag_pair<OpB>(&r.v[(i * AN + j) * 4], &r.v[(i * AN + j + 1) * 4], af, Bs, k0,
+                               (wn * AN + j) * 8, lane);
       } else {
         LOOM_UNROLL
         for (int j = 0; j < AN; ++j)
-          mma_b_frag<T, N>(&r.v[(i * AN + j) * 4], af, Bs, k0, (wn * AN + j) * 8, lane);
+          mma_b_frag<OpB>(&r.v[(i * AN + j) * 4], af, Bs, k0, (wn * AN + j) * 8, lane);
       }
     }
   }
@@ -162,8 +211,10 @@ __device__ __forceinline__ TileR dot_mma(const TileA& a, const TileB& b, const T
                                          unsigned char* smem) {
   T* const staging = reinterpret_cast<T*>(smem);
   float* Cs = reinterpret_cast<float*>(staging + M * K + K * N);
-  const T* As = mma_operand<SwizzledIndex<K>>(staging, a);
-  const T* Bs = mma_operand<SwizzledIndex<N>>(staging + M * K, b);
+  using OpA = MmaOperand<TileA, false>;
+  using OpB = MmaOperand<TileB, true>;
+  const T* As = mma_operand<OpA>(staging, a);
+  const T* Bs = mma_operand<OpB>(staging + M * K, b);
   loom::device::bar_sync();
 
   const int lane = (int)loom::device::lane_id(), warp = thread_rank() / 32;
@@ -172,7 +223,7 @@ __device__ __forceinline__ TileR dot_mma(const TileA& a, const TileB& b, const T
   for (int tile = warp; tile < tiles; tile += kWarps) {
     const int m0 = tile / NT * 16, n0 = tile % NT * 8;
     float d[4] = {0.0f, 0.0f, 0.0f, 0.0f};
-    mma_tile<T, N, K>(d, As, Bs, m0, n0, lane);
+    mma_tile<OpA, OpB, K>(d, As, Bs, m0, n0, lane);
     const int g = lane >> 2, t = lane & 3;
     float* c0 = Cs + (m0 + g) * N + n0 + 2 * t;
     smem_store(c0, d[0]);
@@ -195,6 +246,10 @@ __device__ __forceinline__ TileR dot_fma(const TileA& a, const TileB& b, const T
                                          unsigned char* smem) {
   static_assert(!is_shared_block_v<TileA> && !is_shared_block_v<TileB>,
                 "dot: a pipelined shared-memory operand needs the tensor-core path");
+  // Staged without swizzle, in each operand's StagedLayout (a column-major
+  // view transposed).
+  using LA = StagedLayout<typename TileA::shape, is_column_major_v<TileA>>;
+  using LB = StagedLayout<typename TileB::shape, is_column_major_v<TileB>>;
   T* As = reinterpret_cast<T*>(smem);
   T* Bs = As + M * K;
   stage(As, a);
@@ -206,10 +261,9 @@ __device__ __forceinline__ TileR dot_fma(const TileA& a, const TileB& b, const T
     float s = acc.v[k];
     if (slot_valid<typename TileR::shape>(k)) {
       const int i = slot_index(k), m = i / N, n = i % N;
-      const T* arow = As + m * K;
-      const T* bcol = Bs + n;
       for (int kk = 0; kk < K; ++kk)
-        s += to_float(smem_load(arow + kk)) * to_float(smem_load(bcol + kk * N));
+        s += to_float(smem_load(As + LA::index(m, kk))) *
+             to_float(smem_load(Bs + LB::index(kk, n)));
     }
     r.v[k] = s;
   }

@@ -145,10 +145,16 @@ __device__ __forceinline__ TileT block_load(const T* p, T other, int64_t base, S
 // straight into shared memory (16-byte cp.async chunks for 16-bit rows,
 // see stage_by_chunks; no tile live until the dot), once per dot, so a view
 // defined outside a loop is read again in every iteration.
-template <class T, class S>
+//
+// kColumnMajor (the load's column_major): a rank-2 view whose columns are
+// contiguous (strides[0] == 1), such as K^T. Staging keeps it transposed,
+// so that the chunks run along its columns (see StagedLayout).
+template <class T, class S, bool kColumnMajor = false>
 struct GlobalBlock {
+  static_assert(!kColumnMajor || S::rank == 2, "GlobalBlock: column-major views are 2-D");
   using element_type = T;
   using shape = S;
+  static constexpr bool column_major = kColumnMajor;
   const T* p;
   T other;
   int64_t base;
@@ -162,46 +168,78 @@ __device__ __forceinline__ ViewT block_view(const T* p, T other, int64_t base, S
 }
 
 // A dot operand already in shared memory, at p, in the layout the dot's
-// staging would give it (row-major, 16-byte chunks swizzled as
-// Swizzle<S::dim(1)>, see dot.h): a slot of a pipeline (pipeline.h). The
-// dot reads it in place.
-template <class T, class S>
+// staging would give it (StagedLayout<S, kColumnMajor>, 16-byte chunks
+// swizzled along the stored rows, see dot.h): a slot of a pipeline
+// (pipeline.h). The dot reads it in place.
+template <class T, class S, bool kColumnMajor = false>
 struct SharedBlock {
+  static_assert(!kColumnMajor || S::rank == 2, "SharedBlock: column-major slots are 2-D");
   using element_type = T;
   using shape = S;
+  static constexpr bool column_major = kColumnMajor;
   const T* p;
 };
 
 template <class X>
 inline constexpr bool is_shared_block_v = false;
+template <class T, class S, bool kColumnMajor>
+inline constexpr bool is_shared_block_v<SharedBlock<T, S, kColumnMajor>> = true;
+
+// Whether operand X is staged transposed (a column-major view or slot);
+// register tiles are staged row-major.
+template <class X>
+inline constexpr bool is_column_major_v = false;
 template <class T, class S>
-inline constexpr bool is_shared_block_v<SharedBlock<T, S>> = true;
+inline constexpr bool is_column_major_v<GlobalBlock<T, S, true>> = true;
+template <class T, class S>
+inline constexpr bool is_column_major_v<SharedBlock<T, S, true>> = true;
 
 namespace detail {
-// Staging of a view of 16-bit elements in chunks of 8 elements of one row:
-// chunk c goes to thread c % kThreads. Where the rows are contiguous (unit
-// column stride), `other` is zero (what a copy does not read, it
-// zero-fills) and both addresses are 16-byte aligned, a chunk is one
-// cp.async of 16 bytes, global -> shared without passing through
-// registers; otherwise its elements are copied one by one. `map` keeps each
-// chunk contiguous (the swizzle permutes whole chunks). Issues the copies
-// only: the caller commits and waits (cp.async) before its barrier.
-template <class T, class S>
-inline constexpr bool kStagedByChunks = S::rank == 2 && sizeof(T) == 2 && S::dim(1) % 8 == 0;
+// How staging lays out a 2-D operand of shape S (before the swizzle Map
+// permutes its chunks): row-major, or, column-major, as its transpose
+// (S::dim(1) stored rows of S::dim(0) elements, stored row j = column j),
+// so that the dimension contiguous in global memory is the one contiguous
+// in shared memory and a 16-byte chunk of a stored row is one cp.async.
+template <class S, bool kColumnMajor>
+struct StagedLayout {
+  // The view dimension along a stored row, and the one across them.
+  static constexpr int kAlong = kColumnMajor ? 0 : 1, kAcross = 1 - kAlong;
+  static constexpr int kRowLength = S::dim(kAlong);
+  // Stored index of element (i, j).
+  __device__ __forceinline__ static int index(int i, int j) {
+    return kColumnMajor ? j * S::dim(0) + i : i * S::dim(1) + j;
+  }
+};
 
-template <class Map, class T, class S>
-__device__ __forceinline__ void issue_chunks(T* buf, const GlobalBlock<T, S>& g) {
+// Staging of a view of 16-bit elements in chunks of 8 consecutive elements
+// of one stored row (StagedLayout): chunk c goes to thread c % kThreads.
+// Where the view is contiguous along the stored rows (unit stride there:
+// strides[1] row-major, strides[0] column-major), `other` is zero (what a
+// copy does not read, it zero-fills) and both addresses are 16-byte
+// aligned, a chunk is one cp.async of 16 bytes, global -> shared without
+// passing through registers; otherwise its elements are copied one by one.
+// `map` keeps each chunk contiguous (the swizzle permutes whole chunks).
+// Issues the copies only: the caller commits and waits (cp.async) before
+// its barrier.
+template <class T, class S, bool kColumnMajor>
+inline constexpr bool kStagedByChunks =
+    S::rank == 2 && sizeof(T) == 2 && S::dim(kColumnMajor ? 0 : 1) % 8 == 0;
+
+template <class Map, class T, class S, bool kColumnMajor>
+__device__ __forceinline__ void issue_chunks(T* buf, const GlobalBlock<T, S, kColumnMajor>& g) {
+  using L = StagedLayout<S, kColumnMajor>;
+  constexpr int along = L::kAlong, across = L::kAcross;
   const auto& a = g.access;
-  const bool copyable = a.strides[1] == 1 && g.other.bits == 0;
-  constexpr int kCols = S::dim(1), kChunksPerRow = kCols / 8;
-  constexpr int kChunks = S::dim(0) * kChunksPerRow;
+  const bool copyable = a.strides[along] == 1 && g.other.bits == 0;
+  constexpr int kChunksPerRow = L::kRowLength / 8;
+  constexpr int kChunks = S::dim(across) * kChunksPerRow;
   const Map map{};
   for (int c = thread_rank(); c < kChunks; c += kThreads) {
     const int r = c / kChunksPerRow, c0 = c % kChunksPerRow * 8;
-    const int left = r < a.bounds[0] ? a.bounds[1] - c0 : 0;
+    const int left = r < a.bounds[across] ? a.bounds[along] - c0 : 0;
     const int valid = left < 0 ? 0 : left > 8 ? 8 : left;
-    const T* row = g.p + g.base + r * a.strides[0];
-    T* dst = buf + map(r * kCols + c0);
+    const T* row = g.p + g.base + r * a.strides[across];
+    T* dst = buf + map(r * L::kRowLength + c0);
     if (copyable && (((unsigned long long)(row + c0) | (unsigned long long)dst) & 15) == 0) {
       if (valid > 0) {
         LOOM_CHECK_GLOBAL(row + c0, "global load");
@@ -211,35 +249,40 @@ __device__ __forceinline__ void issue_chunks(T* buf, const GlobalBlock<T, S>& g)
       continue;
     }
     for (int e = 0; e < 8; ++e) {
-      const T* src = row + (c0 + e) * a.strides[1];
+      const T* src = row + (c0 + e) * a.strides[along];
       smem_store(dst + e, e < valid ? (LOOM_CHECK_GLOBAL(src, "global load"), *src) : g.other);
     }
   }
 }
 
 // Copies the view into buf (see issue_chunks) and waits for the copies.
-template <class Map, class T, class S>
-__device__ __forceinline__ void stage_by_chunks(T* buf, const GlobalBlock<T, S>& g) {
+template <class Map, class T, class S, bool kColumnMajor>
+__device__ __forceinline__ void stage_by_chunks(T* buf, const GlobalBlock<T, S, kColumnMajor>& g) {
   issue_chunks<Map>(buf, g);
   loom::device::cp_async_commit();
   loom::device::cp_async_wait<0>(); // visible to the block after the caller's barrier
 }
 
-// Staging (see layout.h) of a view: by chunks for 16-bit rows of whole
-// chunks, else each thread copies the elements a blocked tile would give
-// it, in the same order.
-template <class Map = LinearIndex, class T, class S>
-__device__ __forceinline__ void stage(T* buf, const GlobalBlock<T, S>& g) {
-  if constexpr (kStagedByChunks<T, S>) {
+// Staging (see layout.h) of a view into buf + Map{}(stored index), in its
+// StagedLayout: by chunks for 16-bit stored rows of whole chunks, else each
+// thread copies the elements a blocked tile would give it, in the same
+// order.
+template <class Map = LinearIndex, class T, class S, bool kColumnMajor>
+__device__ __forceinline__ void stage(T* buf, const GlobalBlock<T, S, kColumnMajor>& g) {
+  if constexpr (kStagedByChunks<T, S, kColumnMajor>) {
     stage_by_chunks<Map>(buf, g);
   } else {
     const Map map{};
     LOOM_UNROLL
     for (int k = 0; k < Blocked::slots<S>(); ++k) {
       if (!slot_valid<S>(k)) continue;
+      const int i = slot_index(k);
+      int stored = i; // row-major: the tile's own (any-rank) index
+      if constexpr (kColumnMajor)
+        stored = StagedLayout<S, true>::index(i / S::dim(1), i % S::dim(1));
       int64_t off;
-      const bool inside = g.access.at(slot_index(k), off);
-      smem_store(buf + map(slot_index(k)),
+      const bool inside = g.access.at(i, off);
+      smem_store(buf + map(stored),
                  inside ? (LOOM_CHECK_GLOBAL(&g.p[g.base + off], "global load"), g.p[g.base + off])
                         : g.other);
     }

@@ -43,10 +43,12 @@ __device__ __forceinline__ void async_copy(int32_t slot, const T* p, T other, in
   using S = typename SharedT::shape;
   static_assert(is_shared_block_v<SharedT>, "async_copy: a SharedBlock slot type");
   static_assert(is_same_v<typename SharedT::element_type, T>, "async_copy: element type");
-  static_assert(detail::kStagedByChunks<T, S>,
-                "async_copy: 2-D tiles of 16-bit elements, rows of whole 16-byte chunks");
-  const GlobalBlock<T, S> view{p, other, base, detail::block_access<S>(sb...)};
-  detail::issue_chunks<detail::SwizzledIndex<S::dim(1)>>(
+  constexpr bool kColumnMajor = SharedT::column_major;
+  static_assert(detail::kStagedByChunks<T, S, kColumnMajor>,
+                "async_copy: 2-D tiles of 16-bit elements, stored rows of whole 16-byte chunks");
+  // Copied as the dot would stage the view, into the slot's layout.
+  const GlobalBlock<T, S, kColumnMajor> view{p, other, base, detail::block_access<S>(sb...)};
+  detail::issue_chunks<detail::SwizzledIndex<detail::StagedLayout<S, kColumnMajor>::kRowLength>>(
       detail::pipeline_slot<SharedT, kOffset, kSlots>(slot), view);
 }
 

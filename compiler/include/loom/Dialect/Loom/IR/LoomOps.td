@@ -236,6 +236,16 @@ def Loom_BlockLoadOp : Loom_Op<"block_load", [AttrSizedOperandSegments,
     time the dot runs: no register tile holds it in between). The pass sets
     it only where no op between the load and the dot may write memory.
 
+    `column_major` (only with `deferred`, on a rank-2 load whose
+    `strides[0]` is the constant 1): each column of the block is contiguous
+    in memory, as in a transposed operand (K^T in attention, a view of K
+    with strides `[1, %ld]`). The dot's staging then copies it column by
+    column (16-byte chunks along the rows) and keeps it transposed in shared
+    memory, where its fragments are read with the matching ldmatrix form;
+    without it such a block is copied element by element. The pass sets it
+    on deferred loads with a constant unit `strides[0]` and a `strides[1]`
+    that is not the constant 1.
+
     Example (rows `r0 .. r0+15` of a row-major matrix with row stride `%ld`,
     columns `0 .. 255`, rows past `%n` read as zero):
 
@@ -244,14 +254,19 @@ def Loom_BlockLoadOp : Loom_Op<"block_load", [AttrSizedOperandSegments,
         : !loom.ptr<bf16> -> tensor<16x256xbf16>
     %k = loom.block_load %p[%base] strides[%ld, %c1] bounds[%n, %c256] other %zero deferred
         : !loom.ptr<bf16> -> tensor<16x256xbf16>
+    // rows 0 .. 63 and columns c0 .. c0+15 of K^T, K row-major with row stride %ld
+    %kt = loom.block_load %p[%base] strides[%c1, %ld] bounds[%c64, %n] other %zero deferred
+        column_major : !loom.ptr<bf16> -> tensor<64x16xbf16>
     ```
   }];
   let arguments = (ins Loom_PtrType:$ptr, I64:$base, Variadic<I64>:$strides,
-                       Variadic<I32>:$bounds, Loom_ElementType:$other, UnitAttr:$deferred);
+                       Variadic<I32>:$bounds, Loom_ElementType:$other, UnitAttr:$deferred,
+                       UnitAttr:$column_major);
   let results = (outs Loom_Tile:$result);
   let assemblyFormat = [{
     $ptr `[` $base `]` `strides` `[` $strides `]` `bounds` `[` $bounds `]` `other` $other
-    (`deferred` $deferred^)? attr-dict `:` qualified(type($ptr)) `->` type($result)
+    (`deferred` $deferred^)? (`column_major` $column_major^)? attr-dict `:`
+    qualified(type($ptr)) `->` type($result)
   }];
   let hasVerifier = 1;
 }
@@ -303,10 +318,12 @@ def Loom_AsyncCopyOp : Loom_Op<"async_copy", [AttrSizedOperandSegments,
     reads the slot as a dot operand.
 
     `loom-pipeline-dot-operands` creates these ops; they exist only on the
-    CUDA path. The tile is 2-D, of f16 or bf16, with rows of whole 16-byte
-    chunks (the layout the dot's tensor-core path reads); `other` must be
-    zero for the cp.async path (the device falls back to plain copies
-    otherwise).
+    CUDA path. The tile is 2-D, of f16 or bf16, stored as the dot's
+    tensor-core path reads it: row-major, or, with `column_major` (the
+    block load's, for a block whose columns are contiguous), transposed;
+    stored rows are whole 16-byte chunks. `other` must be zero and the
+    contiguous stride 1 for the cp.async path (the device falls back to
+    plain copies otherwise).
 
     Example (slot `%s` of a 2-slot buffer at byte 0):
 
@@ -317,10 +334,12 @@ def Loom_AsyncCopyOp : Loom_Op<"async_copy", [AttrSizedOperandSegments,
   }];
   let arguments = (ins Loom_PtrType:$ptr, I64:$base, Variadic<I64>:$strides,
                        Variadic<I32>:$bounds, Loom_ElementType:$other, I32:$slot,
-                       TypeAttrOf<Loom_Tile>:$tile, I64Attr:$offset, I64Attr:$slots);
+                       TypeAttrOf<Loom_Tile>:$tile, I64Attr:$offset, I64Attr:$slots,
+                       UnitAttr:$column_major);
   let assemblyFormat = [{
     $ptr `[` $base `]` `strides` `[` $strides `]` `bounds` `[` $bounds `]` `other` $other
-    `,` `slot` $slot attr-dict `:` qualified(type($ptr)) `->` $tile
+    `,` `slot` $slot (`column_major` $column_major^)? attr-dict `:` qualified(type($ptr))
+    `->` $tile
   }];
   let hasVerifier = 1;
 }
@@ -364,7 +383,8 @@ def Loom_SharedSlotOp : Loom_Op<"shared_slot", [MemoryEffects<[MemRead]>]> {
   let summary = "a slot of a shared-memory pipeline buffer, as a dot operand";
   let description = [{
     The tile that `loom.async_copy` ops put into slot `slot` of the buffer
-    of `slots` slots at byte `offset` of the pipeline buffers. Like a
+    of `slots` slots at byte `offset` of the pipeline buffers, stored
+    transposed if `column_major` (as the copies were). Like a
     deferred `loom.block_load` it is not read into registers: its only
     user is a `loom.dot` that takes it as operand a or b and reads the slot
     in place, so the copies of the slot must have been waited for (by a
@@ -377,9 +397,9 @@ def Loom_SharedSlotOp : Loom_Op<"shared_slot", [MemoryEffects<[MemRead]>]> {
     %qk = loom.dot %q, %k, %acc : tensor<64x32xbf16>, tensor<32x64xbf16> -> tensor<64x64xf32>
     ```
   }];
-  let arguments = (ins I32:$slot, I64Attr:$offset, I64Attr:$slots);
+  let arguments = (ins I32:$slot, I64Attr:$offset, I64Attr:$slots, UnitAttr:$column_major);
   let results = (outs Loom_Tile:$result);
-  let assemblyFormat = "$slot attr-dict `:` type($result)";
+  let assemblyFormat = "$slot (`column_major` $column_major^)? attr-dict `:` type($result)";
   let hasVerifier = 1;
 }
 
