@@ -168,13 +168,117 @@ void compileCudaBinary(CudaBuild &build, const CudaBuildOptions &options) {
   }
 }
 
+namespace {
+/// The environment switches generateCuda reads: part of the index key.
+std::string codegenEnvironment() {
+  std::string s;
+  for (const char *name : {"LOOM_BLOCK_ACCESS", "LOOM_ASSIGN_LAYOUTS"}) {
+    const char *value = std::getenv(name);
+    s += std::string(name) + "=" + (value ? value : "") + ";";
+  }
+  return s;
+}
+
+/// Index entry: the generated source's fields and the CUBIN entry's key.
+std::string indexBlob(const CudaBuild &build) {
+  std::string blob;
+  putField(blob, build.source.code);
+  putField(blob, build.source.kernelName);
+  putField(blob, std::to_string(build.source.sharedBytes));
+  putField(blob, std::to_string(build.source.numThreads));
+  putField(blob, build.cacheKey);
+  return blob;
+}
+
+/// Fills `build` from an index entry and the CUBIN entry it names; false
+/// (and `build` untouched) if either is missing or malformed.
+bool loadIndexed(const std::vector<uint8_t> &blob, const std::string &arch, CudaBuild &build) {
+  size_t pos = 0;
+  CudaBuild found;
+  std::string shared, threads;
+  if (!getField(blob, pos, found.source.code) || !getField(blob, pos, found.source.kernelName) ||
+      !getField(blob, pos, shared) || !getField(blob, pos, threads) ||
+      !getField(blob, pos, found.cacheKey) || pos != blob.size())
+    return false;
+  char *end = nullptr;
+  found.source.sharedBytes = std::strtoll(shared.c_str(), &end, 10);
+  if (shared.empty() || *end)
+    return false;
+  found.source.numThreads = static_cast<unsigned>(std::strtoul(threads.c_str(), &end, 10));
+  if (threads.empty() || *end)
+    return false;
+  cuda::DiskCache cubins(cuda::DiskCache::defaultDirectory(), "cubin");
+  auto entry = cubins.get(found.cacheKey);
+  pos = 0;
+  std::string cubin;
+  if (!entry || !getField(*entry, pos, found.binary.ptx) || !getField(*entry, pos, cubin) ||
+      !getField(*entry, pos, found.binary.log))
+    return false;
+  found.binary.cubin.assign(cubin.begin(), cubin.end());
+  found.binary.kernels = cuda::parsePtxasReport(found.binary.log);
+  found.binary.arch = arch;
+  found.fromDiskCache = true;
+  found.signature = std::move(build.signature);
+  found.timings = std::move(build.timings);
+  build = std::move(found);
+  return true;
+}
+} // namespace
+
+void buildCudaFromModule(CudaBuild &build, mlir::ModuleOp module, const dsl::Kernel &kernel,
+                         const Specialization &spec, const CudaBuildOptions &options,
+                         std::map<std::string, ScalarValue> &bindings,
+                         const compiler::StageCallback &afterStage) {
+  cuda::requireTensorCoreArch(options.arch);
+  Specialization target = spec;
+  target.numThreads = options.numThreads;
+  target.arch = options.arch;
+  // The traced IR (before any pass) plus everything code generation and
+  // NVRTC depend on; a caller watching the stages gets them run.
+  std::string indexKey;
+  cuda::DiskCache index(cuda::DiskCache::defaultDirectory(), "cubin-index");
+  if (options.useDiskCache && !afterStage) {
+    auto start = std::chrono::steady_clock::now();
+    launchSignature(module, kernel, target, build.signature, bindings);
+    std::string ir;
+    llvm::raw_string_ostream os(ir);
+    module->print(os);
+    // spec.key() leaves the CUDA fields out when the spec's backend
+    // resolves to the CPU (buildCuda is also called that way): spell them.
+    indexKey = hashHex(ir + "\n" + target.key() +
+                       fmt::format("\nthreads={};arch={};stages={}\n", target.numThreads,
+                                   target.arch, target.numStages) +
+                       cuda::nvrtcVersionString() +
+                       "\nloom=" LOOM_VERSION_STRING "\ndevice=" + deviceLibraryHash() + "\n" +
+                       codegenEnvironment());
+    if (auto blob = index.get(indexKey); blob && loadIndexed(*blob, options.arch, build)) {
+      build.timings.push_back(
+          {"disk-cache", std::chrono::duration<double, std::milli>(
+                             std::chrono::steady_clock::now() - start)
+                             .count()});
+      return;
+    }
+  }
+  build.source = cudaSourceFromModule(module, kernel, target, build.signature, bindings,
+                                      afterStage, &build.timings);
+  compileCudaBinary(build, options);
+  if (!indexKey.empty())
+    index.put(indexKey, indexBlob(build));
+}
+
 CudaBuild buildCuda(const dsl::Kernel &kernel, const Specialization &spec,
                     const CudaBuildOptions &options, const compiler::StageCallback &afterStage) {
   cuda::requireTensorCoreArch(options.arch);
   CudaBuild build;
-  build.source = generateCudaSource(kernel, spec, options.numThreads, &build.signature,
-                                    afterStage, &build.timings);
-  compileCudaBinary(build, options);
+  auto start = std::chrono::steady_clock::now();
+  auto module = kernel.build(threadContext(), spec.constants);
+  build.timings.push_back(
+      {"dsl", std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start)
+                  .count()});
+  if (afterStage)
+    afterStage("dsl", *module);
+  std::map<std::string, ScalarValue> bindings;
+  buildCudaFromModule(build, *module, kernel, spec, options, bindings, afterStage);
   return build;
 }
 

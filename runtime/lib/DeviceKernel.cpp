@@ -54,15 +54,21 @@ Backend resolveBackend(Backend b) {
   return haveGpu ? Backend::Cuda : Backend::Cpu;
 }
 
+std::vector<std::string> launchSignature(mlir::ModuleOp module, const dsl::Kernel &kernel,
+                                         const Specialization &spec, std::vector<ArgInfo> &sig,
+                                         std::map<std::string, ScalarValue> &bindings) {
+  auto func = *module.getOps<mlir::func::FuncOp>().begin();
+  sig = signatureOf(func);
+  bindings = spec.bindings;
+  return bindingStrings(spec, sig, kernel.name(), bindings);
+}
+
 compiler::CudaSource cudaSourceFromModule(mlir::ModuleOp module, const dsl::Kernel &kernel,
                                           const Specialization &spec, std::vector<ArgInfo> &sig,
                                           std::map<std::string, ScalarValue> &bindings,
                                           const compiler::StageCallback &afterStage,
                                           std::vector<compiler::StageTiming> *timings) {
-  auto func = *module.getOps<mlir::func::FuncOp>().begin();
-  sig = signatureOf(func);
-  bindings = spec.bindings;
-  auto binds = bindingStrings(spec, sig, kernel.name(), bindings);
+  auto binds = launchSignature(module, kernel, spec, sig, bindings);
   return compiler::generateCuda(module, binds, {spec.numThreads, spec.numStages}, afterStage,
                                 timings);
 }
@@ -266,12 +272,11 @@ public:
     name_ = kernel.name();
     backend_ = Backend::Cuda;
     timings_.push_back({"dsl", traceMs});
-    build_.source = cudaSourceFromModule(module, kernel, spec, signature_, bindings_, afterStage,
-                                         &timings_);
-    build_.signature = signature_;
     CudaBuildOptions options;
     options.arch = spec.arch;
-    compileCudaBinary(build_, options);
+    options.numThreads = spec.numThreads;
+    buildCudaFromModule(build_, module, kernel, spec, options, bindings_, afterStage);
+    signature_ = build_.signature;
     timings_.insert(timings_.end(), build_.timings.begin(), build_.timings.end());
   }
 

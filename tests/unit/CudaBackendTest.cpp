@@ -1,6 +1,7 @@
 //===- CudaBackendTest.cpp - generated CUDA through NVRTC, without a GPU --===//
 #include "ExpectError.h"
 
+#include "loom/cuda/DiskCache.h"
 #include "loom/cuda/Driver.h"
 #include "loom/ops/Examples.h"
 #include "loom/runtime/CudaBuild.h"
@@ -8,6 +9,8 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdlib>
+#include <filesystem>
 
 using namespace loom;
 using namespace loom::runtime;
@@ -82,6 +85,72 @@ TEST(CudaCompile, SecondBuildComesFromTheDiskCache) {
   options.arch = "sm_90a";
   CudaBuild other = buildCuda(kernel, spec, options);
   EXPECT_NE(other.cacheKey, first.cacheKey);
+}
+
+TEST(CudaCompile, AnIndexedBuildSkipsCodeGeneration) {
+  // A kernel compiled before is found by its traced IR (an index entry
+  // beside the CUBIN's): no pass and no NVRTC runs, and the build is the
+  // same. Other pipeline stages are another kernel; a corrupt index entry,
+  // or a CUBIN entry gone from under it, is a miss that rebuilds.
+  char tmpl[] = "/tmp/loom-index-test-XXXXXX";
+  std::string root = mkdtemp(tmpl);
+  setenv("LOOM_CACHE_DIR", root.c_str(), 1);
+  struct Cleanup {
+    std::string root;
+    ~Cleanup() {
+      unsetenv("LOOM_CACHE_DIR");
+      std::system(("rm -rf '" + root + "'").c_str());
+    }
+  } cleanup{root};
+  auto ran = [](const CudaBuild &b, const std::string &stage) {
+    for (const auto &t : b.timings)
+      if (t.name == stage)
+        return true;
+    return false;
+  };
+  CudaBuildOptions options;
+  auto kernel = ops::matmulKernel(DType::BF16);
+  Specialization spec = specFor("matmul");
+  CudaBuild first = buildCuda(kernel, spec, options);
+  ASSERT_TRUE(ran(first, "nvrtc"));
+  CudaBuild second = buildCuda(kernel, spec, options);
+  EXPECT_TRUE(second.fromDiskCache);
+  EXPECT_FALSE(ran(second, "specialize"));
+  EXPECT_FALSE(ran(second, "nvrtc"));
+  EXPECT_EQ(second.source.code, first.source.code);
+  EXPECT_EQ(second.source.kernelName, first.source.kernelName);
+  EXPECT_EQ(second.source.sharedBytes, first.source.sharedBytes);
+  EXPECT_EQ(second.source.numThreads, first.source.numThreads);
+  EXPECT_EQ(second.binary.cubin, first.binary.cubin);
+  EXPECT_EQ(second.cacheKey, first.cacheKey);
+  ASSERT_EQ(second.signature.size(), first.signature.size());
+  for (size_t i = 0; i < first.signature.size(); ++i)
+    EXPECT_EQ(second.signature[i].name, first.signature[i].name);
+  EXPECT_EQ(second.resources().registers, first.resources().registers);
+
+  Specialization threeStages = spec;
+  threeStages.numStages = 3;
+  CudaBuild other = buildCuda(kernel, threeStages, options);
+  EXPECT_TRUE(ran(other, "nvrtc"));
+  EXPECT_NE(other.source.code, first.source.code);
+
+  // Overwrite every index entry with a well-formed cache entry of garbage:
+  // the payload does not parse, so the build regenerates (the CUBIN entry
+  // still hits).
+  cuda::DiskCache index(root, "cubin-index");
+  auto entries = index.list();
+  ASSERT_EQ(entries.size(), 2u); // two and three stages
+  for (const auto &e : entries)
+    index.put(e.key, "garbage");
+  CudaBuild rebuilt = buildCuda(kernel, spec, options);
+  EXPECT_TRUE(ran(rebuilt, "specialize"));
+  EXPECT_EQ(rebuilt.binary.cubin, first.binary.cubin);
+  // With the CUBIN entries gone, the index entry written above no longer
+  // leads anywhere: NVRTC runs again.
+  std::filesystem::remove_all(root + "/cubin");
+  CudaBuild recompiled = buildCuda(kernel, spec, options);
+  EXPECT_TRUE(ran(recompiled, "nvrtc"));
+  EXPECT_EQ(recompiled.source.code, first.source.code);
 }
 
 TEST(CudaCompile, TensorCoreAccumulatorsGetTheMmaLayout) {

@@ -51,8 +51,8 @@ int64_t tileBytes(RankedTensorType t) {
   return t.getNumElements() * t.getElementTypeBitWidth() / 8;
 }
 
-/// A deferred load to pipeline: `slice` holds the pure ops of the loop body
-/// that compute its operands from the induction variable, in body order.
+/// A deferred load to pipeline: `slice` holds the ops of the loop body that
+/// compute its operands from the induction variable, in body order.
 struct Pipelined {
   BlockLoadOp load;
   SmallVector<Operation *> slice;
@@ -65,9 +65,11 @@ struct Hoisted {
 };
 
 /// The ops of `loop`'s body that `load`'s operands depend on, if they are
-/// all pure and reach only the induction variable and values defined
-/// outside the loop (not the iteration arguments, which the iteration
-/// ahead does not know yet).
+/// all free of memory effects and reach only the induction variable and
+/// values defined outside the loop (not the iteration arguments, which the
+/// iteration ahead does not know yet). They need not be speculatable (an
+/// integer division): the clone runs only for an iteration that the loop
+/// does run, whose body evaluates the same ops unconditionally.
 std::optional<SmallVector<Operation *>> operandSlice(scf::ForOp loop, BlockLoadOp load) {
   Block *body = loop.getBody();
   llvm::SmallPtrSet<Operation *, 16> inSlice;
@@ -84,7 +86,7 @@ std::optional<SmallVector<Operation *>> operandSlice(scf::ForOp loop, BlockLoadO
     Operation *def = v.getDefiningOp();
     if (!loop->isAncestor(def))
       continue; // defined outside the loop
-    if (def->getBlock() != body || def->getNumRegions() != 0 || !isPure(def))
+    if (def->getBlock() != body || def->getNumRegions() != 0 || !isMemoryEffectFree(def))
       return std::nullopt;
     if (inSlice.insert(def).second)
       llvm::append_range(work, def->getOperands());

@@ -251,8 +251,8 @@ def LoomPipelineDotOperands
 
     - A deferred load in the body whose operands depend only on the
       induction variable and on values from outside the loop (a slice of
-      pure ops) is *pipelined*: it gets a buffer of `num-stages` slots in
-      shared memory. Before the loop, the copies of the first
+      ops free of memory effects) is *pipelined*: it gets a buffer of
+      `num-stages` slots in shared memory. Before the loop, the copies of the first
       `num-stages - 1` iterations are issued (`loom.async_copy`), one group
       (`loom.async_commit`) per load and iteration; at the top of iteration
       i, those of iteration i + num-stages - 1 (the slice is cloned with the

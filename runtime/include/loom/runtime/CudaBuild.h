@@ -3,8 +3,10 @@
 // The CUDA backend's compile step: trace the DSL kernel, lower it to CUDA C++
 // calling the device tile library, compile it with NVRTC for one GPU
 // architecture, and cache the result on disk ($LOOM_CACHE_DIR, default
-// ~/.cache/loom) keyed by the IR, options, arch, NVRTC and Loom versions and
-// the device library's text.
+// ~/.cache/loom) keyed by the generated source, arch, NVRTC and Loom
+// versions and the device library's text ("cubin"), plus an index from the
+// traced IR and options to that entry ("cubin-index"), so that a kernel
+// compiled before skips code generation as well as NVRTC.
 //
 //===----------------------------------------------------------------------===//
 #ifndef LOOM_RUNTIME_CUDABUILD_H
