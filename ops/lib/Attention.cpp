@@ -131,6 +131,7 @@ runtime::Specialization specFor(const AttentionConfig &config, runtime::Backend 
   spec.constants = {{"BLOCK_M", config.blockM}, {"BLOCK_N", config.blockN}};
   spec.backend = backend;
   spec.numThreads = config.numThreads;
+  spec.numStages = config.numStages;
   return spec;
 }
 

@@ -74,7 +74,7 @@ using ref::maxAbsError;
 /// FlashAttention rule for f16/bf16 (error <= 2x a naive same-precision
 /// attention's + 1e-4) and normwise relative error < 1e-4 for f32.
 void checkForward(const Problem &p, DType dtype, runtime::Backend backend, int64_t block = 0,
-                  unsigned threads = 128) {
+                  unsigned threads = 128, unsigned stages = 2) {
   std::array<int64_t, 4> qShape{p.batch, p.seqlenQ, p.headsQ, p.headDim};
   std::array<int64_t, 4> kShape{p.batch, p.seqlenK, p.headsKV, p.headDim};
   size_t nq = size_t(p.batch * p.seqlenQ * p.headsQ * p.headDim);
@@ -86,7 +86,7 @@ void checkForward(const Problem &p, DType dtype, runtime::Backend backend, int64
   options.causal = p.causal;
   options.backend = backend;
   if (block)
-    options.config = AttentionConfig{block, block, threads};
+    options.config = AttentionConfig{block, block, threads, stages};
   attentionForward(Tensor4::contiguous(q.data(dtype), dtype, qShape),
                    Tensor4::contiguous(k.data(dtype), dtype, kShape),
                    Tensor4::contiguous(v.data(dtype), dtype, kShape),
@@ -113,7 +113,7 @@ void checkForward(const Problem &p, DType dtype, runtime::Backend backend, int64
 /// Forward then backward; dq, dk, dv checked against float64 with the same
 /// rules as the forward.
 void checkBackward(const Problem &p, DType dtype, runtime::Backend backend, int64_t block = 0,
-                   unsigned threads = 128) {
+                   unsigned threads = 128, unsigned stages = 2) {
   std::array<int64_t, 4> qShape{p.batch, p.seqlenQ, p.headsQ, p.headDim};
   std::array<int64_t, 4> kShape{p.batch, p.seqlenK, p.headsKV, p.headDim};
   size_t nq = size_t(p.batch * p.seqlenQ * p.headsQ * p.headDim);
@@ -125,7 +125,7 @@ void checkBackward(const Problem &p, DType dtype, runtime::Backend backend, int6
   options.causal = p.causal;
   options.backend = backend;
   if (block)
-    options.config = AttentionConfig{block, block, threads};
+    options.config = AttentionConfig{block, block, threads, stages};
   auto T = [&](const void *data, std::array<int64_t, 4> shape) {
     return Tensor4::contiguous(data, dtype, shape);
   };
@@ -386,6 +386,21 @@ TEST(AttentionEmu, ForwardOnTheEmulatedDevice) {
   // The generated CUDA C++ (tensor-core dot for bf16/f16), run thread by thread.
   checkForward(Problem{1, 33, 47, 2, 1, 32, true}, DType::BF16, runtime::Backend::Emu, 32);
   checkForward(Problem{1, 40, 40, 1, 1, 64, false}, DType::F16, runtime::Backend::Emu, 32);
+}
+
+TEST(AttentionEmu, EveryPipelineDepthMatchesFloat64) {
+  // Q (and dK/dV's K, V) hoisted into shared memory once; K/V (and Q, dO in
+  // the backward) copied numStages - 1 blocks ahead. 100 keys in 32-blocks:
+  // four iterations, the last one ragged, so three stages skip copies past
+  // the end. No pipelining (0), copies in the same iteration (1), and two
+  // blocks ahead (3); the default (2) runs in every other emu test.
+  for (unsigned stages : {0u, 1u, 3u}) {
+    SCOPED_TRACE("stages = " + std::to_string(stages));
+    checkForward(Problem{1, 40, 100, 2, 1, 32, true}, DType::BF16, runtime::Backend::Emu, 32,
+                 128, stages);
+    checkBackward(Problem{1, 40, 100, 1, 1, 32, false}, DType::F16, runtime::Backend::Emu, 32,
+                  128, stages);
+  }
 }
 
 TEST(AttentionEmu, ForwardWithAccumulatorsInMmaLayouts) {

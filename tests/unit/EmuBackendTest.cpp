@@ -165,9 +165,10 @@ TEST(EmuChecks, GeneratedKernelsAreRaceFree) {
 TEST(EmuPipeline, EveryStageCountGivesTheSameProductAndIsRaceFree) {
   // loom-pipeline-dot-operands copies the matmul's A and B tiles numStages - 1
   // iterations ahead into shared-memory slots. The emulator lands cp.async
-  // copies only when a wait retires their group, and its race detector
-  // checks the slot reuse, so a wrong wait count or a missing barrier shows
-  // up. K = 100 leaves a ragged last tile (zero-filled past the bound) and
+  // copies only when a wait retires their group, so a wait count that
+  // leaves a slot's group pending reads stale data; the race detector sees
+  // the element-wise fallback's stores into a slot (a cp.async landing is
+  // seen at its wait, not at its issue). K = 100 leaves a ragged last tile (zero-filled past the bound) and
   // rows 200 bytes apart, so odd rows take the element-wise fallback; K = 96
   // is aligned throughout. The arithmetic is the same for every stage count:
   // the products must agree bit for bit, and with float64.

@@ -161,14 +161,16 @@ public:
 
     // Prologue: the hoisted tiles, then the first `ahead` iterations.
     b.setInsertionPoint(loop);
+    Value lb64 = wide(loop.getLowerBound()), ub64 = wide(loop.getUpperBound()),
+          step64 = wide(loop.getStep());
     for (auto [h, offset] : llvm::zip(lp.hoisted, hoistedOffsets))
       copy(h.load, h.load->getOperands(), constI32(0), offset, 1);
     if (!lp.hoisted.empty())
       AsyncCommitOp::create(b, loc);
     for (int64_t s = 0; s < ahead; ++s) {
-      Value iv = ivAt(loop.getLowerBound(), s);
+      Value iv64 = ivAt(lb64, step64, s);
       for (auto [p, offset] : llvm::zip(lp.pipelined, pipelinedOffsets)) {
-        copyIfInRange(p, iv, constI32(s), offset);
+        copyIfInRange(p, iv64, ub64, constI32(s), offset);
         AsyncCommitOp::create(b, loc);
       }
     }
@@ -177,16 +179,16 @@ public:
     Value slot;
     if (groups) {
       b.setInsertionPointToStart(loop.getBody());
-      Value iv = loop.getInductionVar();
-      Value count = arith::DivSIOp::create(
-          b, loc, arith::SubIOp::create(b, loc, iv, loop.getLowerBound()), loop.getStep());
+      Value iv64 = wide(loop.getInductionVar());
+      Value count = arith::DivSIOp::create(b, loc, arith::SubIOp::create(b, loc, iv64, lb64),
+                                           step64);
       slot = slotOf(count, 0);
-      Value slotAhead = slotOf(count, ahead), ivAhead = ivAt(iv, ahead);
+      Value slotAhead = slotOf(count, ahead);
       for (auto [p, offset] : llvm::zip(lp.pipelined, pipelinedOffsets)) {
         if (ahead == 0)
-          copy(p.load, cloneOperands(p, ivAhead), slotAhead, offset, stages);
+          copy(p.load, cloneOperands(p, loop.getInductionVar()), slotAhead, offset, stages);
         else
-          copyIfInRange(p, ivAhead, slotAhead, offset);
+          copyIfInRange(p, ivAt(iv64, step64, ahead), ub64, slotAhead, offset);
         AsyncCommitOp::create(b, loc);
       }
     }
@@ -225,31 +227,36 @@ private:
     return arith::ConstantIntOp::create(b, loop.getLoc(), b.getI32Type(), v);
   }
 
-  /// from + k * step, in the induction variable's type.
-  Value ivAt(Value from, int64_t k) {
+  /// `v` (the induction variable's type) as i64: the guard and the slot
+  /// arithmetic of an i32 loop must not wrap where the loop itself does
+  /// not (an upper bound near INT32_MAX, or more than 2^31 iterations).
+  Value wide(Value v) {
+    if (v.getType().isInteger(64))
+      return v;
+    return arith::ExtSIOp::create(b, loop.getLoc(), b.getI64Type(), v);
+  }
+
+  Value constI64(int64_t v) {
+    return arith::ConstantIntOp::create(b, loop.getLoc(), b.getI64Type(), v);
+  }
+
+  /// from + k * step, in i64.
+  Value ivAt(Value from, Value step, int64_t k) {
     if (k == 0)
       return from;
     Location loc = loop.getLoc();
-    Value kv = arith::ConstantOp::create(b, loc, b.getIntegerAttr(from.getType(), k));
     return arith::AddIOp::create(b, loc, from,
-                                 arith::MulIOp::create(b, loc, kv, loop.getStep()));
+                                 arith::MulIOp::create(b, loc, constI64(k), step));
   }
 
-  /// (count + k) % stages, as i32.
+  /// (count + k) % stages as i32, count >= 0 (i64).
   Value slotOf(Value count, int64_t k) {
     if (stages == 1)
       return constI32(0);
     Location loc = loop.getLoc();
-    Type t = count.getType();
-    Value shifted = k ? arith::AddIOp::create(
-                            b, loc, count, arith::ConstantOp::create(b, loc, b.getIntegerAttr(t, k)))
-                      : count;
-    // count >= 0: signed and unsigned remainders agree.
-    Value slot = arith::RemSIOp::create(
-        b, loc, shifted, arith::ConstantOp::create(b, loc, b.getIntegerAttr(t, stages)));
-    if (t.isInteger(64))
-      return arith::TruncIOp::create(b, loc, b.getI32Type(), slot);
-    return slot;
+    Value shifted = k ? arith::AddIOp::create(b, loc, count, constI64(k)) : count;
+    Value slot = arith::RemSIOp::create(b, loc, shifted, constI64(stages));
+    return arith::TruncIOp::create(b, loc, b.getI32Type(), slot);
   }
 
   /// The load's operands at induction variable `iv`: its slice cloned.
@@ -262,16 +269,18 @@ private:
                                [&](Value v) { return map.lookupOrDefault(v); });
   }
 
-  /// The copies of iteration `iv`, skipped past the loop's end (the
-  /// program never reads that iteration's tiles: they may be out of
-  /// bounds).
-  void copyIfInRange(Pipelined &p, Value iv, Value slot, int64_t offset) {
+  /// The copies of the iteration at `iv64` (i64), skipped past the loop's
+  /// end `ub64` (the program never reads that iteration's tiles: they may
+  /// be out of bounds). Inside the guard `iv64` < ub64 fits the induction
+  /// variable's type.
+  void copyIfInRange(Pipelined &p, Value iv64, Value ub64, Value slot, int64_t offset) {
     Location loc = loop.getLoc();
-    Value inRange =
-        arith::CmpIOp::create(b, loc, arith::CmpIPredicate::slt, iv, loop.getUpperBound());
+    Value inRange = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::slt, iv64, ub64);
     auto guard = scf::IfOp::create(b, loc, inRange, /*withElseRegion=*/false);
     OpBuilder::InsertionGuard g(b);
     b.setInsertionPointToStart(guard.thenBlock());
+    Type ivType = loop.getInductionVar().getType();
+    Value iv = ivType == iv64.getType() ? iv64 : arith::TruncIOp::create(b, loc, ivType, iv64);
     copy(p.load, cloneOperands(p, iv), slot, offset, stages);
   }
 
@@ -315,7 +324,10 @@ struct LoomPipelineDotOperandsPass
       func.emitError() << "num-stages must be at least 1, got 0";
       return signalPassFailure();
     }
+    // Buffers a previous run laid out stay where they are.
     int64_t used = 0;
+    if (auto bytes = func->getAttrOfType<IntegerAttr>(kPipelineBytesAttrName))
+      used = bytes.getInt();
     SmallVector<scf::ForOp> loops;
     func.walk([&](scf::ForOp loop) { loops.push_back(loop); }); // innermost first
     for (scf::ForOp loop : loops) {

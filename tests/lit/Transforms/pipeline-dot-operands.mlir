@@ -1,6 +1,7 @@
 // RUN: loom-opt %s -split-input-file --loom-pipeline-dot-operands | FileCheck %s
 // RUN: loom-opt %s -split-input-file --loom-pipeline-dot-operands="num-stages=3" | FileCheck %s --check-prefix=THREE
 // RUN: loom-opt %s -split-input-file --loom-pipeline-dot-operands="max-shared-bytes=1024" | FileCheck %s --check-prefix=SMALL
+// RUN: loom-opt %s -split-input-file --loom-pipeline-dot-operands --loom-pipeline-dot-operands | FileCheck %s --check-prefix=TWICE
 
 // A deferred load whose base follows the induction variable is pipelined:
 // the first iteration's copy before the loop (guarded: the loop may not
@@ -13,21 +14,28 @@
 
 // CHECK-LABEL: func.func @attention_like
 // CHECK-SAME: attributes {loom.pipeline_bytes = 3072 : i64}
+// CHECK: %[[LB64:.*]] = arith.extsi %[[LB:[^ ]*]] : i32 to i64
+// CHECK-NEXT: %[[UB64:.*]] = arith.extsi %[[UB:[^ ]*]] : i32 to i64
 // CHECK: loom.async_copy %{{.*}}, slot %[[Z:.*]] {offset = 2048 : i64, slots = 1 : i64} : !loom.ptr<bf16> -> tensor<16x32xbf16>
 // CHECK-NEXT: loom.async_commit
-// CHECK: %[[FIRST:.*]] = arith.cmpi slt, %[[LB:.*]], %[[UB:.*]] : i32
+// CHECK: %[[FIRST:.*]] = arith.cmpi slt, %[[LB64]], %[[UB64]] : i64
 // CHECK-NEXT: scf.if %[[FIRST]] {
 // CHECK: loom.async_copy %{{.*}}, slot %{{.*}} {offset = 0 : i64, slots = 2 : i64} : !loom.ptr<bf16> -> tensor<32x16xbf16>
 // CHECK: }
 // CHECK-NEXT: loom.async_commit
-// CHECK: scf.for %[[I:.*]] = %[[LB]] to %[[UB]] step %[[STEP:.*]] iter_args
+// CHECK: scf.for %[[I:.*]] = %[[LB]] to %[[UB]] step %{{.*}} iter_args
+// The slot and guard arithmetic is i64: no wrap near INT32_MAX.
+// CHECK: %[[I64:.*]] = arith.extsi %[[I]] : i32 to i64
 // CHECK: %[[COUNT:.*]] = arith.divsi
-// CHECK: %[[SLOT:.*]] = arith.remsi %[[COUNT]]
-// CHECK: %[[NEXT:.*]] = arith.remsi
-// CHECK: %[[AHEAD:.*]] = arith.addi %[[I]]
-// CHECK: %[[IN:.*]] = arith.cmpi slt, %[[AHEAD]], %[[UB]] : i32
+// CHECK: %[[SLOT64:.*]] = arith.remsi %[[COUNT]]
+// CHECK-NEXT: %[[SLOT:.*]] = arith.trunci %[[SLOT64]] : i64 to i32
+// CHECK: %[[NEXT64:.*]] = arith.remsi
+// CHECK-NEXT: %[[NEXT:.*]] = arith.trunci %[[NEXT64]] : i64 to i32
+// CHECK: %[[AHEAD:.*]] = arith.addi %[[I64]]
+// CHECK: %[[IN:.*]] = arith.cmpi slt, %[[AHEAD]], %[[UB64]] : i64
 // CHECK-NEXT: scf.if %[[IN]] {
-// CHECK: arith.muli %[[AHEAD]]
+// CHECK-NEXT: %[[AHEAD32:.*]] = arith.trunci %[[AHEAD]] : i64 to i32
+// CHECK-NEXT: arith.muli %[[AHEAD32]]
 // CHECK: loom.async_copy %{{.*}}, slot %[[NEXT]] {offset = 0 : i64, slots = 2 : i64}
 // CHECK: }
 // CHECK-NEXT: loom.async_commit
@@ -50,6 +58,13 @@
 // THREE: loom.async_wait 2
 // THREE-NEXT: loom.shared_slot %{{.*}} {offset = 0 : i64, slots = 3 : i64}
 // THREE: loom.async_wait 3
+
+// A second run finds nothing left to pipeline and keeps the buffers where
+// the first put them.
+// TWICE-LABEL: func.func @attention_like
+// TWICE-SAME: loom.pipeline_bytes = 3072 : i64
+// TWICE-LABEL: func.func @two_operands
+// TWICE-SAME: loom.pipeline_bytes = 2048 : i64
 
 // Over the budget, with even one stage: left as is.
 // SMALL-LABEL: func.func @attention_like

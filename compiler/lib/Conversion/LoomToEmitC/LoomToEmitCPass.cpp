@@ -49,6 +49,18 @@ int64_t scratchBytes(Operation *op) {
   return 0;
 }
 
+/// The byte just past the pipeline buffer a pipeline op names, or 0.
+int64_t pipelineBufferEnd(Operation *op) {
+  auto end = [](int64_t offset, int64_t slots, Type tile) {
+    return offset + roundUp16(slots * tileBytes(tile));
+  };
+  if (auto copy = dyn_cast<AsyncCopyOp>(op))
+    return end(copy.getOffsetAttr().getInt(), copy.getSlotsAttr().getInt(), copy.getTile());
+  if (auto slot = dyn_cast<SharedSlotOp>(op))
+    return end(slot.getOffsetAttr().getInt(), slot.getSlotsAttr().getInt(), slot.getType());
+  return 0;
+}
+
 /// `extern "C" void <name>_packed(void **args)` calling the kernel: the
 /// emulator's launch entry point (compiled only for LOOM_DEVICE_EMULATION).
 std::string packedLauncher(func::FuncOp func) {
@@ -83,10 +95,13 @@ struct ConvertLoomToEmitCPass
       int64_t funcScratch = 0;
       func.walk([&](Operation *op) { funcScratch = std::max(funcScratch, roundUp16(scratchBytes(op))); });
       // Pipeline buffers (loom-pipeline-dot-operands) come first; the
-      // scratch starts after them.
+      // scratch starts after them: after the attribute's bytes and after
+      // every buffer the ops name, whichever ends later (a missing or stale
+      // attribute must not put the scratch over a slot).
       int64_t pipeline = 0;
       if (auto bytes = func->getAttrOfType<IntegerAttr>(kPipelineBytesAttrName))
         pipeline = roundUp16(bytes.getInt());
+      func.walk([&](Operation *op) { pipeline = std::max(pipeline, pipelineBufferEnd(op)); });
       scratch = std::max(scratch, pipeline + funcScratch);
       b.setInsertionPointToStart(&func.getBody().front());
       auto bytePtr = emitc::PointerType::get(emitc::OpaqueType::get(ctx, "unsigned char"));

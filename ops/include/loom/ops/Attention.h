@@ -44,6 +44,9 @@ struct Tensor4 {
 struct AttentionConfig {
   int64_t blockM = 64, blockN = 64;
   unsigned numThreads = 128;
+  /// CUDA and emu backends: shared-memory slots per pipelined K/V/Q/dO tile
+  /// (Specialization::numStages; 0 = no pipelining).
+  unsigned numStages = 2;
 };
 
 /// The untuned default for a head dim on a backend. For GPU targets these

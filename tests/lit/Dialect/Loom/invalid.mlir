@@ -425,9 +425,35 @@ func.func @async_copy_rank(%p: !loom.ptr<bf16>, %b: i64, %n: i32, %s: i32, %z: b
 // -----
 
 func.func @async_wait_negative() {
-  // expected-error @+1 {{'loom.async_wait' op pending group count must be non-negative, got -1}}
+  // expected-error @+1 {{'loom.async_wait' op pending group count must be in [0, 2^31), got -1}}
   loom.async_wait -1
   return
+}
+
+// -----
+
+func.func @async_wait_huge() {
+  // expected-error @+1 {{'loom.async_wait' op pending group count must be in [0, 2^31), got 4294967296}}
+  loom.async_wait 4294967296
+  return
+}
+
+// -----
+
+func.func @async_copy_slot_outside(%p: !loom.ptr<bf16>, %b: i64, %n: i32, %z: bf16) {
+  %s = arith.constant 2 : i32
+  // expected-error @+1 {{'loom.async_copy' op slot 2 is outside the buffer's 2 slots}}
+  loom.async_copy %p[%b] strides[%b, %b] bounds[%n, %n] other %z, slot %s {offset = 0 : i64, slots = 2 : i64} : !loom.ptr<bf16> -> tensor<16x16xbf16>
+  return
+}
+
+// -----
+
+func.func @shared_slot_not_tensor_cores(%s: i32, %x: tensor<16x8xbf16>, %acc: tensor<16x8xf32>) -> tensor<16x8xf32> {
+  // expected-error @+1 {{'loom.shared_slot' op is read by a dot of 'tensor<16x8xbf16>' and 'tensor<8x8xbf16>', which is not a tensor-core (m16n8k16) shape}}
+  %t = loom.shared_slot %s {offset = 0 : i64, slots = 2 : i64} : tensor<8x8xbf16>
+  %d = loom.dot %x, %t, %acc : tensor<16x8xbf16>, tensor<8x8xbf16> -> tensor<16x8xf32>
+  return %d : tensor<16x8xf32>
 }
 
 // -----

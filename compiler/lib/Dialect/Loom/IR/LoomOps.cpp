@@ -8,7 +8,10 @@
 
 #include "mlir/Dialect/Utils/StaticValueUtils.h"
 #include "mlir/IR/Builders.h"
+#include "mlir/IR/Matchers.h"
 #include "mlir/IR/OpImplementation.h"
+
+#include <limits>
 
 using namespace mlir;
 using namespace mlir::loom;
@@ -242,7 +245,7 @@ OpFoldResult ConvertLayoutOp::fold(FoldAdaptor) {
 /// `offset`, in the layout the dot's tensor-core path reads (rows of whole
 /// 16-byte chunks of f16/bf16).
 static LogicalResult verifyPipelineBuffer(Operation *op, RankedTensorType tile, int64_t offset,
-                                          int64_t slots, bool columnMajor) {
+                                          int64_t slots, bool columnMajor, Value slot) {
   Type elem = tile.getElementType();
   if (tile.getRank() != 2 || !(elem.isF16() || elem.isBF16()))
     return op->emitOpError() << "pipeline slots hold 2-D f16 or bf16 tiles, got " << tile;
@@ -259,13 +262,18 @@ static LogicalResult verifyPipelineBuffer(Operation *op, RankedTensorType tile, 
                              << offset;
   if (slots < 1)
     return op->emitOpError() << "a pipeline buffer needs at least one slot, got " << slots;
+  APInt constant;
+  if (matchPattern(slot, m_ConstantInt(&constant)) &&
+      (constant.isNegative() || constant.getSExtValue() >= slots))
+    return op->emitOpError() << "slot " << constant.getSExtValue() << " is outside the buffer's "
+                             << slots << " slots";
   return success();
 }
 
 LogicalResult AsyncCopyOp::verify() {
   auto tile = cast<RankedTensorType>(getTile());
   if (failed(verifyPipelineBuffer(*this, tile, getOffsetAttr().getInt(),
-                                  getSlotsAttr().getInt(), getColumnMajor())))
+                                  getSlotsAttr().getInt(), getColumnMajor(), getSlot())))
     return failure();
   if (tile.getElementType() != getPtr().getType().getElementType())
     return emitOpError() << "tile element type " << tile.getElementType()
@@ -280,19 +288,26 @@ LogicalResult AsyncCopyOp::verify() {
 }
 
 LogicalResult AsyncWaitOp::verify() {
-  if (getPendingAttr().getInt() < 0)
-    return emitOpError() << "pending group count must be non-negative, got "
-                         << getPendingAttr().getInt();
+  // cp.async.wait_group takes a 32-bit immediate.
+  int64_t pending = getPendingAttr().getInt();
+  if (pending < 0 || pending > std::numeric_limits<int32_t>::max())
+    return emitOpError() << "pending group count must be in [0, 2^31), got " << pending;
   return success();
 }
 
 LogicalResult SharedSlotOp::verify() {
   if (failed(verifyPipelineBuffer(*this, getResult().getType(), getOffsetAttr().getInt(),
-                                  getSlotsAttr().getInt(), getColumnMajor())))
+                                  getSlotsAttr().getInt(), getColumnMajor(), getSlot())))
     return failure();
   // Read in place by the dot: nothing else can read it.
   if (!isOnlyADotOperand(getResult()))
     return emitOpError() << "must have exactly one user, a loom.dot that takes it as operand a "
                             "or b";
+  // ... on the tensor-core path, the only one whose staged layout slots hold.
+  auto dot = cast<DotOp>(*getResult().user_begin());
+  auto a = dot.getA().getType(), b = dot.getB().getType();
+  if (a.getDimSize(0) % 16 != 0 || a.getDimSize(1) % 16 != 0 || b.getDimSize(1) % 8 != 0)
+    return emitOpError() << "is read by a dot of " << a << " and " << b
+                         << ", which is not a tensor-core (m16n8k16) shape";
   return success();
 }

@@ -13,7 +13,9 @@
 // shared memory (any shape; f16/bf16 widened to float; Blocked accumulator).
 //
 // Scratch: (M*K + K*N) * sizeof(element), plus M*N*4 bytes for a Blocked
-// accumulator on the tensor-core path; leaves the block synchronized.
+// accumulator on the tensor-core path; with an Mma accumulator only the
+// operands that are not SharedBlocks, A first (see tile.h). Leaves the
+// block synchronized.
 #pragma once
 
 #include "loom/device/tile/reduce.h"
