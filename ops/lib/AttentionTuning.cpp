@@ -333,7 +333,13 @@ cuda::KernelResources resourcesOf(const dsl::Kernel &kernel, const autotune::Con
   runtime::CudaBuildOptions bo;
   bo.arch = arch;
   bo.numThreads = unsigned(c.at("numThreads"));
-  return runtime::buildCuda(kernel, specFor(c, arch), bo).resources();
+  runtime::CudaBuild build = runtime::buildCuda(kernel, specFor(c, arch), bo);
+  // ptxas reports static shared memory only; a block also needs the
+  // kernel's dynamic shared memory (pipeline buffers and scratch), which is
+  // what the per-block limit and the occupancy must see.
+  cuda::KernelResources r = build.resources();
+  r.sharedBytes += static_cast<int>(build.source.sharedBytes);
+  return r;
 }
 } // namespace
 

@@ -9,7 +9,9 @@
 #include "loom/Support/Error.h"
 #include "loom/autotune/Json.h"
 #include "loom/runtime/Communicator.h"
+#include "loom/runtime/CudaBuild.h"
 #include "loom/autotune/Tuner.h"
+#include "loom/ops/Attention.h"
 #include "loom/ops/AttentionTuning.h"
 #include "loom/ops/Reference.h"
 
@@ -461,6 +463,21 @@ TEST(AutotuneAttention, NvrtcPruningDropsSpillingConfigsBeforeTiming) {
   const Trial &small = r.trials[0], &big = r.trials[3];
   ASSERT_TRUE(small.resources);
   EXPECT_EQ(small.status, TrialStatus::Timed) << small.reason;
+  // The shared memory pruning and occupancy see is the block's total: the
+  // kernel's dynamic shared memory (pipeline buffers, scratch) included.
+  {
+    runtime::CudaBuildOptions bo;
+    bo.arch = "sm_80";
+    bo.numThreads = 128;
+    runtime::Specialization spec;
+    spec.constants = {{"BLOCK_M", 32}, {"BLOCK_N", 16}};
+    auto build = runtime::buildCuda(
+        ops::flashAttentionForwardKernel(DType::BF16, 128, ops::AttentionVariant::none()), spec,
+        bo);
+    ASSERT_GT(build.source.sharedBytes, 0);
+    EXPECT_EQ(small.resources->sharedBytes,
+              build.resources().sharedBytes + int(build.source.sharedBytes));
+  }
   EXPECT_EQ(big.status, TrialStatus::Pruned) << trialStatusName(big.status) << ": " << big.reason;
   EXPECT_FALSE(big.reason.empty());
   EXPECT_EQ(configString(r.best), "blockM=32,blockN=16,numThreads=128");
