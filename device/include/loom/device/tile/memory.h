@@ -149,12 +149,21 @@ __device__ __forceinline__ TileT block_load(const T* p, T other, int64_t base, S
 // kColumnMajor (the load's column_major): a rank-2 view whose columns are
 // contiguous (strides[0] == 1), such as K^T. Staging keeps it transposed,
 // so that the chunks run along its columns (see StagedLayout).
-template <class T, class S, bool kColumnMajor = false>
-struct GlobalBlock {
-  static_assert(!kColumnMajor || S::rank == 2, "GlobalBlock: column-major views are 2-D");
+namespace detail {
+// What every dot operand view declares (GlobalBlock, SharedBlock): its
+// element type, shape and whether it is stored transposed. A base with no
+// members: the views are aggregates initialized as View{{}, fields...}.
+template <class T, class S, bool kColumnMajor>
+struct OperandView {
+  static_assert(!kColumnMajor || S::rank == 2, "column-major dot operands are 2-D");
   using element_type = T;
   using shape = S;
   static constexpr bool column_major = kColumnMajor;
+};
+} // namespace detail
+
+template <class T, class S, bool kColumnMajor = false>
+struct GlobalBlock : detail::OperandView<T, S, kColumnMajor> {
   const T* p;
   T other;
   int64_t base;
@@ -164,7 +173,7 @@ struct GlobalBlock {
 template <class ViewT, class T, class... SB>
 __device__ __forceinline__ ViewT block_view(const T* p, T other, int64_t base, SB... sb) {
   static_assert(is_same_v<typename ViewT::element_type, T>, "block_view: element type");
-  return ViewT{p, other, base, detail::block_access<typename ViewT::shape>(sb...)};
+  return ViewT{{}, p, other, base, detail::block_access<typename ViewT::shape>(sb...)};
 }
 
 // A dot operand already in shared memory, at p, in the layout the dot's
@@ -172,11 +181,7 @@ __device__ __forceinline__ ViewT block_view(const T* p, T other, int64_t base, S
 // swizzled along the stored rows, see dot.h): a slot of a pipeline
 // (pipeline.h). The dot reads it in place.
 template <class T, class S, bool kColumnMajor = false>
-struct SharedBlock {
-  static_assert(!kColumnMajor || S::rank == 2, "SharedBlock: column-major slots are 2-D");
-  using element_type = T;
-  using shape = S;
-  static constexpr bool column_major = kColumnMajor;
+struct SharedBlock : detail::OperandView<T, S, kColumnMajor> {
   const T* p;
 };
 

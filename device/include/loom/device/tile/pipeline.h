@@ -47,7 +47,7 @@ __device__ __forceinline__ void async_copy(int32_t slot, const T* p, T other, in
   static_assert(detail::kStagedByChunks<T, S, kColumnMajor>,
                 "async_copy: 2-D tiles of 16-bit elements, stored rows of whole 16-byte chunks");
   // Copied as the dot would stage the view, into the slot's layout.
-  const GlobalBlock<T, S, kColumnMajor> view{p, other, base, detail::block_access<S>(sb...)};
+  const GlobalBlock<T, S, kColumnMajor> view{{}, p, other, base, detail::block_access<S>(sb...)};
   detail::issue_chunks<detail::SwizzledIndex<detail::StagedLayout<S, kColumnMajor>::kRowLength>>(
       detail::pipeline_slot<SharedT, kOffset, kSlots>(slot), view);
 }
@@ -61,7 +61,7 @@ __device__ __forceinline__ void async_wait() {
 
 template <class SharedT, int kOffset, int kSlots>
 __device__ __forceinline__ SharedT shared_slot(int32_t slot) {
-  return SharedT{detail::pipeline_slot<SharedT, kOffset, kSlots>(slot)};
+  return SharedT{{}, detail::pipeline_slot<SharedT, kOffset, kSlots>(slot)};
 }
 
 } // namespace loom::tile
