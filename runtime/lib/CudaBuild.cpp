@@ -89,6 +89,48 @@ bool getField(const std::vector<uint8_t> &blob, size_t &pos, std::string &field)
   pos += n;
   return true;
 }
+
+// "cubin" entry: PTX, CUBIN, NVRTC + ptxas log.
+std::string cubinEntry(const cuda::CompiledCuda &binary) {
+  std::string blob;
+  putField(blob, binary.ptx);
+  putField(blob, std::string_view(reinterpret_cast<const char *>(binary.cubin.data()),
+                                  binary.cubin.size()));
+  putField(blob, binary.log);
+  return blob;
+}
+
+/// Fills binary's PTX, CUBIN, log and ptxas report from a "cubin" entry;
+/// false if the entry is malformed.
+bool readCubinEntry(const std::vector<uint8_t> &blob, cuda::CompiledCuda &binary) {
+  size_t pos = 0;
+  std::string cubin;
+  if (!getField(blob, pos, binary.ptx) || !getField(blob, pos, cubin) ||
+      !getField(blob, pos, binary.log))
+    return false;
+  binary.cubin.assign(cubin.begin(), cubin.end());
+  binary.kernels = cuda::parsePtxasReport(binary.log);
+  return true;
+}
+
+double msSince(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start)
+      .count();
+}
+
+/// Traces `kernel` for `spec`'s constants, timed as the "dsl" stage.
+mlir::OwningOpRef<mlir::ModuleOp> traceForCuda(const dsl::Kernel &kernel,
+                                               const Specialization &spec,
+                                               const compiler::StageCallback &afterStage,
+                                               std::vector<compiler::StageTiming> *timings) {
+  auto start = std::chrono::steady_clock::now();
+  auto module = kernel.build(threadContext(), spec.constants);
+  if (timings)
+    timings->push_back({"dsl", msSince(start)});
+  if (afterStage)
+    afterStage("dsl", *module);
+  return module;
+}
 } // namespace
 
 const cuda::KernelResources &CudaBuild::resources() const {
@@ -109,14 +151,7 @@ compiler::CudaSource generateCudaSource(const dsl::Kernel &kernel, const Special
                                         unsigned numThreads, std::vector<ArgInfo> *signature,
                                         const compiler::StageCallback &afterStage,
                                         std::vector<compiler::StageTiming> *timings) {
-  auto start = std::chrono::steady_clock::now();
-  auto module = kernel.build(threadContext(), spec.constants);
-  if (timings)
-    timings->push_back(
-        {"dsl", std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start)
-                    .count()});
-  if (afterStage)
-    afterStage("dsl", *module);
+  auto module = traceForCuda(kernel, spec, afterStage, timings);
   Specialization withThreads = spec;
   withThreads.numThreads = numThreads;
   std::vector<ArgInfo> sig;
@@ -137,20 +172,10 @@ void compileCudaBinary(CudaBuild &build, const CudaBuildOptions &options) {
   cuda::DiskCache cache(cuda::DiskCache::defaultDirectory(), "cubin");
   if (options.useDiskCache) {
     auto start = std::chrono::steady_clock::now();
-    if (auto blob = cache.get(build.cacheKey)) {
-      size_t pos = 0;
-      std::string cubin;
-      if (getField(*blob, pos, build.binary.ptx) && getField(*blob, pos, cubin) &&
-          getField(*blob, pos, build.binary.log)) {
-        build.binary.cubin.assign(cubin.begin(), cubin.end());
-        build.binary.kernels = cuda::parsePtxasReport(build.binary.log);
-        build.fromDiskCache = true;
-        build.timings.push_back(
-            {"disk-cache", std::chrono::duration<double, std::milli>(
-                               std::chrono::steady_clock::now() - start)
-                               .count()});
-        return;
-      }
+    if (auto blob = cache.get(build.cacheKey); blob && readCubinEntry(*blob, build.binary)) {
+      build.fromDiskCache = true;
+      build.timings.push_back({"disk-cache", msSince(start)});
+      return;
     }
   }
   cuda::CompileOptions nvrtcOptions;
@@ -158,27 +183,11 @@ void compileCudaBinary(CudaBuild &build, const CudaBuildOptions &options) {
   nvrtcOptions.programName = build.source.kernelName + ".cu";
   build.binary = cuda::compileCuda(build.source.code, deviceHeaders(), nvrtcOptions);
   build.timings.push_back({"nvrtc", build.binary.compileMs});
-  if (options.useDiskCache) {
-    std::string blob;
-    putField(blob, build.binary.ptx);
-    putField(blob, std::string_view(reinterpret_cast<const char *>(build.binary.cubin.data()),
-                                    build.binary.cubin.size()));
-    putField(blob, build.binary.log);
-    cache.put(build.cacheKey, blob);
-  }
+  if (options.useDiskCache)
+    cache.put(build.cacheKey, cubinEntry(build.binary));
 }
 
 namespace {
-/// The environment switches generateCuda reads: part of the index key.
-std::string codegenEnvironment() {
-  std::string s;
-  for (const char *name : {"LOOM_BLOCK_ACCESS", "LOOM_ASSIGN_LAYOUTS"}) {
-    const char *value = std::getenv(name);
-    s += std::string(name) + "=" + (value ? value : "") + ";";
-  }
-  return s;
-}
-
 /// Index entry: the generated source's fields and the CUBIN entry's key.
 std::string indexBlob(const CudaBuild &build) {
   std::string blob;
@@ -209,13 +218,8 @@ bool loadIndexed(const std::vector<uint8_t> &blob, const std::string &arch, Cuda
     return false;
   cuda::DiskCache cubins(cuda::DiskCache::defaultDirectory(), "cubin");
   auto entry = cubins.get(found.cacheKey);
-  pos = 0;
-  std::string cubin;
-  if (!entry || !getField(*entry, pos, found.binary.ptx) || !getField(*entry, pos, cubin) ||
-      !getField(*entry, pos, found.binary.log))
+  if (!entry || !readCubinEntry(*entry, found.binary))
     return false;
-  found.binary.cubin.assign(cubin.begin(), cubin.end());
-  found.binary.kernels = cuda::parsePtxasReport(found.binary.log);
   found.binary.arch = arch;
   found.fromDiskCache = true;
   found.signature = std::move(build.signature);
@@ -235,11 +239,11 @@ void buildCudaFromModule(CudaBuild &build, mlir::ModuleOp module, const dsl::Ker
   target.arch = options.arch;
   // The traced IR (before any pass) plus everything code generation and
   // NVRTC depend on; a caller watching the stages gets them run.
+  auto start = std::chrono::steady_clock::now();
+  auto binds = launchSignature(module, kernel, target, build.signature, bindings);
   std::string indexKey;
   cuda::DiskCache index(cuda::DiskCache::defaultDirectory(), "cubin-index");
   if (options.useDiskCache && !afterStage) {
-    auto start = std::chrono::steady_clock::now();
-    launchSignature(module, kernel, target, build.signature, bindings);
     std::string ir;
     llvm::raw_string_ostream os(ir);
     module->print(os);
@@ -250,17 +254,14 @@ void buildCudaFromModule(CudaBuild &build, mlir::ModuleOp module, const dsl::Ker
                                    target.arch, target.numStages) +
                        cuda::nvrtcVersionString() +
                        "\nloom=" LOOM_VERSION_STRING "\ndevice=" + deviceLibraryHash() + "\n" +
-                       codegenEnvironment());
+                       compiler::cudaCodegenSwitches());
     if (auto blob = index.get(indexKey); blob && loadIndexed(*blob, options.arch, build)) {
-      build.timings.push_back(
-          {"disk-cache", std::chrono::duration<double, std::milli>(
-                             std::chrono::steady_clock::now() - start)
-                             .count()});
+      build.timings.push_back({"disk-cache", msSince(start)});
       return;
     }
   }
-  build.source = cudaSourceFromModule(module, kernel, target, build.signature, bindings,
-                                      afterStage, &build.timings);
+  build.source = compiler::generateCuda(module, binds, {target.numThreads, target.numStages},
+                                        afterStage, &build.timings);
   compileCudaBinary(build, options);
   if (!indexKey.empty())
     index.put(indexKey, indexBlob(build));
@@ -270,13 +271,7 @@ CudaBuild buildCuda(const dsl::Kernel &kernel, const Specialization &spec,
                     const CudaBuildOptions &options, const compiler::StageCallback &afterStage) {
   cuda::requireTensorCoreArch(options.arch);
   CudaBuild build;
-  auto start = std::chrono::steady_clock::now();
-  auto module = kernel.build(threadContext(), spec.constants);
-  build.timings.push_back(
-      {"dsl", std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start)
-                  .count()});
-  if (afterStage)
-    afterStage("dsl", *module);
+  auto module = traceForCuda(kernel, spec, afterStage, &build.timings);
   std::map<std::string, ScalarValue> bindings;
   buildCudaFromModule(build, *module, kernel, spec, options, bindings, afterStage);
   return build;

@@ -15,6 +15,26 @@
 
 namespace loom::compiler {
 
+namespace {
+// The environment switches of generateCuda (see CudaCodegen.h).
+constexpr const char *kBlockAccessSwitch = "LOOM_BLOCK_ACCESS";
+constexpr const char *kAssignLayoutsSwitch = "LOOM_ASSIGN_LAYOUTS";
+
+bool switchedOff(const char *name) {
+  const char *value = std::getenv(name);
+  return value && std::string(value) == "0";
+}
+} // namespace
+
+std::string cudaCodegenSwitches() {
+  std::string s;
+  for (const char *name : {kBlockAccessSwitch, kAssignLayoutsSwitch}) {
+    const char *value = std::getenv(name);
+    s += std::string(name) + "=" + (value ? value : "") + ";";
+  }
+  return s;
+}
+
 CudaSource generateCuda(mlir::ModuleOp module, const std::vector<std::string> &bindings,
                         const CudaCodegenOptions &codegen, const StageCallback &afterStage,
                         std::vector<StageTiming> *timings) {
@@ -39,8 +59,7 @@ CudaSource generateCuda(mlir::ModuleOp module, const std::vector<std::string> &b
   // Strided, bounded loads and stores become loom.block_load/block_store,
   // before layouts are assigned so that the offset and mask tiles they no
   // longer need are gone. LOOM_BLOCK_ACCESS=0 keeps the generic accesses.
-  const char *blockAccess = std::getenv("LOOM_BLOCK_ACCESS");
-  if (!blockAccess || std::string(blockAccess) != "0") {
+  if (!switchedOff(kBlockAccessSwitch)) {
     mlir::PassManager structure(module.getContext());
     structure.addNestedPass<mlir::func::FuncOp>(mlir::loom::createLoomStructureMemory());
     runStage(structure, module, "structure-memory");
@@ -50,8 +69,7 @@ CudaSource generateCuda(mlir::ModuleOp module, const std::vector<std::string> &b
   // LOOM_ASSIGN_LAYOUTS=0 keeps every tile blocked (for comparisons, and as
   // an escape hatch); caches are keyed by the generated code, so both forms
   // can be cached side by side.
-  const char *assign = std::getenv("LOOM_ASSIGN_LAYOUTS");
-  if (!assign || std::string(assign) != "0") {
+  if (!switchedOff(kAssignLayoutsSwitch)) {
     mlir::PassManager layouts(module.getContext());
     mlir::loom::LoomAssignLayoutsOptions layoutOptions;
     layoutOptions.numThreads = numThreads;

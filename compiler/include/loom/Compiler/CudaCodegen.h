@@ -40,6 +40,10 @@ CudaSource generateCuda(mlir::ModuleOp module, const std::vector<std::string> &b
                         const CudaCodegenOptions &options, const StageCallback &afterStage = {},
                         std::vector<StageTiming> *timings = nullptr);
 
+/// The environment switches generateCuda reads, with their values, as text:
+/// part of any cache key of its output.
+std::string cudaCodegenSwitches();
+
 } // namespace loom::compiler
 
 #endif

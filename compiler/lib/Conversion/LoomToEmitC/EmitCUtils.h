@@ -15,6 +15,17 @@ Value replaceWithCall(ConversionPatternRewriter &rewriter, const TypeConverter &
                       Operation *op, StringRef callee, ValueRange operands,
                       ArrayRef<Attribute> templateArgs = {});
 
+/// (p, value or other, base, strides..., bounds...): the arguments of the
+/// device library's block functions (block_load, block_view, block_store,
+/// async_copy after its slot); it unpacks the scalars by the tile's rank.
+template <class BlockAdaptor>
+SmallVector<Value> blockOperands(Value second, BlockAdaptor adaptor) {
+  SmallVector<Value> operands{adaptor.getPtr(), second, adaptor.getBase()};
+  llvm::append_range(operands, adaptor.getStrides());
+  llvm::append_range(operands, adaptor.getBounds());
+  return operands;
+}
+
 /// C++ type of the view a deferred loom.block_load of this tile type
 /// becomes: loom::tile::GlobalBlock<T, Shape<...>, columnMajor> (the
 /// load's column_major: the view's columns are contiguous and the dot

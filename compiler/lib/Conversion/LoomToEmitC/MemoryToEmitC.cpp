@@ -26,16 +26,6 @@ struct StoreToCall : OpConversionPattern<StoreOp> {
     return success();
   }
 };
-/// (p, value or other, base, strides..., bounds...): the block functions'
-/// arguments; the device library unpacks the scalars by the tile's rank.
-template <class BlockAdaptor>
-SmallVector<Value> blockOperands(Value second, BlockAdaptor adaptor) {
-  SmallVector<Value> operands{adaptor.getPtr(), second, adaptor.getBase()};
-  llvm::append_range(operands, adaptor.getStrides());
-  llvm::append_range(operands, adaptor.getBounds());
-  return operands;
-}
-
 /// `block_load<ResultTile>(p, other, base, strides..., bounds...)`.
 struct BlockLoadToCall : OpConversionPattern<BlockLoadOp> {
   using OpConversionPattern::OpConversionPattern;

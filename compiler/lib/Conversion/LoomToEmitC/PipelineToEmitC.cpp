@@ -26,10 +26,8 @@ struct AsyncCopyToCall : OpConversionPattern<AsyncCopyOp> {
   LogicalResult
   matchAndRewrite(AsyncCopyOp op, OpAdaptor adaptor,
                   ConversionPatternRewriter &rewriter) const override {
-    SmallVector<Value> operands{adaptor.getSlot(), adaptor.getPtr(), adaptor.getOther(),
-                                adaptor.getBase()};
-    llvm::append_range(operands, adaptor.getStrides());
-    llvm::append_range(operands, adaptor.getBounds());
+    SmallVector<Value> operands{adaptor.getSlot()};
+    llvm::append_range(operands, blockOperands(adaptor.getOther(), adaptor));
     replaceWithCall(rewriter, *getTypeConverter(), op, "loom::tile::async_copy", operands,
                     bufferArgs(op, cast<RankedTensorType>(op.getTile())));
     return success();
