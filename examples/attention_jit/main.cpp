@@ -7,13 +7,15 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <exception>
 #include <cstring>
 #include <random>
 #include <vector>
 
 using namespace loom;
 
-int main(int argc, char **argv) {
+namespace {
+int run(int argc, char **argv) {
   runtime::Backend backend =
       argc > 2 && !std::strcmp(argv[1], "--backend") ? runtime::parseBackend(argv[2])
                                                      : runtime::Backend::Cpu;
@@ -59,4 +61,16 @@ int main(int argc, char **argv) {
     finite &= std::isfinite(bf16ToFloat(x));
   std::printf("row 0 equals V[0] within %.2g; gradients finite: %s\n", err, finite ? "yes" : "no");
   return err < 1e-2 && finite ? 0 : 1;
+}
+} // namespace
+
+// A loom::Error (a bad --backend, no CUDA driver, a compile failure) ends
+// the program with its one-line message, never an uncaught exception.
+int main(int argc, char **argv) {
+  try {
+    return run(argc, argv);
+  } catch (const std::exception &e) {
+    std::fprintf(stderr, "attention_jit: error: %s\n", e.what());
+    return 1;
+  }
 }

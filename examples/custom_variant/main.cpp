@@ -5,13 +5,15 @@
 
 #include <cmath>
 #include <cstdio>
+#include <exception>
 #include <random>
 #include <vector>
 
 using namespace loom;
 using namespace loom::dsl;
 
-int main() {
+namespace {
+int run() {
   const int64_t S = 96, H = 4, D = 32, span = 2 * S - 1;
 
   // ---- the variant: 12 lines ----
@@ -61,4 +63,16 @@ int main() {
   std::printf("variant '%s': query 40 attends only to key 40 (error %.2g); dq[0] = %.4f\n",
               variant.name.c_str(), err, dq[0]);
   return err < 1e-5 && std::isfinite(dq[0]) ? 0 : 1;
+}
+} // namespace
+
+// A loom::Error (a bad --backend, no CUDA driver, a compile failure) ends
+// the program with its one-line message, never an uncaught exception.
+int main() {
+  try {
+    return run();
+  } catch (const std::exception &e) {
+    std::fprintf(stderr, "custom_variant: error: %s\n", e.what());
+    return 1;
+  }
 }

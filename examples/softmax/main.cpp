@@ -5,13 +5,15 @@
 
 #include <cmath>
 #include <cstdio>
+#include <exception>
 #include <random>
 #include <vector>
 
 using namespace loom;
 using namespace loom::dsl;
 
-int main() {
+namespace {
+int run() {
   // One row per program; the row fits in one BLOCK-wide tile.
   Kernel softmax("my_softmax", [](KernelBuilder &k) {
     Value x = k.pointer("x", DType::F32), y = k.pointer("y", DType::F32);
@@ -51,4 +53,16 @@ int main() {
   std::printf("softmax %dx%d: max relative error vs float64 %.2e: %s\n", rows, n, worst,
               worst < 1e-5 ? "OK" : "FAILED");
   return worst < 1e-5 ? 0 : 1;
+}
+} // namespace
+
+// A loom::Error (a bad --backend, no CUDA driver, a compile failure) ends
+// the program with its one-line message, never an uncaught exception.
+int main() {
+  try {
+    return run();
+  } catch (const std::exception &e) {
+    std::fprintf(stderr, "softmax: error: %s\n", e.what());
+    return 1;
+  }
 }

@@ -1,6 +1,7 @@
 //===- Arg.cpp - launch arguments and specializations ---------------------===//
 #include "loom/runtime/Kernel.h"
 
+#include "loom/Compiler/CpuTarget.h"
 #include "loom/Support/Error.h"
 
 #include <fmt/format.h>
@@ -49,6 +50,8 @@ std::string Specialization::key() const {
   std::string k = fmt::format("backend={};opt={};", backendName(b), optLevel);
   if (b != Backend::Cpu)
     k += fmt::format("threads={};arch={};stages={};", numThreads, arch, numStages);
+  else
+    k += fmt::format("cpu={};", compiler::resolveCpuTarget(cpuTarget).key());
   for (const auto &[name, v] : constants)
     k += fmt::format("c:{}={};", name, v);
   for (const auto &[name, v] : bindings)

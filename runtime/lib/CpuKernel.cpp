@@ -93,10 +93,11 @@ CpuCompiledKernel::CpuCompiledKernel(const dsl::Kernel &kernel, const Specializa
   bindings_ = spec.bindings;
   timings_.push_back({"dsl", traceMs});
   std::vector<std::string> binds = bindingStrings(spec, signature_, name_, bindings_);
-  auto stages = compiler::lowerForCpu(traced, binds, afterStage);
+  compiler::CpuTarget target = compiler::resolveCpuTarget(spec.cpuTarget);
+  auto stages = compiler::lowerForCpu(traced, binds, target, afterStage);
   timings_.insert(timings_.end(), stages.begin(), stages.end());
   auto start = std::chrono::steady_clock::now();
-  exe_ = compiler::CpuExecutable::create(traced, name_, spec.optLevel);
+  exe_ = compiler::CpuExecutable::create(traced, name_, spec.optLevel, target);
   timings_.push_back({"jit", msSince(start)});
 }
 

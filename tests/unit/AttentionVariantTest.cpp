@@ -169,6 +169,46 @@ TEST(AttentionVariants, CustomCompositionSoftcapAlibiCausal) {
   checkVariant(s, v, {}, r);
 }
 
+TEST(AttentionVariants, ScoreModsComposeInTheOrderGiven) {
+  // alibi then softcap, and softcap then alibi: each matches the float64
+  // reference composed in its own order, and the two results differ.
+  Shape4 s{1, 21, 29, 2, 2, 16};
+  const double cap = 1.25;
+  auto alibiThen = [&](bool capFirst) {
+    ref::RefVariant r;
+    r.score = [&, capFirst](double x, int64_t, int64_t h, int64_t i, int64_t j) {
+      double slope = std::pow(2.0, -8.0 * double(h + 1) / double(s.Hq));
+      double shift = slope * std::fabs(double(i + s.Sk - s.Sq - j));
+      if (capFirst) {
+        double t = std::tanh(x / cap);
+        return std::make_pair(cap * t - shift, 1.0 - t * t);
+      }
+      double t = std::tanh((x - shift) / cap);
+      return std::make_pair(cap * t, 1.0 - t * t);
+    };
+    return r;
+  };
+  checkVariant(s, combine(AttentionVariant::alibi(), AttentionVariant::softcap(cap)), {},
+               alibiThen(false));
+  checkVariant(s, combine(AttentionVariant::softcap(cap), AttentionVariant::alibi()), {},
+               alibiThen(true));
+  // Each kernel is within 1e-4 of its own order's reference, and the two
+  // references are far apart, so the two orders give different results.
+  auto q = ref::toDouble(ref::randomVector(size_t(s.Sq * s.Hq * s.D), -1.5, 1.5));
+  auto k = ref::toDouble(ref::randomVector(size_t(s.Sk * s.Hkv * s.D), -1.5, 1.5));
+  auto v = ref::toDouble(ref::randomVector(size_t(s.Sk * s.Hkv * s.D), -1.5, 1.5));
+  double scale = 1.0 / std::sqrt(double(s.D));
+  ref::RefVariant biasedThenCapped = alibiThen(false), cappedThenBiased = alibiThen(true);
+  auto x = ref::attention(q, k, v, s.B, s.Sq, s.Sk, s.Hq, s.Hkv, s.D, false, scale, nullptr,
+                          &biasedThenCapped);
+  auto y = ref::attention(q, k, v, s.B, s.Sq, s.Sk, s.Hq, s.Hkv, s.D, false, scale, nullptr,
+                          &cappedThenBiased);
+  double diff = 0;
+  for (size_t i = 0; i < x.out.size(); ++i)
+    diff = std::max(diff, std::fabs(x.out[i] - y.out[i]));
+  EXPECT_GT(diff, 1e-2 * maxAbs(x.out)) << "the two orders should give different results";
+}
+
 TEST(AttentionVariants, OnTheEmulatedDevice) {
   Shape4 s{1, 20, 28, 2, 1, 32};
   ref::RefVariant r;

@@ -146,7 +146,7 @@ dsl::Kernel attentionKernel(const Options &opts, const std::string &name, DType 
 
 int runCompile(int argc, char **argv) {
   Options opts("compile", {"kernel", "dtype", "emit", "const", "bind", "opt", "arch", "threads", "stages", "o",
-                "head-dim", "variant"},
+                "head-dim", "variant", "cpu-target"},
                {"timings", "report"});
   opts.parse(argc, argv, 2);
   auto kernelName = opts.get("kernel");
@@ -209,6 +209,13 @@ int runCompile(int argc, char **argv) {
     spec.numStages = static_cast<unsigned>(n);
   }
 
+  if (auto cpuTarget = opts.get("cpu-target")) {
+    if (cudaBackend)
+      throw Error(ErrorCode::InvalidArgument,
+                  "loom compile: --cpu-target is for the CPU backend, not with --arch, --report "
+                  "or --emit cuda|ptx|cubin");
+    spec.cpuTarget = *cpuTarget;
+  }
   if (cudaBackend) {
     if (emit == "mlir" || emit == "llvm")
       throw Error(ErrorCode::InvalidArgument,
@@ -226,7 +233,10 @@ int runCompile(int argc, char **argv) {
       module.print(os);
       std::fputs(text.c_str(), stdout);
     } else if (emit == "llvm" && stage == "llvm") {
-      std::fputs(compiler::translateToLLVMIRText(module, spec.optLevel).c_str(), stdout);
+      std::fputs(compiler::translateToLLVMIRText(module, spec.optLevel,
+                                                 compiler::resolveCpuTarget(spec.cpuTarget))
+                     .c_str(),
+                 stdout);
     }
   };
   auto compiled = runtime::compileUncached(kernel, spec, afterStage);

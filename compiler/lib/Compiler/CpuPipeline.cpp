@@ -10,36 +10,13 @@
 #include "mlir/Pass/PassRegistry.h"
 #include "mlir/Transforms/Passes.h"
 
-#include "llvm/TargetParser/Host.h"
-
 #include <chrono>
 
 using namespace mlir;
 
 namespace loom::compiler {
-namespace {
-/// f32 lanes of this host's vector registers, for loom-vectorize-elementwise.
-int64_t hostVectorLanes() {
-  llvm::StringMap<bool> features = llvm::sys::getHostCPUFeatures();
-  if (features.lookup("avx512f"))
-    return 16;
-  if (features.lookup("avx2") || features.lookup("avx"))
-    return 8;
-  return 4; // SSE or NEON
-}
-
-/// loom-vectorize-dot's block for this host: each row of C in two vector
-/// registers (lanes = 2x the f32 width) so one B row feeds two FMAs per A
-/// broadcast, and as many rows as leave registers for B and A: 6 rows (12
-/// accumulators) of the 32 AVX-512 registers, 4 rows (8) of 16 otherwise.
-std::string dotMicroKernelOptions() {
-  int64_t lanes = hostVectorLanes();
-  return (lanes == 16 ? "rows=6" : "rows=4") + std::string(" lanes=") + std::to_string(2 * lanes);
-}
-} // namespace
-
-const std::vector<CpuStage> &cpuStages() {
-  static const std::vector<CpuStage> stages = {
+std::vector<CpuStage> cpuStages(const CpuTarget &target) {
+  return {
       {"linalg", "convert-loom-to-linalg,"
                  "func.func(convert-elementwise-to-linalg,linalg-generalize-named-ops),"
                  "canonicalize,cse,func.func(loom-fuse-elementwise),canonicalize"},
@@ -48,15 +25,14 @@ const std::vector<CpuStage> &cpuStages() {
                     "function-boundary-type-conversion=identity-layout-map},"
                     "canonicalize,func.func(buffer-hoisting,buffer-loop-hoisting),"
                     "buffer-deallocation-pipeline"},
-      {"loops", "func.func(loom-vectorize-dot{" + dotMicroKernelOptions() +
-                    "},loom-vectorize-elementwise{lanes=" + std::to_string(hostVectorLanes()) +
+      {"loops", "func.func(loom-vectorize-dot{" + target.dotMicroKernelOptions() +
+                    "},loom-vectorize-elementwise{lanes=" + std::to_string(target.f32Lanes()) +
                     "},convert-linalg-to-loops),lower-affine,canonicalize,cse"},
       {"llvm", "expand-strided-metadata,convert-scf-to-cf,"
                "arith-expand{include-bf16=1 include-f8e8m0=0 include-f4e2m1=0},"
                "func.func(loom-approximate-math),func.func(convert-math-to-llvm),convert-math-to-libm,"
                "convert-to-llvm,reconcile-unrealized-casts"},
   };
-  return stages;
 }
 
 namespace {
@@ -100,7 +76,7 @@ void specialize(ModuleOp module, const std::vector<std::string> &bindings) {
 
 std::vector<StageTiming>
 lowerForCpu(ModuleOp module, const std::vector<std::string> &bindings,
-                            const StageCallback &afterStage) {
+            const CpuTarget &target, const StageCallback &afterStage) {
   registerAllPasses();
   MLIRContext *ctx = module.getContext();
   std::vector<StageTiming> timings;
@@ -111,7 +87,7 @@ lowerForCpu(ModuleOp module, const std::vector<std::string> &bindings,
   if (afterStage)
     afterStage("specialize", module);
 
-  for (const CpuStage &stage : cpuStages()) {
+  for (const CpuStage &stage : cpuStages(target)) {
     start = std::chrono::steady_clock::now();
     PassManager pm(ctx);
     if (failed(parsePassPipeline(stage.pipeline, pm)))

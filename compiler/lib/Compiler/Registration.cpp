@@ -30,9 +30,10 @@ void loom::compiler::registerAllPasses() {
     mlir::loom::registerLoomConversionPasses();
     mlir::PassPipelineRegistration<>(
         "loom-cpu-pipeline",
-        "Lower loom kernels to the LLVM dialect for the CPU backend",
+        "Lower loom kernels to the LLVM dialect for the CPU backend "
+        "(for $LOOM_CPU_TARGET, else the host CPU)",
         [](mlir::OpPassManager &pm) {
-          for (const CpuStage &stage : cpuStages())
+          for (const CpuStage &stage : cpuStages(resolveCpuTarget()))
             if (failed(mlir::parsePassPipeline(stage.pipeline, pm)))
               llvm::report_fatal_error("bad built-in pipeline");
         });

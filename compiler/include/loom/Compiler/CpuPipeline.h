@@ -2,6 +2,8 @@
 #ifndef LOOM_COMPILER_CPUPIPELINE_H
 #define LOOM_COMPILER_CPUPIPELINE_H
 
+#include "loom/Compiler/CpuTarget.h"
+
 #include "mlir/IR/BuiltinOps.h"
 #include "mlir/Pass/PassManager.h"
 
@@ -19,7 +21,8 @@ struct CpuStage {
 };
 
 /// The stages after specialization, in order: linalg, bufferize, loops, llvm.
-const std::vector<CpuStage> &cpuStages();
+/// The loops stage's vector width and dot blocking follow `target`.
+std::vector<CpuStage> cpuStages(const CpuTarget &target);
 
 struct StageTiming {
   std::string name;
@@ -40,6 +43,7 @@ void specialize(mlir::ModuleOp module, const std::vector<std::string> &bindings)
 /// (CompileFailed) carrying the diagnostics of the failing stage.
 std::vector<StageTiming> lowerForCpu(mlir::ModuleOp module,
                                      const std::vector<std::string> &bindings,
+                                     const CpuTarget &target,
                                      const StageCallback &afterStage = {});
 
 } // namespace loom::compiler

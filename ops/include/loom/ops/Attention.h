@@ -120,7 +120,10 @@ struct AttentionVariant {
 std::vector<int32_t> documentIdsFromCuSeqlens(const std::vector<int64_t> &cuSeqlens,
                                               int64_t seqlen);
 
-/// Both variants: score mods composed (a's first), masks and-ed.
+/// Both variants: score mods composed in order, a's first, then b's on its
+/// result; masks and-ed. Order matters for score mods:
+/// combine(alibi(), softcap(c)) caps the biased score, combine(softcap(c),
+/// alibi()) biases the capped one, and the two differ. Masks commute.
 AttentionVariant combine(const AttentionVariant &a, const AttentionVariant &b);
 
 /// Where a tensor's tokens sit in the whole sequence, for sequence

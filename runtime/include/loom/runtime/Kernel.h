@@ -59,6 +59,11 @@ struct Specialization {
   /// (Triton's num_stages; copies run numStages - 1 loop iterations ahead,
   /// 0 turns pipelining off). At most 8.
   unsigned numStages = 2;
+  /// CPU backend: the instruction-set level kernels are generated for, one of
+  /// host, x86-64-v2 (SSE4.2), x86-64-v3 (AVX2, FMA, F16C), x86-64-v4
+  /// (AVX-512). Empty means $LOOM_CPU_TARGET, else host. A level above what
+  /// the host runs is refused (loom::Error, Unsupported).
+  std::string cpuTarget{};
 
   /// Stable text of every field, part of the cache key.
   std::string key() const;

@@ -65,7 +65,29 @@ def gen(args):
                   [rng.uniform(-bound, bound) for _ in range(n)], args.version)
 
 
-def reference(q, k, v, causal, scale, docs=None):
+def parse_score_mods(text):
+    """--score-mods alibi,softcap:C: score modifiers, applied in the order given."""
+    mods = []
+    for term in (text.split(",") if text else []):
+        name, _, arg = term.partition(":")
+        if name not in ("alibi", "softcap") or (name == "softcap") != bool(arg):
+            raise SystemExit("bad --score-mods term %r" % term)
+        mods.append((name, float(arg) if arg else None))
+    return mods
+
+
+def apply_score_mods(mods, x, h, heads, i, j, offset):
+    """Loom's built-ins: ALiBi subtracts 2^(-8(h+1)/H) |i + offset - j|, softcap
+    is C tanh(x / C); i and j are query and key rows, offset = Sk - Sq."""
+    for name, arg in mods:
+        if name == "alibi":
+            x -= 2.0 ** (-8.0 * (h + 1) / heads) * abs(i + offset - j)
+        else:
+            x = arg * math.tanh(x / arg)
+    return x
+
+
+def reference(q, k, v, causal, scale, docs=None, mods=()):
     """O (q's shape) and LSE (batch, heads_q, seqlen_q) as flat float64 lists."""
     (qs, qd), (ks, kd), (_, vd) = q, k, v
     B, Sq, Hq, D = qs
@@ -87,7 +109,9 @@ def reference(q, k, v, causal, scale, docs=None):
                 last = i + Sk - Sq if causal else Sk - 1
                 visible = [j for j in range(min(last + 1, Sk))
                            if docs is None or docs[j] == docs[i + Sk - Sq]]
-                scores = [scale * sum(x * y for x, y in zip(qi, at(ks, kd, b, j, g)))
+                scores = [apply_score_mods(mods, scale * sum(x * y for x, y in
+                                                             zip(qi, at(ks, kd, b, j, g))),
+                                           h, Hq, i, j, Sk - Sq)
                           for j in visible]
                 base = ((b * Sq + i) * Hq + h) * D
                 if not scores:
@@ -178,7 +202,8 @@ def check(args):
     if args.cu_seqlens:
         cu = [int(x) for x in args.cu_seqlens.split(",")]
         docs = [d for d in range(len(cu) - 1) for _ in range(cu[d], cu[d + 1])]
-    want_out, want_lse = reference(q, k, v, args.causal, args.scale, docs)
+    want_out, want_lse = reference(q, k, v, args.causal, args.scale, docs,
+                                   parse_score_mods(args.score_mods))
     shape, out = read_npy(args.out)
     assert shape == q[0], "O shape %s, expected %s" % (shape, q[0])
     errors = [("O", max_error(out, want_out))]
@@ -231,6 +256,7 @@ def main():
     p.add_argument("--out", required=True)
     p.add_argument("--lse")
     p.add_argument("--cu-seqlens")
+    p.add_argument("--score-mods")
     p.add_argument("--causal", action="store_true")
     p.add_argument("--scale", type=float)
     p.add_argument("--tol", type=float, required=True)
