@@ -248,7 +248,8 @@ DiskCache::Fetched DiskCache::getOrBuild(const std::string &key,
   std::optional<FileLock> lock = FileLock::acquire(lockPath, wait);
   if (!lock)
     throw Error(ErrorCode::CommTimeout,
-                "cache: waited " + durationText(wait) + " for another thread or process to build entry " + key + " (lock " +
+                "cache: waited " + durationText(wait) +
+                    " for another thread or process to build entry " + key + " (lock " +
                     lockPath + " still held); set LOOM_COMPILE_WAIT_TIMEOUT (seconds) to wait "
                     "longer");
   if (auto hit = get(key)) {

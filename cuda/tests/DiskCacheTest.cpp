@@ -273,7 +273,8 @@ TEST_F(DiskCacheTest, GetOrBuildTimesOutNamingTheKeyWhileTheLockIsHeld) {
     EXPECT_EQ(e.code(), loom::ErrorCode::CommTimeout);
     EXPECT_EQ(std::string(e.what()),
               "cache: waited 300 ms for another thread or process to build entry stuck-key (lock " +
-                  lockPath + " still held); set LOOM_COMPILE_WAIT_TIMEOUT (seconds) to wait longer");
+                  lockPath +
+                  " still held); set LOOM_COMPILE_WAIT_TIMEOUT (seconds) to wait longer");
   }
   EXPECT_GE(std::chrono::steady_clock::now() - start, std::chrono::milliseconds(300));
   EXPECT_FALSE(built);
