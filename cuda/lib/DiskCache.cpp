@@ -2,6 +2,8 @@
 
 #include "loom/cuda/DiskCache.h"
 
+#include "loom/cuda/FileLock.h"
+
 #include "loom/Support/Error.h"
 
 #include <fcntl.h>
@@ -26,6 +28,7 @@ namespace {
 constexpr char kMagic[8] = {'L', 'O', 'O', 'M', 'C', 'A', 'C', 'H'};
 constexpr const char *kEntrySuffix = ".bin";
 constexpr const char *kTempPrefix = ".tmp-";
+constexpr const char *kLockSuffix = ".lock";
 
 void appendU32(std::vector<uint8_t> &out, uint32_t v) {
   for (int i = 0; i < 4; ++i)
@@ -140,6 +143,11 @@ std::string tempName(const std::string &entryName) {
   return kTempPrefix + entryName + "-" + suffix;
 }
 
+std::string durationText(std::chrono::milliseconds d) {
+  return d.count() % 1000 == 0 ? std::to_string(d.count() / 1000) + " s"
+                               : std::to_string(d.count()) + " ms";
+}
+
 } // namespace
 
 uint64_t fnv1a64(const void *data, size_t size, uint64_t seed) {
@@ -231,6 +239,28 @@ void DiskCache::put(const std::string &key, std::span<const uint8_t> bytes) {
   ++writes_;
 }
 
+DiskCache::Fetched DiskCache::getOrBuild(const std::string &key,
+                                         const std::function<std::vector<uint8_t>()> &build,
+                                         std::chrono::milliseconds wait) {
+  if (auto hit = get(key))
+    return {std::move(*hit), false};
+  std::string lockPath = pathFor(key) + kLockSuffix;
+  std::optional<FileLock> lock = FileLock::acquire(lockPath, wait);
+  if (!lock)
+    throw Error(ErrorCode::CommTimeout,
+                "cache: waited " + durationText(wait) +
+                    " for another thread or process to build entry " + key + " (lock " +
+                    lockPath + " still held); set LOOM_COMPILE_WAIT_TIMEOUT (seconds) to wait "
+                    "longer");
+  if (auto hit = get(key)) {
+    ++waits_;
+    return {std::move(*hit), false};
+  }
+  std::vector<uint8_t> payload = build();
+  put(key, payload);
+  return {std::move(payload), true};
+}
+
 std::vector<DiskCache::Entry> DiskCache::list() const {
   std::vector<Entry> out;
   std::error_code ec;
@@ -256,14 +286,15 @@ size_t DiskCache::clear() {
   std::error_code ec;
   for (const fs::directory_entry &e : fs::directory_iterator(dir_, ec)) {
     std::string name = e.path().filename().string();
-    if (e.is_regular_file(ec) && (name.ends_with(kEntrySuffix) || name.starts_with(kTempPrefix)))
+    if (e.is_regular_file(ec) && (name.ends_with(kEntrySuffix) || name.ends_with(kLockSuffix) ||
+                                  name.starts_with(kTempPrefix)))
       removed += fs::remove(e.path(), ec) ? 1 : 0;
   }
   return removed;
 }
 
 DiskCache::Stats DiskCache::stats() const {
-  return {hits_.load(), misses_.load(), corrupt_.load(), writes_.load()};
+  return {hits_.load(), misses_.load(), corrupt_.load(), writes_.load(), waits_.load()};
 }
 
 //===- SHA-256 (FIPS 180-4) ------------------------------------------------===//

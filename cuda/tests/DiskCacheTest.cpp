@@ -1,6 +1,9 @@
-//===- DiskCacheTest.cpp - hits, misses, corruption, concurrent writers ---===//
+//===- DiskCacheTest.cpp - hits, misses, corruption, concurrency ----------===//
 
 #include "loom/cuda/DiskCache.h"
+#include "loom/cuda/FileLock.h"
+
+#include "loom/Support/Error.h"
 
 #include <gtest/gtest.h>
 
@@ -194,4 +197,108 @@ TEST_F(DiskCacheTest, ConcurrentProcessesNeverReadACorruptEntry) {
   EXPECT_TRUE(valid(*got));
   // No temp files are left behind.
   EXPECT_EQ(std::distance(fs::directory_iterator(dir), fs::directory_iterator()), 1);
+}
+
+TEST_F(DiskCacheTest, GetOrBuildBuildsOnceAcrossProcesses) {
+  // kProcesses children miss together: the builder waits until every child
+  // has announced it is about to ask (an "arrived" file each), plus a
+  // moment, so the others miss and wait on its lock instead of finding the
+  // entry. Each build appends a byte to `builds`: exactly one must be there.
+  constexpr int kProcesses = 4;
+  const std::string key = "compiled-kernel";
+  const std::string payload(20000, 'k');
+  fs::create_directories(dir);
+  const fs::path builds = dir / "builds";
+  int go[2];
+  ASSERT_EQ(::pipe(go), 0);
+  std::vector<pid_t> children;
+  for (int w = 0; w < kProcesses; ++w) {
+    pid_t pid = ::fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+      int status = 0;
+      try {
+        ::close(go[1]);
+        char c;
+        while (::read(go[0], &c, 1) < 0 && errno == EINTR) {
+        }
+        std::ofstream(dir / ("arrived-" + std::to_string(w))).put('x');
+        DiskCache cache(dir.string(), "cubin");
+        auto fetched = cache.getOrBuild(
+            key,
+            [&] {
+              for (int i = 0; i < kProcesses; ++i)
+                while (!fs::exists(dir / ("arrived-" + std::to_string(i))))
+                  ::usleep(1000);
+              ::usleep(100000);
+              std::ofstream(builds, std::ios::app).put('b');
+              return bytes(payload);
+            },
+            std::chrono::seconds(20));
+        if (fetched.payload != bytes(payload))
+          status = 1;
+      } catch (...) {
+        status = 2;
+      }
+      ::_exit(status);
+    }
+    children.push_back(pid);
+  }
+  ::close(go[0]);
+  ::close(go[1]); // EOF releases every child at once
+  for (pid_t pid : children) {
+    int status = 0;
+    ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+    ASSERT_TRUE(WIFEXITED(status));
+    EXPECT_EQ(WEXITSTATUS(status), 0) << "1: wrong payload, 2: exception";
+  }
+  EXPECT_EQ(readAll(builds).size(), 1u) << "the entry was built more than once";
+}
+
+TEST_F(DiskCacheTest, GetOrBuildTimesOutNamingTheKeyWhileTheLockIsHeld) {
+  DiskCache cache(dir.string(), "cubin");
+  // flock locks belong to the open file description: this one excludes the
+  // getOrBuild below though it runs on the same thread, as another
+  // process's would.
+  std::string lockPath = cache.pathFor("stuck-key") + ".lock";
+  auto held = FileLock::acquire(lockPath, std::chrono::milliseconds(0));
+  ASSERT_TRUE(held.has_value());
+  bool built = false;
+  auto start = std::chrono::steady_clock::now();
+  try {
+    cache.getOrBuild(
+        "stuck-key", [&] { return built = true, bytes("x"); }, std::chrono::milliseconds(300));
+    ADD_FAILURE() << "expected a timeout";
+  } catch (const loom::Error &e) {
+    EXPECT_EQ(e.code(), loom::ErrorCode::CommTimeout);
+    EXPECT_EQ(std::string(e.what()),
+              "cache: waited 300 ms for another thread or process to build entry stuck-key (lock " +
+                  lockPath +
+                  " still held); set LOOM_COMPILE_WAIT_TIMEOUT (seconds) to wait longer");
+  }
+  EXPECT_GE(std::chrono::steady_clock::now() - start, std::chrono::milliseconds(300));
+  EXPECT_FALSE(built);
+  // Once the holder lets go, the next call builds.
+  held.reset();
+  auto fetched = cache.getOrBuild("stuck-key", [&] { return bytes("x"); }, std::chrono::seconds(1));
+  EXPECT_TRUE(fetched.built);
+  EXPECT_EQ(fetched.payload, bytes("x"));
+}
+
+TEST_F(DiskCacheTest, GetOrBuildFailureStoresNothingAndTheNextCallBuilds) {
+  DiskCache cache(dir.string(), "emu");
+  auto fail = []() -> std::vector<uint8_t> {
+    throw loom::Error(loom::ErrorCode::CompileFailed, "compile of k failed");
+  };
+  EXPECT_THROW(cache.getOrBuild("k", fail, std::chrono::seconds(1)), loom::Error);
+  EXPECT_FALSE(cache.get("k").has_value());
+  // The failed builder released the lock: no wait, a build.
+  auto fetched = cache.getOrBuild("k", [] { return bytes("ok"); }, std::chrono::seconds(1));
+  EXPECT_TRUE(fetched.built);
+  auto again = cache.getOrBuild("k", [] { return bytes("rebuilt?"); }, std::chrono::seconds(1));
+  EXPECT_FALSE(again.built);
+  EXPECT_EQ(again.payload, bytes("ok"));
+  // clear() removes the lock file with the entry.
+  EXPECT_EQ(cache.clear(), 2u);
+  EXPECT_TRUE(fs::is_empty(cache.directory()));
 }

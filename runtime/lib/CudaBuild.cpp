@@ -8,6 +8,7 @@
 #include "loom/Support/Error.h"
 #include "loom/Version.h"
 #include "loom/cuda/DiskCache.h"
+#include "loom/cuda/FileLock.h"
 #include "loom/device/EmbeddedHeaders.h"
 
 #include "llvm/Support/raw_ostream.h"
@@ -169,22 +170,40 @@ void compileCudaBinary(CudaBuild &build, const CudaBuildOptions &options) {
                            cuda::nvrtcVersionString() + "\nloom=" LOOM_VERSION_STRING "\ndevice=" +
                            deviceLibraryHash());
   build.binary.arch = options.arch;
-  cuda::DiskCache cache(cuda::DiskCache::defaultDirectory(), "cubin");
-  if (options.useDiskCache) {
-    auto start = std::chrono::steady_clock::now();
-    if (auto blob = cache.get(build.cacheKey); blob && readCubinEntry(*blob, build.binary)) {
-      build.fromDiskCache = true;
-      build.timings.push_back({"disk-cache", msSince(start)});
-      return;
-    }
-  }
   cuda::CompileOptions nvrtcOptions;
   nvrtcOptions.arch = options.arch;
   nvrtcOptions.programName = build.source.kernelName + ".cu";
-  build.binary = cuda::compileCuda(build.source.code, deviceHeaders(), nvrtcOptions);
-  build.timings.push_back({"nvrtc", build.binary.compileMs});
-  if (options.useDiskCache)
-    cache.put(build.cacheKey, cubinEntry(build.binary));
+  auto runNvrtc = [&] {
+    build.binary = cuda::compileCuda(build.source.code, deviceHeaders(), nvrtcOptions);
+    build.timings.push_back({"nvrtc", build.binary.compileMs});
+  };
+  if (!options.useDiskCache) {
+    runNvrtc();
+    return;
+  }
+  // Single-flight across the processes of a node: one runs NVRTC, the
+  // others wait on the entry's lock and read its CUBIN.
+  auto start = std::chrono::steady_clock::now();
+  cuda::DiskCache cache(cuda::DiskCache::defaultDirectory(), "cubin");
+  auto fetched = cache.getOrBuild(
+      build.cacheKey,
+      [&] {
+        runNvrtc();
+        std::string blob = cubinEntry(build.binary);
+        return std::vector<uint8_t>(blob.begin(), blob.end());
+      },
+      cuda::compileWaitTimeout());
+  if (fetched.built)
+    return;
+  if (readCubinEntry(fetched.payload, build.binary)) {
+    build.fromDiskCache = true;
+    build.timings.push_back({"disk-cache", msSince(start)});
+    return;
+  }
+  // A checksummed entry that is not a CUBIN entry (written by a different
+  // layout under the same key): rebuild it.
+  runNvrtc();
+  cache.put(build.cacheKey, cubinEntry(build.binary));
 }
 
 namespace {

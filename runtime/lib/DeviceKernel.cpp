@@ -14,6 +14,7 @@
 #include "loom/Support/Error.h"
 #include "loom/Version.h"
 #include "loom/cuda/DiskCache.h"
+#include "loom/cuda/FileLock.h"
 #include "loom/cuda/Driver.h"
 #include "loom/device/emu/Executor.h"
 
@@ -160,17 +161,12 @@ public:
     const std::string flags = "-std=c++20 -O1 -fPIC -shared -DLOOM_DEVICE_EMULATION";
     std::string key = hashHex(source_.code + "\n" + flags + "\n" + emuCompilerIdentity() +
                               "\nloom=" LOOM_VERSION_STRING "\n" + readDeviceHeadersStamp());
+    // Single-flight across the processes of a node, as for CUBINs.
     cuda::DiskCache cache(cuda::DiskCache::defaultDirectory(), "emu");
-    std::vector<uint8_t> object;
-    if (auto hit = cache.get(key)) {
-      object = std::move(*hit);
-      timings_.push_back({"disk-cache", msSince(start)});
-    } else {
-      object = compileObject(flags);
-      cache.put(key, object);
-      timings_.push_back({"host-cxx", msSince(start)});
-    }
-    load(object);
+    auto fetched = cache.getOrBuild(
+        key, [&] { return compileObject(flags); }, cuda::compileWaitTimeout());
+    timings_.push_back({fetched.built ? "host-cxx" : "disk-cache", msSince(start)});
+    load(fetched.payload);
   }
   ~EmuCompiledKernel() override {
     if (handle_)

@@ -5,22 +5,94 @@
 
 #include "loom/Support/Error.h"
 #include "loom/cuda/Driver.h"
+#include "loom/cuda/FileLock.h"
 #include "loom/Version.h"
 
 #include "llvm/Support/raw_ostream.h"
 
 #include <chrono>
 #include <fmt/format.h>
+#include <future>
 #include <mutex>
 #include <unordered_map>
 
 namespace loom::runtime {
 
+using Compiled = std::shared_ptr<const CompiledKernel>;
+
+namespace {
+/// One trace or compile, in flight or done: every request for its key
+/// shares its result or its error.
+struct Flight {
+  std::promise<Compiled> promise;
+  std::shared_future<Compiled> result = promise.get_future().share();
+};
+using Flights = std::unordered_map<std::string, std::shared_ptr<Flight>>;
+} // namespace
+
 struct KernelCache::Impl {
   mutable std::mutex mutex;
-  std::unordered_map<std::string, std::shared_ptr<const CompiledKernel>> byIdentity, byIr;
+  Flights byIdentity, byIr;
   Stats stats;
+  std::function<void(const std::string &)> compileHook;
+
+  /// The flight for `key` in `flights` and whether this request owns it (it
+  /// was absent: the caller must finish it). A finished flight counts in
+  /// `hits`, one in progress in stats.waits.
+  std::pair<std::shared_ptr<Flight>, bool> join(Flights &flights, const std::string &key,
+                                                uint64_t Stats::*hits) {
+    std::lock_guard<std::mutex> lock(mutex);
+    auto [it, inserted] = flights.try_emplace(key);
+    if (inserted) {
+      it->second = std::make_shared<Flight>();
+      return {it->second, true};
+    }
+    bool done = it->second->result.wait_for(std::chrono::seconds(0)) ==
+                std::future_status::ready;
+    ++(done ? stats.*hits : stats.waits);
+    return {it->second, false};
+  }
+
+  /// Fails `flight` with the exception in flight and forgets it (unless the
+  /// cache was cleared and it is gone already), so the next request retries.
+  void fail(Flights &flights, const std::string &key, const std::shared_ptr<Flight> &flight) {
+    {
+      std::lock_guard<std::mutex> lock(mutex);
+      if (auto it = flights.find(key); it != flights.end() && it->second == flight)
+        flights.erase(it);
+    }
+    flight->promise.set_exception(std::current_exception());
+  }
+
+  /// Runs `work` as the owner of `flight`: its result or error goes to every
+  /// request waiting on it.
+  template <typename Work>
+  Compiled own(Flights &flights, const std::string &key, const std::shared_ptr<Flight> &flight,
+               Work &&work) {
+    try {
+      Compiled compiled = work();
+      flight->promise.set_value(compiled);
+      return compiled;
+    } catch (...) {
+      fail(flights, key, flight);
+      throw;
+    }
+  }
 };
+
+namespace {
+/// The result of another request's flight, waited for with a deadline (a
+/// compile stuck in another thread must not hang this one silently).
+Compiled await(const Flight &flight, const std::string &kernelName, const std::string &key) {
+  std::chrono::milliseconds timeout = cuda::compileWaitTimeout();
+  if (flight.result.wait_for(timeout) != std::future_status::ready)
+    throw Error(ErrorCode::CommTimeout,
+                fmt::format("waited {:g} s for another thread to compile kernel '{}' ({}); set "
+                            "LOOM_COMPILE_WAIT_TIMEOUT (seconds) to wait longer",
+                            double(timeout.count()) / 1000, kernelName, key));
+  return flight.result.get(); // rethrows the compile's error
+}
+} // namespace
 
 KernelCache::KernelCache() : impl_(std::make_shared<Impl>()) {}
 
@@ -70,36 +142,40 @@ std::string irKey(mlir::ModuleOp module, const Specialization &spec) {
 
 } // namespace
 
-std::shared_ptr<const CompiledKernel> KernelCache::getOrCompile(const dsl::Kernel &kernel,
-                                                                const Specialization &requested) {
+Compiled KernelCache::getOrCompile(const dsl::Kernel &kernel, const Specialization &requested) {
   const Specialization spec = withResolvedArch(requested);
   std::string identity = fmt::format("{}|{}", kernel.id(), spec.key());
-  {
-    std::lock_guard<std::mutex> lock(impl_->mutex);
-    auto it = impl_->byIdentity.find(identity);
-    if (it != impl_->byIdentity.end()) {
-      ++impl_->stats.hits;
-      return it->second;
-    }
-  }
-  Traced traced = trace(kernel, spec);
-  std::string key = irKey(*traced.module, spec);
-  {
-    std::lock_guard<std::mutex> lock(impl_->mutex);
-    auto it = impl_->byIr.find(key);
-    if (it != impl_->byIr.end()) {
-      ++impl_->stats.irHits;
-      impl_->byIdentity[identity] = it->second;
-      return it->second;
-    }
-  }
-  auto compiled = makeCompiledKernel(kernel, spec, *traced.module, traced.ms, {});
-  compiled->setCacheKey(key);
-  std::lock_guard<std::mutex> lock(impl_->mutex);
-  ++impl_->stats.misses;
-  auto [it, inserted] = impl_->byIr.emplace(key, compiled);
-  impl_->byIdentity[identity] = it->second;
-  return it->second;
+  Impl &impl = *impl_;
+  auto [byIdentity, tracer] = impl.join(impl.byIdentity, identity, &Stats::hits);
+  if (!tracer)
+    return await(*byIdentity, kernel.name(), "identity " + identity);
+  return impl.own(impl.byIdentity, identity, byIdentity, [&] {
+    Traced traced = trace(kernel, spec);
+    std::string key = irKey(*traced.module, spec);
+    auto [byIr, compiler] = impl.join(impl.byIr, key, &Stats::irHits);
+    if (!compiler)
+      return await(*byIr, kernel.name(), "cache key " + key);
+    return impl.own(impl.byIr, key, byIr, [&]() -> Compiled {
+      std::function<void(const std::string &)> hook;
+      {
+        std::lock_guard<std::mutex> lock(impl.mutex);
+        ++impl.stats.misses;
+        ++impl.stats.compilesByKey[key];
+        hook = impl.compileHook;
+      }
+      try {
+        if (hook)
+          hook(key);
+        auto compiled = makeCompiledKernel(kernel, spec, *traced.module, traced.ms, {});
+        compiled->setCacheKey(key);
+        return compiled;
+      } catch (...) {
+        std::lock_guard<std::mutex> lock(impl.mutex);
+        ++impl.stats.failures;
+        throw;
+      }
+    });
+  });
 }
 
 KernelCache::Stats KernelCache::stats() const {
@@ -109,9 +185,15 @@ KernelCache::Stats KernelCache::stats() const {
 
 void KernelCache::clear() {
   std::lock_guard<std::mutex> lock(impl_->mutex);
+  // Flights in progress still finish for the requests waiting on them.
   impl_->byIdentity.clear();
   impl_->byIr.clear();
   impl_->stats = {};
+}
+
+void KernelCache::setCompileHook(std::function<void(const std::string &key)> hook) {
+  std::lock_guard<std::mutex> lock(impl_->mutex);
+  impl_->compileHook = std::move(hook);
 }
 
 std::shared_ptr<const CompiledKernel> compile(const dsl::Kernel &kernel,

@@ -340,6 +340,19 @@ TEST(RingAttentionOverlap, NextTransferRunsWhileThisStepComputes) {
   EXPECT_NE(json.find("\"forward compute step 1\""), std::string::npos);
 }
 
+TEST(RingAttentionCompile, EightRanksCompileEachKernelOnce) {
+  // The ranks start the ring together and miss the kernel cache together:
+  // each distinct kernel is still compiled once, not once per rank.
+  runtime::KernelCache::global().clear();
+  checkRing({8, RingLayout::Zigzag, "causal", DType::F32, 128});
+  runtime::KernelCache::Stats stats = runtime::KernelCache::global().stats();
+  ASSERT_FALSE(stats.compilesByKey.empty());
+  for (const auto &[key, compiles] : stats.compilesByKey)
+    EXPECT_EQ(compiles, 1u) << "kernel " << key;
+  EXPECT_EQ(stats.misses, stats.compilesByKey.size());
+  EXPECT_GT(stats.waits, 0u) << "no rank waited for another's compile: the ranks did not overlap";
+}
+
 TEST(RingAttentionSkipping, CausalStepsWithNothingVisibleLaunchNothing) {
   // Contiguous causal: rank 0 holds the first tokens and sees no other
   // rank's keys, so its steps 1..P-1 launch no kernel.

@@ -18,6 +18,8 @@
 
 #include "loom/ops/RingAttention.h"
 
+#include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
@@ -137,6 +139,8 @@ void unshard(const std::vector<float> &local, NpyArray &whole,
 
 struct RankReport {
   ops::RingStats forward, backward;
+  /// Wall seconds of the forward and backward calls, compiles included.
+  std::array<double, 2> seconds{};
 };
 
 /// Everything one rank does; rank 0 also writes the files and the summary.
@@ -166,11 +170,18 @@ void runRank(runtime::Communicator &comm, RingRun run) {
   std::vector<float> lse(size_t(q.shape[0] * q.shape[2] * q.shape[1]));
   ops::RingAttentionOptions options{r.options(), run.layout};
   RankReport report;
+  auto secondsSince = [](std::chrono::steady_clock::time_point t) {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t)
+        .count();
+  };
+  auto start = std::chrono::steady_clock::now();
   ops::ringAttentionForward(comm, q.tensor(), k.tensor(), v.tensor(),
                             out.tensor(), lse.data(), options, &report.forward);
+  report.seconds[0] = secondsSince(start);
   std::optional<ComputeTensor> dq, dk, dv;
   if (r.backward) {
     ComputeTensor dO = shard(r.dO, run, rank);
+    start = std::chrono::steady_clock::now();
     dq = ComputeTensor::zeros(r.dtype, q.shape);
     dk = ComputeTensor::zeros(r.dtype, k.shape);
     dv = ComputeTensor::zeros(r.dtype, v.shape);
@@ -178,6 +189,7 @@ void runRank(runtime::Communicator &comm, RingRun run) {
                                out.tensor(), lse.data(), dO.tensor(),
                                dq->tensor(), dk->tensor(), dv->tensor(),
                                options, &report.backward);
+    report.seconds[1] = secondsSince(start);
   }
 
   // Outputs and step timings back to rank 0.
@@ -196,6 +208,7 @@ void runRank(runtime::Communicator &comm, RingRun run) {
     p.doubles(steps);
     p.ints({int64_t(s->workspaceBytes), int64_t(s->shardBytes)});
   }
+  p.doubles({report.seconds[0], report.seconds[1]});
   auto all = comm.allgather(p.bytes);
   if (rank != 0)
     return;
@@ -207,6 +220,7 @@ void runRank(runtime::Communicator &comm, RingRun run) {
   NpyArray dV{r.v.shape, std::vector<float>(r.backward ? r.v.data.size() : 0)};
   std::vector<float> L(size_t(B * H * S));
   std::vector<std::vector<ops::RingStats>> stats(2);
+  std::array<double, 2> slowest{};
   for (int src = 0; src < run.world; ++src) {
     Unpacker u(all[size_t(src)]);
     unshard(u.floats(), O, run, src);
@@ -228,6 +242,9 @@ void runRank(runtime::Communicator &comm, RingRun run) {
       s.workspaceBytes = size_t(bytes[0]), s.shardBytes = size_t(bytes[1]);
       stats[size_t(pass)].push_back(s);
     }
+    std::vector<double> seconds = u.doubles();
+    for (size_t pass = 0; pass < 2; ++pass)
+      slowest[pass] = std::max(slowest[pass], seconds[pass]);
   }
   writeNpy(r.outPath, O.shape, O.data.data());
   if (r.lsePath)
@@ -244,6 +261,17 @@ void runRank(runtime::Communicator &comm, RingRun run) {
       std::string(dtypeName(r.dtype)).c_str(), r.variant.label.c_str(),
       runtime::backendName(r.backend), r.outPath.c_str(),
       r.backward ? " and the gradients" : "");
+  // Compiles are counted by this process's kernel cache: every rank's with
+  // inproc, rank 0's with mpi.
+  runtime::KernelCache::Stats compiles = runtime::KernelCache::global().stats();
+  std::printf("loom ring: forward %.3f s%s (slowest rank, compiles included); "
+              "%llu kernel compiles of %zu distinct kernels%s\n",
+              slowest[0],
+              r.backward ? fmt::format(", backward {:.3f} s", slowest[1]).c_str()
+                         : "",
+              static_cast<unsigned long long>(compiles.misses),
+              compiles.compilesByKey.size(),
+              run.transport == "mpi" ? " on rank 0" : "");
   std::printf("%-5s %-8s %12s %14s %10s %10s\n", "rank", "pass", "shards KiB",
               "workspace KiB", "steps ms", "overlap");
   for (int pass = 0; pass < (r.backward ? 2 : 1); ++pass)

@@ -16,12 +16,19 @@
 // still fails verification (disk corruption, a truncated copy, a foreign
 // file) is reported on stderr once, deleted, and treated as a miss.
 //
+// getOrBuild() makes a miss single-flight on one node: the builder holds an
+// exclusive flock on "<entry>.lock" while it builds and stores the entry;
+// other processes (MPI ranks) and threads wait on that lock, with a
+// deadline, and then read the entry instead of building it again.
+//
 //===----------------------------------------------------------------------===//
 #ifndef LOOM_CUDA_DISKCACHE_H
 #define LOOM_CUDA_DISKCACHE_H
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <span>
 #include <string>
@@ -42,6 +49,9 @@ public:
 
   struct Stats {
     uint64_t hits = 0, misses = 0, corrupt = 0, writes = 0;
+    /// getOrBuild() calls that found the entry only after taking its lock:
+    /// another thread or process built it meanwhile.
+    uint64_t waits = 0;
   };
   struct Entry {
     std::string path{};
@@ -66,9 +76,27 @@ public:
     put(key, std::span(reinterpret_cast<const uint8_t *>(bytes.data()), bytes.size()));
   }
 
+  /// What getOrBuild() returns: the payload, and whether this call built it
+  /// (false: read from the cache, perhaps after waiting for its builder).
+  struct Fetched {
+    std::vector<uint8_t> payload{};
+    bool built = false;
+  };
+  /// The entry for `key`; on a miss, takes the entry's lock (waiting at most
+  /// `wait` for another builder), reads again (that builder has stored it)
+  /// and only on a second miss calls `build` and stores its result. A
+  /// builder that throws stores nothing and releases the lock, so the next
+  /// waiter builds (and, for a deterministic compile error, fails) itself.
+  /// The deadline passing throws loom::Error(CommTimeout) naming the key,
+  /// the lock file and the wait.
+  Fetched getOrBuild(const std::string &key, const std::function<std::vector<uint8_t>()> &build,
+                     std::chrono::milliseconds wait);
+
   /// Entries (not temp files) currently in the directory.
   std::vector<Entry> list() const;
-  /// Removes every entry and stale temp file; returns the number removed.
+  /// Removes every entry, stale temp file and lock file; returns the number
+  /// removed. (A lock file removed while held only lets one more process
+  /// build the same entry: the entries themselves stay atomic.)
   size_t clear();
 
   /// Path of the entry file for `key` (whether or not it exists).
@@ -78,7 +106,7 @@ public:
 
 private:
   std::string dir_;
-  std::atomic<uint64_t> hits_{0}, misses_{0}, corrupt_{0}, writes_{0};
+  std::atomic<uint64_t> hits_{0}, misses_{0}, corrupt_{0}, writes_{0}, waits_{0};
 };
 
 } // namespace loom::cuda

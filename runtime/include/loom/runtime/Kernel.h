@@ -18,6 +18,7 @@
 
 #include <array>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <span>
@@ -160,16 +161,40 @@ protected:
 /// identity and the specialization (no tracing: microseconds); on a miss the
 /// kernel is traced and its IR text hashed, so identical IR from another
 /// Kernel object is shared instead of recompiled.
+///
+/// Single-flight: concurrent requests for the same identity or IR key (the
+/// ranks of an in-process ring missing together) wait for the one request
+/// that traces or compiles it and share its result, or its error: a failed
+/// compile is rethrown to every request waiting on it and then forgotten, so
+/// a later request compiles again. A wait longer than compileWaitTimeout()
+/// ($LOOM_COMPILE_WAIT_TIMEOUT) throws loom::Error(CommTimeout) naming the
+/// kernel and key. Across processes, the emu and cuda backends build through
+/// the disk cache, which makes a miss single-flight on the node (see
+/// cuda::DiskCache::getOrBuild); the cpu backend has no disk cache, so each
+/// process JIT-compiles its own kernels once.
 class KernelCache {
 public:
   static KernelCache &global();
   std::shared_ptr<const CompiledKernel> getOrCompile(const dsl::Kernel &kernel,
                                                      const Specialization &spec);
   struct Stats {
-    uint64_t hits = 0, irHits = 0, misses = 0;
+    /// Requests served from a finished entry: by identity, by IR key.
+    uint64_t hits = 0, irHits = 0;
+    /// Compiles started (a miss on both), and those that failed.
+    uint64_t misses = 0, failures = 0;
+    /// Requests that found their identity or IR key in flight and waited
+    /// for another thread's trace or compile instead of doing it again.
+    uint64_t waits = 0;
+    /// Compiles started per IR key (cacheKey()): 1 each unless a failed
+    /// compile was retried or the cache was cleared in between.
+    std::map<std::string, uint64_t> compilesByKey{};
   };
   Stats stats() const;
   void clear();
+  /// Called on the compiling thread, with the IR key, just before each
+  /// compile (empty: none). Tests use it to hold a compile until all the
+  /// requests meant to wait on it are waiting.
+  void setCompileHook(std::function<void(const std::string &key)> hook);
 
 private:
   struct Impl;
