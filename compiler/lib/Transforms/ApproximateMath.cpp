@@ -7,6 +7,8 @@
 // rounds +-inf to +-1, which is exact in f32).
 //
 //===----------------------------------------------------------------------===//
+#include "MulAdd.h"
+
 #include "loom/Transforms/Passes.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
@@ -30,7 +32,7 @@ namespace {
 /// exp2(x) = 2^n * e^(f ln 2) with n = round(x), |f| <= 1/2. The Taylor
 /// polynomial of degree 7 in y = f ln 2 (|y| <= 0.347) has a truncation
 /// error below 0.35^8 / 8! = 5e-9 relative, under one f32 ulp; evaluated
-/// by Horner's rule with fma. 2^n is built in the exponent bits as
+/// by Horner's rule with multiply-adds (fused where the target has FMA). 2^n is built in the exponent bits as
 /// 2^(n-1) * 2 so that n = 128 (x in [127.5, 128)) still fits. Results:
 /// x < -125 -> 0 (an absolute error below 2.4e-38; ex2.approx.ftz on the
 /// GPU flushes subnormals too), x >= 128 -> +inf, NaN -> NaN.
@@ -69,7 +71,7 @@ struct Exp2Approximation : OpRewritePattern<math::Exp2Op> {
     Value y = arith::MulFOp::create(b, arith::SubFOp::create(b, clamped, n), constant(M_LN2));
     Value p = constant(1.0 / 5040.0);
     for (double c : {1.0 / 720.0, 1.0 / 120.0, 1.0 / 24.0, 1.0 / 6.0, 0.5, 1.0, 1.0})
-      p = math::FmaOp::create(b, p, y, constant(c));
+      p = mlir::loom::createMulAdd(b, b.getLoc(), p, y, constant(c));
     Value biased = arith::AddIOp::create(b, arith::FPToSIOp::create(b, i32, n),
                                          splat(i32, b.getI32IntegerAttr(126)));
     Value scale = arith::BitcastOp::create(
@@ -83,11 +85,23 @@ struct Exp2Approximation : OpRewritePattern<math::Exp2Op> {
   }
 };
 
+/// math.fma (MLIR's tanh polynomial is written with it) as a multiply and
+/// an add LLVM may contract (MulAdd.h): fused where the CPU target has FMA, a
+/// multiply and an add, not a call to libm's software fmaf, where it has not.
+struct FmaAsContractedMulAdd : OpRewritePattern<math::FmaOp> {
+  using OpRewritePattern::OpRewritePattern;
+  LogicalResult matchAndRewrite(math::FmaOp op, PatternRewriter &rewriter) const override {
+    rewriter.replaceOp(op, mlir::loom::createMulAdd(rewriter, op.getLoc(), op.getA(), op.getB(),
+                                                    op.getC()));
+    return success();
+  }
+};
+
 struct LoomApproximateMath
     : mlir::loom::impl::LoomApproximateMathBase<LoomApproximateMath> {
   void runOnOperation() override {
     RewritePatternSet patterns(&getContext());
-    patterns.add<Exp2Approximation>(&getContext());
+    patterns.add<Exp2Approximation, FmaAsContractedMulAdd>(&getContext());
     populateMathPolynomialApproximationPatterns(
         patterns, [](StringRef name) { return name == "math.tanh"; });
     if (failed(applyPatternsGreedily(getOperation(), std::move(patterns))))

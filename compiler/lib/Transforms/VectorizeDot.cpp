@@ -5,6 +5,8 @@
 // scf.for loops, remainders unrolled at constant offsets.
 //
 //===----------------------------------------------------------------------===//
+#include "MulAdd.h"
+
 #include "loom/Transforms/Passes.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
@@ -105,7 +107,7 @@ public:
       for (int64_t r = 0; r < rows; ++r) {
         Value aElem = widen(memref::LoadOp::create(b, a, ValueRange{rowIndex[r], k}), f32);
         Value aSplat = vector::BroadcastOp::create(b, accType, aElem);
-        next.push_back(vector::FMAOp::create(b, aSplat, bRow, loop.getRegionIterArgs()[r]));
+        next.push_back(mlir::loom::createMulAdd(b, b.getLoc(), aSplat, bRow, loop.getRegionIterArgs()[r]));
       }
       scf::YieldOp::create(b, next);
     }

@@ -23,8 +23,11 @@
 // CHECK:       %[[B:.*]] = vector.load %arg1[%[[K]], %[[J]]] : memref<24x32xf32>, vector<16xf32>
 // CHECK:       memref.load %arg0[%[[I]], %[[K]]] : memref<8x24xf32>
 // CHECK:       vector.broadcast %{{.*}} : f32 to vector<16xf32>
-// CHECK:       vector.fma %{{.*}}, %[[B]], %{{.*}} : vector<16xf32>
-// CHECK-COUNT-3: vector.fma
+// A multiply and an add LLVM may contract: one FMA where the CPU target has
+// it, no software fmaf call where it has not.
+// CHECK:       %[[P:.*]] = arith.mulf %{{.*}}, %[[B]] fastmath<contract> : vector<16xf32>
+// CHECK:       arith.addf %[[P]], %{{.*}} fastmath<contract> : vector<16xf32>
+// CHECK-COUNT-3: arith.addf {{.*}} fastmath<contract>
 // CHECK:       scf.yield
 // Every emitted loop tells LLVM not to unroll it: k, then j, then i.
 // CHECK:     } {loop_annotation = #[[NOUNROLL:[a-z_0-9]+]]}
@@ -57,7 +60,7 @@ func.func @dot_f32(%a: memref<8x24xf32>, %b: memref<24x32xf32>, %c: memref<8x32x
 // CHECK: scf.for %{{.*}} = %{{.*}} to %{{.*}} step %[[C4]]
 // CHECK:   vector.load %arg1{{.*}} : memref<3x13xbf16>, vector<8xbf16>
 // CHECK:   arith.extf %{{.*}} : vector<8xbf16> to vector<8xf32>
-// CHECK:   vector.fma {{.*}} : vector<8xf32>
+// CHECK:   arith.addf {{.*}} fastmath<contract> : vector<8xf32>
 // CHECK:   vector.load %arg1{{.*}} : memref<3x13xbf16>, vector<4xbf16>
 // CHECK:   vector.load %arg1{{.*}} : memref<3x13xbf16>, vector<1xbf16>
 // CHECK: } {loop_annotation

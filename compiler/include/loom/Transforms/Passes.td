@@ -63,13 +63,18 @@ def LoomApproximateMath : Pass<"loom-approximate-math", "::mlir::func::FuncOp"> 
     ulp of truncation error), with -inf and x < -126 giving 0, x >= 128
     giving +inf and NaN staying NaN, and f32 `tanh` by MLIR's polynomial
     approximation. Both are arith ops only, so they vectorize like any other
-    arithmetic. The GPU lowering keeps `ex2.approx` and is unaffected.
+    arithmetic. The GPU lowering keeps `ex2.approx` and is unaffected. Every
+    `math.fma` (the polynomials are written with multiply-adds) becomes an
+    `arith.mulf` and an `arith.addf` marked `contract`: LLVM fuses them where
+    the CPU target has FMA and keeps them apart where it has not
+    (x86-64-v2), instead of calling libm's software `fmaf` per lane.
 
     Example:
     ```mlir
     %y = math.exp2 %x : f32
-    // becomes math.roundeven, math.fma (x7), arith.bitcast and selects;
-    // no math.exp2 remains and no call to exp2f is emitted.
+    // becomes math.roundeven, 7 contractible arith.mulf/arith.addf pairs,
+    // arith.bitcast and selects; no math.exp2 or math.fma remains and no
+    // call to exp2f or fmaf is emitted.
     ```
   }];
   let dependentDialects = ["::mlir::arith::ArithDialect",
@@ -88,7 +93,10 @@ def LoomVectorizeDot : Pass<"loom-vectorize-dot", "::mlir::func::FuncOp"> {
     BLAS does: for each block of `rows` rows of C and `lanes` columns, the
     rows x lanes accumulators are loaded into vectors once, the loop over k
     broadcasts one A element per row and fuses it into each accumulator with
-    a vector FMA against one row of B, and the accumulators are stored once.
+    a vector multiply-add against one row of B (an `arith.mulf` and
+    `arith.addf` marked `contract`: one FMA where the CPU target has it, no
+    software `fmaf` call where it has not), and the accumulators are stored
+    once.
     Column remainders use halved vector widths down to 1, row remainders
     halved row blocks (6 rows over 64 leave one 4-row block). f16/bf16 operands are extended to f32 in registers.
 
