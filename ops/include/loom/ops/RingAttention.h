@@ -12,7 +12,9 @@
 // steps. Backward (as ring-flash-attention): dQ accumulates locally in f32;
 // each shard's dK/dV accumulate in f32 and travel the ring with it, one
 // step behind its K/V so their transfer also overlaps compute; the forward's
-// global LSE and output are used.
+// global LSE and output are used. NaN and inf inputs give what one-device
+// attention gives (Attention.h): the merge skips only LSE = -inf partials,
+// so a NaN row stays NaN.
 //
 // Layouts (which tokens a rank holds, see ringShard): contiguous, zigzag
 // (rank r holds chunks r and 2P-1-r of 2P, balancing causal work) and stripe
