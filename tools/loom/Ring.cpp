@@ -20,7 +20,6 @@
 
 #include <cstdio>
 #include <cstring>
-#include <fstream>
 
 #include <fmt/format.h>
 
@@ -145,6 +144,11 @@ void runRank(runtime::Communicator &comm, RingRun run) {
   int rank = comm.rank();
   if (rank == 0) {
     try {
+      // Before any compute: a bad output path fails now, not after the run.
+      std::vector<OutputPath> outputs = r.outputs();
+      if (run.timeline)
+        outputs.push_back({"--timeline", *run.timeline});
+      checkOutputs("loom ring", outputs);
       r.load();
       int64_t parts =
           run.layout == ops::RingLayout::Zigzag ? 2 * run.world : run.world;
@@ -229,14 +233,8 @@ void runRank(runtime::Communicator &comm, RingRun run) {
       stats[size_t(pass)].push_back(s);
     }
   }
-  writeNpy(r.outPath, O.shape, O.data.data());
-  if (r.lsePath)
-    writeNpy(*r.lsePath, {B, H, S}, L.data());
-  if (r.backward) {
-    writeNpy(*r.dqPath, dQ.shape, dQ.data.data());
-    writeNpy(*r.dkPath, dK.shape, dK.data.data());
-    writeNpy(*r.dvPath, dV.shape, dV.data.data());
-  }
+  writeAttentionOutputs(r, O.data.data(), L.data(), dQ.data.data(), dK.data.data(),
+                        dV.data.data());
 
   std::printf(
       "loom ring: %d ranks (%s), %s layout, %s, %s, %s backend: wrote %s%s\n",
@@ -263,12 +261,10 @@ void runRank(runtime::Communicator &comm, RingRun run) {
     std::vector<ops::RingStats> both = stats[0];
     if (r.backward)
       both.insert(both.end(), stats[1].begin(), stats[1].end());
-    std::ofstream f(*run.timeline);
-    f << ops::ringTimelineJson(both);
-    if (!f)
-      throw Error(
-          ErrorCode::InvalidArgument,
-          fmt::format("loom ring: cannot write --timeline {}", *run.timeline));
+    std::string json = ops::ringTimelineJson(both);
+    AtomicFile f("loom ring", {"--timeline", *run.timeline});
+    f.write(json.data(), json.size());
+    f.commit();
     std::printf("loom ring: wrote the timeline to %s (Chrome trace format)\n",
                 run.timeline->c_str());
   }
@@ -302,6 +298,11 @@ int runRing(int argc, char **argv) {
     if (seconds < 1)
       invalid(
           fmt::format("--timeout must be at least 1 second, got {}", seconds));
+    // Deadlines are steady_clock nanoseconds: a huge --timeout would
+    // overflow them; a week is beyond any real run.
+    if (seconds > 7 * 24 * 3600)
+      invalid(fmt::format("--timeout {} is more than a week ({} seconds)", seconds,
+                          7 * 24 * 3600));
     run.timeout = std::chrono::seconds(seconds);
   }
   std::optional<int64_t> world;
