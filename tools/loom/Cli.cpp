@@ -66,6 +66,14 @@ std::vector<std::string> Options::getAll(const std::string &name) const {
 
 bool Options::flag(const std::string &name) const { return set_.count(name) != 0; }
 
+int exitStatus(const std::exception &e) {
+  auto *error = dynamic_cast<const Error *>(&e);
+  return error && (error->code() == ErrorCode::InvalidArgument ||
+                   error->code() == ErrorCode::Unsupported)
+             ? 2
+             : 1;
+}
+
 std::pair<std::string, std::string> splitAssignment(const std::string &text,
                                                     const std::string &what) {
   auto eq = text.find('=');

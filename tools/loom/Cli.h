@@ -35,6 +35,10 @@ private:
   std::map<std::string, bool> set_;
 };
 
+/// The exit status for an error: 2 for bad input (InvalidArgument,
+/// Unsupported), 1 for any other failure.
+int exitStatus(const std::exception &e);
+
 /// Parses "K=V" into a pair; throws InvalidArgument naming `what`.
 std::pair<std::string, std::string> splitAssignment(const std::string &text,
                                                     const std::string &what);

@@ -18,7 +18,9 @@
 
 #include "loom/ops/RingAttention.h"
 
+#include <csignal>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 
 #include <fmt/format.h>
@@ -138,10 +140,38 @@ struct RankReport {
   ops::RingStats forward, backward;
 };
 
+/// Fault injection for the fault tests (tests/lit/Tools/ring-mpi-faults.test),
+/// so that they need no timing luck: LOOM_RING_TEST_FAULT=R:ACTION:WHEN
+/// makes rank R stop (SIGSTOP: a hung process), die (SIGKILL) or exit
+/// cleanly (exit, status 0) at WHEN: start (before rank 0 shares the
+/// inputs), forward or backward (as that pass begins on the other ranks).
+/// Returns true when this rank is to exit.
+bool injectTestFault(int rank, const char *when) {
+  const char *spec = std::getenv("LOOM_RING_TEST_FAULT");
+  if (!spec)
+    return false;
+  std::string s = spec;
+  size_t a = s.find(':'), b = s.find(':', a == std::string::npos ? a : a + 1);
+  if (a == std::string::npos || b == std::string::npos)
+    invalid(fmt::format("LOOM_RING_TEST_FAULT '{}' is not RANK:stop|kill|exit:WHEN", s));
+  if (parseInt(s.substr(0, a), "LOOM_RING_TEST_FAULT rank") != rank || s.substr(b + 1) != when)
+    return false;
+  std::string action = s.substr(a + 1, b - a - 1);
+  if (action == "exit")
+    return true;
+  if (action != "stop" && action != "kill")
+    invalid(fmt::format("LOOM_RING_TEST_FAULT '{}': action '{}' is not stop, kill or exit", s,
+                        action));
+  std::raise(action == "stop" ? SIGSTOP : SIGKILL);
+  return false;
+}
+
 /// Everything one rank does; rank 0 also writes the files and the summary.
 void runRank(runtime::Communicator &comm, RingRun run) {
   AttentionRequest &r = run.request;
   int rank = comm.rank();
+  if (injectTestFault(rank, "start"))
+    return;
   if (rank == 0) {
     try {
       // Before any compute: a bad output path fails now, not after the run.
@@ -170,6 +200,8 @@ void runRank(runtime::Communicator &comm, RingRun run) {
   std::vector<float> lse(size_t(q.shape[0] * q.shape[2] * q.shape[1]));
   ops::RingAttentionOptions options{r.options(), run.layout};
   RankReport report;
+  if (injectTestFault(rank, "forward"))
+    return;
   ops::ringAttentionForward(comm, q.tensor(), k.tensor(), v.tensor(),
                             out.tensor(), lse.data(), options, &report.forward);
   std::optional<ComputeTensor> dq, dk, dv;
@@ -178,6 +210,8 @@ void runRank(runtime::Communicator &comm, RingRun run) {
     dq = ComputeTensor::zeros(r.dtype, q.shape);
     dk = ComputeTensor::zeros(r.dtype, k.shape);
     dv = ComputeTensor::zeros(r.dtype, v.shape);
+    if (injectTestFault(rank, "backward"))
+      return;
     ops::ringAttentionBackward(comm, q.tensor(), k.tensor(), v.tensor(),
                                out.tensor(), lse.data(), dO.tensor(),
                                dq->tensor(), dk->tensor(), dv->tensor(),
@@ -318,7 +352,15 @@ int runRing(int argc, char **argv) {
       invalid(fmt::format("--world {} but mpirun started {} ranks", *world,
                           comm->size()));
     run.world = comm->size();
-    runRankOrAbort(*comm, run);
+    try {
+      runRankOrAbort(*comm, run);
+    } catch (const std::exception &e) {
+      // Returning would reach MPI_Finalize, which waits for every rank: a
+      // stalled one never arrives and the job would hang. This rank's error
+      // line first, then the job ends (runtime::Communicator::abortJob).
+      std::fprintf(stderr, "loom: error: %s\n", e.what());
+      comm->abortJob(e.what(), exitStatus(e));
+    }
     return 0;
   }
   if (run.transport != "inproc")

@@ -38,7 +38,9 @@
 // variant, layout, scale, world size) and all fail together naming what
 // differs. A rank that dies, stalls or skips a step makes every other rank
 // fail with loom::Error(CommTimeout or PeerFailed) within the communicator's
-// timeout, never a hang. A transfer's deadline also covers waiting for the
+// timeout, never a hang; the error is thrown, and ending the job (so that
+// mpirun does not wait on a stalled rank) is the caller's
+// Communicator::abortJob(). A transfer's deadline also covers waiting for the
 // peer to finish its previous step, so the timeout must exceed the largest
 // per-step compute imbalance between neighbours (60 s by default).
 //
