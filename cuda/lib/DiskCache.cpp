@@ -231,6 +231,23 @@ void DiskCache::put(const std::string &key, std::span<const uint8_t> bytes) {
   ++writes_;
 }
 
+bool DiskCache::putOrWarn(const std::string &key, std::span<const uint8_t> bytes) {
+  try {
+    put(key, bytes);
+    return true;
+  } catch (const Error &e) {
+    static std::mutex mutex;
+    static std::set<std::string> warned;
+    std::lock_guard lock(mutex);
+    if (warned.insert(dir_).second)
+      std::fprintf(stderr,
+                   "loom: warning: %s; compiled kernels are kept in memory only (set "
+                   "LOOM_CACHE_DIR to a writable directory to reuse them)\n",
+                   e.what());
+    return false;
+  }
+}
+
 std::vector<DiskCache::Entry> DiskCache::list() const {
   std::vector<Entry> out;
   std::error_code ec;

@@ -184,7 +184,7 @@ void compileCudaBinary(CudaBuild &build, const CudaBuildOptions &options) {
   build.binary = cuda::compileCuda(build.source.code, deviceHeaders(), nvrtcOptions);
   build.timings.push_back({"nvrtc", build.binary.compileMs});
   if (options.useDiskCache)
-    cache.put(build.cacheKey, cubinEntry(build.binary));
+    cache.putOrWarn(build.cacheKey, cubinEntry(build.binary));
 }
 
 namespace {
@@ -264,7 +264,7 @@ void buildCudaFromModule(CudaBuild &build, mlir::ModuleOp module, const dsl::Ker
                                         afterStage, &build.timings);
   compileCudaBinary(build, options);
   if (!indexKey.empty())
-    index.put(indexKey, indexBlob(build));
+    index.putOrWarn(indexKey, indexBlob(build));
 }
 
 CudaBuild buildCuda(const dsl::Kernel &kernel, const Specialization &spec,

@@ -167,7 +167,7 @@ public:
       timings_.push_back({"disk-cache", msSince(start)});
     } else {
       object = compileObject(flags);
-      cache.put(key, object);
+      cache.putOrWarn(key, object);
       timings_.push_back({"host-cxx", msSince(start)});
     }
     load(object);

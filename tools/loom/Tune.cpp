@@ -160,7 +160,11 @@ int runTune(int argc, char **argv) {
   }
   std::printf("winner: %s  %.3f ms%s\n", autotune::configString(r.best).c_str(), r.bestMs,
               world > 1 ? fmt::format(" (agreed by {} ranks)", world).c_str() : "");
-  std::printf("cache: %s\n", r.cachePath.c_str());
+  if (r.stored || r.fromCache)
+    std::printf("cache: %s\n", r.cachePath.c_str());
+  else
+    std::printf("cache: not written (%s cannot be written; see the warning)\n",
+                r.cachePath.c_str());
   return 0;
 }
 

@@ -65,6 +65,15 @@ public:
   void put(const std::string &key, std::string_view bytes) {
     put(key, std::span(reinterpret_cast<const uint8_t *>(bytes.data()), bytes.size()));
   }
+  /// put(), but an I/O failure (an unwritable or missing cache directory)
+  /// is a warning, once per directory and process, instead of an error: the
+  /// caller keeps what it built (in memory), it just is not reused by the
+  /// next process. Returns whether the entry was stored.
+  bool putOrWarn(const std::string &key, std::span<const uint8_t> bytes);
+  bool putOrWarn(const std::string &key, std::string_view bytes) {
+    return putOrWarn(key,
+                     std::span(reinterpret_cast<const uint8_t *>(bytes.data()), bytes.size()));
+  }
 
   /// Entries (not temp files) currently in the directory.
   std::vector<Entry> list() const;
