@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdio>
 #include <fmt/format.h>
 
 namespace loom::autotune {
@@ -194,6 +195,22 @@ TuneResult tuneImpl(runtime::Communicator *comm, const Tunable &t, const DeviceK
     return result;
   };
 
+  // An unwritable cache costs the stored winner, never the tuning: checked
+  // before anything is timed, and a failing store is a warning.
+  bool writeCache = o.writeCache;
+  if (std::string why = writeCache ? cache.whyUnwritable(device) : ""; !why.empty()) {
+    std::fprintf(stderr, "loom: warning: %s; tuning without storing the winner\n",
+                 why.c_str());
+    writeCache = false;
+  }
+  auto store = [&](const CacheEntry &e) {
+    try {
+      cache.store(device, key, e);
+      result.stored = true;
+    } catch (const Error &error) {
+      std::fprintf(stderr, "loom: warning: the winner was not stored: %s\n", error.what());
+    }
+  };
   std::optional<CacheEntry> hit;
   if (o.readCache && !o.force)
     hit = cache.lookup(device, key);
@@ -223,8 +240,8 @@ TuneResult tuneImpl(runtime::Communicator *comm, const Tunable &t, const DeviceK
       e.config = parseConfig(rank0);
       e.ms = first.at("ms").number();
       hit = e;
-      if (!had && o.writeCache)
-        cache.store(device, key, e);
+      if (!had && writeCache)
+        store(e);
     }
   }
   if (hit) {
@@ -264,7 +281,7 @@ TuneResult tuneImpl(runtime::Communicator *comm, const Tunable &t, const DeviceK
   }
   result.best = best->config;
   result.bestMs = best->medianMs;
-  if (o.writeCache) {
+  if (writeCache) {
     CacheEntry e;
     e.config = best->config;
     e.ms = best->medianMs;
@@ -272,7 +289,7 @@ TuneResult tuneImpl(runtime::Communicator *comm, const Tunable &t, const DeviceK
     e.pruned = int(result.count(TrialStatus::Pruned) + result.count(TrialStatus::Invalid));
     e.failed = int(result.count(TrialStatus::Failed) + result.count(TrialStatus::WrongOutput));
     e.world = world;
-    cache.store(device, key, e);
+    store(e);
   }
   if (comm)
     comm->barrier(); // every rank's file is written when any rank returns

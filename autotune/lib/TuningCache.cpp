@@ -301,6 +301,20 @@ std::optional<CacheEntry> TuningCache::lookup(const DeviceKey &device,
   return it->second;
 }
 
+std::string TuningCache::whyUnwritable(const DeviceKey &device) const {
+  try {
+    makeDirs(dir_);
+  } catch (const Error &e) {
+    return e.what();
+  }
+  std::string lockPath = pathFor(device) + ".lock";
+  int fd = ::open(lockPath.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (fd < 0)
+    return fmt::format("autotune cache: cannot open {}: {}", lockPath, std::strerror(errno));
+  ::close(fd);
+  return "";
+}
+
 void TuningCache::store(const DeviceKey &device, const std::string &entryKey,
                         const CacheEntry &entry) {
   makeDirs(dir_);

@@ -245,7 +245,15 @@ DiskCache::Fetched DiskCache::getOrBuild(const std::string &key,
   if (auto hit = get(key))
     return {std::move(*hit), false};
   std::string lockPath = pathFor(key) + kLockSuffix;
-  std::optional<FileLock> lock = FileLock::acquire(lockPath, wait);
+  std::optional<FileLock> lock;
+  try {
+    lock = FileLock::acquire(lockPath, wait);
+  } catch (const Error &e) {
+    // No lock file (an unwritable cache directory): build here, keep it in
+    // memory only, as putOrWarn does.
+    warnOnce(e.what());
+    return {build(), true};
+  }
   if (!lock)
     throw Error(ErrorCode::CommTimeout,
                 "cache: waited " + durationText(wait) +
@@ -257,8 +265,29 @@ DiskCache::Fetched DiskCache::getOrBuild(const std::string &key,
     return {std::move(*hit), false};
   }
   std::vector<uint8_t> payload = build();
-  put(key, payload);
+  putOrWarn(key, payload);
   return {std::move(payload), true};
+}
+
+void DiskCache::warnOnce(const std::string &reason) const {
+  static std::mutex mutex;
+  static std::set<std::string> warned;
+  std::lock_guard lock(mutex);
+  if (warned.insert(dir_).second)
+    std::fprintf(stderr,
+                 "loom: warning: %s; compiled kernels are kept in memory only (set "
+                 "LOOM_CACHE_DIR to a writable directory to reuse them)\n",
+                 reason.c_str());
+}
+
+bool DiskCache::putOrWarn(const std::string &key, std::span<const uint8_t> bytes) {
+  try {
+    put(key, bytes);
+    return true;
+  } catch (const Error &e) {
+    warnOnce(e.what());
+    return false;
+  }
 }
 
 std::vector<DiskCache::Entry> DiskCache::list() const {

@@ -256,7 +256,15 @@ int main(int argc, char **argv) {
         std::printf("ring attention over MPI: %d processes\n", comm->size());
         printProblem(a);
       }
-      ok = runRank(*comm, a);
+      try {
+        ok = runRank(*comm, a);
+      } catch (const std::exception &e) {
+        // After a communication error a peer may be stalled, and returning
+        // would wait for it in MPI_Finalize forever: print this rank's
+        // error, then end the job (MPI_Abort, see Communicator::abortJob).
+        std::fprintf(stderr, "ring_attention: rank %d: %s\n", comm->rank(), e.what());
+        comm->abortJob(e.what(), 1);
+      }
     } else {
       std::printf("not started by mpirun: running %d in-process ranks as threads "
                   "(mpirun -np P %s for one process per rank)\n",

@@ -133,6 +133,16 @@ Scores scores(const AttentionVariant &variant, const Args &a, Value raw, const V
   return s;
 }
 
+/// The forward's LSE of rows `offsets` in log2 units, as the backward
+/// subtracts it from scores. A row that saw no key has LSE = -inf; it reads
+/// as +inf so that P = exp2(s - LSE) is 0 for it even where a visible score
+/// is -inf (-inf - -inf would be NaN). NaN stays NaN: P is NaN where the
+/// forward's output was.
+Value lseForBackward(const Args &a, Value offsets, Value rowMask) {
+  Value lse = load(a.lse, offsets, rowMask, 0.0);
+  return where(lse == kNegInf, INFINITY, lse) * kLog2e;
+}
+
 /// Writes an f32 gradient tile, or adds it to what the buffer holds (each
 /// element has one writer per launch, so the read-modify-write is safe).
 void storeGradient(Value ptr, Value offsets, Value grad, Value mask, DType gradDtype,
@@ -325,12 +335,19 @@ Kernel flashAttentionForwardKernel(DType dtype, int64_t D, const AttentionVarian
                         [&](Value j, const std::vector<Value> &c) { return step(j, c, true); });
     }
     Value m = state[0], l = state[1], acc = state[2];
-    Value seen = l > 0.0;
-    Value lSafe = where(seen, l, 1.0);
-    store(a.o, qb.offsets(a.osb, a.oss, a.osh), (acc / expand_dims(lSafe, 1)).to(outDtype),
+    // l == 0 exactly when the row saw no key (a score of -inf counts as
+    // hidden): O = 0 and LSE = -inf, which the ring's merge skips. A NaN in
+    // a visible score (or an infinite one: inf - inf) makes l NaN, and then
+    // O and LSE are NaN too, never "no key" (as `l > 0` would have it), so
+    // no merge can drop it. O is 0 for empty rows even when a hidden V is
+    // not finite (0 x NaN in P V).
+    Value empty = l == 0.0;
+    Value lSafe = where(empty, 1.0, l);
+    store(a.o, qb.offsets(a.osb, a.oss, a.osh),
+          where(expand_dims(empty, 1), 0.0, acc / expand_dims(lSafe, 1)).to(outDtype),
           expand_dims(rowMask, 1));
     Value lseOffs = (b * a.Hq.to(DType::I64) + hq) * a.Sq.to(DType::I64) + rows64;
-    store(a.lse, lseOffs, where(seen, (m + log2(lSafe)) * kLn2, kNegInf), rowMask);
+    store(a.lse, lseOffs, where(empty, kNegInf, (m + log2(lSafe)) * kLn2), rowMask);
   });
 }
 
@@ -390,7 +407,7 @@ Kernel flashAttentionBackwardDkDvKernel(DType dtype, int64_t D, const AttentionV
       Value qTile = load(a.q, qBase + rowsN * a.qss + dN, expand_dims(rowMask, 1), 0.0);
       Value dO = load(a.dO, oBase + rowsN * a.oss + dN, expand_dims(rowMask, 1), 0.0);
       Value statOffs = (b * a.Hq.to(DType::I64) + h) * a.Sq.to(DType::I64) + rows64;
-      Value lseLog2 = load(a.lse, statOffs, rowMask, 0.0) * kLog2e;
+      Value lseLog2 = lseForBackward(a, statOffs, rowMask);
       Value delta = load(a.delta, statOffs, rowMask, 0.0);
       // Transposed orientation: keys along rows, queries along columns.
       VariantContext ctx = context(a, b32, h32, expand_dims(rows, 0), expand_dims(cols, 1),
@@ -442,7 +459,7 @@ Kernel flashAttentionBackwardDqKernel(DType dtype, int64_t D, const AttentionVar
     Value qTile = load(a.q, qb.offsets(a.qsb, a.qss, a.qsh), expand_dims(rowMask, 1), 0.0);
     Value dO = load(a.dO, qb.offsets(a.osb, a.oss, a.osh), expand_dims(rowMask, 1), 0.0);
     Value statOffs = (b * a.Hq.to(DType::I64) + hq) * a.Sq.to(DType::I64) + rows64;
-    Value lseLog2 = load(a.lse, statOffs, rowMask, 0.0) * kLog2e;
+    Value lseLog2 = lseForBackward(a, statOffs, rowMask);
     Value delta = load(a.delta, statOffs, rowMask, 0.0);
     Value kBase = b * a.ksb + hk * a.ksh, vBase = b * a.vsb + hk * a.vsh;
     BlockStep step = [&](Value j, const std::vector<Value> &c, bool masks) -> std::vector<Value> {

@@ -25,6 +25,7 @@ void mergeAttentionPartials(float *out, float *lse, const float *blockOut, const
     float L = lse[r], lb = blockLse[r];
     if (lb == -INFINITY)
       continue; // the block saw no key for this row: nothing to add
+    // A NaN L or lb is neither -inf nor a number: it flows into both results.
     float *o = out + r * headDim;
     const float *ob = blockOut + r * headDim;
     if (L == -INFINITY) { // first contribution
@@ -33,9 +34,10 @@ void mergeAttentionPartials(float *out, float *lse, const float *blockOut, const
       lse[r] = lb;
       continue;
     }
-    float w = sigmoid(lb - L); // weight of the block in the merged softmax
+    // Weights of the block and of the accumulator in the merged softmax.
+    float w = sigmoid(lb - L), wAcc = sigmoid(L - lb);
     for (int64_t c = 0; c < headDim; ++c)
-      o[c] -= w * (o[c] - ob[c]);
+      o[c] = wAcc * o[c] + w * ob[c];
     lse[r] = L - logSigmoid(L - lb);
   }
 }

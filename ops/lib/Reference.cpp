@@ -61,15 +61,10 @@ double roundAs(double x, const char *dtype) {
     return bf16ToFloat(floatToBf16(f));
   return f;
 }
-/// The scaled, modified score of (b, h, i, j) and d(score_mod)/ds; -inf when
-/// the pair is not visible.
-std::pair<double, double> scoreAt(double dot, double scale, bool causal, const RefVariant *variant,
-                                  int64_t b, int64_t h, int64_t i, int64_t j, int64_t Sq,
-                                  int64_t Sk) {
-  bool visible = variant && variant->visible ? variant->visible(b, h, i, j)
-                                             : (!causal || j <= i + Sk - Sq);
-  if (!visible)
-    return {-INFINITY, 0.0};
+/// The scaled, modified score of a visible pair (b, h, i, j) and
+/// d(score_mod)/ds.
+std::pair<double, double> scoreAt(double dot, double scale, const RefVariant *variant, int64_t b,
+                                  int64_t h, int64_t i, int64_t j) {
   if (variant && variant->score)
     return variant->score(dot * scale, b, h, i, j);
   return {dot * scale, 1.0};
@@ -81,31 +76,46 @@ struct Dims {
 
 /// Row (b, h, i) of the softmax shared by both references: scores against
 /// every key (rounded to `roundScoresTo` when set), score_mod derivatives,
-/// the row max m and l = sum exp(s - m). False when no key is visible.
+/// the row max m and l = sum exp(s - m), and which keys are visible. m is
+/// NaN when a visible score is (std::max would drop it), so a NaN input
+/// makes the whole row NaN; m is -inf when no key is visible or every
+/// visible score is -inf (counted as hidden, as in the kernels): the row
+/// then has O = 0, LSE = -inf and P = 0, and false is returned.
 bool rowScores(const std::vector<double> &q, const std::vector<double> &k, const Dims &n,
                int64_t b, int64_t h, int64_t i, bool causal, double scale,
                const RefVariant *variant, const char *roundScoresTo, std::vector<double> &s,
-               std::vector<double> &dmod, double &m, double &l) {
+               std::vector<double> &dmod, std::vector<char> &visible, double &m, double &l) {
   int64_t hk = h / (n.Hq / n.Hkv);
   m = -INFINITY;
+  l = 0;
   for (int64_t j = 0; j < n.Sk; ++j) {
+    visible[size_t(j)] = variant && variant->visible ? variant->visible(b, h, i, j)
+                                                     : (!causal || j <= i + n.Sk - n.Sq);
+    if (!visible[size_t(j)]) {
+      s[j] = -INFINITY, dmod[j] = 0.0;
+      continue;
+    }
     double dot = 0;
     for (int64_t c = 0; c < n.D; ++c)
       dot += q[((b * n.Sq + i) * n.Hq + h) * n.D + c] * k[((b * n.Sk + j) * n.Hkv + hk) * n.D + c];
-    auto [score, derivative] = scoreAt(dot, scale, causal, variant, b, h, i, j, n.Sq, n.Sk);
+    auto [score, derivative] = scoreAt(dot, scale, variant, b, h, i, j);
     s[j] = roundAs(score, roundScoresTo);
     dmod[j] = derivative;
-    m = std::max(m, s[j]);
+    m = std::isnan(s[j]) || s[j] > m ? s[j] : m;
   }
   if (m == -INFINITY)
     return false;
-  l = 0;
   for (int64_t j = 0; j < n.Sk; ++j)
-    l += std::exp(s[j] - m);
+    if (visible[size_t(j)])
+      l += std::exp(s[j] - m);
   return true;
 }
 } // namespace
 
+// Both references add up visible pairs only, like the kernels (which never
+// visit a pair their mask hides, beyond 0 x NaN within a tile: see
+// Attention.h): a non-finite element reaches exactly the rows and keys
+// that see it.
 AttentionResult attention(const std::vector<double> &q, const std::vector<double> &k,
                           const std::vector<double> &v, int64_t B, int64_t Sq, int64_t Sk,
                           int64_t Hq, int64_t Hkv, int64_t D, bool causal, double scale,
@@ -115,19 +125,21 @@ AttentionResult attention(const std::vector<double> &q, const std::vector<double
   r.lse.assign(size_t(B * Hq * Sq), -INFINITY);
   int64_t group = Hq / Hkv;
   std::vector<double> s(static_cast<size_t>(Sk)), dmod(static_cast<size_t>(Sk));
+  std::vector<char> visible(static_cast<size_t>(Sk));
   for (int64_t b = 0; b < B; ++b)
     for (int64_t h = 0; h < Hq; ++h)
       for (int64_t i = 0; i < Sq; ++i) {
         int64_t hk = h / group;
         double m, l;
         if (!rowScores(q, k, {Sq, Sk, Hq, Hkv, D}, b, h, i, causal, scale, variant, roundTo, s,
-                       dmod, m, l))
+                       dmod, visible, m, l))
           continue; // no visible key: O = 0, LSE = -inf
         r.lse[(b * Hq + h) * Sq + i] = m + std::log(l);
         for (int64_t c = 0; c < D; ++c) {
           double o = 0;
           for (int64_t j = 0; j < Sk; ++j)
-            o += roundAs(std::exp(s[j] - m) / l, roundTo) * v[((b * Sk + j) * Hkv + hk) * D + c];
+            if (visible[size_t(j)])
+              o += roundAs(std::exp(s[j] - m) / l, roundTo) * v[((b * Sk + j) * Hkv + hk) * D + c];
           r.out[((b * Sq + i) * Hq + h) * D + c] = roundAs(o, roundTo);
         }
       }
@@ -145,6 +157,7 @@ AttentionGrads attentionBackward(const std::vector<double> &q, const std::vector
   g.dv.assign(v.size(), 0.0);
   int64_t group = Hq / Hkv;
   std::vector<double> p(static_cast<size_t>(Sk)), dmod(static_cast<size_t>(Sk), 1.0);
+  std::vector<char> visible(static_cast<size_t>(Sk));
   auto Q = [&](int64_t b, int64_t i, int64_t h, int64_t c) { return ((b * Sq + i) * Hq + h) * D + c; };
   auto K = [&](int64_t b, int64_t j, int64_t h, int64_t c) { return ((b * Sk + j) * Hkv + h) * D + c; };
   for (int64_t b = 0; b < B; ++b)
@@ -152,19 +165,23 @@ AttentionGrads attentionBackward(const std::vector<double> &q, const std::vector
       for (int64_t i = 0; i < Sq; ++i) {
         int64_t hk = h / group;
         double m, l;
-        if (!rowScores(q, k, {Sq, Sk, Hq, Hkv, D}, b, h, i, causal, scale, variant, nullptr, p,
-                       dmod, m, l))
-          continue;
+        // A row without keys (P = 0, O = 0) still goes through the sums
+        // below: 0 x inf is NaN there as in the kernels.
+        bool any = rowScores(q, k, {Sq, Sk, Hq, Hkv, D}, b, h, i, causal, scale, variant,
+                             nullptr, p, dmod, visible, m, l);
         for (int64_t j = 0; j < Sk; ++j)
-          p[j] = roundAs(std::exp(p[j] - m) / l, roundTo);
-        double delta = 0; // rowsum(dO * O) with O = P V
-        for (int64_t c = 0; c < D; ++c) {
+          p[j] = any ? roundAs(std::exp(p[j] - m) / l, roundTo) : 0.0;
+        double delta = 0; // rowsum(dO * O) with O = P V (0 without keys)
+        for (int64_t c = 0; c < D && any; ++c) {
           double o = 0;
           for (int64_t j = 0; j < Sk; ++j)
-            o += p[j] * v[K(b, j, hk, c)];
+            if (visible[size_t(j)])
+              o += p[j] * v[K(b, j, hk, c)];
           delta += dOut[Q(b, i, h, c)] * o;
         }
         for (int64_t j = 0; j < Sk; ++j) {
+          if (!visible[size_t(j)])
+            continue;
           double dpj = 0;
           for (int64_t c = 0; c < D; ++c)
             dpj += dOut[Q(b, i, h, c)] * v[K(b, j, hk, c)];

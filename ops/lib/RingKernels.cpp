@@ -76,20 +76,24 @@ Kernel mergePartialsKernel() {
     Value ob = load(part, bh * partBh + expand_dims(r64, 1) * partRow + c64, mask, 0.0);
     // With x = lb - L and e = exp(-|x|) in (0, 1], nothing overflows:
     //   sigmoid(x)       = x >= 0 ? 1 / (1 + e) : e / (1 + e)
+    //   sigmoid(-x)      = x >= 0 ? e / (1 + e) : 1 / (1 + e)
     //   logsigmoid(-x)   = min(-x, 0) - log1p(e)
     // log1p(e) = log(u) * e / (u - 1) with u = 1 + e (exact where u rounds
     // to 1) keeps full precision for tiny e. Rows where L or lb is -inf give
-    // NaN here; the selects below never pick them.
+    // NaN here; the selects below never pick them. A NaN L or lb is not
+    // -inf, so it reaches both results (see Merge.h).
     Value x = lb - L;
     Value e = exp(-abs(x));
     Value u = 1.0 + e;
-    Value w = where(x >= 0.0, 1.0 / u, e / u);
+    Value big = 1.0 / u, small = e / u;
+    Value w = where(x >= 0.0, big, small), wAcc = where(x >= 0.0, small, big);
     Value log1pE = where(u == 1.0, e, log(u) * e / (u - 1.0));
     Value merged = L - (minimum(-x, 0.0) - log1pE);
     Value skip = lb == -INFINITY, first = L == -INFINITY;
     Value newL = where(skip, L, where(first, lb, merged));
     Value newO = where(expand_dims(skip, 1), o,
-                       where(expand_dims(first, 1), ob, o - expand_dims(w, 1) * (o - ob)));
+                       where(expand_dims(first, 1), ob,
+                             expand_dims(wAcc, 1) * o + expand_dims(w, 1) * ob));
     store(acc, oOffs, newO, mask);
     store(accLse, accLseOffs, newL, rowOk);
   });

@@ -203,7 +203,7 @@ void compileCudaBinary(CudaBuild &build, const CudaBuildOptions &options) {
   // A checksummed entry that is not a CUBIN entry (written by a different
   // layout under the same key): rebuild it.
   runNvrtc();
-  cache.put(build.cacheKey, cubinEntry(build.binary));
+  cache.putOrWarn(build.cacheKey, cubinEntry(build.binary));
 }
 
 namespace {
@@ -283,7 +283,7 @@ void buildCudaFromModule(CudaBuild &build, mlir::ModuleOp module, const dsl::Ker
                                         afterStage, &build.timings);
   compileCudaBinary(build, options);
   if (!indexKey.empty())
-    index.put(indexKey, indexBlob(build));
+    index.putOrWarn(indexKey, indexBlob(build));
 }
 
 CudaBuild buildCuda(const dsl::Kernel &kernel, const Specialization &spec,

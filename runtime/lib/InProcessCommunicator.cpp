@@ -18,6 +18,8 @@
 
 #include <atomic>
 #include <condition_variable>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <deque>
 #include <map>
@@ -208,6 +210,14 @@ runInProcessRanks(int worldSize, const std::function<void(Communicator &)> &body
   for (auto &t : threads)
     t.join();
   return errors;
+}
+
+void Communicator::abortJob(const std::string &reason, int exitCode) {
+  abort(reason);
+  std::fflush(stdout);
+  std::fflush(stderr);
+  // No destructors nor atexit handlers: they may wait on the peers.
+  std::_Exit(exitCode);
 }
 
 void rethrowFirstError(const std::vector<std::exception_ptr> &errors) {

@@ -31,8 +31,10 @@
 
 #include <atomic>
 #include <climits>
+#include <cstdio>
 #include <cstdlib>
 #include <mutex>
+#include <thread>
 
 #ifdef LOOM_HAVE_MPI
 // The C API only: MPI's deprecated C++ bindings need libmpi_cxx.
@@ -299,6 +301,27 @@ public:
     } catch (const Error &) {
       // Best effort: a failing MPI must not turn abort() into a new error.
     }
+  }
+
+  [[noreturn]] void abortJob(const std::string &reason, int exitCode) override {
+    abort(reason);
+    std::fflush(stdout);
+    std::fflush(stderr);
+    // The peers just told poll the abort tag in every wait: a grace lets
+    // them print their own error before MPI_Abort has mpirun kill them.
+    std::this_thread::sleep_for(kAbortJobGrace);
+    int code = exitCode == 0 ? 1 : exitCode;
+    // A job was once seen to outlive MPI_Abort here (Open MPI 4.1, several
+    // ranks aborting at once): should this process not be gone soon,
+    // exiting nonzero makes mpirun abort the job all the same.
+    std::thread([code] {
+      std::this_thread::sleep_for(3 * kAbortJobGrace);
+      std::_Exit(code);
+    }).detach();
+    // Not under the MPI lock: another thread of this rank may hold it in a
+    // poll, and MPI_Abort must not wait for anything.
+    MPI_Abort(MPI_COMM_WORLD, code);
+    std::_Exit(code); // MPI_Abort returned (it should not)
   }
 
 private:

@@ -250,6 +250,11 @@ public:
     bootstrap_.abort(reason);
   }
 
+  [[noreturn]] void abortJob(const std::string &reason, int exitCode) override {
+    abort(reason); // ncclCommAbort: no process exits with NCCL work in flight
+    bootstrap_.abortJob(reason, exitCode);
+  }
+
 private:
   Communicator &bootstrap_;
   cuda::Context context_;

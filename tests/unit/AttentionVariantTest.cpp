@@ -209,6 +209,23 @@ TEST(AttentionVariants, ScoreModsComposeInTheOrderGiven) {
   EXPECT_GT(diff, 1e-2 * maxAbs(x.out)) << "the two orders should give different results";
 }
 
+TEST(AttentionVariants, ScoreModOfMinusInfinityHidesKeys) {
+  // A score of -inf hides its key, as in FlexAttention: queries 8..11 see
+  // no key at all (O = 0, LSE = -inf) and their gradients are 0, not NaN
+  // (the backward's exp2(s - LSE) would be -inf - -inf there).
+  Shape4 s{1, 40, 40, 1, 1, 32};
+  AttentionVariant hide;
+  hide.name = "hide_rows";
+  hide.scoreMod = [](dsl::Value score, const VariantContext &c) {
+    return dsl::where((c.qIdx >= 8) & (c.qIdx < 12), -INFINITY, score);
+  };
+  ref::RefVariant r;
+  r.score = [](double x, int64_t, int64_t, int64_t i, int64_t) {
+    return i >= 8 && i < 12 ? std::make_pair(-double(INFINITY), 0.0) : std::make_pair(x, 1.0);
+  };
+  checkVariant(s, hide, {}, r);
+}
+
 TEST(AttentionVariants, OnTheEmulatedDevice) {
   Shape4 s{1, 20, 28, 2, 1, 32};
   ref::RefVariant r;

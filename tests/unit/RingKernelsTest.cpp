@@ -241,6 +241,68 @@ TEST(RingKernels, MergeMatchesTheHostMergeAndFloat64) {
   }
 }
 
+TEST(RingKernels, MergeKeepsNaNAndInfinity) {
+  // LSE = -inf ("no visible key") is the only partial the merge skips: a
+  // NaN partial (a NaN among a row's scores) makes the row NaN whatever its
+  // order among the partials, and an infinite O (an infinite V) stays
+  // infinite, on the host and in the kernels.
+  const int64_t R = 8, D = 4;
+  const float nan = NAN, inf = INFINITY;
+  // Per row: (O, LSE) of two partials, O given by its first column (the
+  // others are 0.5 and 0.25 where the partial is finite).
+  struct Row {
+    float o1, l1, o2, l2;
+  };
+  const Row rows[R] = {{nan, nan, 1, 2},   {1, 2, nan, nan},  {0, -inf, nan, nan},
+                       {nan, nan, 0, -inf}, {inf, 1, 2, 3},   {1, 3, -inf, 1},
+                       {0, -inf, 0, -inf},  {inf, 1, -inf, 1}};
+  std::vector<float> o1(R * D), l1(R), o2(R * D), l2(R);
+  for (int64_t r = 0; r < R; ++r) {
+    const Row &x = rows[r];
+    l1[size_t(r)] = x.l1, l2[size_t(r)] = x.l2;
+    for (int64_t c = 0; c < D; ++c) {
+      auto fill = [&](float first, float lse) {
+        return c == 0 ? first : std::isnan(lse) ? nan : lse == -inf ? 0.f : c == 1 ? 0.5f : 0.25f;
+      };
+      o1[size_t(r * D + c)] = fill(x.o1, x.l1);
+      o2[size_t(r * D + c)] = fill(x.o2, x.l2);
+    }
+  }
+  auto check = [&](const char *name, const std::vector<float> &out, const std::vector<float> &lse) {
+    SCOPED_TRACE(name);
+    for (int64_t r : {0, 1, 2, 3}) {
+      EXPECT_TRUE(std::isnan(lse[size_t(r)])) << "row " << r << " LSE " << lse[size_t(r)];
+      for (int64_t c = 0; c < D; ++c)
+        EXPECT_TRUE(std::isnan(out[size_t(r * D + c)])) << "row " << r << " col " << c;
+    }
+    EXPECT_EQ(out[4 * D], inf);
+    EXPECT_EQ(out[5 * D], -inf);
+    for (int64_t r : {4, 5, 7}) {
+      EXPECT_TRUE(std::isfinite(lse[size_t(r)])) << "row " << r;
+      for (int64_t c = 1; c < D; ++c)
+        EXPECT_TRUE(std::isfinite(out[size_t(r * D + c)])) << "row " << r << " col " << c;
+    }
+    EXPECT_EQ(lse[6], -inf);
+    for (int64_t c = 0; c < D; ++c)
+      EXPECT_EQ(out[size_t(6 * D + c)], 0.f);
+    EXPECT_TRUE(std::isnan(out[7 * D])) << "inf and -inf meet";
+  };
+  std::vector<float> hostOut(R * D, 0.f), hostLse(R, -inf);
+  mergeAttentionPartials(hostOut.data(), hostLse.data(), o1.data(), l1.data(), R, D);
+  mergeAttentionPartials(hostOut.data(), hostLse.data(), o2.data(), l2.data(), R, D);
+  check("host", hostOut, hostLse);
+  for (Backend backend : kBackends) {
+    auto stream = runtime::createStream(backend, "merge");
+    std::vector<float> out(R * D, 0.f), lse(R, -inf);
+    for (auto *part : {&o1, &o2})
+      mergeAttentionPartialsAsync(*stream, {out.data(), lse.data(), R * D, D, R},
+                                  {part->data(), (part == &o1 ? l1 : l2).data(), R * D, D, R}, 1,
+                                  R, D);
+    stream->synchronize();
+    check(runtime::backendName(backend), out, lse);
+  }
+}
+
 TEST(RingKernels, AccumulateAndFillMatchTheHostLoops) {
   size_t n = 3000; // not a multiple of the 1024-element block
   auto y0 = ref::randomVector(n, -1.f, 1.f), x = ref::randomVector(n, -1.f, 1.f);

@@ -23,6 +23,7 @@ int runAttention(int argc, char **argv) {
   Options opts("attention", attentionOptionNames(), {});
   opts.parse(argc, argv, 2);
   AttentionRequest r = parseAttentionRequest(opts, "attention");
+  checkOutputs("loom attention", r.outputs());
   r.load();
   ComputeTensor q = toCompute(r.q, r.dtype), k = toCompute(r.k, r.dtype),
                 v = toCompute(r.v, r.dtype);
@@ -39,8 +40,11 @@ int runAttention(int argc, char **argv) {
     ops::attentionBackward(q.tensor(), k.tensor(), v.tensor(), out.tensor(), lse.data(),
                            dO.tensor(), dq->tensor(), dk->tensor(), dv->tensor(), options);
   }
-  writeAttentionOutputs(r, out, lse, dq ? &*dq : nullptr, dk ? &*dk : nullptr,
-                        dv ? &*dv : nullptr);
+  auto f32 = [](const std::optional<ComputeTensor> &t) {
+    return t ? toFloat32(*t) : std::vector<float>{};
+  };
+  std::vector<float> o32 = toFloat32(out), dq32 = f32(dq), dk32 = f32(dk), dv32 = f32(dv);
+  writeAttentionOutputs(r, o32.data(), lse.data(), dq32.data(), dk32.data(), dv32.data());
   std::string wrote = fmt::format("{} {}", r.outPath, shapeString(r.q.shape));
   if (r.lsePath)
     wrote += fmt::format(" and {} {}", *r.lsePath,

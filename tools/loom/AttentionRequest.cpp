@@ -5,6 +5,8 @@
 
 #include <algorithm>
 #include <cctype>
+#include <charconv>
+#include <climits>
 #include <cmath>
 #include <cstdlib>
 
@@ -28,10 +30,21 @@ std::string trim(const std::string &s) {
   return b == std::string::npos ? "" : s.substr(b, e - b + 1);
 }
 
-bool isPositiveInteger(const std::string &s) {
-  char *end = nullptr;
-  long long v = std::strtoll(s.c_str(), &end, 10);
-  return !s.empty() && std::isdigit(static_cast<unsigned char>(s[0])) && *end == '\0' && v > 0;
+/// The token count W of `name`(W) in `spec`: a positive integer that fits
+/// the kernels' i32 positions, or an error naming the term and the value.
+int64_t tokenCount(const std::string &arg, const std::string &name, const std::string &spec) {
+  int64_t v = 0;
+  auto [ptr, ec] = std::from_chars(arg.data(), arg.data() + arg.size(), v);
+  bool whole = !arg.empty() && ptr == arg.data() + arg.size() &&
+               std::isdigit(static_cast<unsigned char>(arg[0]));
+  std::string letter = name == "prefix" ? "P" : "W";
+  if (whole && (ec == std::errc::result_out_of_range || (ec == std::errc() && v > INT32_MAX)))
+    invalid(fmt::format("{}({}): {} = {} is out of range (1..{} tokens) in '{}'", name, letter,
+                        letter, arg, INT32_MAX, spec));
+  if (!whole || ec != std::errc() || v < 1)
+    invalid(fmt::format("{}({}) needs a positive integer {}, got '{}' in '{}'", name, letter,
+                        letter, arg, spec));
+  return v;
 }
 
 std::optional<float> parsePositiveFloat(const std::string &s) {
@@ -70,11 +83,7 @@ Variant parseVariant(const std::string &spec, const std::string &command) {
     if (std::find(seen.begin(), seen.end(), name) != seen.end())
       invalid(fmt::format("variant term '{}' is repeated in '{}'", name, spec));
     seen.push_back(name);
-    if (name == "sliding_window" && !isPositiveInteger(arg))
-      invalid(fmt::format("sliding_window(W) needs a positive integer W, got '{}' in '{}'", arg,
-                          spec));
-    if (name == "prefix" && !isPositiveInteger(arg))
-      invalid(fmt::format("prefix(P) needs a positive integer P, got '{}' in '{}'", arg, spec));
+    int64_t tokens = name == "sliding_window" || name == "prefix" ? tokenCount(arg, name, spec) : 0;
     if (name == "softcap" && !parsePositiveFloat(arg))
       invalid(fmt::format("softcap(C) needs a finite positive number C, got '{}' in '{}'", arg,
                           spec));
@@ -82,13 +91,13 @@ Variant parseVariant(const std::string &spec, const std::string &command) {
     if (name == "causal")
       built = ops::AttentionVariant::causalMask();
     else if (name == "sliding_window")
-      built = ops::AttentionVariant::slidingWindow(std::stoll(arg));
+      built = ops::AttentionVariant::slidingWindow(tokens);
     else if (name == "alibi")
       built = ops::AttentionVariant::alibi();
     else if (name == "softcap")
       built = ops::AttentionVariant::softcap(*parsePositiveFloat(arg));
     else if (name == "prefix")
-      built = ops::AttentionVariant::prefixLM(std::stoll(arg));
+      built = ops::AttentionVariant::prefixLM(tokens);
     variant.variant = ops::combine(variant.variant, built);
     if (comma == std::string::npos)
       break;
@@ -207,9 +216,6 @@ AttentionRequest parseAttentionRequest(const Options &opts, const std::string &c
   currentCommand = command;
   AttentionRequest r;
   r.command = command;
-  for (const std::string &name : attentionOptionNames())
-    if (opts.getAll(name).size() > 1)
-      invalid(fmt::format("option --{} is given more than once", name));
   r.qPath = required(opts, "q"), r.kPath = required(opts, "k"), r.vPath = required(opts, "v");
   r.outPath = required(opts, "out");
   r.lsePath = opts.get("lse");
@@ -285,18 +291,32 @@ ops::AttentionOptions AttentionRequest::options() const {
   return options;
 }
 
-void writeAttentionOutputs(const AttentionRequest &r, const ComputeTensor &out,
-                           const std::vector<float> &lse, const ComputeTensor *dq,
-                           const ComputeTensor *dk, const ComputeTensor *dv) {
-  writeNpy(r.outPath, r.q.shape, toFloat32(out).data());
+std::vector<OutputPath> AttentionRequest::outputs() const {
+  std::vector<OutputPath> files = {{"--out", outPath}};
+  if (lsePath)
+    files.push_back({"--lse", *lsePath});
+  if (backward)
+    files.insert(files.end(), {{"--dq", *dqPath}, {"--dk", *dkPath}, {"--dv", *dvPath}});
+  return files;
+}
+
+void writeAttentionOutputs(const AttentionRequest &r, const float *out, const float *lse,
+                           const float *dq, const float *dk, const float *dv) {
   int64_t batch = r.q.shape[0], seqQ = r.q.shape[1], headsQ = r.q.shape[2];
+  std::vector<std::pair<const float *, std::vector<int64_t>>> arrays = {{out, r.q.shape}};
   if (r.lsePath)
-    writeNpy(*r.lsePath, {batch, headsQ, seqQ}, lse.data());
-  if (r.backward) {
-    writeNpy(*r.dqPath, r.q.shape, toFloat32(*dq).data());
-    writeNpy(*r.dkPath, r.k.shape, toFloat32(*dk).data());
-    writeNpy(*r.dvPath, r.v.shape, toFloat32(*dv).data());
+    arrays.push_back({lse, {batch, headsQ, seqQ}});
+  if (r.backward)
+    arrays.insert(arrays.end(), {{dq, r.q.shape}, {dk, r.k.shape}, {dv, r.v.shape}});
+  std::vector<OutputPath> paths = r.outputs();
+  std::vector<AtomicFile> files;
+  files.reserve(paths.size());
+  for (size_t i = 0; i < paths.size(); ++i) {
+    files.emplace_back("loom " + r.command, paths[i]);
+    writeNpy(files.back(), arrays[i].second, arrays[i].first);
   }
+  for (AtomicFile &f : files)
+    f.commit();
 }
 
 } // namespace loom::cli

@@ -10,6 +10,7 @@
 
 #include "Cli.h"
 #include "Npy.h"
+#include "Output.h"
 
 #include "loom/ops/Attention.h"
 
@@ -69,6 +70,9 @@ struct AttentionRequest {
   /// Attention options for the loaded inputs (variant args point into
   /// this request, which must outlive them).
   ops::AttentionOptions options() const;
+  /// The files the request writes (--out, --lse, --dq, --dk, --dv), for
+  /// checkOutputs before any compute.
+  std::vector<OutputPath> outputs() const;
 };
 
 /// The option names `loom attention` takes.
@@ -78,10 +82,11 @@ const std::vector<std::string> &attentionOptionNames();
 /// errors are InvalidArgument prefixed "loom <command>: ".
 AttentionRequest parseAttentionRequest(const Options &opts, const std::string &command);
 
-/// Writes the outputs of a request: out and lse, and the gradients.
-void writeAttentionOutputs(const AttentionRequest &r, const ComputeTensor &out,
-                           const std::vector<float> &lse, const ComputeTensor *dq,
-                           const ComputeTensor *dk, const ComputeTensor *dv);
+/// Writes the outputs of a request, all or nothing (Output.h): out and
+/// lse (batch, heads, seqlen_q), and with the backward dq, dk, dv (float32,
+/// the inputs' shapes).
+void writeAttentionOutputs(const AttentionRequest &r, const float *out, const float *lse,
+                           const float *dq, const float *dk, const float *dv);
 
 } // namespace loom::cli
 

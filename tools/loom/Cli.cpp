@@ -25,6 +25,9 @@ void Options::parse(int argc, char **argv, int first) {
       if (hasValue)
         throw Error(ErrorCode::InvalidArgument,
                     "loom " + subcommand_ + ": option --" + name + " takes no value");
+      if (set_.count(name))
+        throw Error(ErrorCode::InvalidArgument,
+                    "loom " + subcommand_ + ": option --" + name + " is given more than once");
       set_[name] = true;
       continue;
     }
@@ -37,6 +40,11 @@ void Options::parse(int argc, char **argv, int first) {
                     "loom " + subcommand_ + ": option --" + name + " needs a value");
       value = argv[++i];
     }
+    if (values_.count(name) &&
+        std::find(repeatable_.begin(), repeatable_.end(), name) == repeatable_.end())
+      throw Error(ErrorCode::InvalidArgument,
+                  "loom " + subcommand_ + ": option --" + name + " is given more than once ('" +
+                      values_.find(name)->second + "' and '" + value + "')");
     values_.emplace(name, value);
   }
 }
@@ -58,6 +66,14 @@ std::vector<std::string> Options::getAll(const std::string &name) const {
 
 bool Options::flag(const std::string &name) const { return set_.count(name) != 0; }
 
+int exitStatus(const std::exception &e) {
+  auto *error = dynamic_cast<const Error *>(&e);
+  return error && (error->code() == ErrorCode::InvalidArgument ||
+                   error->code() == ErrorCode::Unsupported)
+             ? 2
+             : 1;
+}
+
 std::pair<std::string, std::string> splitAssignment(const std::string &text,
                                                     const std::string &what) {
   auto eq = text.find('=');
@@ -70,9 +86,24 @@ std::pair<std::string, std::string> splitAssignment(const std::string &text,
 int64_t parseInt(const std::string &text, const std::string &what) {
   int64_t v = 0;
   auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+  if (ec == std::errc::result_out_of_range && ptr == text.data() + text.size())
+    throw Error(ErrorCode::InvalidArgument,
+                what + " '" + text + "' is out of range for a 64-bit integer");
   if (ec != std::errc() || ptr != text.data() + text.size())
     throw Error(ErrorCode::InvalidArgument, what + " '" + text + "' is not an integer");
   return v;
+}
+
+int64_t parseIntIn(const std::string &text, const std::string &what, int64_t lo, int64_t hi) {
+  int64_t v = 0;
+  auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+  bool whole = ptr == text.data() + text.size();
+  if ((ec == std::errc() && whole && (v < lo || v > hi)) ||
+      (ec == std::errc::result_out_of_range && whole))
+    throw Error(ErrorCode::InvalidArgument, what + " '" + text + "' is out of range (" +
+                                                std::to_string(lo) + ".." + std::to_string(hi) +
+                                                ")");
+  return parseInt(text, what);
 }
 
 } // namespace loom::cli

@@ -2,6 +2,7 @@
 #include "AttentionRequest.h"
 #include "Cli.h"
 #include "Commands.h"
+#include "Output.h"
 
 #include "loom/Compiler/CpuJit.h"
 #include "loom/ops/Attention.h"
@@ -11,9 +12,10 @@
 
 #include "llvm/Support/raw_ostream.h"
 
+#include <algorithm>
 #include <cstdio>
-#include <fstream>
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 namespace loom::cli {
 
@@ -47,11 +49,11 @@ runtime::Specialization parseSpecialization(const Options &opts, const std::stri
 }
 
 namespace {
+/// Writes `size` bytes to the -o FILE (atomically, see Output.h).
 void writeFile(const std::string &path, const void *data, size_t size) {
-  std::ofstream out(path, std::ios::binary);
-  out.write(static_cast<const char *>(data), static_cast<std::streamsize>(size));
-  if (!out)
-    throw Error(ErrorCode::InvalidArgument, fmt::format("cannot write '{}'", path));
+  AtomicFile file("loom compile", {"-o", path});
+  file.write(data, size);
+  file.commit();
 }
 
 void emitText(const std::optional<std::string> &path, const std::string &text) {
@@ -79,8 +81,14 @@ int compileForCuda(const Options &opts, const dsl::Kernel &kernel,
   if (defaultThreads)
     options.numThreads = *defaultThreads;
   options.arch = opts.get("arch").value_or("sm_80");
-  if (auto threads = opts.get("threads"))
-    options.numThreads = static_cast<unsigned>(parseInt(*threads, "--threads"));
+  if (auto threads = opts.get("threads")) {
+    int64_t n = parseIntIn(*threads, "--threads", 32, 1024);
+    if (n % 32 != 0)
+      throw Error(ErrorCode::InvalidArgument,
+                  fmt::format("--threads {} is not a multiple of 32 (a whole number of warps)",
+                              n));
+    options.numThreads = static_cast<unsigned>(n);
+  }
   auto out = opts.get("o");
   if (emit == "cuda") {
     cuda::requireTensorCoreArch(options.arch);
@@ -147,8 +155,10 @@ dsl::Kernel attentionKernel(const Options &opts, const std::string &name, DType 
 int runCompile(int argc, char **argv) {
   Options opts("compile", {"kernel", "dtype", "emit", "const", "bind", "opt", "arch", "threads", "stages", "o",
                 "head-dim", "variant", "cpu-target"},
-               {"timings", "report"});
+               {"timings", "report"}, {"const", "bind"});
   opts.parse(argc, argv, 2);
+  if (auto out = opts.get("o"))
+    checkOutputs("loom compile", {{"-o", *out}}); // before compiling
   auto kernelName = opts.get("kernel");
   if (!kernelName)
     throw Error(ErrorCode::InvalidArgument, "loom compile: --kernel NAME is required");
@@ -180,6 +190,27 @@ int runCompile(int argc, char **argv) {
       throw Error(ErrorCode::InvalidArgument,
                   fmt::format("unknown kernel '{}' (known: {})", *kernelName, known));
   }
+  // The constants the kernel reads: any other --const is a typo it would
+  // silently ignore.
+  std::vector<std::string> declared;
+  if (attention)
+    declared = {"BLOCK_M", "BLOCK_N"};
+  for (const ops::ExampleInfo &e : ops::exampleKernels())
+    if (e.name == *kernelName)
+      for (const auto &[name, value] : e.defaultConstants)
+        declared.push_back(name);
+  for (const std::string &c : opts.getAll("const")) {
+    std::string name = splitAssignment(c, "--const").first;
+    if (std::find(declared.begin(), declared.end(), name) == declared.end())
+      throw Error(ErrorCode::InvalidArgument,
+                  fmt::format("loom compile: --const {}: '{}' is not a constant of kernel '{}' "
+                              "(its constants: {})",
+                              c, name, *kernelName, fmt::join(declared, ", ")));
+  }
+  if (opts.get("o") && emit.empty())
+    throw Error(ErrorCode::InvalidArgument,
+                fmt::format("loom compile: -o {} needs --emit (mlir, llvm, cuda, ptx or cubin)",
+                            *opts.get("o")));
   if (!attention && (opts.get("head-dim") || opts.get("variant")))
     throw Error(ErrorCode::InvalidArgument,
                 fmt::format("loom compile: --head-dim and --variant are for the attention kernels "
@@ -225,21 +256,21 @@ int runCompile(int argc, char **argv) {
     return compileForCuda(opts, kernel, spec, emit,
                           attention ? std::optional<unsigned>(attentionThreads) : std::nullopt);
   }
+  // The IR goes to -o FILE when given, else to stdout.
+  std::string ir;
   auto afterStage = [&](const std::string &stage, mlir::ModuleOp module) {
     if (emit == "mlir") {
-      std::printf("// ----- IR after stage '%s' -----\n", stage.c_str());
-      std::string text;
-      llvm::raw_string_ostream os(text);
+      ir += "// ----- IR after stage '" + stage + "' -----\n";
+      llvm::raw_string_ostream os(ir);
       module.print(os);
-      std::fputs(text.c_str(), stdout);
     } else if (emit == "llvm" && stage == "llvm") {
-      std::fputs(compiler::translateToLLVMIRText(module, spec.optLevel,
-                                                 compiler::resolveCpuTarget(spec.cpuTarget))
-                     .c_str(),
-                 stdout);
+      ir += compiler::translateToLLVMIRText(module, spec.optLevel,
+                                            compiler::resolveCpuTarget(spec.cpuTarget));
     }
   };
   auto compiled = runtime::compileUncached(kernel, spec, afterStage);
+  if (!emit.empty())
+    emitText(opts.get("o"), ir);
   if (opts.flag("timings"))
     printTimings(compiled->name(), compiled->timings());
   if (emit.empty() && !opts.flag("timings"))

@@ -1,5 +1,6 @@
 //===- Npy.cpp ------------------------------------------------------------===//
 #include "Npy.h"
+#include "Output.h"
 
 #include "loom/Support/Error.h"
 
@@ -185,7 +186,7 @@ NpyArray readNpy(const std::string &path) {
   return array;
 }
 
-void writeNpy(const std::string &path, const std::vector<int64_t> &shape, const float *data) {
+void writeNpy(AtomicFile &file, const std::vector<int64_t> &shape, const float *data) {
   std::string header = fmt::format("{{'descr': '<f4', 'fortran_order': False, 'shape': {}, }}",
                                    shapeString(shape));
   // Pad with spaces and a newline so that the data starts 64-byte aligned.
@@ -195,15 +196,12 @@ void writeNpy(const std::string &path, const std::vector<int64_t> &shape, const 
   size_t count = 1;
   for (int64_t d : shape)
     count *= size_t(d);
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
   uint16_t len = uint16_t(header.size());
-  out.write(kMagic, kMagicSize);
-  out.put(1).put(0).put(char(len & 0xff)).put(char(len >> 8));
-  out << header;
-  out.write(reinterpret_cast<const char *>(data), std::streamsize(count * sizeof(float)));
-  out.close();
-  if (!out)
-    throw Error(ErrorCode::InvalidArgument, fmt::format("cannot write '{}'", path));
+  char version[4] = {1, 0, char(len & 0xff), char(len >> 8)};
+  file.write(kMagic, kMagicSize);
+  file.write(version, sizeof version);
+  file.write(header.data(), header.size());
+  file.write(data, count * sizeof(float));
 }
 
 } // namespace loom::cli

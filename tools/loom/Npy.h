@@ -21,7 +21,9 @@ struct NpyArray {
 };
 
 NpyArray readNpy(const std::string &path);
-void writeNpy(const std::string &path, const std::vector<int64_t> &shape, const float *data);
+class AtomicFile;
+/// Writes the array to `file` (Output.h; the caller commits it).
+void writeNpy(AtomicFile &file, const std::vector<int64_t> &shape, const float *data);
 
 /// "(1, 7, 2, 8)"; "(5,)" for rank 1 as Python writes it.
 std::string shapeString(const std::vector<int64_t> &shape);

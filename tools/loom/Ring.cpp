@@ -20,9 +20,10 @@
 
 #include <algorithm>
 #include <chrono>
+#include <csignal>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
-#include <fstream>
 
 #include <fmt/format.h>
 
@@ -143,12 +144,45 @@ struct RankReport {
   std::array<double, 2> seconds{};
 };
 
+/// Fault injection for the fault tests (tests/lit/Tools/ring-mpi-faults.test),
+/// so that they need no timing luck: LOOM_RING_TEST_FAULT=R:ACTION:WHEN
+/// makes rank R stop (SIGSTOP: a hung process), die (SIGKILL) or exit
+/// cleanly (exit, status 0) at WHEN: start (before rank 0 shares the
+/// inputs), forward or backward (as that pass begins on the other ranks).
+/// Returns true when this rank is to exit.
+bool injectTestFault(int rank, const char *when) {
+  const char *spec = std::getenv("LOOM_RING_TEST_FAULT");
+  if (!spec)
+    return false;
+  std::string s = spec;
+  size_t a = s.find(':'), b = s.find(':', a == std::string::npos ? a : a + 1);
+  if (a == std::string::npos || b == std::string::npos)
+    invalid(fmt::format("LOOM_RING_TEST_FAULT '{}' is not RANK:stop|kill|exit:WHEN", s));
+  if (parseInt(s.substr(0, a), "LOOM_RING_TEST_FAULT rank") != rank || s.substr(b + 1) != when)
+    return false;
+  std::string action = s.substr(a + 1, b - a - 1);
+  if (action == "exit")
+    return true;
+  if (action != "stop" && action != "kill")
+    invalid(fmt::format("LOOM_RING_TEST_FAULT '{}': action '{}' is not stop, kill or exit", s,
+                        action));
+  std::raise(action == "stop" ? SIGSTOP : SIGKILL);
+  return false;
+}
+
 /// Everything one rank does; rank 0 also writes the files and the summary.
 void runRank(runtime::Communicator &comm, RingRun run) {
   AttentionRequest &r = run.request;
   int rank = comm.rank();
+  if (injectTestFault(rank, "start"))
+    return;
   if (rank == 0) {
     try {
+      // Before any compute: a bad output path fails now, not after the run.
+      std::vector<OutputPath> outputs = r.outputs();
+      if (run.timeline)
+        outputs.push_back({"--timeline", *run.timeline});
+      checkOutputs("loom ring", outputs);
       r.load();
       int64_t parts =
           run.layout == ops::RingLayout::Zigzag ? 2 * run.world : run.world;
@@ -175,6 +209,8 @@ void runRank(runtime::Communicator &comm, RingRun run) {
         .count();
   };
   auto start = std::chrono::steady_clock::now();
+  if (injectTestFault(rank, "forward"))
+    return;
   ops::ringAttentionForward(comm, q.tensor(), k.tensor(), v.tensor(),
                             out.tensor(), lse.data(), options, &report.forward);
   report.seconds[0] = secondsSince(start);
@@ -185,6 +221,8 @@ void runRank(runtime::Communicator &comm, RingRun run) {
     dq = ComputeTensor::zeros(r.dtype, q.shape);
     dk = ComputeTensor::zeros(r.dtype, k.shape);
     dv = ComputeTensor::zeros(r.dtype, v.shape);
+    if (injectTestFault(rank, "backward"))
+      return;
     ops::ringAttentionBackward(comm, q.tensor(), k.tensor(), v.tensor(),
                                out.tensor(), lse.data(), dO.tensor(),
                                dq->tensor(), dk->tensor(), dv->tensor(),
@@ -246,14 +284,8 @@ void runRank(runtime::Communicator &comm, RingRun run) {
     for (size_t pass = 0; pass < 2; ++pass)
       slowest[pass] = std::max(slowest[pass], seconds[pass]);
   }
-  writeNpy(r.outPath, O.shape, O.data.data());
-  if (r.lsePath)
-    writeNpy(*r.lsePath, {B, H, S}, L.data());
-  if (r.backward) {
-    writeNpy(*r.dqPath, dQ.shape, dQ.data.data());
-    writeNpy(*r.dkPath, dK.shape, dK.data.data());
-    writeNpy(*r.dvPath, dV.shape, dV.data.data());
-  }
+  writeAttentionOutputs(r, O.data.data(), L.data(), dQ.data.data(), dK.data.data(),
+                        dV.data.data());
 
   std::printf(
       "loom ring: %d ranks (%s), %s layout, %s, %s, %s backend: wrote %s%s\n",
@@ -291,12 +323,10 @@ void runRank(runtime::Communicator &comm, RingRun run) {
     std::vector<ops::RingStats> both = stats[0];
     if (r.backward)
       both.insert(both.end(), stats[1].begin(), stats[1].end());
-    std::ofstream f(*run.timeline);
-    f << ops::ringTimelineJson(both);
-    if (!f)
-      throw Error(
-          ErrorCode::InvalidArgument,
-          fmt::format("loom ring: cannot write --timeline {}", *run.timeline));
+    std::string json = ops::ringTimelineJson(both);
+    AtomicFile f("loom ring", {"--timeline", *run.timeline});
+    f.write(json.data(), json.size());
+    f.commit();
     std::printf("loom ring: wrote the timeline to %s (Chrome trace format)\n",
                 run.timeline->c_str());
   }
@@ -330,6 +360,11 @@ int runRing(int argc, char **argv) {
     if (seconds < 1)
       invalid(
           fmt::format("--timeout must be at least 1 second, got {}", seconds));
+    // Deadlines are steady_clock nanoseconds: a huge --timeout would
+    // overflow them; a week is beyond any real run.
+    if (seconds > 7 * 24 * 3600)
+      invalid(fmt::format("--timeout {} is more than a week ({} seconds)", seconds,
+                          7 * 24 * 3600));
     run.timeout = std::chrono::seconds(seconds);
   }
   std::optional<int64_t> world;
@@ -345,7 +380,15 @@ int runRing(int argc, char **argv) {
       invalid(fmt::format("--world {} but mpirun started {} ranks", *world,
                           comm->size()));
     run.world = comm->size();
-    runRankOrAbort(*comm, run);
+    try {
+      runRankOrAbort(*comm, run);
+    } catch (const std::exception &e) {
+      // Returning would reach MPI_Finalize, which waits for every rank: a
+      // stalled one never arrives and the job would hang. This rank's error
+      // line first, then the job ends (runtime::Communicator::abortJob).
+      std::fprintf(stderr, "loom: error: %s\n", e.what());
+      comm->abortJob(e.what(), exitStatus(e));
+    }
     return 0;
   }
   if (run.transport != "inproc")

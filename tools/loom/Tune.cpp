@@ -90,12 +90,11 @@ int runTune(int argc, char **argv) {
   p.backend = runtime::resolveBackend(runtime::parseBackend(opts.get("backend").value_or("auto")));
 
   autotune::TuneOptions o;
-  o.repetitions = int(parseInt(opts.get("reps").value_or("7"), "--reps"));
-  o.warmup = int(parseInt(opts.get("warmup").value_or("1"), "--warmup"));
-  o.maxTimed = size_t(parseInt(opts.get("max-timed").value_or("0"), "--max-timed"));
-  if (o.repetitions < 1 || o.warmup < 0)
-    invalid(fmt::format("--reps must be >= 1 and --warmup >= 0 (got {} and {})", o.repetitions,
-                        o.warmup));
+  // Ranged before narrowing, so that 2^32 + 1 is an error rather than 1.
+  o.repetitions = int(parseIntIn(opts.get("reps").value_or("7"), "--reps", 1, 1000000));
+  o.warmup = int(parseIntIn(opts.get("warmup").value_or("1"), "--warmup", 0, 1000000));
+  o.maxTimed =
+      size_t(parseIntIn(opts.get("max-timed").value_or("0"), "--max-timed", 0, 1000000));
   o.force = opts.flag("force");
   // Prune on ptxas' report for the arch the kernel will run on: the GPU's
   // own, sm_80 for the emulated device; on the CPU only when asked.
@@ -117,7 +116,7 @@ int runTune(int argc, char **argv) {
     std::fprintf(stderr, "loom tune: #%zu %s (rank %d): %s\n", t.index,
                  autotune::configString(t.config).c_str(), t.rank, what.c_str());
   };
-  int world = int(parseInt(opts.get("world").value_or("1"), "--world"));
+  int64_t world = parseInt(opts.get("world").value_or("1"), "--world");
   if (world < 1 || world > 256)
     invalid(fmt::format("--world must be in [1, 256], got {}", world));
 
@@ -134,7 +133,7 @@ int runTune(int argc, char **argv) {
     // In-process ranks (threads): the configs are split over them and the
     // results exchanged, as ranks on separate nodes would.
     std::vector<autotune::TuneResult> results(static_cast<size_t>(world));
-    runtime::rethrowFirstError(runtime::runInProcessRanks(world, [&](runtime::Communicator &c) {
+    runtime::rethrowFirstError(runtime::runInProcessRanks(int(world), [&](runtime::Communicator &c) {
       results[size_t(c.rank())] = ops::tuneAttention(p, o, &c);
     }));
     r = results[0];
@@ -161,7 +160,11 @@ int runTune(int argc, char **argv) {
   }
   std::printf("winner: %s  %.3f ms%s\n", autotune::configString(r.best).c_str(), r.bestMs,
               world > 1 ? fmt::format(" (agreed by {} ranks)", world).c_str() : "");
-  std::printf("cache: %s\n", r.cachePath.c_str());
+  if (r.stored || r.fromCache)
+    std::printf("cache: %s\n", r.cachePath.c_str());
+  else
+    std::printf("cache: not written (%s cannot be written; see the warning)\n",
+                r.cachePath.c_str());
   return 0;
 }
 

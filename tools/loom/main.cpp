@@ -50,14 +50,8 @@ int main(int argc, char **argv) {
     std::fprintf(stderr, "loom: error: unknown command '%s' (see loom --help)\n",
                  command.c_str());
     return 2;
-  } catch (const loom::Error &e) {
-    std::fprintf(stderr, "loom: error: %s\n", e.what());
-    return e.code() == loom::ErrorCode::InvalidArgument ||
-                   e.code() == loom::ErrorCode::Unsupported
-               ? 2
-               : 1;
   } catch (const std::exception &e) {
     std::fprintf(stderr, "loom: error: %s\n", e.what());
-    return 1;
+    return loom::cli::exitStatus(e);
   }
 }

@@ -109,6 +109,9 @@ struct TuneResult {
   bool usedFallback = false; ///< Nothing succeeded: best is the fallback.
   std::vector<Trial> trials; ///< Empty on a cache hit; all ranks' in cluster mode.
   std::string cachePath;
+  /// The winner was written to cachePath (false when the cache could not
+  /// be written: a warning said why).
+  bool stored = false;
   double seconds = 0;        ///< Wall time of tune() itself.
   size_t runs = 0;           ///< Kernel runs this rank made (0 on a hit).
   size_t count(TrialStatus s) const;

@@ -87,6 +87,10 @@ public:
   /// Adds or replaces `entryKey` (locked read-merge-write, atomic rename).
   /// Throws loom::Error(Internal) naming the path on I/O failure.
   void store(const DeviceKey &device, const std::string &entryKey, const CacheEntry &entry);
+  /// Why store() for `device` would fail (the directory cannot be created
+  /// or the file's lock not opened, with errno's reason), or "" when it can
+  /// write: checked before tuning so no timing is lost to it.
+  std::string whyUnwritable(const DeviceKey &device) const;
 
   std::string pathFor(const DeviceKey &device) const;
   const std::string &directory() const { return dir_; }

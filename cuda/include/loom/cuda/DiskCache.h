@@ -75,6 +75,15 @@ public:
   void put(const std::string &key, std::string_view bytes) {
     put(key, std::span(reinterpret_cast<const uint8_t *>(bytes.data()), bytes.size()));
   }
+  /// put(), but an I/O failure (an unwritable or missing cache directory)
+  /// is a warning, once per directory and process, instead of an error: the
+  /// caller keeps what it built (in memory), it just is not reused by the
+  /// next process. Returns whether the entry was stored.
+  bool putOrWarn(const std::string &key, std::span<const uint8_t> bytes);
+  bool putOrWarn(const std::string &key, std::string_view bytes) {
+    return putOrWarn(key,
+                     std::span(reinterpret_cast<const uint8_t *>(bytes.data()), bytes.size()));
+  }
 
   /// What getOrBuild() returns: the payload, and whether this call built it
   /// (false: read from the cache, perhaps after waiting for its builder).
@@ -105,6 +114,9 @@ public:
   Stats stats() const;
 
 private:
+  /// "loom: warning: <reason>; ... kept in memory only", once per directory.
+  void warnOnce(const std::string &reason) const;
+
   std::string dir_;
   std::atomic<uint64_t> hits_{0}, misses_{0}, corrupt_{0}, writes_{0}, waits_{0};
 };

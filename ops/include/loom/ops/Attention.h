@@ -12,6 +12,21 @@
 // j <= i + seqlen_k - seqlen_q), as FlashAttention does. A row with no
 // visible key gets O = 0 and LSE = -inf.
 //
+// Non-finite inputs (every backend, forward and backward, and ring
+// attention alike; see Merge.h): a score of -inf counts as a hidden key
+// (as a FlexAttention score_mod masks), so a row whose visible scores are
+// all -inf also gets O = 0, LSE = -inf. A NaN, or +inf, among a row's
+// visible scores (a NaN in its Q row or in a key it sees; an infinite Q or
+// K element) makes that row's O and LSE NaN, and the backward's gradients
+// NaN wherever that row's P reaches. An infinite V element gives +-inf in O
+// where float64 does (NaN where infinities of both signs meet). Beyond what
+// float64 gives, a kernel tile can add NaNs: 0 x NaN (or 0 x inf) in a
+// tile's matrix products reaches rows or keys of the same tile that the
+// mask hides from the bad element, so under a mask which extra elements
+// are NaN depends on block sizes (and differs between ring and one-device
+// attention). A NaN never becomes a finite number: where float64 is NaN,
+// the result is NaN.
+//
 //===----------------------------------------------------------------------===//
 #ifndef LOOM_OPS_ATTENTION_H
 #define LOOM_OPS_ATTENTION_H

@@ -4,10 +4,19 @@
 // queries against disjoint key blocks and merges the partial (O, LSE) pairs.
 // With accumulators O, L and a block result O_b, l_b (natural-log LSE):
 //   L' = log(e^L + e^l_b),  O' = e^(L - L') O + e^(l_b - L') O_b
-// written overflow-free as O <- O - sigmoid(l_b - L) (O - O_b),
+// written overflow-free as O <- sigmoid(L - l_b) O + sigmoid(l_b - L) O_b,
 // L <- L - logsigmoid(L - l_b), in f32, so -inf (rows with no visible key
 // in a block) never produces NaN and the result does not depend on how many
 // blocks the keys were split into beyond f32 rounding.
+//
+// Non-finite values: LSE = -inf means "no visible key" (O is then 0) and
+// that partial is skipped; it is the only value skipped. A NaN LSE (the
+// attention kernels give NaN O and LSE for a row whose visible scores hold
+// a NaN or +inf) makes the merged O and LSE NaN, and a NaN stays NaN
+// through later merges, so a NaN input can never merge into a finite,
+// plausible row. An infinite O (an infinite V) stays infinite with its sign
+// (the weighted sum, unlike O - w (O - O_b), has no inf - inf), or becomes
+// NaN when infinities of both signs meet, as in one-device attention.
 //
 //===----------------------------------------------------------------------===//
 #ifndef LOOM_OPS_MERGE_H

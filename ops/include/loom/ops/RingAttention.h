@@ -12,7 +12,9 @@
 // steps. Backward (as ring-flash-attention): dQ accumulates locally in f32;
 // each shard's dK/dV accumulate in f32 and travel the ring with it, one
 // step behind its K/V so their transfer also overlaps compute; the forward's
-// global LSE and output are used.
+// global LSE and output are used. NaN and inf inputs give what one-device
+// attention gives (Attention.h): the merge skips only LSE = -inf partials,
+// so a NaN row stays NaN.
 //
 // Layouts (which tokens a rank holds, see ringShard): contiguous, zigzag
 // (rank r holds chunks r and 2P-1-r of 2P, balancing causal work) and stripe
@@ -36,7 +38,9 @@
 // variant, layout, scale, world size) and all fail together naming what
 // differs. A rank that dies, stalls or skips a step makes every other rank
 // fail with loom::Error(CommTimeout or PeerFailed) within the communicator's
-// timeout, never a hang. A transfer's deadline also covers waiting for the
+// timeout, never a hang; the error is thrown, and ending the job (so that
+// mpirun does not wait on a stalled rank) is the caller's
+// Communicator::abortJob(). A transfer's deadline also covers waiting for the
 // peer to finish its previous step, so the timeout must exceed the largest
 // per-step compute imbalance between neighbours (60 s by default).
 //

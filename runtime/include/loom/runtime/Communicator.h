@@ -23,6 +23,15 @@
 // abort() it (or the job) rather than carry on, since a peer may be one
 // step behind.
 //
+// Errors and the job: Loom's calls never end the process. On a failure they
+// abort() the communicator (so the peers fail now, with the reason) and
+// throw. Whether the job ends is the host program's choice, and ending it
+// is abortJob(): a program under mpirun must not simply return from main
+// after a communication error, because MPI_Finalize waits for every rank
+// and a stalled rank (SIGSTOP, a hung GPU, a paused VM) never arrives, so
+// the job would hang. `loom ring --transport mpi` and
+// examples/ring_attention print their error line, then call abortJob().
+//
 //===----------------------------------------------------------------------===//
 #ifndef LOOM_RUNTIME_COMMUNICATOR_H
 #define LOOM_RUNTIME_COMMUNICATOR_H
@@ -42,6 +51,9 @@ namespace loom::runtime {
 
 /// Default deadline of every blocking communication (the 60 s).
 inline constexpr std::chrono::milliseconds kDefaultCommTimeout{60000};
+/// How long abortJob() lets the peers it told report their errors before
+/// MPI_Abort kills them.
+inline constexpr std::chrono::milliseconds kAbortJobGrace{1000};
 
 /// One ring step's transfers: send `sendBytes` from `sendBuf` to `sendPeer`
 /// and receive `recvBytes` into `recvBuf` from `recvPeer`. The sizes must
@@ -81,6 +93,15 @@ public:
   /// pending and later calls throw PeerFailed naming this rank and reason.
   /// Never blocks for long; safe to call more than once.
   virtual void abort(const std::string &reason) = 0;
+  /// Ends the whole job after an error this rank will not recover from,
+  /// without waiting for any peer: abort(reason), stdout and stderr
+  /// flushed, then MPI: MPI_Abort(MPI_COMM_WORLD, exitCode) after a short
+  /// grace (kAbortJobGrace) in which peers, told by abort(), print their
+  /// own errors; mpirun then kills every rank (a stopped one included) and
+  /// exits nonzero. NCCL: ncclCommAbort, then the bootstrap's abortJob.
+  /// In-process: the process exits with `exitCode` (every rank is in it).
+  /// Never returns; the library never calls it (see the file comment).
+  [[noreturn]] virtual void abortJob(const std::string &reason, int exitCode);
 
   std::chrono::milliseconds timeout() const { return timeout_; }
   void setTimeout(std::chrono::milliseconds t) { timeout_ = t; }

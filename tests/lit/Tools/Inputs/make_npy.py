@@ -11,6 +11,12 @@ Pure Python (no numpy): writes and reads .npy files with struct.
   make_npy.py bad FILE KIND
       writes a malformed .npy file: f8, fortran, bigendian, truncated, magic,
       header, version3, rank3
+  make_npy.py plant FILE INDEX VALUE
+      sets element INDEX (flat, C order) of FILE to VALUE (nan, inf, -inf, ...)
+  make_npy.py same-nonfinite A.npy B.npy --tol T
+      A and B have NaN at the same elements (at least one), the same infs,
+      and finite values within T of each other; prints SAME, or DIFFER and
+      exits 1
 """
 import argparse
 import math
@@ -242,6 +248,33 @@ def bad(args):
     open(path, "wb").write(data)
 
 
+def plant(args):
+    shape, data = read_npy(args.file, loom_output=False)
+    data[args.index] = float(args.value)
+    write_npy(args.file, shape, data)
+
+
+def same_nonfinite(args):
+    (sa, a), (sb, b) = read_npy(args.a), read_npy(args.b)
+    assert sa == sb, "shapes %s and %s differ" % (sa, sb)
+    nan = sum(1 for x in a if math.isnan(x))
+    inf = sum(1 for x in a if math.isinf(x))
+    ok = nan > 0
+    for i, (x, y) in enumerate(zip(a, b)):
+        if math.isnan(x) or math.isnan(y):
+            same = math.isnan(x) and math.isnan(y)
+        elif math.isinf(x) or math.isinf(y):
+            same = x == y
+        else:
+            same = abs(x - y) <= args.tol
+        if not same:
+            print("element %d: %r vs %r" % (i, x, y))
+            ok = False
+            break
+    print("%d NaN, %d inf:" % (nan, inf), "SAME" if ok else "DIFFER")
+    return 0 if ok else 1
+
+
 def main():
     parser = argparse.ArgumentParser()
     sub = parser.add_subparsers(dest="command", required=True)
@@ -271,9 +304,17 @@ def main():
     p = sub.add_parser("bad")
     p.add_argument("file")
     p.add_argument("kind")
+    p = sub.add_parser("plant")
+    p.add_argument("file")
+    p.add_argument("index", type=int)
+    p.add_argument("value")
+    p = sub.add_parser("same-nonfinite")
+    p.add_argument("a")
+    p.add_argument("b")
+    p.add_argument("--tol", type=float, required=True)
     args = parser.parse_args()
-    return {"gen": gen, "check": check, "check-grads": check_grads,
-            "bad": bad}[args.command](args) or 0
+    return {"gen": gen, "check": check, "check-grads": check_grads, "bad": bad, "plant": plant,
+            "same-nonfinite": same_nonfinite}[args.command](args) or 0
 
 
 if __name__ == "__main__":
