@@ -97,9 +97,11 @@ bool rowScores(const std::vector<double> &q, const std::vector<double> &k, const
     dmod[j] = derivative;
     m = std::max(m, s[j]);
   }
+  double sink = variant && !variant->sinks.empty() ? variant->sinks[size_t(h)] : -INFINITY;
+  m = std::max(m, sink);
   if (m == -INFINITY)
     return false;
-  l = 0;
+  l = std::exp(sink - m);
   for (int64_t j = 0; j < n.Sk; ++j)
     l += std::exp(s[j] - m);
   return true;
@@ -143,6 +145,9 @@ AttentionGrads attentionBackward(const std::vector<double> &q, const std::vector
   g.dq.assign(q.size(), 0.0);
   g.dk.assign(k.size(), 0.0);
   g.dv.assign(v.size(), 0.0);
+  bool sinks = variant && !variant->sinks.empty();
+  if (sinks)
+    g.dsinks.assign(size_t(Hq), 0.0);
   int64_t group = Hq / Hkv;
   std::vector<double> p(static_cast<size_t>(Sk)), dmod(static_cast<size_t>(Sk), 1.0);
   auto Q = [&](int64_t b, int64_t i, int64_t h, int64_t c) { return ((b * Sq + i) * Hq + h) * D + c; };
@@ -164,11 +169,16 @@ AttentionGrads attentionBackward(const std::vector<double> &q, const std::vector
             o += p[j] * v[K(b, j, hk, c)];
           delta += dOut[Q(b, i, h, c)] * o;
         }
+        // The sink's probability; it has no value, so dP_sink = 0.
+        if (sinks)
+          g.dsinks[size_t(h)] -= std::exp(variant->sinks[size_t(h)] - m) / l * delta;
         for (int64_t j = 0; j < Sk; ++j) {
           double dpj = 0;
           for (int64_t c = 0; c < D; ++c)
             dpj += dOut[Q(b, i, h, c)] * v[K(b, j, hk, c)];
           double ds = roundAs(p[j] * (dpj - delta) * dmod[j], roundTo);
+          if (variant && variant->scoreGrad && p[j] != 0)
+            variant->scoreGrad(b, h, i, j, ds);
           for (int64_t c = 0; c < D; ++c) {
             g.dq[Q(b, i, h, c)] += scale * ds * k[K(b, j, hk, c)];
             g.dk[K(b, j, hk, c)] += scale * ds * q[Q(b, i, h, c)];
