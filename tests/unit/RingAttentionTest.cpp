@@ -37,11 +37,14 @@ struct Case {
   int64_t seqlen = 0, heads = 2, headsKV = 1, dim = 32;
   runtime::Backend backend = runtime::Backend::Cpu;
   bool backward = true;
+  /// A dense bias (heads, seqlen, seqlen) with its gradient and sinks with
+  /// theirs, on top of the variant.
+  bool learnable = false;
 };
 
 std::string describe(const Case &c) {
-  return fmt::format("p{}_{}_{}_{}_hq{}_hkv{}", c.world, ringLayoutName(c.layout), c.variant,
-                     dtypeName(c.dtype), c.heads, c.headsKV);
+  return fmt::format("p{}_{}_{}{}_{}_hq{}_hkv{}", c.world, ringLayoutName(c.layout), c.variant,
+                     c.learnable ? "_bias_sinks" : "", dtypeName(c.dtype), c.heads, c.headsKV);
 }
 
 void PrintTo(const Case &c, std::ostream *os) { *os << describe(c); }
@@ -175,6 +178,38 @@ void checkRing(const Case &c, std::vector<RingStats> *stats = nullptr, Inputs *g
   if (!setup.docIds.empty())
     setup.options.variantArgs = {runtime::Arg::buffer(setup.docIds)};
   setup.options.backend = c.backend;
+  // Learnable: the bias indexes global positions, so every rank passes the
+  // whole (heads, seqlen, seqlen) tensor and gets the whole gradient.
+  std::vector<float> bias, sinks;
+  std::vector<std::vector<float>> rankDbias(size_t(c.world)), rankDsinks(size_t(c.world));
+  std::vector<double> wantDbias;
+  if (c.learnable) {
+    bias = ref::randomVector(size_t(H * S * S), -1, 1);
+    sinks = ref::randomVector(size_t(H), -1, 1.5);
+    setup.options.variant = combine(AttentionVariant::additiveBias(true), setup.options.variant);
+    setup.options.variantArgs.insert(setup.options.variantArgs.begin(),
+                                     runtime::Arg::buffer(bias));
+    setup.options.sinks = sinks.data();
+    for (int r = 0; r < c.world; ++r) {
+      rankDbias[size_t(r)].assign(bias.size(), ref::poison());
+      rankDsinks[size_t(r)].assign(sinks.size(), ref::poison());
+    }
+    wantDbias.assign(bias.size(), 0.0);
+    if (!setup.reference.visible && setup.causal)
+      setup.reference.visible = [](int64_t, int64_t, int64_t i, int64_t j) { return j <= i; };
+    setup.causal = false;
+    auto inner = setup.reference.score;
+    setup.reference.score = [inner, &bias, S](double x, int64_t b, int64_t h, int64_t i,
+                                              int64_t j) {
+      x += bias[size_t((h * S + i) * S + j)];
+      return inner ? inner(x, b, h, i, j) : std::make_pair(x, 1.0);
+    };
+    setup.reference.sinks = ref::toDouble(sinks);
+    setup.reference.scoreGrad = [&wantDbias, S](int64_t, int64_t h, int64_t i, int64_t j,
+                                                double d) {
+      wantDbias[size_t((h * S + i) * S + j)] += d;
+    };
+  }
   RingAttentionOptions options{setup.options, c.layout};
   std::array<int64_t, 4> qs{B, S, H, D}, ks{B, S, Hkv, D};
   auto whole = [&](Data &d, std::array<int64_t, 4> shape) {
@@ -222,9 +257,14 @@ void checkRing(const Case &c, std::vector<RingStats> *stats = nullptr, Inputs *g
     auto *tlse = static_cast<float *>(place(llse.data(), llse.size() * sizeof(float)));
     runtime::Communicator &ring = nccl ? *nccl : comm;
     RingStats fwdStats;
-    ringAttentionForward(ring, tq, tk, tv, to, tlse, options, &fwdStats);
+    RingAttentionOptions mine = options;
+    if (c.learnable) {
+      mine.attention.variantGrads = {runtime::Arg::buffer(rankDbias[size_t(r)])};
+      mine.attention.dsinks = rankDsinks[size_t(r)].data();
+    }
+    ringAttentionForward(ring, tq, tk, tv, to, tlse, mine, &fwdStats);
     if (c.backward)
-      ringAttentionBackward(ring, tq, tk, tv, to, tlse, tdo, tdq, tdk, tdv, options);
+      ringAttentionBackward(ring, tq, tk, tv, to, tlse, tdo, tdq, tdk, tdv, mine);
     for (auto &[buffer, host] : device)
       buffer.copyToHost(host, buffer.size());
     if (stats)
@@ -261,6 +301,15 @@ void checkRing(const Case &c, std::vector<RingStats> *stats = nullptr, Inputs *g
   expectAccurate("dq", c, dq.values(), bwd.dq, naiveBwd ? &naiveBwd->dq : nullptr);
   expectAccurate("dk", c, dk.values(), bwd.dk, naiveBwd ? &naiveBwd->dk : nullptr);
   expectAccurate("dv", c, dv.values(), bwd.dv, naiveBwd ? &naiveBwd->dv : nullptr);
+  if (c.learnable) {
+    // Summed over ranks in rank order: every rank holds the same gradients.
+    for (int r = 0; r < c.world; ++r) {
+      EXPECT_EQ(rankDbias[size_t(r)], rankDbias[0]) << "rank " << r << " dbias";
+      EXPECT_EQ(rankDsinks[size_t(r)], rankDsinks[0]) << "rank " << r << " dsinks";
+    }
+    expectAccurate("dbias", c, rankDbias[0], wantDbias, nullptr);
+    expectAccurate("dsinks", c, rankDsinks[0], bwd.dsinks, nullptr);
+  }
   if (errors)
     *errors = {maxAbsError(o.values(), fwd.out), maxAbsError(dq.values(), bwd.dq),
                maxAbsError(dk.values(), bwd.dk), maxAbsError(dv.values(), bwd.dv)};
@@ -278,6 +327,14 @@ std::vector<Case> cases() {
     all.push_back({4, l, "causal", DType::BF16, 128, 4, 2, 64}); // GQA, bf16
   }
   all.push_back({2, RingLayout::Zigzag, "alibi", DType::F32, 64, 4, 4});
+  // Learnable bias and sinks through the ring: equal to single-device
+  // float64 (and so to single-device attention) within the tolerance rule.
+  for (int p : {2, 4, 8})
+    for (RingLayout l : {RingLayout::Contiguous, RingLayout::Zigzag, RingLayout::Stripe}) {
+      Case learn{p, l, "causal", DType::F32, 16 * p, 2, 1, 32};
+      learn.learnable = true;
+      all.push_back(learn);
+    }
   all.push_back({4, RingLayout::Stripe, "document", DType::BF16, 128, 2, 1, 64});
   return all;
 }
