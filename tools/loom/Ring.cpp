@@ -100,7 +100,7 @@ std::array<int64_t, 4> shape4(const std::vector<int64_t> &s) {
 void broadcastInputs(runtime::Communicator &comm, AttentionRequest &r) {
   Packer p;
   if (comm.rank() == 0)
-    for (const NpyArray *a : {&r.q, &r.k, &r.v, &r.dO}) {
+    for (const NpyArray *a : {&r.q, &r.k, &r.v, &r.dO, &r.bias, &r.sinks}) {
       p.ints(a->shape);
       p.floats(a->data);
     }
@@ -108,7 +108,7 @@ void broadcastInputs(runtime::Communicator &comm, AttentionRequest &r) {
   if (comm.rank() == 0)
     return;
   Unpacker u(all[0]);
-  for (NpyArray *a : {&r.q, &r.k, &r.v, &r.dO}) {
+  for (NpyArray *a : {&r.q, &r.k, &r.v, &r.dO, &r.bias, &r.sinks}) {
     a->shape = u.ints();
     a->data = u.floats();
   }
@@ -236,6 +236,7 @@ void runRank(runtime::Communicator &comm, RingRun run) {
     writeNpy(*r.dqPath, dQ.shape, dQ.data.data());
     writeNpy(*r.dkPath, dK.shape, dK.data.data());
     writeNpy(*r.dvPath, dV.shape, dV.data.data());
+    r.writeLearnableGradients(); // summed over ranks: rank 0's are the whole
   }
 
   std::printf(
