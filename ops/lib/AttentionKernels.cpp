@@ -343,16 +343,6 @@ Kernel flashAttentionForwardKernel(DType dtype, int64_t D, const AttentionVarian
         };
     std::vector<Value> state = {full({BM}, kNegInf, DType::F32), zeros({BM}, DType::F32),
                                 zeros({BM, D}, DType::F32)};
-    // A sink is a key without a value that every row sees: the online
-    // softmax starts from it (max = sink, sum = 1), so it joins each row's
-    // denominator once and LSE includes it. A row that sees no key keeps
-    // O = 0 and LSE = sink; a sink of -inf is no sink (the first update's
-    // rescale exp2(-inf - m) clears the 1).
-    if (sinks) {
-      Value sinkLog2 = loadScalar(a.sinks, h) * kLog2e;
-      state[0] = full({BM}, sinkLog2, DType::F32);
-      state[1] = full({BM}, 1.0, DType::F32);
-    }
     if (blockMask) {
       Value list = program_id(1) * num_programs(0) + pidM; // (batch, head, query block)
       state = overBlockLists(a.kvCounts, a.kvIndices, list, (a.Sk + (BN - 1)) / BN, state, step);
@@ -362,6 +352,20 @@ Kernel flashAttentionForwardKernel(DType dtype, int64_t D, const AttentionVarian
                         [&](Value j, const std::vector<Value> &c) { return step(j, c, true); });
     }
     Value m = state[0], l = state[1], acc = state[2];
+    // A sink is a key without a value that every row sees: one more online
+    // softmax update after the loop (outside it, so it adds nothing to the
+    // loop's registers), so it joins each row's denominator once and LSE
+    // includes it. A row that saw no key (m = -inf) gets O = 0 and LSE =
+    // sink; a sink of -inf is no sink.
+    if (sinks) {
+      Value sinkLog2 = loadScalar(a.sinks, h) * kLog2e;
+      Value mNew = maximum(m, sinkLog2);
+      Value mSafe = where(mNew == kNegInf, 0.0, mNew);
+      Value alpha = exp2(m - mSafe);
+      l = l * alpha + exp2(sinkLog2 - mSafe);
+      acc = acc * expand_dims(alpha, 1);
+      m = mNew;
+    }
     Value seen = l > 0.0;
     Value lSafe = where(seen, l, 1.0);
     store(a.o, qb.offsets(a.osb, a.oss, a.osh), (acc / expand_dims(lSafe, 1)).to(outDtype),

@@ -14,12 +14,12 @@
 #include "loom/ops/Attention.h"
 #include "loom/ops/BlockMask.h"
 #include "loom/ops/Reference.h"
-#include "loom/ops/RingAttention.h"
-#include "loom/runtime/Communicator.h"
+#include "loom/runtime/CudaBuild.h"
 
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdio>
 #include <numeric>
 
 using namespace loom;
@@ -450,4 +450,39 @@ TEST(LearnableVariants, BadLearnableInputsAreErrors) {
   expectLoomError([&] { attentionForward(t, t, t, t, nullptr, options); },
                   "attention: variant 'document' tensor 'doc_ids' requires a gradient but has "
                   "dtype i32; only f32, f16 and bf16 tensors are differentiable");
+}
+
+TEST(LearnableVariants, KernelsCompileForGpus) {
+  // No GPU here: NVRTC + ptxas for sm_80 with the default GPU configs. The
+  // sinks are one online-softmax update after the key loop, so the forward
+  // keeps the registers of the same kernel without them (within a few); the
+  // sink gradient kernel does not spill; the dQ kernel writing the pair
+  // gradients of a relative-position table compiles (its report printed).
+  AttentionVariant rel = combine(AttentionVariant::causalMask(), relativePositionBias(256));
+  auto build = [](const dsl::Kernel &kernel, const AttentionConfig &config) {
+    runtime::Specialization spec;
+    spec.constants = {{"BLOCK_M", config.blockM}, {"BLOCK_N", config.blockN}};
+    runtime::CudaBuildOptions options;
+    options.arch = "sm_80";
+    options.numThreads = config.numThreads;
+    cuda::KernelResources r = runtime::buildCuda(kernel, spec, options).resources();
+    std::printf("[ report   ] %s, sm_80: %d registers, %d bytes spilled\n", kernel.name().c_str(),
+                r.registers, r.spillStoreBytes + r.spillLoadBytes);
+    EXPECT_GT(r.registers, 0) << kernel.name();
+    return r;
+  };
+  for (int64_t d : {64, 128}) {
+    AttentionConfig fwd = defaultAttentionConfig(d, runtime::Backend::Cuda);
+    AttentionConfig bwd = defaultAttentionBackwardConfig(d, runtime::Backend::Cuda);
+    auto plain = build(flashAttentionForwardKernel(DType::BF16, d, AttentionVariant::causalMask()),
+                       fwd);
+    auto withSinks = build(flashAttentionForwardKernel(DType::BF16, d,
+                                                       AttentionVariant::causalMask(), {}, false,
+                                                       /*sinks=*/true),
+                           fwd);
+    EXPECT_LE(withSinks.registers, plain.registers + 4);
+    auto sinkGrad = build(attentionSinkGradientKernel(false), bwd);
+    EXPECT_EQ(sinkGrad.spillStoreBytes + sinkGrad.spillLoadBytes, 0);
+    build(flashAttentionBackwardDqKernel(DType::BF16, d, rel), bwd);
+  }
 }
