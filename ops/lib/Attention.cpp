@@ -181,14 +181,16 @@ void checkVariantArgs(const AttentionVariant &v, const std::vector<runtime::Arg>
                               args[i].describe()));
 }
 
-/// The variant's kernel arguments: its tensors' buffers, then its scalars'
-/// values (declareArgs' order).
+/// The variant's kernel arguments: its tensors' buffers, its scalars'
+/// values, then its window (declareArgs' order).
 std::vector<runtime::Arg> variantKernelArgs(const AttentionVariant &v,
                                             const std::vector<runtime::Arg> &tensors) {
   std::vector<runtime::Arg> args = tensors;
   for (const VariantScalar &s : v.scalars)
     args.push_back(s.dtype == DType::I32 ? runtime::Arg::i32(int32_t(s.value))
                                          : runtime::Arg::f32(float(s.value)));
+  if (v.window)
+    args.push_back(runtime::Arg::i32(int32_t(*v.window))); // <= 2^31 - 1 (slidingWindow)
   return args;
 }
 

@@ -55,6 +55,9 @@ struct Args {
   std::map<std::string, Value> variantTensors, variantScalars;
   /// Sinks (kernels built with sinks only): f32, one per query head.
   Value sinks;
+  /// The sliding window (variants with one): an i32 argument, so every
+  /// window size shares the compiled kernels.
+  Value window;
   /// Block-mask lists (kernels built with a block mask only; see BlockMask).
   Value kvCounts, kvIndices, qCounts, qIndices;
 };
@@ -89,6 +92,8 @@ Args declareArgs(KernelBuilder &kb, DType dtype, const AttentionVariant &variant
     a.variantTensors[t.name] = kb.pointer("variant_" + t.name, t.dtype);
   for (const VariantScalar &s : variant.scalars)
     a.variantScalars[s.name] = kb.scalar("variant_" + s.name, s.dtype);
+  if (variant.window)
+    a.window = kb.scalar("window", DType::I32);
   if (sinks)
     a.sinks = kb.pointer("sinks", DType::F32);
   if (blockMask) {
@@ -129,7 +134,7 @@ Value visibility(const AttentionVariant &variant, const VariantContext &ctx, boo
   if (variant.causal)
     visible = visible & (ctx.kvIdx <= ctx.qIdx + ctx.diagonal);
   if (variant.window)
-    visible = visible & (ctx.qIdx + ctx.diagonal - ctx.kvIdx < *variant.window);
+    visible = visible & (ctx.qIdx + ctx.diagonal - ctx.kvIdx < ctx.window);
   if (variant.maskMod)
     visible = visible & variant.maskMod(ctx);
   return visible;
@@ -172,7 +177,7 @@ VariantContext context(const Args &a, Value b, Value h, Value qRows, Value kvCol
                        Value kvValid) {
   return {b,      h,       a.Hq, a.qPos0 + qRows * a.qPosStep, a.kvPos0 + kvCols * a.kvPosStep,
           qValid, kvValid, a.SkTotal - a.SqTotal, a.SqTotal, a.SkTotal, a.variantTensors,
-          a.variantScalars};
+          a.variantScalars, a.window};
 }
 
 /// The query block a forward or dQ program owns: grid axis 0 is the block
@@ -223,7 +228,7 @@ std::pair<Value, Value> keyBlocks(const AttentionVariant &variant, const Args &a
   // The block's first query sees keys from its position + diagonal - (window - 1).
   if (variant.window) {
     Value firstQuery = a.qPos0 + pidM * BM * a.qPosStep;
-    Value hidden = countAtMost(firstQuery + diagonal - *variant.window, a.kvPos0, a.kvPosStep);
+    Value hidden = countAtMost(firstQuery + diagonal - a.window, a.kvPos0, a.kvPosStep);
     begin = minimum(hidden, a.Sk) / BN;
   }
   Value end = (nEnd + (BN - 1)) / BN;
@@ -245,7 +250,7 @@ std::pair<Value, Value> queryBlocks(const AttentionVariant &variant, const Args 
   // Window: queries after (last key - diagonal + window - 1) see none of them.
   if (variant.window) {
     Value lastKey = a.kvPos0 + (pidN * BN + BN - 1) * a.kvPosStep;
-    Value seeing = countAtMost(lastKey - diagonal + *variant.window - 1, a.qPos0, a.qPosStep);
+    Value seeing = countAtMost(lastKey - diagonal + a.window - 1, a.qPos0, a.qPosStep);
     end = minimum(end, (seeing + (BM - 1)) / BM);
   }
   return {begin, maximum(end, begin)};

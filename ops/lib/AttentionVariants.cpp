@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 namespace loom::ops {
 using namespace loom::dsl;
@@ -27,8 +28,11 @@ AttentionVariant AttentionVariant::slidingWindow(int64_t window) {
   if (window <= 0)
     throw Error(ErrorCode::InvalidArgument,
                 fmt::format("sliding_window: window must be positive, got {}", window));
+  if (window > INT32_MAX) // a kernel argument, compared with i32 positions
+    throw Error(ErrorCode::InvalidArgument,
+                fmt::format("sliding_window: window {} exceeds 2^31 - 1", window));
   AttentionVariant v;
-  v.name = fmt::format("sliding_window_{}", window);
+  v.name = "sliding_window";
   v.causal = true;
   v.window = window;
   return v;
@@ -166,10 +170,13 @@ AttentionVariant combine(const AttentionVariant &a, const AttentionVariant &b) {
 }
 
 std::string variantIdentity(const AttentionVariant &variant) {
-  std::string id = variant.name;
+  std::vector<std::string> values;
+  if (variant.window)
+    values.push_back(fmt::format("window={}", *variant.window));
   for (const VariantScalar &s : variant.scalars)
-    id += fmt::format("{}{}={}", &s == &variant.scalars.front() ? "(" : ",", s.name, s.value);
-  return variant.scalars.empty() ? id : id + ")";
+    values.push_back(fmt::format("{}={}", s.name, s.value));
+  return values.empty() ? variant.name
+                        : fmt::format("{}({})", variant.name, fmt::join(values, ","));
 }
 
 } // namespace loom::ops

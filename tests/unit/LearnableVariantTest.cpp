@@ -392,8 +392,8 @@ TEST(LearnableVariants, OnTheEmulatedDevice) {
 }
 
 TEST(LearnableVariants, RuntimeScalarsReuseTheCompiledKernel) {
-  // softcap's cap and the bias table's maxlen are kernel arguments: new
-  // values run the kernel compiled for the first ones.
+  // softcap's cap, the sliding window and the bias table's maxlen are
+  // kernel arguments: new values run the kernels compiled for the first.
   Shape4 s{1, 30, 30, 2, 2, 32};
   for (double cap : {1.5, 4.0}) {
     Case c{s, AttentionVariant::softcap(cap)};
@@ -406,6 +406,16 @@ TEST(LearnableVariants, RuntimeScalarsReuseTheCompiledKernel) {
     uint64_t compiled = runtime::KernelCache::global().stats().misses - before;
     if (cap != 1.5)
       EXPECT_EQ(compiled, 0u) << "cap " << cap << " recompiled " << compiled << " kernel(s)";
+  }
+  for (int64_t window : {7, 12}) {
+    Case c{s, AttentionVariant::slidingWindow(window)};
+    c.visible = [s, window](int64_t, int64_t, int64_t i, int64_t j) {
+      return causal(s, i, j) && i + s.Sk - s.Sq - j < window;
+    };
+    uint64_t before = runtime::KernelCache::global().stats().misses;
+    checkLearnable(c);
+    if (window != 7)
+      EXPECT_EQ(runtime::KernelCache::global().stats().misses - before, 0u);
   }
   for (int64_t sk : {30, 26}) { // maxlen follows seqlen_k: a new table size, the same kernels
     Shape4 t = s;

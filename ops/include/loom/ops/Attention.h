@@ -69,6 +69,7 @@ struct VariantContext {
   dsl::Value seqlenQ, seqlenK;      ///< i32
   std::map<std::string, dsl::Value> tensors; ///< the variant's extra tensors
   std::map<std::string, dsl::Value> scalars; ///< the variant's runtime scalars
+  dsl::Value window;                         ///< i32 sliding window, when the variant has one
 };
 
 /// An extra tensor a variant's mods read (AttentionOptions::variantArgs).
@@ -116,8 +117,9 @@ struct AttentionVariant {
   std::vector<VariantScalar> scalars;
   bool causal = false;
   /// Sliding window: a key is visible only if q + seqlen_k - seqlen_q - kv <
-  /// window. Analyzed at compile time like `causal`: key blocks entirely
-  /// outside the window are skipped, not masked.
+  /// window. Analyzed like `causal`: key blocks entirely outside the window
+  /// are skipped, not masked. Its size is a kernel argument (not part of
+  /// the name), so every window shares the compiled kernels.
   std::optional<int64_t> window;
 
   static AttentionVariant none();
