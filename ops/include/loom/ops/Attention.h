@@ -10,7 +10,8 @@
 // with g(h) = h / (heads_q / heads_kv) (GQA/MQA). Causal masking is
 // bottom-right aligned when seqlen_q != seqlen_k (query i sees keys
 // j <= i + seqlen_k - seqlen_q), as FlashAttention does. A row with no
-// visible key gets O = 0 and LSE = -inf.
+// visible key gets O = 0 and LSE = -inf (LSE = sink with AttentionOptions::
+// sinks).
 //
 //===----------------------------------------------------------------------===//
 #ifndef LOOM_OPS_ATTENTION_H
@@ -157,8 +158,8 @@ std::vector<int32_t> documentIdsFromCuSeqlens(const std::vector<int64_t> &cuSeql
 /// scalars merged by name (a scalar both define must have one value).
 AttentionVariant combine(const AttentionVariant &a, const AttentionVariant &b);
 
-/// The variant's name and its scalars' values: what a block mask or a ring's
-/// ranks must agree on (the name alone identifies the compiled kernels).
+/// The variant's name, window and scalars' values: what a block mask or a
+/// ring's ranks must agree on (the name alone identifies the kernels).
 std::string variantIdentity(const AttentionVariant &variant);
 
 /// Where a tensor's tokens sit in the whole sequence, for sequence
