@@ -101,22 +101,29 @@ using detail::extent;
 using detail::shapeText;
 
 /// One Kernel object per (stage, dtype, output dtype, accumulation, head
-/// dim, variant name, block mask), so repeated calls hit the runtime's
-/// identity cache without re-tracing. `outDtype` is o's type (forward) or
-/// the gradients'.
+/// dim, variant name and differentiable tensors, block mask, sinks), so
+/// repeated calls hit the runtime's identity cache without re-tracing.
+/// `outDtype` is o's type (forward) or the gradients'.
 enum class Stage { Forward, Preprocess, DkDv, Dq, Classify };
 const Kernel &attentionKernel(Stage stage, DType dtype, DType outDtype, bool accumulate,
-                              int64_t d, const AttentionVariant &v, bool blockMask = false) {
+                              int64_t d, const AttentionVariant &v, bool blockMask = false,
+                              bool sinks = false) {
   static std::mutex mutex;
-  static std::map<std::tuple<Stage, DType, DType, bool, int64_t, std::string, bool>, Kernel>
+  static std::map<std::tuple<Stage, DType, DType, bool, int64_t, std::string, bool, bool>, Kernel>
       kernels;
   std::lock_guard<std::mutex> lock(mutex);
-  auto key = std::make_tuple(stage, dtype, outDtype, accumulate, d, v.name, blockMask);
+  // requiresGrad changes the dQ kernel, not the variant's name.
+  std::string variantKey = v.name;
+  for (const VariantTensor &t : v.tensors)
+    if (t.requiresGrad)
+      variantKey += "|grad:" + t.name;
+  auto key = std::make_tuple(stage, dtype, outDtype, accumulate, d, variantKey, blockMask, sinks);
   auto it = kernels.find(key);
   if (it == kernels.end()) {
     GradientOutput grad{outDtype, accumulate};
     Kernel k =
-        stage == Stage::Forward ? flashAttentionForwardKernel(dtype, d, v, outDtype, blockMask)
+        stage == Stage::Forward
+            ? flashAttentionForwardKernel(dtype, d, v, outDtype, blockMask, sinks)
         : stage == Stage::Preprocess ? flashAttentionBackwardPreprocessKernel(dtype, d, outDtype)
         : stage == Stage::DkDv ? flashAttentionBackwardDkDvKernel(dtype, d, v, grad, blockMask)
         : stage == Stage::Dq   ? flashAttentionBackwardDqKernel(dtype, d, v, grad, blockMask)
@@ -141,6 +148,24 @@ AttentionVariant effectiveVariant(const AttentionOptions &options) {
 }
 
 void checkVariantArgs(const AttentionVariant &v, const std::vector<runtime::Arg> &args) {
+  for (const VariantTensor &t : v.tensors)
+    if (t.requiresGrad && t.dtype != DType::F32 && t.dtype != DType::F16 &&
+        t.dtype != DType::BF16)
+      throw Error(ErrorCode::InvalidArgument,
+                  fmt::format("attention: variant '{}' tensor '{}' requires a gradient but has "
+                              "dtype {}; only f32, f16 and bf16 tensors are differentiable",
+                              v.name, t.name, dtypeName(t.dtype)));
+  for (const VariantScalar &s : v.scalars) {
+    if (s.dtype != DType::F32 && s.dtype != DType::I32)
+      throw Error(ErrorCode::InvalidArgument,
+                  fmt::format("attention: variant '{}' scalar '{}' has dtype {}; expected f32 "
+                              "or i32",
+                              v.name, s.name, dtypeName(s.dtype)));
+    if (s.dtype == DType::I32 && (s.value != std::trunc(s.value) || std::fabs(s.value) > INT32_MAX))
+      throw Error(ErrorCode::InvalidArgument,
+                  fmt::format("attention: variant '{}' scalar '{}' is i32 but has value {}",
+                              v.name, s.name, s.value));
+  }
   std::string want;
   for (const VariantTensor &t : v.tensors)
     want += fmt::format("{}{}: {}", want.empty() ? "" : ", ", t.name, dtypeName(t.dtype));
@@ -154,6 +179,19 @@ void checkVariantArgs(const AttentionVariant &v, const std::vector<runtime::Arg>
                   fmt::format("attention: variant '{}' tensor '{}' must be a buffer of {}, got {}",
                               v.name, v.tensors[i].name, dtypeName(v.tensors[i].dtype),
                               args[i].describe()));
+}
+
+/// The variant's kernel arguments: its tensors' buffers, its scalars'
+/// values, then its window (declareArgs' order).
+std::vector<runtime::Arg> variantKernelArgs(const AttentionVariant &v,
+                                            const std::vector<runtime::Arg> &tensors) {
+  std::vector<runtime::Arg> args = tensors;
+  for (const VariantScalar &s : v.scalars)
+    args.push_back(s.dtype == DType::I32 ? runtime::Arg::i32(int32_t(s.value))
+                                         : runtime::Arg::f32(float(s.value)));
+  if (v.window)
+    args.push_back(runtime::Arg::i32(int32_t(*v.window))); // <= 2^31 - 1 (slidingWindow)
+  return args;
 }
 
 /// The argument list every attention kernel takes (see declareArgs in
@@ -353,7 +391,7 @@ buildBlockMask(int64_t B, int64_t Sq, int64_t Sk, int64_t Hq, int64_t Hkv,
   int64_t nQB = (Sq + BM - 1) / BM, nKB = (Sk + BN - 1) / BN, group = Hq / Hkv;
   bm.blockM = BM, bm.blockN = BN, bm.batch = B, bm.headsQ = Hq, bm.headsKv = Hkv;
   bm.seqlenQ = Sq, bm.seqlenK = Sk, bm.numQueryBlocks = nQB, bm.numKeyBlocks = nKB;
-  bm.variantName = variant.name;
+  bm.variantName = variantIdentity(variant);
   bm.queryPositions = {pos.qOffset, pos.qStride, pos.qTotal};
   bm.keyPositions = {pos.kvOffset, pos.kvStride, pos.kvTotal};
   bm.onCuda = backend == runtime::Backend::Cuda;
@@ -364,7 +402,8 @@ buildBlockMask(int64_t B, int64_t Sq, int64_t Sk, int64_t Hq, int64_t Hkv,
     static const float dummy = 0;
     Tensor4 none{&dummy, DType::F32, {0, 0, 0, 0}, {0, 0, 0, 1}};
     KernelTensors t{none, none, none, none, none, none, none, none, nullptr, nullptr, 1};
-    auto args = kernelArgs(t, Sq, Sk, Hq, Hkv, pos, 1.0f, variantArgs);
+    auto args =
+        kernelArgs(t, Sq, Sk, Hq, Hkv, pos, 1.0f, variantKernelArgs(variant, variantArgs));
     auto kernel = runtime::compile(
         attentionKernel(Stage::Classify, DType::F32, DType::F32, false, 0, variant),
         specFor(config, backend));
@@ -465,10 +504,10 @@ blockMaskFor(const AttentionOptions &options, const AttentionVariant &variant, i
                             "heads {}/{}",
                             bm->batch, bm->seqlenQ, bm->seqlenK, bm->headsQ, bm->headsKv, B, Sq,
                             Sk, Hq, Hkv));
-  if (bm->variantName != variant.name)
+  if (bm->variantName != variantIdentity(variant))
     throw Error(ErrorCode::InvalidArgument,
                 fmt::format("attention: block mask is for variant '{}'; the call uses '{}'",
-                            bm->variantName, variant.name));
+                            bm->variantName, variantIdentity(variant)));
   TokenPositions qp{pos.qOffset, pos.qStride, pos.qTotal},
       kp{pos.kvOffset, pos.kvStride, pos.kvTotal};
   auto same = [](const TokenPositions &a, const TokenPositions &b) {
@@ -548,11 +587,14 @@ void attentionForward(const Tensor4 &q, const Tensor4 &k, const Tensor4 &v, cons
       blockMaskFor(options, variant, B, Sq, Sk, Hq, Hkv, backend, positions, config);
   temporaries.add(blockMask);
   runtime::Specialization spec = specFor(config, backend);
-  auto kernel = runtime::compile(
-      attentionKernel(Stage::Forward, q.dtype, out.dtype, false, D, variant, bool(blockMask)),
-      spec);
+  auto kernel = runtime::compile(attentionKernel(Stage::Forward, q.dtype, out.dtype, false, D,
+                                                 variant, bool(blockMask), bool(options.sinks)),
+                                 spec);
   KernelTensors t{q, k, v, out, q, q, k, v, lse, nullptr, size_t(B * Hq * Sq)};
-  auto args = kernelArgs(t, Sq, Sk, Hq, Hkv, positions, scale, options.variantArgs);
+  auto args = kernelArgs(t, Sq, Sk, Hq, Hkv, positions, scale,
+                         variantKernelArgs(variant, options.variantArgs));
+  if (options.sinks)
+    args.push_back(runtime::Arg::buffer(options.sinks, DType::F32, size_t(Hq)));
   if (blockMask) {
     auto extra = blockMaskArgs(*blockMask);
     args.insert(args.end(), extra.begin(), extra.end());
@@ -599,6 +641,105 @@ void copyBack(const Tensor4 &packed, const Tensor4 &dst) {
                     static_cast<const uint8_t *>(packed.data) +
                         (b * packed.strides[0] + s * packed.strides[1] + h * packed.strides[2]) * es,
                     dst.shape[3] * es);
+}
+
+/// The learnable inputs of a backward call, checked: the names of the
+/// variant's differentiable tensors (options.variantGrads holds one f32
+/// buffer per name, the size of its tensor), and dsinks only with sinks.
+std::vector<std::string> checkLearnableInputs(const AttentionVariant &variant,
+                                              const AttentionOptions &options,
+                                              runtime::Backend backend) {
+  if (options.dsinks && !options.sinks)
+    throw Error(ErrorCode::InvalidArgument,
+                "attention backward: options.dsinks is set but options.sinks is not");
+  std::vector<std::string> names;
+  std::vector<size_t> sizes;
+  for (size_t i = 0; i < variant.tensors.size(); ++i)
+    if (variant.tensors[i].requiresGrad) {
+      names.push_back(variant.tensors[i].name);
+      sizes.push_back(options.variantArgs[i].numElements());
+    }
+  if (options.variantGrads.size() != names.size()) {
+    std::string list;
+    for (const std::string &n : names)
+      list += (list.empty() ? "" : ", ") + n;
+    throw Error(ErrorCode::InvalidArgument,
+                fmt::format("attention backward: variant '{}' has {} differentiable tensor(s) "
+                            "({}); options.variantGrads has {} buffer(s)",
+                            variant.name, names.size(), list.empty() ? "none" : list,
+                            options.variantGrads.size()));
+  }
+  for (size_t i = 0; i < names.size(); ++i) {
+    const runtime::Arg &g = options.variantGrads[i];
+    if (g.kind() != runtime::Arg::Kind::Buffer || g.dtype() != DType::F32 ||
+        g.numElements() != sizes[i])
+      throw Error(ErrorCode::InvalidArgument,
+                  fmt::format("attention backward: the gradient of variant tensor '{}' must be "
+                              "an f32 buffer of {} elements (its tensor's), got {}",
+                              names[i], sizes[i], g.describe()));
+  }
+  if (!names.empty() && backend == runtime::Backend::Cuda)
+    throw Error(ErrorCode::Unsupported,
+                fmt::format("attention backward: gradients of variant tensors ('{}') are summed "
+                            "in host memory and run on the cpu and emu backends only, not on "
+                            "cuda",
+                            names.front()));
+  return names;
+}
+
+/// Per-pair scratch of the dQ kernel for each differentiable variant tensor
+/// (layout (batch, heads_q, seqlen_q, seqlen_k)): d loss / d (value read)
+/// and the element read (-1: none), summed per element on the host in
+/// pair order, in double, so the gradient is deterministic.
+class PairGradients {
+public:
+  PairGradients(std::vector<std::string> names, size_t pairs) : names_(std::move(names)) {
+    for (size_t i = 0; i < names_.size(); ++i) {
+      grads_.emplace_back(std::max<size_t>(pairs, 1), 0.0f);
+      offsets_.emplace_back(std::max<size_t>(pairs, 1), -1);
+    }
+  }
+  /// The dQ kernel's arguments after the shared ones: (grad, offsets) per tensor.
+  void appendArgs(std::vector<runtime::Arg> &args) {
+    for (size_t i = 0; i < names_.size(); ++i) {
+      args.push_back(runtime::Arg::buffer(grads_[i].data(), DType::F32, grads_[i].size()));
+      args.push_back(runtime::Arg::buffer(offsets_[i].data(), DType::I64, offsets_[i].size()));
+    }
+  }
+  /// Writes (or, with `accumulate`, adds) each tensor's gradient to `out`.
+  void reduceInto(const std::vector<runtime::Arg> &out, bool accumulate) const {
+    for (size_t i = 0; i < names_.size(); ++i) {
+      float *grad = static_cast<float *>(const_cast<void *>(out[i].data()));
+      size_t n = out[i].numElements();
+      std::vector<double> sum(n, 0.0);
+      if (accumulate)
+        std::copy(grad, grad + n, sum.begin());
+      for (size_t e = 0; e < offsets_[i].size(); ++e) {
+        int64_t at = offsets_[i][e];
+        if (at < 0)
+          continue;
+        if (size_t(at) >= n)
+          throw Error(ErrorCode::InvalidArgument,
+                      fmt::format("attention backward: score_mod read variant tensor '{}' at "
+                                  "element {}, outside its {} elements",
+                                  names_[i], at, n));
+        sum[size_t(at)] += grads_[i][e];
+      }
+      std::copy(sum.begin(), sum.end(), grad);
+    }
+  }
+
+private:
+  std::vector<std::string> names_;
+  std::vector<std::vector<float>> grads_;
+  std::vector<std::vector<int64_t>> offsets_;
+};
+
+std::shared_ptr<const runtime::CompiledKernel>
+sinkGradientKernel(bool accumulate, const runtime::Specialization &spec) {
+  static const Kernel kernels[2] = {attentionSinkGradientKernel(false),
+                                    attentionSinkGradientKernel(true)};
+  return runtime::compile(kernels[accumulate], spec);
 }
 
 /// `t` must have `like`'s shape, and its dtype unless `dtype` names another.
@@ -681,14 +822,16 @@ void attentionBackward(const Tensor4 &q, const Tensor4 &k, const Tensor4 &v, con
   temporaries.add(deltaScratch);
   AttentionVariant variant = effectiveVariant(options);
   checkVariantArgs(variant, options.variantArgs);
+  std::vector<std::string> learnable = checkLearnableInputs(variant, options, backend);
   auto blockMask =
       blockMaskFor(options, variant, B, Sq, Sk, Hq, Hkv, backend, positions, config);
   temporaries.add(blockMask);
   runtime::Specialization spec = specFor(config, backend);
-  KernelTensors t{q, k, v, out, dO, dQ, dK, dV, lse, delta,
-                  size_t(std::max<int64_t>(B * Hq * Sq, 1))};
-  auto args = kernelArgs(t, Sq, Sk, Hq, Hkv, positions, scale, options.variantArgs);
-  size_t baseArgs = args.size() - options.variantArgs.size();
+  size_t statCount = size_t(std::max<int64_t>(B * Hq * Sq, 1));
+  KernelTensors t{q, k, v, out, dO, dQ, dK, dV, lse, delta, statCount};
+  std::vector<runtime::Arg> variantArgs = variantKernelArgs(variant, options.variantArgs);
+  auto args = kernelArgs(t, Sq, Sk, Hq, Hkv, positions, scale, variantArgs);
+  size_t baseArgs = args.size() - variantArgs.size();
   if (blockMask) {
     auto extra = blockMaskArgs(*blockMask);
     args.insert(args.end(), extra.begin(), extra.end());
@@ -717,16 +860,63 @@ void attentionBackward(const Tensor4 &q, const Tensor4 &k, const Tensor4 &v, con
     l.kernel = runtime::compile(
         attentionKernel(l.stage, q.dtype, gradDtype, acc, D, variant, masked), spec);
   }
+  if (options.dsinks) // compiled before the first launch, like the stages
+    sinkGradientKernel(acc, spec);
+  // Differentiable variant tensors: the dQ kernel writes every pair's
+  // contribution and the element it read; the host sums them per element.
+  auto pairs = std::make_shared<PairGradients>(learnable, size_t(B * Hq * Sq * Sk));
   for (const StageLaunch &l : stages) {
     // The preprocess reads no variant tensors or block mask; it takes the
     // same arguments minus them.
     size_t used = l.stage == Stage::Preprocess ? baseArgs : args.size();
     std::vector<runtime::Arg> stageArgs(args.begin(), args.begin() + used);
+    if (l.stage == Stage::Dq)
+      pairs->appendArgs(stageArgs);
     launchOn(options, *l.kernel, l.grid, stageArgs);
+  }
+  if (options.dsinks) {
+    AttentionOptions sinkOptions = options;
+    sinkOptions.backend = backend;
+    sinkOptions.config = config;
+    attentionSinkGradient(lse, delta, options.sinks, options.dsinks, B, Hq, Sq, sinkOptions);
+  }
+  if (!learnable.empty()) {
+    std::vector<runtime::Arg> grads = options.variantGrads;
+    if (options.stream)
+      options.stream->submit(
+          [pairs, grads, acc](const runtime::StreamContext &) { pairs->reduceInto(grads, acc); });
+    else
+      pairs->reduceInto(grads, acc);
   }
   copyBack(dQ, dq);
   copyBack(dK, dk);
   copyBack(dV, dv);
+}
+
+void attentionSinkGradient(const float *lse, const float *delta, const float *sinks,
+                           float *dsinks, int64_t B, int64_t Hq, int64_t Sq,
+                           const AttentionOptions &options) {
+  if (!lse || !delta || !sinks || !dsinks)
+    throw Error(ErrorCode::InvalidArgument,
+                "attention sink gradient: lse, delta, sinks and dsinks must not be null");
+  if (B < 0 || Hq < 0 || Sq < 0 || Sq > INT32_MAX || B * Hq > INT32_MAX)
+    throw Error(ErrorCode::InvalidArgument,
+                fmt::format("attention sink gradient: bad batch {}, heads {} or seqlen {}", B, Hq,
+                            Sq));
+  if (Hq == 0)
+    return;
+  runtime::Backend backend = runtime::resolveBackend(options.backend);
+  AttentionConfig config = options.config.value_or(defaultAttentionBackwardConfig(64, backend));
+  size_t rows = size_t(std::max<int64_t>(B * Hq * Sq, 1));
+  std::vector<runtime::Arg> args = {runtime::Arg::buffer(lse, DType::F32, rows),
+                                    runtime::Arg::buffer(delta, DType::F32, rows),
+                                    runtime::Arg::buffer(sinks, DType::F32, size_t(Hq)),
+                                    runtime::Arg::buffer(dsinks, DType::F32, size_t(Hq)),
+                                    runtime::Arg::i32(int32_t(B)),
+                                    runtime::Arg::i32(int32_t(Sq)),
+                                    runtime::Arg::i32(int32_t(Hq))};
+  launchOn(options, *sinkGradientKernel(options.accumulateGradients, specFor(config, backend)),
+           runtime::Grid(uint32_t(Hq)), args);
 }
 
 void attentionBackwardDelta(const Tensor4 &out, const Tensor4 &dOut, float *delta,

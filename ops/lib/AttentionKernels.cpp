@@ -14,8 +14,11 @@
 #include "loom/ops/Attention.h"
 #include "loom/ops/BlockMask.h"
 
+#include "loom/Support/Error.h"
+
 #include <cmath>
 #include <fmt/format.h>
+#include <set>
 
 namespace loom::ops {
 using namespace loom::dsl;
@@ -49,7 +52,12 @@ struct Args {
   Value qPos0, qPosStep, kvPos0, kvPosStep, SqTotal, SkTotal;
   Value qsb, qss, qsh, ksb, kss, ksh, vsb, vss, vsh, osb, oss, osh;
   Value scale;
-  std::map<std::string, Value> variantTensors;
+  std::map<std::string, Value> variantTensors, variantScalars;
+  /// Sinks (kernels built with sinks only): f32, one per query head.
+  Value sinks;
+  /// The sliding window (variants with one): an i32 argument, so every
+  /// window size shares the compiled kernels.
+  Value window;
   /// Block-mask lists (kernels built with a block mask only; see BlockMask).
   Value kvCounts, kvIndices, qCounts, qIndices;
 };
@@ -57,7 +65,7 @@ struct Args {
 /// `outDtype` is o's type in the forward (q's, or f32 for partial results
 /// merged later); `gradDtype` is dq's, dk's and dv's.
 Args declareArgs(KernelBuilder &kb, DType dtype, const AttentionVariant &variant,
-                 DType outDtype, DType gradDtype, bool blockMask = false) {
+                 DType outDtype, DType gradDtype, bool blockMask = false, bool sinks = false) {
   Args a;
   a.q = kb.pointer("q", dtype), a.k = kb.pointer("k", dtype), a.v = kb.pointer("v", dtype);
   a.o = kb.pointer("o", outDtype), a.dO = kb.pointer("do", dtype);
@@ -82,6 +90,12 @@ Args declareArgs(KernelBuilder &kb, DType dtype, const AttentionVariant &variant
   a.scale = kb.scalar("scale", DType::F32);
   for (const VariantTensor &t : variant.tensors)
     a.variantTensors[t.name] = kb.pointer("variant_" + t.name, t.dtype);
+  for (const VariantScalar &s : variant.scalars)
+    a.variantScalars[s.name] = kb.scalar("variant_" + s.name, s.dtype);
+  if (variant.window)
+    a.window = kb.scalar("window", DType::I32);
+  if (sinks)
+    a.sinks = kb.pointer("sinks", DType::F32);
   if (blockMask) {
     a.kvCounts = kb.pointer("bm_kv_counts", DType::I32);
     a.kvIndices = kb.pointer("bm_kv_indices", DType::I32);
@@ -92,10 +106,22 @@ Args declareArgs(KernelBuilder &kb, DType dtype, const AttentionVariant &variant
 }
 
 /// Scores of one (query block, key block) tile in log2 units, which pairs are
-/// visible, and (backward) d score_mod / d score.
+/// visible, and (backward) d score_mod / d score and, when asked for, the
+/// derivatives with respect to what score_mod read from differentiable
+/// variant tensors.
 struct Scores {
   Value log2, visible, modGrad;
+  std::vector<LoadDerivative> loads;
 };
+
+/// The names of the variant's tensors with requiresGrad.
+std::vector<std::string> differentiableTensors(const AttentionVariant &variant) {
+  std::vector<std::string> names;
+  for (const VariantTensor &t : variant.tensors)
+    if (t.requiresGrad)
+      names.push_back(t.name);
+  return names;
+}
 
 /// Which pairs of the tile are visible: inside both sequences and, with
 /// `masks`, passing causal, window and mask_mod. Without `masks` (full
@@ -108,14 +134,14 @@ Value visibility(const AttentionVariant &variant, const VariantContext &ctx, boo
   if (variant.causal)
     visible = visible & (ctx.kvIdx <= ctx.qIdx + ctx.diagonal);
   if (variant.window)
-    visible = visible & (ctx.qIdx + ctx.diagonal - ctx.kvIdx < *variant.window);
+    visible = visible & (ctx.qIdx + ctx.diagonal - ctx.kvIdx < ctx.window);
   if (variant.maskMod)
     visible = visible & variant.maskMod(ctx);
   return visible;
 }
 
 Scores scores(const AttentionVariant &variant, const Args &a, Value raw, const VariantContext &ctx,
-              bool wantGrad, bool masks = true) {
+              bool wantGrad, bool masks = true, bool wantTensorGrads = false) {
   Scores s;
   Value visible = visibility(variant, ctx, masks);
   if (!variant.scoreMod) {
@@ -123,8 +149,12 @@ Scores scores(const AttentionVariant &variant, const Args &a, Value raw, const V
   } else {
     Value scaled = raw * a.scale, modded;
     auto mod = [&](Value x) { return variant.scoreMod(x, ctx); };
+    std::vector<Value> learnable;
+    if (wantTensorGrads)
+      for (const std::string &name : differentiableTensors(variant))
+        learnable.push_back(a.variantTensors.at(name));
     if (wantGrad)
-      s.modGrad = derivative(mod, scaled, &modded);
+      s.modGrad = derivative(mod, scaled, &modded, learnable, &s.loads);
     else
       modded = mod(scaled);
     s.log2 = modded * kLog2e;
@@ -156,7 +186,8 @@ void storeGradient(Value ptr, Value offsets, Value grad, Value mask, DType gradD
 VariantContext context(const Args &a, Value b, Value h, Value qRows, Value kvCols, Value qValid,
                        Value kvValid) {
   return {b,      h,       a.Hq, a.qPos0 + qRows * a.qPosStep, a.kvPos0 + kvCols * a.kvPosStep,
-          qValid, kvValid, a.SkTotal - a.SqTotal, a.SqTotal, a.SkTotal, a.variantTensors};
+          qValid, kvValid, a.SkTotal - a.SqTotal, a.SqTotal, a.SkTotal, a.variantTensors,
+          a.variantScalars, a.window};
 }
 
 /// The query block a forward or dQ program owns: grid axis 0 is the block
@@ -207,7 +238,7 @@ std::pair<Value, Value> keyBlocks(const AttentionVariant &variant, const Args &a
   // The block's first query sees keys from its position + diagonal - (window - 1).
   if (variant.window) {
     Value firstQuery = a.qPos0 + pidM * BM * a.qPosStep;
-    Value hidden = countAtMost(firstQuery + diagonal - *variant.window, a.kvPos0, a.kvPosStep);
+    Value hidden = countAtMost(firstQuery + diagonal - a.window, a.kvPos0, a.kvPosStep);
     begin = minimum(hidden, a.Sk) / BN;
   }
   Value end = (nEnd + (BN - 1)) / BN;
@@ -229,7 +260,7 @@ std::pair<Value, Value> queryBlocks(const AttentionVariant &variant, const Args 
   // Window: queries after (last key - diagonal + window - 1) see none of them.
   if (variant.window) {
     Value lastKey = a.kvPos0 + (pidN * BN + BN - 1) * a.kvPosStep;
-    Value seeing = countAtMost(lastKey - diagonal + *variant.window - 1, a.qPos0, a.qPosStep);
+    Value seeing = countAtMost(lastKey - diagonal + a.window - 1, a.qPos0, a.qPosStep);
     end = minimum(end, (seeing + (BM - 1)) / BM);
   }
   return {begin, maximum(end, begin)};
@@ -291,12 +322,13 @@ Kernel flashAttentionForwardKernel(DType dtype, int64_t D, bool causal) {
 }
 
 Kernel flashAttentionForwardKernel(DType dtype, int64_t D, const AttentionVariant &variant,
-                                   std::optional<DType> outType, bool blockMask) {
+                                   std::optional<DType> outType, bool blockMask, bool sinks) {
   DType outDtype = outType.value_or(dtype);
   return Kernel(kernelName("fwd", dtype, D, variant,
-                           outputSuffix(dtype, outDtype, false) + blockMaskSuffix(blockMask)),
-                [dtype, D, variant, outDtype, blockMask](KernelBuilder &kb) {
-    Args a = declareArgs(kb, dtype, variant, outDtype, dtype, blockMask);
+                           outputSuffix(dtype, outDtype, false) + blockMaskSuffix(blockMask) +
+                               (sinks ? "_sinks" : "")),
+                [dtype, D, variant, outDtype, blockMask, sinks](KernelBuilder &kb) {
+    Args a = declareArgs(kb, dtype, variant, outDtype, dtype, blockMask, sinks);
     int64_t BM = kb.constant("BLOCK_M"), BN = kb.constant("BLOCK_N");
     QueryBlock qb = queryBlock(a, BM, D);
     Value pidM = qb.pidM, b32 = qb.b32, h = qb.h, b = qb.b, hq = qb.hq, hk = qb.hk;
@@ -336,15 +368,31 @@ Kernel flashAttentionForwardKernel(DType dtype, int64_t D, const AttentionVarian
     }
     Value m = state[0], l = state[1], acc = state[2];
     // l == 0 exactly when the row saw no key (a score of -inf counts as
-    // hidden): O = 0 and LSE = -inf, which the ring's merge skips. A NaN in
-    // a visible score (or an infinite one: inf - inf) makes l NaN, and then
-    // O and LSE are NaN too, never "no key" (as `l > 0` would have it), so
-    // no merge can drop it. O is 0 for empty rows even when a hidden V is
-    // not finite (0 x NaN in P V).
+    // hidden): its O is 0, even when a hidden V is not finite (0 x NaN in
+    // P V). A NaN in a visible score (or an infinite one: inf - inf) makes l
+    // NaN, and then O and LSE are NaN too, never "no key" (as `l > 0` would
+    // have it), so no merge can drop it.
+    Value sawNoKey = l == 0.0;
+    // A sink is a key without a value that every row sees: one more online
+    // softmax update after the loop (outside it, so it adds nothing to the
+    // loop's registers), so it joins each row's denominator once and LSE
+    // includes it. A row that saw no key then gets O = 0 and LSE = sink; a
+    // sink of -inf is no sink.
+    if (sinks) {
+      Value sinkLog2 = loadScalar(a.sinks, h) * kLog2e;
+      Value mNew = maximum(m, sinkLog2);
+      Value mSafe = where(mNew == kNegInf, 0.0, mNew);
+      Value alpha = exp2(m - mSafe);
+      l = l * alpha + exp2(sinkLog2 - mSafe);
+      acc = acc * expand_dims(alpha, 1);
+      m = mNew;
+    }
+    // Without a sink (or with a sink of -inf) an empty row has LSE = -inf,
+    // which the ring's merge skips.
     Value empty = l == 0.0;
     Value lSafe = where(empty, 1.0, l);
     store(a.o, qb.offsets(a.osb, a.oss, a.osh),
-          where(expand_dims(empty, 1), 0.0, acc / expand_dims(lSafe, 1)).to(outDtype),
+          where(expand_dims(sawNoKey, 1), 0.0, acc / expand_dims(lSafe, 1)).to(outDtype),
           expand_dims(rowMask, 1));
     Value lseOffs = (b * a.Hq.to(DType::I64) + hq) * a.Sq.to(DType::I64) + rows64;
     store(a.lse, lseOffs, where(empty, kNegInf, (m + log2(lSafe)) * kLn2), rowMask);
@@ -448,8 +496,15 @@ Kernel flashAttentionBackwardDqKernel(DType dtype, int64_t D, const AttentionVar
                                       const GradientOutput &grad, bool blockMask) {
   DType gradDtype = grad.dtype.value_or(dtype);
   bool accumulate = grad.accumulate;
+  std::string gradTensors;
+  for (const std::string &name : differentiableTensors(variant)) {
+    gradTensors += "_grad_";
+    for (char c : name)
+      gradTensors += std::isalnum(static_cast<unsigned char>(c)) ? c : '_';
+  }
   return Kernel(kernelName("bwd_dq", dtype, D, variant,
-                           outputSuffix(dtype, gradDtype, accumulate) + blockMaskSuffix(blockMask)),
+                           outputSuffix(dtype, gradDtype, accumulate) +
+                               blockMaskSuffix(blockMask) + gradTensors),
                 [dtype, D, variant, gradDtype, accumulate, blockMask](KernelBuilder &kb) {
     Args a = declareArgs(kb, dtype, variant, dtype, gradDtype, blockMask);
     int64_t BM = kb.constant("BLOCK_M"), BN = kb.constant("BLOCK_N");
@@ -462,6 +517,17 @@ Kernel flashAttentionBackwardDqKernel(DType dtype, int64_t D, const AttentionVar
     Value lseLog2 = lseForBackward(a, statOffs, rowMask);
     Value delta = load(a.delta, statOffs, rowMask, 0.0);
     Value kBase = b * a.ksb + hk * a.ksh, vBase = b * a.vsb + hk * a.vsh;
+    // Differentiable variant tensors (after every shared argument): each
+    // (query, key) pair's d loss / d (value score_mod read) and the element
+    // it read (-1: none) go to (batch, heads_q, seqlen_q, seqlen_k) scratch,
+    // which the host sums per element in a fixed order. This program owns
+    // its rows' pairs, so the stores never collide.
+    std::map<std::string, std::pair<Value, Value>> pairGrads;
+    for (const std::string &name : differentiableTensors(variant))
+      pairGrads[name] = {kb.pointer("pair_grad_" + name, DType::F32),
+                         kb.pointer("pair_grad_offsets_" + name, DType::I64)};
+    Value pairRow = ((b * a.Hq.to(DType::I64) + hq) * a.Sq.to(DType::I64) + rows64) *
+                    a.Sk.to(DType::I64);
     BlockStep step = [&](Value j, const std::vector<Value> &c, bool masks) -> std::vector<Value> {
       Value cols = j * BN + arange(0, BN);
       Value colMask = cols < a.Sk;
@@ -473,9 +539,30 @@ Kernel flashAttentionBackwardDqKernel(DType dtype, int64_t D, const AttentionVar
                          expand_dims(colMask, 1), 0.0);
       VariantContext ctx = context(a, b32, h, expand_dims(rows, 1), expand_dims(cols, 0),
                                    expand_dims(rowMask, 1), expand_dims(colMask, 0));
-      Scores sc = scores(variant, a, dot(qTile, kT), ctx, true, masks); // [BM, BN]
-      Value p = where(sc.visible, exp2(sc.log2 - expand_dims(lseLog2, 1)), 0.0);
-      Value dS = p * (dot(dO, vT) - expand_dims(delta, 1));
+      Scores sc = scores(variant, a, dot(qTile, kT), ctx, true, masks, !pairGrads.empty());
+      Value p = where(sc.visible, exp2(sc.log2 - expand_dims(lseLog2, 1)), 0.0); // [BM, BN]
+      Value dS = p * (dot(dO, vT) - expand_dims(delta, 1)); // d loss / d score_mod's result
+      if (!sc.loads.empty()) {
+        Value pairs = expand_dims(pairRow, 1) + expand_dims(cols64, 0);
+        Value inBounds = expand_dims(rowMask, 1) & expand_dims(colMask, 0);
+        std::set<std::string> seen;
+        for (const LoadDerivative &load : sc.loads) {
+          std::string name;
+          for (const auto &[n, ptr] : a.variantTensors)
+            if (ptr.mlir() == load.pointer.mlir())
+              name = n;
+          if (!seen.insert(name).second)
+            throw Error(ErrorCode::Unsupported,
+                        fmt::format("attention backward: score_mod of variant '{}' reads "
+                                    "differentiable tensor '{}' more than once; one load per "
+                                    "tensor is supported",
+                                    variant.name, name));
+          Value read = load.mask.isNull() ? sc.visible : sc.visible & load.mask;
+          store(pairGrads.at(name).first, pairs, where(read, dS * load.tangent, 0.0), inBounds);
+          store(pairGrads.at(name).second, pairs, where(read, load.offsets.to(DType::I64), -1),
+                inBounds);
+        }
+      }
       if (!sc.modGrad.isNull())
         dS = dS * sc.modGrad;
       return {c[0] + dot(dS.to(dtype), kTile)};
@@ -491,6 +578,39 @@ Kernel flashAttentionBackwardDqKernel(DType dtype, int64_t D, const AttentionVar
     }
     storeGradient(a.dq, qb.offsets(a.qsb, a.qss, a.qsh), dq[0] * a.scale,
                   expand_dims(rowMask, 1), gradDtype, accumulate);
+  });
+}
+
+Kernel attentionSinkGradientKernel(bool accumulate) {
+  return Kernel(accumulate ? "attention_sink_grad_acc" : "attention_sink_grad",
+                [accumulate](KernelBuilder &kb) {
+    Value lse = kb.pointer("lse", DType::F32), delta = kb.pointer("delta", DType::F32);
+    Value sinks = kb.pointer("sinks", DType::F32), dsinks = kb.pointer("dsinks", DType::F32);
+    Value B = kb.scalar("batch", DType::I32), Sq = kb.scalar("seqlen_q", DType::I32);
+    Value Hq = kb.scalar("heads_q", DType::I32);
+    int64_t BM = kb.constant("BLOCK_M");
+    Value h = program_id(0);
+    Value sink = loadScalar(sinks, h);
+    Value blocks = (Sq + (BM - 1)) / BM;
+    // d loss / d sink = sum over rows of P_sink * (0 - delta): the sink's
+    // probability exp(sink - LSE), and no value, so dP_sink = 0. One
+    // program sums every row of its head in a fixed order.
+    Value sum0 = for_range(0, B * blocks, 1, {zeros({BM}, DType::F32)},
+                           [&](Value it, const std::vector<Value> &c) -> std::vector<Value> {
+      Value rows = (it % blocks) * BM + arange(0, BM);
+      Value valid = rows < Sq;
+      Value offs = ((it / blocks) * Hq + h).to(DType::I64) * Sq.to(DType::I64) +
+                   rows.to(DType::I64);
+      Value rowLse = load(lse, offs, valid, 0.0);
+      // A row of LSE -inf (a sink of -inf, nothing visible) has no sink mass.
+      Value pSink = where(valid & (rowLse > kNegInf), exp(sink - rowLse), 0.0);
+      return {c[0] - pSink * load(delta, offs, valid, 0.0)};
+    })[0];
+    Value grad = sum(sum0, 0);
+    Value at = h.to(DType::I64) + arange(0, 1).to(DType::I64);
+    if (accumulate)
+      grad = grad + loadScalar(dsinks, h);
+    store(dsinks, at, grad);
   });
 }
 

@@ -8,7 +8,9 @@
 
 #include "loom/Support/Error.h"
 
+#include <algorithm>
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 namespace loom::ops {
 using namespace loom::dsl;
@@ -26,8 +28,11 @@ AttentionVariant AttentionVariant::slidingWindow(int64_t window) {
   if (window <= 0)
     throw Error(ErrorCode::InvalidArgument,
                 fmt::format("sliding_window: window must be positive, got {}", window));
+  if (window > INT32_MAX) // a kernel argument, compared with i32 positions
+    throw Error(ErrorCode::InvalidArgument,
+                fmt::format("sliding_window: window {} exceeds 2^31 - 1", window));
   AttentionVariant v;
-  v.name = fmt::format("sliding_window_{}", window);
+  v.name = "sliding_window";
   v.causal = true;
   v.window = window;
   return v;
@@ -49,8 +54,12 @@ AttentionVariant AttentionVariant::softcap(double cap) {
     throw Error(ErrorCode::InvalidArgument,
                 fmt::format("softcap: cap must be a positive number, got {}", cap));
   AttentionVariant v;
-  v.name = fmt::format("softcap_{}", cap);
-  v.scoreMod = [cap](Value score, const VariantContext &) { return cap * tanh(score / cap); };
+  v.name = "softcap";
+  v.scalars = {{"softcap_cap", DType::F32, cap}};
+  v.scoreMod = [](Value score, const VariantContext &c) {
+    Value cap = c.scalars.at("softcap_cap");
+    return cap * tanh(score / cap);
+  };
   return v;
 }
 
@@ -76,6 +85,18 @@ AttentionVariant AttentionVariant::documentMask() {
     Value qDoc = load(ids, row + c.qIdx + c.diagonal, c.qValid & (c.qIdx + c.diagonal >= 0), -1);
     Value kvDoc = load(ids, row + c.kvIdx, c.kvValid, -2);
     return qDoc == kvDoc;
+  };
+  return v;
+}
+
+AttentionVariant AttentionVariant::additiveBias(bool requiresGrad) {
+  AttentionVariant v;
+  v.name = "bias";
+  v.tensors = {{"bias", DType::F32, requiresGrad}};
+  v.scoreMod = [](Value score, const VariantContext &c) {
+    auto i64 = [](Value x) { return x.to(DType::I64); }; // heads x seqlen^2 may pass 2^31
+    Value at = (i64(c.head) * i64(c.seqlenQ) + i64(c.qIdx)) * i64(c.seqlenK) + i64(c.kvIdx);
+    return score + load(c.tensors.at("bias"), at, c.qValid & c.kvValid, 0.0);
   };
   return v;
 }
@@ -124,6 +145,17 @@ AttentionVariant combine(const AttentionVariant &a, const AttentionVariant &b) {
     if (std::none_of(v.tensors.begin(), v.tensors.end(),
                      [&](const VariantTensor &u) { return u.name == t.name; }))
       v.tensors.push_back(t);
+  v.scalars = a.scalars;
+  for (const VariantScalar &t : b.scalars) {
+    auto same = std::find_if(v.scalars.begin(), v.scalars.end(),
+                             [&](const VariantScalar &u) { return u.name == t.name; });
+    if (same == v.scalars.end())
+      v.scalars.push_back(t);
+    else if (same->value != t.value || same->dtype != t.dtype)
+      throw Error(ErrorCode::InvalidArgument,
+                  fmt::format("combine: variants '{}' and '{}' both set scalar '{}', to {} and {}",
+                              a.name, b.name, t.name, same->value, t.value));
+  }
   auto sa = a.scoreMod, sb = b.scoreMod;
   if (sa && sb)
     v.scoreMod = [sa, sb](Value s, const VariantContext &c) { return sb(sa(s, c), c); };
@@ -135,6 +167,16 @@ AttentionVariant combine(const AttentionVariant &a, const AttentionVariant &b) {
   else
     v.maskMod = ma ? ma : mb;
   return v;
+}
+
+std::string variantIdentity(const AttentionVariant &variant) {
+  std::vector<std::string> values;
+  if (variant.window)
+    values.push_back(fmt::format("window={}", *variant.window));
+  for (const VariantScalar &s : variant.scalars)
+    values.push_back(fmt::format("{}={}", s.name, s.value));
+  return values.empty() ? variant.name
+                        : fmt::format("{}({})", variant.name, fmt::join(values, ","));
 }
 
 } // namespace loom::ops

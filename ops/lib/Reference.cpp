@@ -103,8 +103,11 @@ bool rowScores(const std::vector<double> &q, const std::vector<double> &k, const
     dmod[j] = derivative;
     m = std::isnan(s[j]) || s[j] > m ? s[j] : m;
   }
+  double sink = variant && !variant->sinks.empty() ? variant->sinks[size_t(h)] : -INFINITY;
+  m = std::max(m, sink);
   if (m == -INFINITY)
     return false;
+  l = std::exp(sink - m); // 0 without a sink
   for (int64_t j = 0; j < n.Sk; ++j)
     if (visible[size_t(j)])
       l += std::exp(s[j] - m);
@@ -155,6 +158,9 @@ AttentionGrads attentionBackward(const std::vector<double> &q, const std::vector
   g.dq.assign(q.size(), 0.0);
   g.dk.assign(k.size(), 0.0);
   g.dv.assign(v.size(), 0.0);
+  bool sinks = variant && !variant->sinks.empty();
+  if (sinks)
+    g.dsinks.assign(size_t(Hq), 0.0);
   int64_t group = Hq / Hkv;
   std::vector<double> p(static_cast<size_t>(Sk)), dmod(static_cast<size_t>(Sk), 1.0);
   std::vector<char> visible(static_cast<size_t>(Sk));
@@ -179,6 +185,9 @@ AttentionGrads attentionBackward(const std::vector<double> &q, const std::vector
               o += p[j] * v[K(b, j, hk, c)];
           delta += dOut[Q(b, i, h, c)] * o;
         }
+        // The sink's probability; it has no value, so dP_sink = 0.
+        if (sinks)
+          g.dsinks[size_t(h)] -= std::exp(variant->sinks[size_t(h)] - m) / l * delta;
         for (int64_t j = 0; j < Sk; ++j) {
           if (!visible[size_t(j)])
             continue;
@@ -186,6 +195,8 @@ AttentionGrads attentionBackward(const std::vector<double> &q, const std::vector
           for (int64_t c = 0; c < D; ++c)
             dpj += dOut[Q(b, i, h, c)] * v[K(b, j, hk, c)];
           double ds = roundAs(p[j] * (dpj - delta) * dmod[j], roundTo);
+          if (variant && variant->scoreGrad && p[j] != 0)
+            variant->scoreGrad(b, h, i, j, ds);
           for (int64_t c = 0; c < D; ++c) {
             g.dq[Q(b, i, h, c)] += scale * ds * k[K(b, j, hk, c)];
             g.dk[K(b, j, hk, c)] += scale * ds * q[Q(b, i, h, c)];

@@ -49,6 +49,18 @@ RingProblem checkLocal(runtime::Communicator &comm, const Tensor4 &q, const Tens
   RingProblem p;
   p.rank = comm.rank(), p.world = comm.size();
   p.backend = runtime::resolveBackend(options.attention.backend);
+  // Sinks start the merged rows and learnable gradients are summed over
+  // ranks on the host (in host memory: cpu and emu).
+  const AttentionOptions &a = options.attention;
+  if ((a.sinks || a.dsinks || !a.variantGrads.empty()) && p.backend == runtime::Backend::Cuda)
+    throw Error(ErrorCode::Unsupported,
+                fmt::format("ring attention: {} on the cuda backend are not supported yet (cpu "
+                            "and emu only)",
+                            a.sinks || a.dsinks ? "attention sinks"
+                                                : "gradients of variant tensors"));
+  if (a.dsinks && !a.sinks)
+    throw Error(ErrorCode::InvalidArgument,
+                "ring attention backward: options.dsinks is set but options.sinks is not");
   // The transport must move the memory the backend's buffers live in:
   // NCCL moves device memory, in-process and MPI host memory. (Staging
   // device shards through host memory would serialize every step on two
@@ -97,7 +109,6 @@ RingProblem checkLocal(runtime::Communicator &comm, const Tensor4 &q, const Tens
   p.D = q.shape[3], p.dtype = q.dtype;
   p.S = p.localS * p.world;
   p.mine = ringShard(options.layout, p.S, p.rank, p.world);
-  const AttentionOptions &a = options.attention;
   p.variant = a.causal ? combine(AttentionVariant::causalMask(), a.variant) : a.variant;
   return p;
 }
@@ -127,7 +138,7 @@ RingProblem checkRing(runtime::Communicator &comm, const Tensor4 &q, const Tenso
       {"q shape", shapeText(q)},
       {"k shape", shapeText(k)},
       {"dtype", std::string(dtypeName(p.dtype))},
-      {"variant", p.variant.name},
+      {"variant", variantIdentity(p.variant)},
       {"scale", a.scale ? fmt::format("{}", *a.scale) : "default"},
       {"backend", runtime::backendName(p.backend)}};
   std::string text;
@@ -181,6 +192,11 @@ AttentionOptions segmentOptions(const RingAttentionOptions &o, const RingProblem
   // A block mask is for one call's shapes and positions; each segment pair
   // gets its own (built per call from the mask_mod, in global positions).
   a.blockMask = nullptr;
+  // The ring adds sinks once per row (they start the merged softmax) and
+  // sums their gradients once per rank; no step sees them. (The backward's
+  // probabilities come from the merged LSE, which includes the sinks.)
+  a.sinks = nullptr;
+  a.dsinks = nullptr;
   return a;
 }
 
@@ -309,6 +325,25 @@ struct RingPipeline {
   }
 };
 
+/// Every rank's `mine` summed into `out` in rank order, in double (the same
+/// deterministic result on every rank).
+void sumOverRanks(runtime::Communicator &comm, const std::vector<float> &mine, float *out) {
+  auto all = comm.allgather(
+      std::span(reinterpret_cast<const uint8_t *>(mine.data()), mine.size() * sizeof(float)));
+  std::vector<double> sum(mine.size(), 0.0);
+  for (const std::vector<uint8_t> &rank : all) {
+    if (rank.size() != mine.size() * sizeof(float))
+      throw Error(ErrorCode::InvalidArgument,
+                  fmt::format("ring attention backward: ranks hold learnable gradients of "
+                              "different sizes ({} and {} bytes)",
+                              rank.size(), mine.size() * sizeof(float)));
+    const float *values = reinterpret_cast<const float *>(rank.data());
+    for (size_t i = 0; i < sum.size(); ++i)
+      sum[i] += values[i];
+  }
+  std::copy(sum.begin(), sum.end(), out);
+}
+
 /// Runs `body`; if it throws, aborts the communicator with the reason (so
 /// the peers, already past the metadata agreement and waiting in their
 /// first transfer, fail with PeerFailed now instead of at the deadline) and
@@ -415,7 +450,18 @@ void ringAttentionForward(runtime::Communicator &comm, const Tensor4 &q, const T
     ring.run([&] {
       kv.pack(compute, k, v);
       fillAsync(compute, accOut.as<float>(), 0.0f, rows * size_t(p.D));
-      fillAsync(compute, accLse.as<float>(), -INFINITY, rows);
+      if (const float *sinks = options.attention.sinks) {
+        // Every merged row starts from its head's sink (O = 0, LSE = sink),
+        // so the sink joins its softmax exactly once whatever the steps add.
+        float *acc = accLse.as<float>();
+        int64_t heads = p.Hq, seqlen = p.localS;
+        compute.submit([=](const runtime::StreamContext &) {
+          for (int64_t bh = 0; bh < BH; ++bh)
+            std::fill(acc + bh * seqlen, acc + (bh + 1) * seqlen, sinks[bh % heads]);
+        });
+      } else {
+        fillAsync(compute, accLse.as<float>(), -INFINITY, rows);
+      }
       EventPtr packed = compute.record();
       for (int s = 0; s < p.world; ++s) {
         auto &ev = ring.steps[size_t(s)];
@@ -509,6 +555,17 @@ void ringAttentionBackward(runtime::Communicator &comm, const Tensor4 &q, const 
       segmentDelta.emplace_back(p.backend, size_t(BH * qs.count) * sizeof(float));
     }
     auto plan = planPass(options, p, AttentionPass::Backward, compute);
+    // This rank's share of the learnable gradients (variant tensors, sinks),
+    // summed over ranks once the ring is done.
+    const AttentionOptions &user = options.attention;
+    std::vector<std::vector<float>> localGrads;
+    std::vector<runtime::Arg> localGradArgs;
+    for (const runtime::Arg &g : user.variantGrads) {
+      localGrads.emplace_back(g.numElements(), 0.0f);
+      localGradArgs.push_back(runtime::Arg::buffer(localGrads.back().data(), DType::F32,
+                                                   localGrads.back().size()));
+    }
+    std::vector<float> localDsinks(user.dsinks ? size_t(p.Hq) : 0, 0.0f);
 
     auto enqueueStep = [&](int step) {
       Tensor4 kShard = kv.k(step), vShard = kv.v(step);
@@ -523,6 +580,7 @@ void ringAttentionBackward(runtime::Communicator &comm, const Tensor4 &q, const 
         a.accumulateGradients = true;
         a.backwardDelta = segmentDelta[l.q].as<float>();
         a.backwardDeltaCount = segmentDelta[l.q].bytes() / sizeof(float);
+        a.variantGrads = localGradArgs;
         attentionBackward(segmentView(qc, qs), segmentView(kShard, l.ks), segmentView(vShard, l.ks),
                           segmentView(oc, qs), segmentLse[l.q].as<float>(), segmentView(dOc, qs),
                           segmentView(dqAll, qs), segmentView(dkStep, l.ks),
@@ -552,6 +610,11 @@ void ringAttentionBackward(runtime::Communicator &comm, const Tensor4 &q, const 
         a.stream = &compute;
         attentionBackwardDelta(segmentView(oc, qs), segmentView(dOc, qs),
                                segmentDelta[i].as<float>(), a);
+        if (user.dsinks) {
+          a.accumulateGradients = i > 0;
+          attentionSinkGradient(segmentLse[i].as<float>(), segmentDelta[i].as<float>(),
+                                user.sinks, localDsinks.data(), p.B, p.Hq, qs.count, a);
+        }
       }
       EventPtr packed = compute.record();
       EventPtr gradArrived;
@@ -601,6 +664,12 @@ void ringAttentionBackward(runtime::Communicator &comm, const Tensor4 &q, const 
       copyTensorAsync(compute, dqAll, dq);
     });
 
+    // ring.run has waited for the streams.
+    for (size_t i = 0; i < localGrads.size(); ++i)
+      sumOverRanks(comm, localGrads[i], static_cast<float *>(const_cast<void *>(
+                                            user.variantGrads[i].data())));
+    if (user.dsinks)
+      sumOverRanks(comm, localDsinks, user.dsinks);
     size_t workspace = 2 * kv.bytes + 3 * gradBytes + qElems * sizeof(float);
     for (const auto *list : {&segmentLse, &segmentDelta, &packedInputs})
       for (const runtime::Memory &m : *list)

@@ -10,6 +10,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -244,4 +245,49 @@ TEST(MaskedLoad, EmptyBufferWithAllLanesMaskedOff) {
   k->launch(Grid(2), {Arg::buffer(x), Arg::buffer(y), Arg::i32(37), Arg::i32(100)});
   for (size_t i = 0; i < y.size(); ++i)
     ASSERT_EQ(y[i], i < 37 ? x[i] : 7.0f) << "lane " << i;
+}
+
+// dsl::derivative through a gathered load: f(x) = tanh(x * b[g]) + b[g] / 2
+// with g a gather index (masked past n). df/dx = (1 - t^2) b[g] and df/db[g]
+// = (1 - t^2) x + 1/2, with the load's offsets and mask returned for the
+// scatter of the chain rule.
+TEST(Derivative, ThroughATensorLoad) {
+  dsl::Kernel kernel("derivative_through_load", [](dsl::KernelBuilder &kb) {
+    dsl::Value x = kb.pointer("x", DType::F32), b = kb.pointer("b", DType::F32);
+    dsl::Value g = kb.pointer("g", DType::I32), out = kb.pointer("out", DType::F32);
+    dsl::Value at = kb.pointer("at", DType::I32), n = kb.scalar("n", DType::I32);
+    int64_t block = kb.constant("BLOCK");
+    dsl::Value i = dsl::arange(0, block), valid = i < n;
+    dsl::Value gather = dsl::load(g, i, valid, 0);
+    std::vector<dsl::LoadDerivative> loads;
+    dsl::Value fx;
+    dsl::Value dx = dsl::derivative(
+        [&](dsl::Value v) {
+          dsl::Value bi = dsl::load(b, gather, valid, 0.0);
+          return dsl::tanh(v * bi) + bi / 2.0;
+        },
+        dsl::load(x, i, valid, 0.0), &fx, {b}, &loads);
+    ASSERT_EQ(loads.size(), 1u);
+    dsl::store(out, i, fx, valid);
+    dsl::store(out, i + block, dx, valid);
+    dsl::store(out, i + 2 * block, loads[0].tangent, valid);
+    dsl::store(at, i, dsl::where(loads[0].mask, loads[0].offsets, -1), i < block);
+  });
+  const int64_t block = 64, n = 50;
+  auto k = compile(kernel, {.constants = {{"BLOCK", block}}, .backend = Backend::Cpu});
+  std::vector<float> x = ref::randomVector(block, -2, 2), b = ref::randomVector(9, -2, 2);
+  std::vector<int32_t> g(block), at(block, -7);
+  for (int64_t j = 0; j < block; ++j)
+    g[size_t(j)] = int32_t((j * 5) % 9);
+  std::vector<float> out(3 * block, ref::poison());
+  k->launch(Grid(1), {Arg::buffer(x), Arg::buffer(b), Arg::buffer(g), Arg::buffer(out),
+                      Arg::buffer(at), Arg::i32(n)});
+  for (int64_t j = 0; j < n; ++j) {
+    double bj = b[size_t(g[size_t(j)])], t = std::tanh(double(x[size_t(j)]) * bj);
+    EXPECT_NEAR(out[size_t(j)], t + bj / 2, 1e-5) << j;
+    EXPECT_NEAR(out[size_t(block + j)], (1 - t * t) * bj, 1e-5) << j;
+    EXPECT_NEAR(out[size_t(2 * block + j)], (1 - t * t) * x[size_t(j)] + 0.5, 1e-5) << j;
+  }
+  for (int64_t j = 0; j < block; ++j)
+    EXPECT_EQ(at[size_t(j)], j < n ? g[size_t(j)] : -1) << j;
 }

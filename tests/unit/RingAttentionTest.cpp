@@ -38,11 +38,14 @@ struct Case {
   int64_t seqlen = 0, heads = 2, headsKV = 1, dim = 32;
   runtime::Backend backend = runtime::Backend::Cpu;
   bool backward = true;
+  /// A dense bias (heads, seqlen, seqlen) with its gradient and sinks with
+  /// theirs, on top of the variant.
+  bool learnable = false;
 };
 
 std::string describe(const Case &c) {
-  return fmt::format("p{}_{}_{}_{}_hq{}_hkv{}", c.world, ringLayoutName(c.layout), c.variant,
-                     dtypeName(c.dtype), c.heads, c.headsKV);
+  return fmt::format("p{}_{}_{}{}_{}_hq{}_hkv{}", c.world, ringLayoutName(c.layout), c.variant,
+                     c.learnable ? "_bias_sinks" : "", dtypeName(c.dtype), c.heads, c.headsKV);
 }
 
 void PrintTo(const Case &c, std::ostream *os) { *os << describe(c); }
@@ -174,19 +177,62 @@ struct Outputs {
   }
 };
 
-/// The options of a case: its variant (with its tensors) on its backend.
-VariantSetup setupFor(const Case &c) {
+/// Case::learnable: a dense bias (heads, seqlen, seqlen) and sinks, each
+/// rank's gradients of them, and the float64 reference's dbias. Lives as
+/// long as the VariantSetup whose reference reads it.
+struct Learnable {
+  std::vector<float> bias, sinks;
+  std::vector<std::vector<float>> rankDbias, rankDsinks;
+  std::vector<double> wantDbias;
+};
+
+/// The options of a case: its variant (with its tensors) on its backend,
+/// with `learn`'s bias and sinks when the case is learnable.
+VariantSetup setupFor(const Case &c, Learnable *learn = nullptr) {
   VariantSetup setup = variantFor(c);
   if (!setup.docIds.empty())
     setup.options.variantArgs = {runtime::Arg::buffer(setup.docIds)};
   setup.options.backend = c.backend;
+  if (c.learnable) {
+    if (!learn)
+      throw std::logic_error("setupFor: a learnable case needs its Learnable");
+    // The bias indexes global positions, so every rank passes the whole
+    // (heads, seqlen, seqlen) tensor and gets the whole gradient.
+    int64_t S = c.seqlen, H = c.heads;
+    learn->bias = ref::randomVector(size_t(H * S * S), -1, 1);
+    learn->sinks = ref::randomVector(size_t(H), -1, 1.5);
+    setup.options.variant = combine(AttentionVariant::additiveBias(true), setup.options.variant);
+    setup.options.variantArgs.insert(setup.options.variantArgs.begin(),
+                                     runtime::Arg::buffer(learn->bias));
+    setup.options.sinks = learn->sinks.data();
+    learn->rankDbias.assign(size_t(c.world),
+                            std::vector<float>(learn->bias.size(), ref::poison()));
+    learn->rankDsinks.assign(size_t(c.world),
+                             std::vector<float>(learn->sinks.size(), ref::poison()));
+    learn->wantDbias.assign(learn->bias.size(), 0.0);
+    if (!setup.reference.visible && setup.causal)
+      setup.reference.visible = [](int64_t, int64_t, int64_t i, int64_t j) { return j <= i; };
+    setup.causal = false;
+    auto inner = setup.reference.score;
+    setup.reference.score = [inner, &bias = learn->bias, S](double x, int64_t b, int64_t h,
+                                                             int64_t i, int64_t j) {
+      x += bias[size_t((h * S + i) * S + j)];
+      return inner ? inner(x, b, h, i, j) : std::make_pair(x, 1.0);
+    };
+    setup.reference.sinks = ref::toDouble(learn->sinks);
+    setup.reference.scoreGrad = [&wantDbias = learn->wantDbias, S](int64_t, int64_t h, int64_t i,
+                                                                    int64_t j, double d) {
+      wantDbias[size_t((h * S + i) * S + j)] += d;
+    };
+  }
   return setup;
 }
 
 /// Ring forward (and backward) of one whole-sequence problem on c.world
-/// in-process ranks; outputs are gathered into whole-sequence arrays.
+/// in-process ranks; outputs are gathered into whole-sequence arrays (and
+/// each rank's dbias/dsinks into `learn`).
 void runRing(const Case &c, const VariantSetup &setup, Inputs &in, Outputs &out,
-             std::vector<RingStats> *stats = nullptr) {
+             std::vector<RingStats> *stats = nullptr, Learnable *learn = nullptr) {
   int64_t B = 1, S = c.seqlen, H = c.heads, Hkv = c.headsKV, D = c.dim;
   Data &q = in.q, &k = in.k, &v = in.v, &dO = in.dO;
   Data &o = out.o, &dq = out.dq, &dk = out.dk, &dv = out.dv;
@@ -238,9 +284,14 @@ void runRing(const Case &c, const VariantSetup &setup, Inputs &in, Outputs &out,
     auto *tlse = static_cast<float *>(place(llse.data(), llse.size() * sizeof(float)));
     runtime::Communicator &ring = nccl ? *nccl : comm;
     RingStats fwdStats;
-    ringAttentionForward(ring, tq, tk, tv, to, tlse, options, &fwdStats);
+    RingAttentionOptions mine = options;
+    if (learn && c.learnable) {
+      mine.attention.variantGrads = {runtime::Arg::buffer(learn->rankDbias[size_t(r)])};
+      mine.attention.dsinks = learn->rankDsinks[size_t(r)].data();
+    }
+    ringAttentionForward(ring, tq, tk, tv, to, tlse, mine, &fwdStats);
     if (c.backward)
-      ringAttentionBackward(ring, tq, tk, tv, to, tlse, tdo, tdq, tdk, tdv, options);
+      ringAttentionBackward(ring, tq, tk, tv, to, tlse, tdo, tdq, tdk, tdv, mine);
     for (auto &[buffer, host] : device)
       buffer.copyToHost(host, buffer.size());
     if (stats)
@@ -259,9 +310,10 @@ void checkRing(const Case &c, std::vector<RingStats> *stats = nullptr, Inputs *g
   std::optional<Inputs> fresh;
   Inputs &in = given ? *given : fresh.emplace(c);
   Data &q = in.q, &k = in.k, &v = in.v, &dO = in.dO;
-  VariantSetup setup = setupFor(c);
+  Learnable learn;
+  VariantSetup setup = setupFor(c, &learn);
   Outputs out(c);
-  runRing(c, setup, in, out, stats);
+  runRing(c, setup, in, out, stats, &learn);
   Data &o = out.o, &dq = out.dq, &dk = out.dk, &dv = out.dv;
   std::vector<float> &lse = out.lse;
 
@@ -290,6 +342,15 @@ void checkRing(const Case &c, std::vector<RingStats> *stats = nullptr, Inputs *g
   expectAccurate("dq", c, dq.values(), bwd.dq, naiveBwd ? &naiveBwd->dq : nullptr);
   expectAccurate("dk", c, dk.values(), bwd.dk, naiveBwd ? &naiveBwd->dk : nullptr);
   expectAccurate("dv", c, dv.values(), bwd.dv, naiveBwd ? &naiveBwd->dv : nullptr);
+  if (c.learnable) {
+    // Summed over ranks in rank order: every rank holds the same gradients.
+    for (int r = 0; r < c.world; ++r) {
+      EXPECT_EQ(learn.rankDbias[size_t(r)], learn.rankDbias[0]) << "rank " << r << " dbias";
+      EXPECT_EQ(learn.rankDsinks[size_t(r)], learn.rankDsinks[0]) << "rank " << r << " dsinks";
+    }
+    expectAccurate("dbias", c, learn.rankDbias[0], learn.wantDbias, nullptr);
+    expectAccurate("dsinks", c, learn.rankDsinks[0], bwd.dsinks, nullptr);
+  }
   if (errors)
     *errors = {maxAbsError(o.values(), fwd.out), maxAbsError(dq.values(), bwd.dq),
                maxAbsError(dk.values(), bwd.dk), maxAbsError(dv.values(), bwd.dv)};
@@ -307,6 +368,14 @@ std::vector<Case> cases() {
     all.push_back({4, l, "causal", DType::BF16, 128, 4, 2, 64}); // GQA, bf16
   }
   all.push_back({2, RingLayout::Zigzag, "alibi", DType::F32, 64, 4, 4});
+  // Learnable bias and sinks through the ring: equal to single-device
+  // float64 (and so to single-device attention) within the tolerance rule.
+  for (int p : {2, 4, 8})
+    for (RingLayout l : {RingLayout::Contiguous, RingLayout::Zigzag, RingLayout::Stripe}) {
+      Case learn{p, l, "causal", DType::F32, 16 * p, 2, 1, 32};
+      learn.learnable = true;
+      all.push_back(learn);
+    }
   all.push_back({4, RingLayout::Stripe, "document", DType::BF16, 128, 2, 1, 64});
   return all;
 }

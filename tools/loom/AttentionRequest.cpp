@@ -9,6 +9,7 @@
 #include <climits>
 #include <cmath>
 #include <cstdlib>
+#include <tuple>
 
 #include <fmt/format.h>
 
@@ -208,7 +209,8 @@ ComputeTensor ComputeTensor::zeros(DType dtype, std::array<int64_t, 4> shape) {
 const std::vector<std::string> &attentionOptionNames() {
   static const std::vector<std::string> names = {
       "q",       "k",        "v",  "out", "lse", "variant", "scale", "dtype",
-      "backend", "grad-out", "dq", "dk",  "dv",  "cu-seqlens"};
+      "backend", "grad-out", "dq", "dk",  "dv",  "cu-seqlens", "bias", "sinks", "dbias",
+      "dsinks"};
   return names;
 }
 
@@ -243,6 +245,15 @@ AttentionRequest parseAttentionRequest(const Options &opts, const std::string &c
   r.backend = runtime::resolveBackend(requested);
   if (r.backend == runtime::Backend::Cuda)
     r.backend = runtime::Backend::Cpu;
+  r.biasPath = opts.get("bias"), r.sinksPath = opts.get("sinks");
+  r.dbiasPath = opts.get("dbias"), r.dsinksPath = opts.get("dsinks");
+  for (auto [grad, input, name] : {std::tuple{&r.dbiasPath, &r.biasPath, "bias"},
+                                   std::tuple{&r.dsinksPath, &r.sinksPath, "sinks"}}) {
+    if (*grad && !*input)
+      invalid(fmt::format("--d{0} needs --{0}", name));
+    if (*grad && !r.backward)
+      invalid(fmt::format("--d{} needs the backward (--grad-out, --dq, --dk, --dv)", name));
+  }
   r.cuSeqlens = opts.get("cu-seqlens");
   if (r.cuSeqlens)
     parseOffsets(*r.cuSeqlens); // reject malformed lists before reading files
@@ -255,7 +266,29 @@ void AttentionRequest::load() {
   q = std::move(in.q), k = std::move(in.k), v = std::move(in.v);
   if (backward)
     dO = readNpy(*dOPath);
+  // One line naming the file and the shape expected, for a bad dtype too.
+  auto learnable = [&](const std::optional<std::string> &path, const char *option) {
+    NpyArray a;
+    if (path) {
+      try {
+        a = readNpy(*path);
+      } catch (const Error &e) {
+        invalid(fmt::format("--{} {}; expected float32 {}", option, e.what(),
+                            expectedLearnableShape(option)));
+      }
+    }
+    return a;
+  };
+  bias = learnable(biasPath, "bias");
+  sinks = learnable(sinksPath, "sinks");
   checkLoaded();
+}
+
+std::string AttentionRequest::expectedLearnableShape(const char *option) const {
+  if (std::string(option) == "bias")
+    return fmt::format("(heads, seqlen_q, seqlen_k) = {}",
+                       shapeString({q.shape[2], q.shape[1], k.shape[1]}));
+  return fmt::format("(heads,) = {}", shapeString({q.shape[2]}));
 }
 
 void AttentionRequest::checkLoaded() {
@@ -265,6 +298,17 @@ void AttentionRequest::checkLoaded() {
       invalid(fmt::format("{}: shape {} must equal Q's shape {}", *dOPath, shapeString(dO.shape),
                           shapeString(q.shape)));
   }
+  for (auto [path, array, option] : {std::tuple{&biasPath, &bias, "bias"},
+                                     std::tuple{&sinksPath, &sinks, "sinks"}}) {
+    std::vector<int64_t> want = std::string(option) == "bias"
+                                    ? std::vector<int64_t>{q.shape[2], q.shape[1], k.shape[1]}
+                                    : std::vector<int64_t>{q.shape[2]};
+    if (*path && array->shape != want)
+      invalid(fmt::format("--{} {}: shape {}; expected float32 {}", option, **path,
+                          shapeString(array->shape), expectedLearnableShape(option)));
+  }
+  dbias.assign(dbiasPath ? bias.data.size() : 0, 0.0f);
+  dsinks.assign(dsinksPath ? sinks.data.size() : 0, 0.0f);
   if (cuSeqlens) {
     // Packed documents: batch 1, queries and keys at the same positions.
     if (q.shape[0] != 1 || q.shape[1] != k.shape[1])
@@ -282,9 +326,22 @@ void AttentionRequest::checkLoaded() {
 ops::AttentionOptions AttentionRequest::options() const {
   ops::AttentionOptions options;
   options.variant = variant.variant;
+  if (biasPath) {
+    // Before the --variant score terms, which then apply in the order written.
+    options.variant =
+        ops::combine(ops::AttentionVariant::additiveBias(bool(dbiasPath)), options.variant);
+    options.variantArgs = {runtime::Arg::buffer(bias.data.data(), DType::F32, bias.data.size())};
+    if (dbiasPath)
+      options.variantGrads = {runtime::Arg::buffer(dbias.data(), DType::F32, dbias.size())};
+  }
+  if (sinksPath)
+    options.sinks = sinks.data.data();
+  if (dsinksPath)
+    options.dsinks = dsinks.data();
   if (cuSeqlens) {
     options.variant = ops::combine(options.variant, ops::AttentionVariant::documentMask());
-    options.variantArgs = {runtime::Arg::buffer(docIds.data(), DType::I32, docIds.size())};
+    options.variantArgs.push_back(
+        runtime::Arg::buffer(docIds.data(), DType::I32, docIds.size()));
   }
   options.scale = scale;
   options.backend = backend;
@@ -297,6 +354,10 @@ std::vector<OutputPath> AttentionRequest::outputs() const {
     files.push_back({"--lse", *lsePath});
   if (backward)
     files.insert(files.end(), {{"--dq", *dqPath}, {"--dk", *dkPath}, {"--dv", *dvPath}});
+  if (backward && dbiasPath)
+    files.push_back({"--dbias", *dbiasPath});
+  if (backward && dsinksPath)
+    files.push_back({"--dsinks", *dsinksPath});
   return files;
 }
 
@@ -308,6 +369,11 @@ void writeAttentionOutputs(const AttentionRequest &r, const float *out, const fl
     arrays.push_back({lse, {batch, headsQ, seqQ}});
   if (r.backward)
     arrays.insert(arrays.end(), {{dq, r.q.shape}, {dk, r.k.shape}, {dv, r.v.shape}});
+  // In outputs()'s order: the learnable gradients last.
+  if (r.backward && r.dbiasPath)
+    arrays.push_back({r.dbias.data(), r.bias.shape});
+  if (r.backward && r.dsinksPath)
+    arrays.push_back({r.dsinks.data(), r.sinks.shape});
   std::vector<OutputPath> paths = r.outputs();
   std::vector<AtomicFile> files;
   files.reserve(paths.size());

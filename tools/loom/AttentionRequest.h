@@ -51,6 +51,10 @@ struct AttentionRequest {
   std::string command; ///< "attention" or "ring", for error prefixes
   std::string qPath, kPath, vPath, outPath;
   std::optional<std::string> lsePath, dOPath, dqPath, dkPath, dvPath, cuSeqlens;
+  /// --bias (float32 (heads, seqlen_q, seqlen_k), broadcast over batch, added
+  /// to the scaled score before the --variant terms), --sinks (float32
+  /// (heads,)) and, with the backward, their gradients --dbias, --dsinks.
+  std::optional<std::string> biasPath, sinksPath, dbiasPath, dsinksPath;
   bool backward = false;
   Variant variant;
   std::optional<float> scale;
@@ -59,20 +63,25 @@ struct AttentionRequest {
 
   /// Filled by load(): the float32 inputs (dO when backward) and the
   /// document ids of --cu-seqlens.
-  NpyArray q, k, v, dO;
+  NpyArray q, k, v, dO, bias, sinks;
   std::vector<int32_t> docIds;
+  /// The gradients options() points the backward at (sized by checkLoaded).
+  mutable std::vector<float> dbias, dsinks;
 
   /// Reads and checks the input files.
   void load();
   /// The checks of load() on inputs received otherwise (ring ranks other
   /// than 0), and the document ids of --cu-seqlens.
   void checkLoaded();
-  /// Attention options for the loaded inputs (variant args point into
-  /// this request, which must outlive them).
+  /// Attention options for the loaded inputs (variant args, sinks and the
+  /// learnable gradients point into this request, which must outlive them).
   ops::AttentionOptions options() const;
-  /// The files the request writes (--out, --lse, --dq, --dk, --dv), for
-  /// checkOutputs before any compute.
+  /// The files the request writes (--out, --lse, --dq, --dk, --dv, --dbias,
+  /// --dsinks), for checkOutputs before any compute.
   std::vector<OutputPath> outputs() const;
+  /// "(heads, seqlen_q, seqlen_k) = (H, Sq, Sk)" for "bias", "(heads,) =
+  /// (H)" for "sinks", from the loaded q and k.
+  std::string expectedLearnableShape(const char *option) const;
 };
 
 /// The option names `loom attention` takes.

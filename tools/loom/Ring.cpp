@@ -103,7 +103,7 @@ std::array<int64_t, 4> shape4(const std::vector<int64_t> &s) {
 void broadcastInputs(runtime::Communicator &comm, AttentionRequest &r) {
   Packer p;
   if (comm.rank() == 0)
-    for (const NpyArray *a : {&r.q, &r.k, &r.v, &r.dO}) {
+    for (const NpyArray *a : {&r.q, &r.k, &r.v, &r.dO, &r.bias, &r.sinks}) {
       p.ints(a->shape);
       p.floats(a->data);
     }
@@ -111,7 +111,7 @@ void broadcastInputs(runtime::Communicator &comm, AttentionRequest &r) {
   if (comm.rank() == 0)
     return;
   Unpacker u(all[0]);
-  for (NpyArray *a : {&r.q, &r.k, &r.v, &r.dO}) {
+  for (NpyArray *a : {&r.q, &r.k, &r.v, &r.dO, &r.bias, &r.sinks}) {
     a->shape = u.ints();
     a->data = u.floats();
   }
@@ -284,6 +284,7 @@ void runRank(runtime::Communicator &comm, RingRun run) {
     for (size_t pass = 0; pass < 2; ++pass)
       slowest[pass] = std::max(slowest[pass], seconds[pass]);
   }
+  // --dbias/--dsinks too: summed over ranks, rank 0's are the whole.
   writeAttentionOutputs(r, O.data.data(), L.data(), dQ.data.data(), dK.data.data(),
                         dV.data.data());
 

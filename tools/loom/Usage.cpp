@@ -79,6 +79,12 @@ const std::vector<CommandHelp> &commands() {
     --cu-seqlens 0,a,b,...  packed documents (batch 1): no attention
                          across documents
     --grad-out dO.npy --dq F --dk F --dv F  also run the backward
+    --bias FILE          float32 (heads, seqlen_q, seqlen_k), broadcast
+                         over batch, added to the scaled score before
+                         the --variant terms
+    --sinks FILE         float32 (heads,): attention sinks
+    --dbias F --dsinks F with the backward: their gradients (float32,
+                         same shapes; summed over batch and rows)
     --scale S            softmax scale (default 1/sqrt(head_dim))
     --dtype f32|f16|bf16 compute dtype: inputs rounded to it (nearest
                          even); outputs are float32 (default f32)

@@ -74,6 +74,21 @@ std::vector<Value> for_range(Value lo, Value hi, Value step, std::vector<Value> 
 Value derivative(const std::function<Value(Value)> &f, Value x, Value *fx,
                  SourceLoc loc = SourceLoc::current());
 
+/// One load that f performed from a differentiated pointer: where it read
+/// (offsets, and its mask when it had one: elements it did not read get no
+/// gradient) and d f / d (the value read), all broadcast to f(x)'s shape.
+/// The chain rule then gives the pointee's gradient: scatter-add
+/// upstream * tangent at offsets.
+struct LoadDerivative {
+  Value pointer, offsets, mask, tangent;
+};
+/// As above, and also differentiates f with respect to every value it loads
+/// from one of `pointers` (float pointer arguments): one LoadDerivative per
+/// such load, in the order f performs them, in *loads.
+Value derivative(const std::function<Value(Value)> &f, Value x, Value *fx,
+                 const std::vector<Value> &pointers, std::vector<LoadDerivative> *loads,
+                 SourceLoc loc = SourceLoc::current());
+
 } // namespace loom::dsl
 
 #endif

@@ -10,7 +10,8 @@
 // with g(h) = h / (heads_q / heads_kv) (GQA/MQA). Causal masking is
 // bottom-right aligned when seqlen_q != seqlen_k (query i sees keys
 // j <= i + seqlen_k - seqlen_q), as FlashAttention does. A row with no
-// visible key gets O = 0 and LSE = -inf.
+// visible key gets O = 0 and LSE = -inf (LSE = sink with AttentionOptions::
+// sinks).
 //
 // Non-finite inputs (every backend, forward and backward, and ring
 // attention alike; see Merge.h): a score of -inf counts as a hidden key
@@ -83,11 +84,34 @@ struct VariantContext {
   dsl::Value diagonal;              ///< i32 seqlen_k - seqlen_q
   dsl::Value seqlenQ, seqlenK;      ///< i32
   std::map<std::string, dsl::Value> tensors; ///< the variant's extra tensors
+  std::map<std::string, dsl::Value> scalars; ///< the variant's runtime scalars
+  dsl::Value window;                         ///< i32 sliding window, when the variant has one
 };
 
+/// An extra tensor a variant's mods read (AttentionOptions::variantArgs).
+/// With `requiresGrad` (a float tensor), attentionBackward also returns
+/// d loss / d tensor into AttentionOptions::variantGrads: dsl::derivative
+/// differentiates score_mod with respect to the value each load from the
+/// tensor read, and every (batch, head, query, key) pair's contribution is
+/// added to the element it read, in f32 or better, in a fixed order (so the
+/// result is deterministic). score_mod may load a differentiable tensor at
+/// most once; mask_mod's reads carry no gradient. Cost: the dQ kernel
+/// writes each pair's contribution and offset (12 bytes per batch x head x
+/// query x key) to scratch that the host reduces, so this needs host memory
+/// (cpu and emu backends) and O(seqlen_q * seqlen_k) memory.
 struct VariantTensor {
   std::string name;
   DType dtype;
+  bool requiresGrad = false;
+};
+
+/// A scalar kernel argument a variant's mods read (VariantContext::scalars):
+/// changing `value` reuses the compiled kernel, where a constant captured
+/// in the lambda would compile a new one. F32 or I32.
+struct VariantScalar {
+  std::string name;
+  DType dtype = DType::F32;
+  double value = 0;
 };
 
 /// A FlexAttention-style variant: score_mod rewrites the scaled score
@@ -104,10 +128,14 @@ struct AttentionVariant {
   std::function<dsl::Value(dsl::Value score, const VariantContext &)> scoreMod;
   std::function<dsl::Value(const VariantContext &)> maskMod;
   std::vector<VariantTensor> tensors;
+  /// Runtime scalars (arguments, not constants): `name` must not depend on
+  /// their values, so one compiled kernel serves every value.
+  std::vector<VariantScalar> scalars;
   bool causal = false;
   /// Sliding window: a key is visible only if q + seqlen_k - seqlen_q - kv <
-  /// window. Analyzed at compile time like `causal`: key blocks entirely
-  /// outside the window are skipped, not masked.
+  /// window. Analyzed like `causal`: key blocks entirely outside the window
+  /// are skipped, not masked. Its size is a kernel argument (not part of
+  /// the name), so every window shares the compiled kernels.
   std::optional<int64_t> window;
 
   static AttentionVariant none();
@@ -117,7 +145,8 @@ struct AttentionVariant {
   static AttentionVariant slidingWindow(int64_t window);
   /// score - slope_h * |q - kv|, slope_h = 2^(-8 (h + 1) / H).
   static AttentionVariant alibi();
-  /// cap * tanh(score / cap) on the scaled score.
+  /// cap * tanh(score / cap) on the scaled score; cap is a runtime scalar
+  /// ("softcap_cap"), so every cap shares one compiled kernel.
   static AttentionVariant softcap(double cap);
   /// Prefix-LM: causal, plus every query sees the first `prefix` keys.
   static AttentionVariant prefixLM(int64_t prefix);
@@ -125,6 +154,11 @@ struct AttentionVariant {
   /// "doc_ids" of shape (batch, seqlen_k), one id per key position; query i
   /// has the id of key position i + seqlen_k - seqlen_q.
   static AttentionVariant documentMask();
+  /// score + bias[h, q, kv]: reads the f32 tensor "bias" of shape (heads_q,
+  /// seqlen_q, seqlen_k) at global positions (TokenPositions), broadcast
+  /// over the batch; with `requiresGrad` the backward returns d loss / d bias
+  /// (AttentionOptions::variantGrads), summed over the batch.
+  static AttentionVariant additiveBias(bool requiresGrad = false);
 };
 
 /// Varlen: documents packed along the sequence of a batch-1 tensor, as in
@@ -136,10 +170,15 @@ std::vector<int32_t> documentIdsFromCuSeqlens(const std::vector<int64_t> &cuSeql
                                               int64_t seqlen);
 
 /// Both variants: score mods composed in order, a's first, then b's on its
-/// result; masks and-ed. Order matters for score mods:
+/// result; masks and-ed; tensors and scalars merged by name (a scalar both
+/// define must have one value). Order matters for score mods:
 /// combine(alibi(), softcap(c)) caps the biased score, combine(softcap(c),
 /// alibi()) biases the capped one, and the two differ. Masks commute.
 AttentionVariant combine(const AttentionVariant &a, const AttentionVariant &b);
+
+/// The variant's name, window and scalars' values: what a block mask or a
+/// ring's ranks must agree on (the name alone identifies the kernels).
+std::string variantIdentity(const AttentionVariant &variant);
 
 /// Where a tensor's tokens sit in the whole sequence, for sequence
 /// parallelism (ring attention, where a rank holds a contiguous, zigzag or
@@ -158,6 +197,20 @@ struct AttentionOptions {
   AttentionVariant variant;
   /// Buffers for variant.tensors, in order.
   std::vector<runtime::Arg> variantArgs;
+  /// Backward: f32 buffers receiving d loss / d tensor of each variant
+  /// tensor with requiresGrad, in order, each with its tensor's element
+  /// count; overwritten, or added to with accumulateGradients.
+  std::vector<runtime::Arg> variantGrads;
+  /// Learnable attention sinks: one f32 logit per query head (heads_q
+  /// floats, in the backend's memory). Each row's softmax denominator gains
+  /// exp(sink_h), a sink has no value: O = sum_j e^{s_j} V_j / (e^{sink_h} +
+  /// sum_j e^{s_j}) and LSE includes the sink, so a row with no visible key
+  /// gets O = 0 and LSE = sink_h. Null: no sinks.
+  const float *sinks = nullptr;
+  /// Backward with sinks: d loss / d sinks (heads_q f32), dsinks[h] = -sum
+  /// over batch and rows of exp(sink_h - LSE) * rowsum(dO * O); overwritten,
+  /// or added to with accumulateGradients. Null: not computed.
+  float *dsinks = nullptr;
   /// Softmax scale; 1/sqrt(head_dim) when unset.
   std::optional<float> scale;
   /// Block sizes and threads; defaultAttentionConfig() (forward) and
@@ -205,10 +258,12 @@ struct AttentionOptions {
 /// Grid: (ceil(seqlen_q / BLOCK_M), batch * heads_q). With `blockMask` the
 /// kernel takes a block mask's lists after the variant tensors and visits
 /// only their blocks (see BlockMask.h).
+/// With `sinks` it takes the sinks (f32, heads_q) after the variant's
+/// tensors and scalars (before a block mask's lists).
 dsl::Kernel flashAttentionForwardKernel(DType dtype, int64_t headDim,
                                         const AttentionVariant &variant,
                                         std::optional<DType> outDtype = {},
-                                        bool blockMask = false);
+                                        bool blockMask = false, bool sinks = false);
 dsl::Kernel flashAttentionForwardKernel(DType dtype, int64_t headDim, bool causal);
 
 /// Runs attention forward: `out` has q's shape and q's dtype or f32 (its
@@ -240,6 +295,21 @@ dsl::Kernel flashAttentionBackwardDqKernel(DType dtype, int64_t headDim,
                                            const AttentionVariant &variant,
                                            const GradientOutput &grad = {},
                                            bool blockMask = false);
+
+/// d loss / d sinks from the forward's LSE and delta = rowsum(dO * O), both
+/// contiguous f32 (batch, heads_q, seqlen_q): one program per query head
+/// sums its rows in a fixed order. Arguments: lse, delta, sinks, dsinks
+/// (f32 pointers), batch, seqlen_q, heads_q (i32). Constant BLOCK_M.
+dsl::Kernel attentionSinkGradientKernel(bool accumulate);
+
+/// Runs it: dsinks (heads_q f32) from `lse` and `delta` (contiguous f32
+/// (batch, heads_q, seqlen_q)) and `sinks`; adds to dsinks with
+/// options.accumulateGradients; honours options.backend, config and stream.
+/// (attentionBackward calls it when options.dsinks is set; ring attention
+/// per rank.)
+void attentionSinkGradient(const float *lse, const float *delta, const float *sinks,
+                           float *dsinks, int64_t batch, int64_t headsQ, int64_t seqlenQ,
+                           const AttentionOptions &options = {});
 
 /// Gradients of attention: dq has q's shape, dk and dv k's, all three in
 /// q's dtype or all in f32 (required with options.accumulateGradients);

@@ -39,6 +39,14 @@ struct RefVariant {
   std::function<bool(int64_t b, int64_t h, int64_t i, int64_t j)> visible;
   std::function<std::pair<double, double>(double s, int64_t b, int64_t h, int64_t i, int64_t j)>
       score;
+  /// Attention sinks: one logit per query head joining every row's softmax
+  /// denominator without a value (empty: none).
+  std::vector<double> sinks;
+  /// Backward: called with d loss / d (scaled score, score_mod's input) of
+  /// every visible pair, from which a test derives the gradient of what its
+  /// score modifier reads (a bias added to the scaled score gets exactly
+  /// this; other uses apply the chain rule through their own formula).
+  std::function<void(int64_t b, int64_t h, int64_t i, int64_t j, double dScore)> scoreGrad;
 };
 
 struct AttentionResult {
@@ -55,6 +63,8 @@ AttentionResult attention(const std::vector<double> &q, const std::vector<double
 /// results like a naive low-precision backward.
 struct AttentionGrads {
   std::vector<double> dq, dk, dv;
+  /// d loss / d sinks (heads_q) when the variant has sinks.
+  std::vector<double> dsinks;
 };
 AttentionGrads attentionBackward(const std::vector<double> &q, const std::vector<double> &k,
                                  const std::vector<double> &v, const std::vector<double> &dOut,

@@ -90,7 +90,10 @@ struct RingAttentionOptions {
   /// Variant, scale, config and backend as for attentionForward. The
   /// positions options are set by the ring. Variant tensors are indexed by
   /// global position, so every rank passes the whole-sequence tensor (e.g.
-  /// doc_ids of shape (batch, seqlen), a few bytes per token).
+  /// doc_ids of shape (batch, seqlen), a few bytes per token). Sinks join
+  /// each merged row once; the backward's variantGrads and dsinks receive
+  /// the gradients summed over every rank (the same on each; cpu and emu
+  /// backends only).
   AttentionOptions attention;
   RingLayout layout = RingLayout::Zigzag;
 };
