@@ -245,13 +245,19 @@ DiskCache::Fetched DiskCache::getOrBuild(const std::string &key,
   if (auto hit = get(key))
     return {std::move(*hit), false};
   std::string lockPath = pathFor(key) + kLockSuffix;
-  std::optional<FileLock> lock;
-  try {
-    lock = FileLock::acquire(lockPath, wait);
-  } catch (const Error &e) {
-    // No lock file (an unwritable cache directory): build here, keep it in
-    // memory only, as putOrWarn does.
-    warnOnce(e.what());
+  // No lock file (an unwritable cache directory): build here and keep the
+  // result in memory only, as putOrWarn does.
+  std::string noLockFile;
+  std::optional<FileLock> lock = [&]() -> std::optional<FileLock> {
+    try {
+      return FileLock::acquire(lockPath, wait);
+    } catch (const Error &e) {
+      noLockFile = e.what();
+      return std::nullopt;
+    }
+  }();
+  if (!noLockFile.empty()) {
+    warnOnce(noLockFile);
     return {build(), true};
   }
   if (!lock)
