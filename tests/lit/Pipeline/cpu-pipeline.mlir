@@ -21,10 +21,13 @@
 // NaN-propagating max: lane-wise (arith.maximumf expanded), then across lanes.
 // CHECK: llvm.fcmp "ugt" %{{.*}}, %{{.*}} : vector<[[N]]xf32>
 // CHECK: llvm.intr.vector.reduce.fmaximum
-// exp2 inlined as a polynomial (loom-approximate-math): no libm call.
+// exp2 inlined as a polynomial (loom-approximate-math): no libm call, and
+// multiply-adds the code generator fuses only where the target has FMA (no
+// llvm.intr.fma, which becomes a software fmaf call on x86-64-v2).
 // CHECK-NOT: llvm.intr.exp2
 // CHECK: llvm.intr.roundeven
-// CHECK-COUNT-7: llvm.intr.fma
+// CHECK-NOT: llvm.intr.fma
+// CHECK-COUNT-7: llvm.fadd {{.*}} {fastmathFlags = #llvm.fastmath<contract>}
 // CHECK-NOT: llvm.intr.exp2
 // CHECK: llvm.fdiv %{{.*}}, %{{.*}} : vector<[[N]]xf32>
 // Masked store of the result.
