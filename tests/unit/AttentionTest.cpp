@@ -1,6 +1,7 @@
 //===- AttentionTest.cpp - flash attention forward vs float64 -------------===//
 #include "AttentionTolerance.h"
 #include "ExpectError.h"
+#include "TypedBuffers.h"
 
 #include "loom/Support/HalfPrecision.h"
 #include "loom/ops/Attention.h"
@@ -29,42 +30,8 @@ std::string describe(const Problem &p) {
                      p.headsKV, p.headDim, p.causal ? "_causal" : "");
 }
 
-/// Inputs in `dtype` (bits) plus the values the kernel sees, as doubles.
-struct Input {
-  std::vector<float> f32;
-  std::vector<uint16_t> half;
-  std::vector<double> seen;
-  Input(size_t n, DType dtype) {
-    f32 = ref::randomVector(n, -1.5f, 1.5f);
-    std::vector<float> rounded = f32;
-    if (dtype == DType::F16) {
-      half = ref::toF16Bits(f32);
-      rounded = ref::roundToF16(f32);
-    } else if (dtype == DType::BF16) {
-      half = ref::toBf16Bits(f32);
-      rounded = ref::roundToBf16(f32);
-    }
-    seen = ref::toDouble(rounded);
-  }
-  const void *data(DType dtype) const {
-    return dtype == DType::F32 ? static_cast<const void *>(f32.data()) : half.data();
-  }
-};
-
-struct Output {
-  std::vector<float> f32;
-  std::vector<uint16_t> half;
-  Output(size_t n, DType dtype) : f32(n, ref::poison()), half(n, 0x7fff) {}
-  void *data(DType dtype) { return dtype == DType::F32 ? (void *)f32.data() : (void *)half.data(); }
-  std::vector<float> values(DType dtype) const {
-    if (dtype == DType::F32)
-      return f32;
-    std::vector<float> out(half.size());
-    for (size_t i = 0; i < half.size(); ++i)
-      out[i] = dtype == DType::F16 ? halfToFloat(half[i]) : bf16ToFloat(half[i]);
-    return out;
-  }
-};
+using Input = TypedInput;
+using Output = TypedOutput;
 
 using ref::maxAbs;
 
@@ -87,14 +54,14 @@ void checkForward(const Problem &p, DType dtype, runtime::Backend backend, int64
   options.backend = backend;
   if (block)
     options.config = AttentionConfig{block, block, threads, stages};
-  attentionForward(Tensor4::contiguous(q.data(dtype), dtype, qShape),
-                   Tensor4::contiguous(k.data(dtype), dtype, kShape),
-                   Tensor4::contiguous(v.data(dtype), dtype, kShape),
-                   Tensor4::contiguous(o.data(dtype), dtype, qShape), lse.data(), options);
+  attentionForward(Tensor4::contiguous(q.data(), dtype, qShape),
+                   Tensor4::contiguous(k.data(), dtype, kShape),
+                   Tensor4::contiguous(v.data(), dtype, kShape),
+                   Tensor4::contiguous(o.data(), dtype, qShape), lse.data(), options);
   double scale = 1.0 / std::sqrt(double(p.headDim));
   auto want = ref::attention(q.seen, k.seen, v.seen, p.batch, p.seqlenQ, p.seqlenK, p.headsQ,
                              p.headsKV, p.headDim, p.causal, scale);
-  std::vector<float> got = o.values(dtype);
+  std::vector<float> got = o.values();
   auto lseErr = ref::compare(lse, want.lse, 1.0);
   EXPECT_TRUE(ref::withinRelative(lseErr, dtype == DType::F32 ? 1e-5 : 1e-3))
       << "LSE: " << ref::format(lseErr);
@@ -129,12 +96,12 @@ void checkBackward(const Problem &p, DType dtype, runtime::Backend backend, int6
   auto T = [&](const void *data, std::array<int64_t, 4> shape) {
     return Tensor4::contiguous(data, dtype, shape);
   };
-  attentionForward(T(q.data(dtype), qShape), T(k.data(dtype), kShape), T(v.data(dtype), kShape),
-                   T(o.data(dtype), qShape), lse.data(), options);
-  attentionBackward(T(q.data(dtype), qShape), T(k.data(dtype), kShape), T(v.data(dtype), kShape),
-                    T(o.data(dtype), qShape), lse.data(), T(dO.data(dtype), qShape),
-                    T(dq.data(dtype), qShape), T(dk.data(dtype), kShape),
-                    T(dv.data(dtype), kShape), options);
+  attentionForward(T(q.data(), qShape), T(k.data(), kShape), T(v.data(), kShape),
+                   T(o.data(), qShape), lse.data(), options);
+  attentionBackward(T(q.data(), qShape), T(k.data(), kShape), T(v.data(), kShape),
+                    T(o.data(), qShape), lse.data(), T(dO.data(), qShape),
+                    T(dq.data(), qShape), T(dk.data(), kShape),
+                    T(dv.data(), kShape), options);
   double scale = 1.0 / std::sqrt(double(p.headDim));
   auto want = ref::attentionBackward(q.seen, k.seen, v.seen, dO.seen, p.batch, p.seqlenQ,
                                      p.seqlenK, p.headsQ, p.headsKV, p.headDim, p.causal, scale);
@@ -152,7 +119,7 @@ void checkBackward(const Problem &p, DType dtype, runtime::Backend backend, int6
   const double dPBound = double(p.headDim) * ref::maxAbs(dO.seen) * ref::maxAbs(v.seen);
   auto check = [&](const char *name, const Output &got, const std::vector<double> &ref64,
                    const std::vector<double> *refLow) {
-    expectAttentionClose(name, dtype, got.values(dtype), ref64, refLow, 1e-3 * dPBound);
+    expectAttentionClose(name, dtype, got.values(), ref64, refLow, 1e-3 * dPBound);
   };
   check("dq", dq, want.dq, naive ? &naive->dq : nullptr);
   check("dk", dk, want.dk, naive ? &naive->dk : nullptr);

@@ -9,6 +9,7 @@
 //===----------------------------------------------------------------------===//
 #include "AttentionTolerance.h"
 #include "ExpectError.h"
+#include "TypedBuffers.h"
 
 #include "loom/Support/HalfPrecision.h"
 #include "loom/ops/Attention.h"
@@ -88,41 +89,8 @@ ref::RefVariant refVariant(const Case &c, const Params &p, std::vector<double> *
   return r;
 }
 
-/// Inputs in `dtype` and the values the kernel sees.
-struct Input {
-  std::vector<float> f32;
-  std::vector<uint16_t> half;
-  std::vector<double> seen;
-  Input(size_t n, DType dtype, float lo = -1.5f, float hi = 1.5f) {
-    f32 = ref::randomVector(n, lo, hi);
-    std::vector<float> rounded = f32;
-    if (dtype == DType::BF16) {
-      half = ref::toBf16Bits(f32);
-      rounded = ref::roundToBf16(f32);
-    } else if (dtype == DType::F16) {
-      half = ref::toF16Bits(f32);
-      rounded = ref::roundToF16(f32);
-    }
-    seen = ref::toDouble(rounded);
-  }
-  const void *data() const { return half.empty() ? (const void *)f32.data() : half.data(); }
-};
-
-struct Output {
-  DType dtype;
-  std::vector<float> f32;
-  std::vector<uint16_t> half;
-  Output(size_t n, DType dtype) : dtype(dtype), f32(n, ref::poison()), half(n, 0x7fff) {}
-  void *data() { return dtype == DType::F32 ? (void *)f32.data() : (void *)half.data(); }
-  std::vector<float> values() const {
-    if (dtype == DType::F32)
-      return f32;
-    std::vector<float> out(half.size());
-    for (size_t i = 0; i < half.size(); ++i)
-      out[i] = dtype == DType::F16 ? halfToFloat(half[i]) : bf16ToFloat(half[i]);
-    return out;
-  }
-};
+using Input = TypedInput;
+using Output = TypedOutput;
 
 /// sum(O * dO), the loss whose gradients the backward computes, in float64.
 double referenceLoss(const Case &c, const Input &q, const Input &k, const Input &v,
