@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <cstdlib>
 #include <map>
+#include <mutex>
 
 namespace loom::compiler {
 namespace {
@@ -128,7 +129,15 @@ CpuTarget resolveCpuTarget(const std::string &requested) {
                 origin + " '" + name + "' is unknown (expected " + joinNames(names) + ")");
   if (name == kHost)
     return hostTarget();
-  return x86LevelTarget(name);
+  // Kernel cache keys resolve the target on every lookup: each level is
+  // checked against the host once (a refusal is not cached, so it is
+  // reported every time).
+  static std::mutex mutex;
+  static std::map<std::string, CpuTarget> resolved;
+  std::lock_guard<std::mutex> lock(mutex);
+  if (auto it = resolved.find(name); it != resolved.end())
+    return it->second;
+  return resolved.emplace(name, x86LevelTarget(name)).first->second;
 }
 
 HostCpu hostCpu() {
