@@ -52,8 +52,9 @@ namespace loom::runtime {
 /// Default deadline of every blocking communication (the 60 s).
 inline constexpr std::chrono::milliseconds kDefaultCommTimeout{60000};
 /// How long abortJob() lets the peers it told report their errors before
-/// MPI_Abort kills them.
-inline constexpr std::chrono::milliseconds kAbortJobGrace{1000};
+/// MPI_Abort kills them. 1 s was once too short for a peer on a loaded
+/// 2-core machine (4 ranks, the test suite alongside) to print its line.
+inline constexpr std::chrono::milliseconds kAbortJobGrace{2000};
 
 /// One ring step's transfers: send `sendBytes` from `sendBuf` to `sendPeer`
 /// and receive `recvBytes` into `recvBuf` from `recvPeer`. The sizes must
