@@ -52,7 +52,8 @@ TEST_P(EmptyAttention, EmptyBatchOrSequenceGivesAnEmptyResult) {
     SCOPED_TRACE(::testing::Message() << "q seqlen " << c.q[1] << ", batch " << c.q[0]);
     for (bool causal : {false, true}) {
       std::vector<float> q = random(c.q), k = random(c.k), v = random(c.k), dO = random(c.q);
-      std::vector<float> out = poisoned(count(c.q)), lse = poisoned(size_t(c.q[0] * c.q[2] * c.q[1]));
+      std::vector<float> out = poisoned(count(c.q)),
+                         lse = poisoned(size_t(c.q[0] * c.q[2] * c.q[1]));
       AttentionOptions options;
       options.backend = GetParam();
       options.causal = causal;
@@ -137,7 +138,8 @@ TEST_P(EmptyAttention, ZeroHeadDimOrHeadsIsAnError) {
   AttentionOptions options;
   options.backend = GetParam();
   auto forward = [&](Shape qs, Shape ks) {
-    std::vector<float> q(count(qs)), k(count(ks)), out(count(qs)), lse(size_t(qs[0] * qs[1] * qs[2]));
+    std::vector<float> q(count(qs)), k(count(ks)), out(count(qs)),
+        lse(size_t(qs[0] * qs[1] * qs[2]));
     attentionForward(f32(q, qs), f32(k, ks), f32(k, ks), f32(out, qs), lse.data(), options);
   };
   expectLoomError([&] { forward({1, 4, 2, 0}, {1, 4, 2, 0}); },
