@@ -73,9 +73,13 @@ AttentionConfig defaultAttentionBackwardConfig(int64_t headDim, runtime::Backend
 
 namespace {
 const char *kNames[] = {"batch", "seqlen", "heads", "head_dim"};
+using detail::extent;
+using detail::shapeText;
 
 void requireValid(const Tensor4 &t, const char *name) {
-  if (!t.data)
+  // A tensor with no elements may have no storage: an empty std::vector's
+  // data() is null, and nothing is ever read from or written to it.
+  if (!t.data && extent(t) > 0)
     throw Error(ErrorCode::InvalidArgument, fmt::format("attention: {} is a null pointer", name));
   if (t.dtype != DType::F32 && t.dtype != DType::F16 && t.dtype != DType::BF16)
     throw Error(ErrorCode::InvalidArgument,
@@ -96,9 +100,6 @@ void requireValid(const Tensor4 &t, const char *name) {
                             "contiguous (stride 1)",
                             name, t.strides[3]));
 }
-
-using detail::extent;
-using detail::shapeText;
 
 /// One Kernel object per (stage, dtype, output dtype, accumulation, head
 /// dim, variant name and differentiable tensors, block mask, sinks), so
@@ -186,6 +187,12 @@ void checkVariantArgs(const AttentionVariant &v, const std::vector<runtime::Arg>
 std::vector<runtime::Arg> variantKernelArgs(const AttentionVariant &v,
                                             const std::vector<runtime::Arg> &tensors) {
   std::vector<runtime::Arg> args = tensors;
+  // An empty tensor (a bias over no keys, from an empty vector) may have no
+  // storage; the kernels read none of it but every pointer must be valid.
+  static const uint64_t dummy = 0;
+  for (runtime::Arg &a : args)
+    if (a.kind() == runtime::Arg::Kind::Buffer && a.numElements() == 0 && !a.data())
+      a = runtime::Arg::buffer(&dummy, a.dtype(), 1);
   for (const VariantScalar &s : v.scalars)
     args.push_back(s.dtype == DType::I32 ? runtime::Arg::i32(int32_t(s.value))
                                          : runtime::Arg::f32(float(s.value)));
@@ -334,6 +341,17 @@ Checked checkAttention(const Tensor4 &q, const Tensor4 &k, const Tensor4 &v, con
                             "dtype; out q's or f32)",
                             dtypeName(q.dtype), dtypeName(k.dtype), dtypeName(v.dtype),
                             dtypeName(out.dtype)));
+  // Empty batches and sequences are valid (an empty or all-masked result);
+  // no heads or a zero head dim is a malformed tensor, even when empty.
+  if (q.shape[3] == 0)
+    throw Error(ErrorCode::InvalidArgument,
+                fmt::format("attention: q {} has head_dim 0; head_dim must be positive",
+                            shapeText(q)));
+  if (q.shape[2] == 0 || k.shape[2] == 0)
+    throw Error(ErrorCode::InvalidArgument,
+                fmt::format("attention: {} {} has 0 heads; heads_{} must be positive",
+                            q.shape[2] == 0 ? "q" : "k", shapeText(q.shape[2] == 0 ? q : k),
+                            q.shape[2] == 0 ? "q" : "kv"));
   if (k.shape != v.shape)
     throw Error(ErrorCode::InvalidArgument,
                 fmt::format("attention: k {} and v {} shapes differ", shapeText(k), shapeText(v)));
@@ -780,7 +798,9 @@ void attentionBackward(const Tensor4 &q, const Tensor4 &k, const Tensor4 &v, con
   requireLike(dq, q, "dq", "q", gradDtype);
   requireLike(dk, k, "dk", "k", gradDtype);
   requireLike(dv, v, "dv", "v", gradDtype);
-  if (!lse)
+  // No query rows (empty batch or sequence): no LSE to read.
+  size_t rows = size_t(B * Hq * Sq);
+  if (!lse && rows > 0)
     throw Error(ErrorCode::InvalidArgument, "attention backward: lse is a null pointer");
   if (config.blockM <= 0 || config.blockN <= 0)
     throw Error(ErrorCode::InvalidArgument,
@@ -793,8 +813,9 @@ void attentionBackward(const Tensor4 &q, const Tensor4 &k, const Tensor4 &v, con
                             "(backwardDeltaCount); the call needs batch x heads_q x seqlen_q = "
                             "{} x {} x {} = {}",
                             options.backwardDeltaCount, B, Hq, Sq, B * Hq * Sq));
-  if (B == 0 || Hq == 0)
-    return;
+  // An empty batch launches no attention kernel but still runs to the end:
+  // dsinks and the variant tensors' gradients are then zero (or unchanged
+  // when accumulating), as they are for an empty sequence.
   // Device tensors are not repacked on the host, nor are tensors of an
   // asynchronous call: the gradients (and dO) must come in the layout the
   // kernels use.
@@ -818,8 +839,12 @@ void attentionBackward(const Tensor4 &q, const Tensor4 &k, const Tensor4 &v, con
   std::shared_ptr<runtime::Memory> deltaScratch;
   float *delta = const_cast<float *>(options.backwardDelta);
   if (!delta)
-    delta = (deltaScratch = scratch(backend, size_t(B * Hq * Sq)))->as<float>();
+    delta = (deltaScratch = scratch(backend, rows))->as<float>();
   temporaries.add(deltaScratch);
+  std::shared_ptr<runtime::Memory> lseScratch; // never read: there are no rows
+  if (!lse)
+    lse = (lseScratch = scratch(backend, 1))->as<float>();
+  temporaries.add(lseScratch);
   AttentionVariant variant = effectiveVariant(options);
   checkVariantArgs(variant, options.variantArgs);
   std::vector<std::string> learnable = checkLearnableInputs(variant, options, backend);
@@ -845,12 +870,12 @@ void attentionBackward(const Tensor4 &q, const Tensor4 &k, const Tensor4 &v, con
   };
   std::vector<StageLaunch> stages;
   uint32_t qBlocks = uint32_t((Sq + config.blockM - 1) / config.blockM);
-  if (Sq > 0) {
+  if (B > 0 && Sq > 0) {
     if (!options.backwardDelta)
       stages.push_back({Stage::Preprocess, runtime::Grid(qBlocks, uint32_t(B * Hq)), nullptr});
     stages.push_back({Stage::Dq, runtime::Grid(qBlocks, uint32_t(B * Hq)), nullptr});
   }
-  if (Sk > 0)
+  if (B > 0 && Sk > 0)
     stages.push_back(
         {Stage::DkDv,
          runtime::Grid(uint32_t((Sk + config.blockN - 1) / config.blockN), uint32_t(B * Hkv)),
@@ -926,9 +951,9 @@ void attentionBackwardDelta(const Tensor4 &out, const Tensor4 &dOut, float *delt
   if (dOut.strides != out.strides)
     throw Error(ErrorCode::InvalidArgument,
                 "attention backward delta: dout must have out's strides");
-  if (!delta)
-    throw Error(ErrorCode::InvalidArgument, "attention backward delta: delta is a null pointer");
   auto [B, Sq, Hq, D] = out.shape;
+  if (!delta && B * Hq * Sq > 0)
+    throw Error(ErrorCode::InvalidArgument, "attention backward delta: delta is a null pointer");
   if (B == 0 || Sq == 0 || Hq == 0)
     return;
   runtime::Backend backend = runtime::resolveBackend(options.backend);

@@ -20,6 +20,7 @@
 #include "loom/ops/RingKernels.h"
 #include "loom/runtime/Memory.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <fmt/format.h>
@@ -42,6 +43,7 @@ struct RingProblem {
   AttentionVariant variant; // with options.causal folded in
 };
 
+using detail::extent;
 using detail::shapeText;
 
 RingProblem checkLocal(runtime::Communicator &comm, const Tensor4 &q, const Tensor4 &k,
@@ -82,8 +84,20 @@ RingProblem checkLocal(runtime::Communicator &comm, const Tensor4 &q, const Tens
                             runtime::backendName(p.backend)));
   if (std::string why; device && !cuda::driverAvailable(&why))
     throw Error(ErrorCode::DeviceUnavailable, "ring attention on the cuda backend: " + why);
-  if (!q.data || !k.data || !v.data)
+  // Tensors with no elements may have no storage (an empty vector's data()).
+  if ((!q.data && extent(q) > 0) || (!k.data && extent(k) > 0) || (!v.data && extent(v) > 0))
     throw Error(ErrorCode::InvalidArgument, "ring attention: q, k or v is a null pointer");
+  // As attentionForward: an empty batch or sequence is valid, no heads or a
+  // zero head dim is not.
+  if (q.shape[3] == 0)
+    throw Error(ErrorCode::InvalidArgument,
+                fmt::format("ring attention: q {} has head_dim 0; head_dim must be positive",
+                            shapeText(q)));
+  if (q.shape[2] == 0 || k.shape[2] == 0)
+    throw Error(ErrorCode::InvalidArgument,
+                fmt::format("ring attention: {} {} has 0 heads; heads_{} must be positive",
+                            q.shape[2] == 0 ? "q" : "k", shapeText(q.shape[2] == 0 ? q : k),
+                            q.shape[2] == 0 ? "q" : "kv"));
   if (k.shape != v.shape)
     throw Error(ErrorCode::InvalidArgument,
                 fmt::format("ring attention: k {} and v {} shapes differ", shapeText(k),
@@ -407,12 +421,19 @@ void ringAttentionForward(runtime::Communicator &comm, const Tensor4 &q, const T
                           const Tensor4 &v, const Tensor4 &out, float *lse,
                           const RingAttentionOptions &options, RingStats *stats) {
   RingProblem p = checkRing(comm, q, k, v, options, "forward", [&] {
-    if (!out.data || out.shape != q.shape || out.dtype != q.dtype)
+    if ((!out.data && extent(out) > 0) || out.shape != q.shape || out.dtype != q.dtype)
       throw Error(ErrorCode::InvalidArgument,
                   fmt::format("ring attention: out {} {} must have q's shape {} and dtype {}",
                               shapeText(out), dtypeName(out.dtype), shapeText(q),
                               dtypeName(q.dtype)));
   });
+  // An empty batch or sequence (on every rank: the shapes agree): no output.
+  if (p.B == 0 || p.localS == 0) {
+    requireSupportedHeadDim("ring attention", p.D, p.backend, p.dtype);
+    if (stats)
+      *stats = RingStats{p.rank, p.world, "forward", {}, 0, 0};
+    return;
+  }
   // Past the agreement the peers head for their first transfer: any failure
   // from here on (streams, buffers, block masks, launches) must reach them
   // now rather than at the communicator's deadline.
@@ -501,7 +522,7 @@ void ringAttentionBackward(runtime::Communicator &comm, const Tensor4 &q, const 
   RingProblem p = checkRing(comm, q, k, v, options, "backward", [&] {
     auto requireLike = [&](const Tensor4 &t, const Tensor4 &like, const char *name,
                            const char *likeName) {
-      if (!t.data || t.shape != like.shape || t.dtype != like.dtype)
+      if ((!t.data && extent(t) > 0) || t.shape != like.shape || t.dtype != like.dtype)
         throw Error(ErrorCode::InvalidArgument,
                     fmt::format("ring attention backward: {} {} {} must have {}'s shape {} and "
                                 "dtype {}",
@@ -513,9 +534,23 @@ void ringAttentionBackward(runtime::Communicator &comm, const Tensor4 &q, const 
     requireLike(dq, q, "dq", "q");
     requireLike(dk, k, "dk", "k");
     requireLike(dv, v, "dv", "v");
-    if (!lse)
+    if (!lse && q.shape[0] * q.shape[1] > 0)
       throw Error(ErrorCode::InvalidArgument, "ring attention backward: lse is a null pointer");
   });
+  // An empty batch or sequence (on every rank: the shapes agree) has nothing
+  // to compute or send: dq, dk, dv are empty and the learnable gradients
+  // (host memory, overwritten like the ring's sums) are zero.
+  if (p.B == 0 || p.localS == 0) {
+    requireSupportedHeadDim("ring attention", p.D, p.backend, p.dtype);
+    const AttentionOptions &user = options.attention;
+    for (const runtime::Arg &g : user.variantGrads)
+      std::fill_n(static_cast<float *>(const_cast<void *>(g.data())), g.numElements(), 0.0f);
+    if (user.dsinks)
+      std::fill_n(user.dsinks, p.Hq, 0.0f);
+    if (stats)
+      *stats = RingStats{p.rank, p.world, "backward", {}, 0, 0};
+    return;
+  }
   // Past the agreement the peers head for their first transfer: any failure
   // from here on (streams, buffers, block masks, launches) must reach them
   // now rather than at the communicator's deadline.

@@ -151,6 +151,15 @@ Inputs loadInputs(const std::string &qPath, const std::string &kPath, const std:
   };
   Inputs in{load(qPath), load(kPath), load(vPath)};
   const auto &q = in.q.shape, &k = in.k.shape;
+  // As ops::attentionForward decides: an empty batch or sequence is valid
+  // (an empty or all-zero result), a zero head dim or no heads is not.
+  if (q[3] == 0)
+    invalid(fmt::format("{} shape {} has head_dim 0; head_dim must be positive", qPath,
+                        shapeString(q)));
+  for (auto [shape, path, which] : {std::tuple{&q, &qPath, "q"}, {&k, &kPath, "kv"}})
+    if ((*shape)[2] == 0)
+      invalid(fmt::format("{} shape {} has 0 heads; heads_{} must be positive", *path,
+                          shapeString(*shape), which));
   if (in.k.shape != in.v.shape)
     invalid(fmt::format("{} shape {} and {} shape {} differ", kPath, shapeString(k), vPath,
                         shapeString(in.v.shape)));

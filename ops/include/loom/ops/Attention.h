@@ -28,6 +28,22 @@
 // attention). A NaN never becomes a finite number: where float64 is NaN,
 // the result is NaN.
 //
+// Empty tensors (every backend, forward and backward, the ring and the
+// CLI alike), as PyTorch SDPA and FlashAttention users expect: a tensor
+// with no elements may have null data (an empty std::vector's data()).
+//   - batch 0 or seqlen 0 (seqlen_q and seqlen_k, or seqlen_q alone): an
+//     empty result, no kernel launched for it, no error; with seqlen_q 0
+//     and seqlen_k > 0 the backward writes dK = dV = 0 (no query sees a key);
+//   - seqlen_k 0 with seqlen_q > 0: every row sees no key, so O = 0, LSE =
+//     -inf (the head's sink with sinks), and the backward gives dQ = 0
+//     (dK, dV are empty);
+//   - the learnable gradients of an empty problem are empty sums: dsinks
+//     and variant tensors' gradients are 0 (unchanged when accumulating);
+//   - head_dim 0 or heads 0 (heads_q or heads_kv) is a malformed tensor,
+//     empty or not: InvalidArgument "attention: q (B, S, H, 0) has head_dim
+//     0; head_dim must be positive", "...: q (...) has 0 heads; heads_q must
+//     be positive" (k: heads_kv).
+//
 //===----------------------------------------------------------------------===//
 #ifndef LOOM_OPS_ATTENTION_H
 #define LOOM_OPS_ATTENTION_H
