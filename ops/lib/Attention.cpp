@@ -341,17 +341,7 @@ Checked checkAttention(const Tensor4 &q, const Tensor4 &k, const Tensor4 &v, con
                             "dtype; out q's or f32)",
                             dtypeName(q.dtype), dtypeName(k.dtype), dtypeName(v.dtype),
                             dtypeName(out.dtype)));
-  // Empty batches and sequences are valid (an empty or all-masked result);
-  // no heads or a zero head dim is a malformed tensor, even when empty.
-  if (q.shape[3] == 0)
-    throw Error(ErrorCode::InvalidArgument,
-                fmt::format("attention: q {} has head_dim 0; head_dim must be positive",
-                            shapeText(q)));
-  if (q.shape[2] == 0 || k.shape[2] == 0)
-    throw Error(ErrorCode::InvalidArgument,
-                fmt::format("attention: {} {} has 0 heads; heads_{} must be positive",
-                            q.shape[2] == 0 ? "q" : "k", shapeText(q.shape[2] == 0 ? q : k),
-                            q.shape[2] == 0 ? "q" : "kv"));
+  detail::requireHeadsAndHeadDim("attention", q, k);
   if (k.shape != v.shape)
     throw Error(ErrorCode::InvalidArgument,
                 fmt::format("attention: k {} and v {} shapes differ", shapeText(k), shapeText(v)));

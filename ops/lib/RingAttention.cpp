@@ -87,17 +87,7 @@ RingProblem checkLocal(runtime::Communicator &comm, const Tensor4 &q, const Tens
   // Tensors with no elements may have no storage (an empty vector's data()).
   if ((!q.data && extent(q) > 0) || (!k.data && extent(k) > 0) || (!v.data && extent(v) > 0))
     throw Error(ErrorCode::InvalidArgument, "ring attention: q, k or v is a null pointer");
-  // As attentionForward: an empty batch or sequence is valid, no heads or a
-  // zero head dim is not.
-  if (q.shape[3] == 0)
-    throw Error(ErrorCode::InvalidArgument,
-                fmt::format("ring attention: q {} has head_dim 0; head_dim must be positive",
-                            shapeText(q)));
-  if (q.shape[2] == 0 || k.shape[2] == 0)
-    throw Error(ErrorCode::InvalidArgument,
-                fmt::format("ring attention: {} {} has 0 heads; heads_{} must be positive",
-                            q.shape[2] == 0 ? "q" : "k", shapeText(q.shape[2] == 0 ? q : k),
-                            q.shape[2] == 0 ? "q" : "kv"));
+  detail::requireHeadsAndHeadDim("ring attention", q, k);
   if (k.shape != v.shape)
     throw Error(ErrorCode::InvalidArgument,
                 fmt::format("ring attention: k {} and v {} shapes differ", shapeText(k),

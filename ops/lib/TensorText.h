@@ -8,6 +8,7 @@
 #ifndef LOOM_OPS_LIB_TENSORTEXT_H
 #define LOOM_OPS_LIB_TENSORTEXT_H
 
+#include "loom/Support/Error.h"
 #include "loom/ops/Attention.h"
 
 #include <array>
@@ -35,6 +36,21 @@ inline size_t extent(const std::array<int64_t, 4> &shape, const std::array<int64
   return n;
 }
 inline size_t extent(const Tensor4 &t) { return extent(t.shape, t.strides); }
+
+/// Empty batches and sequences are valid (an empty or all-masked result);
+/// no heads or a zero head dim is a malformed tensor, even when empty.
+/// `what` starts the message ("attention", "ring attention").
+inline void requireHeadsAndHeadDim(const char *what, const Tensor4 &q, const Tensor4 &k) {
+  if (q.shape[3] == 0)
+    throw Error(ErrorCode::InvalidArgument,
+                fmt::format("{}: q {} has head_dim 0; head_dim must be positive", what,
+                            shapeText(q)));
+  if (q.shape[2] == 0 || k.shape[2] == 0)
+    throw Error(ErrorCode::InvalidArgument,
+                fmt::format("{}: {} {} has 0 heads; heads_{} must be positive", what,
+                            q.shape[2] == 0 ? "q" : "k", shapeText(q.shape[2] == 0 ? q : k),
+                            q.shape[2] == 0 ? "q" : "kv"));
+}
 
 } // namespace loom::ops::detail
 
