@@ -128,28 +128,23 @@ __device__ __forceinline__ void load_a_frag(uint32_t af[4], const T* As, int m0,
   OpA::template ldmatrix<4>(af, As, m0 + 8 * (j % 2), k0 + 8 * (j / 2), lane);
 }
 
-// d += A fragment times the B fragment of rows k0..k0+15, columns
-// n0..n0+7: b[0], b[1] are F's blocks at (n0, k0), (n0, k0+8) (x2: lanes
-// 16..31 repeat the addresses of 0..15, which x2 does not read).
+// The B fragment of rows k0..k0+15, columns n0..n0+7: bf[0], bf[1] are
+// F's blocks at (n0, k0), (n0, k0+8) (x2: lanes 16..31 repeat the
+// addresses of 0..15, which x2 does not read).
 template <class OpB, class T>
-__device__ __forceinline__ void mma_b_frag(float d[4], const uint32_t af[4], const T* Bs, int k0,
-                                           int n0, int lane) {
-  uint32_t bf[2];
+__device__ __forceinline__ void load_b_frag(uint32_t bf[2], const T* Bs, int k0, int n0,
+                                            int lane) {
   OpB::template ldmatrix<2>(bf, Bs, n0, k0 + 8 * (lane / 8 % 2), lane);
-  mma_16x8x16<T>(d, af, bf);
 }
 
-// d0 += A times B at columns n0..n0+7 and d1 += A times B at n0+8..n0+15,
-// both B fragments from one x4 ldmatrix (matrices 2, 3: the blocks at
-// n0+8): half the instructions and half the addresses of two x2.
+// The B fragments of columns n0..n0+7 (bf[0..1]) and n0+8..n0+15
+// (bf[2..3]) from one x4 ldmatrix (matrices 2, 3: the blocks at n0+8):
+// half the instructions and half the addresses of two x2.
 template <class OpB, class T>
-__device__ __forceinline__ void mma_b_frag_pair(float d0[4], float d1[4], const uint32_t af[4],
-                                                const T* Bs, int k0, int n0, int lane) {
-  uint32_t bf[4];
+__device__ __forceinline__ void load_b_frag_pair(uint32_t bf[4], const T* Bs, int k0, int n0,
+                                                 int lane) {
   const int j = lane / 8;
   OpB::template ldmatrix<4>(bf, Bs, n0 + 8 * (j / 2), k0 + 8 * (j % 2), lane);
-  mma_16x8x16<T>(d0, af, bf);
-  mma_16x8x16<T>(d1, af, bf + 2);
 }
 
 // Accumulates the 16x8 output tile at (m0, n0) over K into d. A loop, as
@@ -160,49 +155,118 @@ __device__ __forceinline__ void mma_tile(float d[4], const T* As, const T* Bs, i
                                          int lane) {
   LOOM_NO_UNROLL
   for (int k0 = 0; k0 < K; k0 += 16) {
-    uint32_t af[4];
+    uint32_t af[4], bf[2];
     load_a_frag<OpA>(af, As, m0, k0, lane);
-    mma_b_frag<OpB>(d, af, Bs, k0, n0, lane);
+    load_b_frag<OpB>(bf, Bs, k0, n0, lane);
+    mma_16x8x16<T>(d, af, bf);
+  }
+}
+
+// Whether A is already in registers as the A fragments the warps of an
+// Mma<WM, 1> accumulator need: an Mma<WM, 1> tile (an accumulator of an
+// earlier dot, e.g. P = softmax(S) before P V) gives warp wm rows
+// wm*AM*16.. and every column, and the C fragments of two adjacent 16x8
+// atoms are one 16x16 A fragment (PTX_FACTS §1), so no shared memory.
+template <class TileA, class LayoutR>
+struct a_in_registers {
+  static constexpr bool value = false;
+};
+template <class T, class S, int WM>
+struct a_in_registers<Tile<T, S, Mma<WM, 1>>, Mma<WM, 1>> {
+  static constexpr bool value = true;
+};
+
+__device__ __forceinline__ uint32_t pack_pair(uint16_t lo, uint16_t hi) {
+  return uint32_t(lo) | (uint32_t(hi) << 16);
+}
+
+// The A fragment of atom row i, k step s from an Mma<WM, 1> tile of AK
+// 8-column atoms: c0, c1 / c2, c3 of atoms 2s and 2s + 1 are a0 / a1 and
+// a2 / a3 (rows g, g + 8; columns 2t, 2t + 1 and 2t + 8, 2t + 9).
+template <int AK, class TileA>
+__device__ __forceinline__ void a_frag_from_registers(uint32_t af[4], const TileA& a, int i,
+                                                      int s) {
+  const int lo = (i * AK + 2 * s) * 4, hi = lo + 4;
+  af[0] = pack_pair(a.v[lo].bits, a.v[lo + 1].bits);
+  af[1] = pack_pair(a.v[lo + 2].bits, a.v[lo + 3].bits);
+  af[2] = pack_pair(a.v[hi].bits, a.v[hi + 1].bits);
+  af[3] = pack_pair(a.v[hi + 2].bits, a.v[hi + 3].bits);
+}
+
+// k step s of dot_mma_acc: the warp's AM A fragments, then each pair of B
+// fragments read once and used for every atom row. (A function, not a
+// lambda: NVRTC does not always inline lambdas.)
+template <class OpA, class OpB, int AM, int AN, int K, bool kRegisterA, class T, class TileR,
+          class TileA>
+__device__ __forceinline__ void dot_mma_step(TileR& r, const TileA& a, const T* As, const T* Bs,
+                                             int s, int wm, int wn, int lane) {
+  uint32_t af[AM][4];
+  LOOM_UNROLL
+  for (int i = 0; i < AM; ++i) {
+    if constexpr (kRegisterA)
+      a_frag_from_registers<K / 8>(af[i], a, i, s);
+    else
+      load_a_frag<OpA>(af[i], As, (wm * AM + i) * 16, s * 16, lane);
+  }
+  if constexpr (AN % 2 == 0) {
+    LOOM_UNROLL
+    for (int j = 0; j < AN; j += 2) {
+      uint32_t bf[4];
+      load_b_frag_pair<OpB>(bf, Bs, s * 16, (wn * AN + j) * 8, lane);
+      LOOM_UNROLL
+      for (int i = 0; i < AM; ++i) {
+        mma_16x8x16<T>(&r.v[(i * AN + j) * 4], af[i], bf);
+        mma_16x8x16<T>(&r.v[(i * AN + j + 1) * 4], af[i], bf + 2);
+      }
+    }
+  } else {
+    LOOM_UNROLL
+    for (int j = 0; j < AN; ++j) {
+      uint32_t bf[2];
+      load_b_frag<OpB>(bf, Bs, s * 16, (wn * AN + j) * 8, lane);
+      LOOM_UNROLL
+      for (int i = 0; i < AM; ++i)
+        mma_16x8x16<T>(&r.v[(i * AN + j) * 4], af[i], bf);
+    }
   }
 }
 
 // Tensor-core dot into an Mma<WM, WN> accumulator: warp (wm, wn) runs the
 // MMAs of its own block of atoms, on the fragments it holds.
+//
+// k outermost: per k step the warp takes its AM A fragments, then reads
+// each pair of B fragments once (one ldmatrix.x4) and uses it for every
+// atom row, so B traffic does not grow with AM. With A in registers the
+// k loop is unrolled (its index selects registers); otherwise it stays a
+// loop: unrolled, ptxas hoists every fragment address of every dot out of
+// the kernel's own loops, and they stay live.
 template <class TileR, class T, int M, int N, int K, class TileA, class TileB>
 __device__ __forceinline__ TileR dot_mma_acc(const TileA& a, const TileB& b, const TileR& acc,
                                              unsigned char* smem) {
   using L = typename TileR::layout;
   using S = typename TileR::shape;
   constexpr int AM = L::template atoms_m<S>(), AN = L::template atoms_n<S>();
+  constexpr bool kRegisterA = a_in_registers<TileA, L>::value;
   using OpA = MmaOperand<TileA, false>;
   using OpB = MmaOperand<TileB, true>;
   // Scratch: only the operands staged here, A first (see tile.h).
   T* const staging = reinterpret_cast<T*>(smem);
-  const T* As = mma_operand<OpA>(staging, a);
-  const T* Bs = mma_operand<OpB>(staging + (is_shared_block_v<TileA> ? 0 : M * K), b);
+  const T* As = nullptr;
+  if constexpr (!kRegisterA)
+    As = mma_operand<OpA>(staging, a);
+  constexpr bool kAStaged = !kRegisterA && !is_shared_block_v<TileA>;
+  const T* Bs = mma_operand<OpB>(staging + (kAStaged ? M * K : 0), b);
   loom::device::bar_sync();
   TileR r = acc;
   const int wm = L::warp_m(), wn = L::warp_n(), lane = (int)loom::device::lane_id();
-  // One A fragment per (atom row, k step), reused across the atom columns.
-  // The k loop stays a loop: unrolled, ptxas hoists every fragment address
-  // of every dot out of the kernel's own loops, and they stay live.
-  LOOM_UNROLL
-  for (int i = 0; i < AM; ++i) {
+  if constexpr (kRegisterA) {
+    LOOM_UNROLL
+    for (int s = 0; s < K / 16; ++s)
+      dot_mma_step<OpA, OpB, AM, AN, K, kRegisterA, T>(r, a, As, Bs, s, wm, wn, lane);
+  } else {
     LOOM_NO_UNROLL
-    for (int k0 = 0; k0 < K; k0 += 16) {
-      uint32_t af[4];
-      load_a_frag<OpA>(af, As, (wm * AM + i) * 16, k0, lane);
-      if constexpr (AN % 2 == 0) {
-        LOOM_UNROLL
-        for (int j = 0; j < AN; j += 2)
-          mma_b_frag_pair<OpB>(&r.v[(i * AN + j) * 4], &r.v[(i * AN + j + 1) * 4], af, Bs, k0,
-                               (wn * AN + j) * 8, lane);
-      } else {
-        LOOM_UNROLL
-        for (int j = 0; j < AN; ++j)
-          mma_b_frag<OpB>(&r.v[(i * AN + j) * 4], af, Bs, k0, (wn * AN + j) * 8, lane);
-      }
-    }
+    for (int s = 0; s < K / 16; ++s)
+      dot_mma_step<OpA, OpB, AM, AN, K, kRegisterA, T>(r, a, As, Bs, s, wm, wn, lane);
   }
   loom::device::bar_sync();
   return r;
