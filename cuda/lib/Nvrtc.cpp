@@ -168,6 +168,15 @@ int requireTensorCoreArch(const std::string &arch) {
   return validateArch(arch);
 }
 
+int64_t maxSharedBytesPerBlock(const std::string &arch) {
+  const int cc = requireTensorCoreArch(arch);
+  if (cc == 86 || cc == 89)
+    return 99 * 1024;
+  if (cc >= 90)
+    return 227 * 1024;
+  return 163 * 1024; // sm_80, sm_87
+}
+
 std::vector<KernelResources> parsePtxasReport(const std::string &log) {
   // ptxas -v prints, per entry function:
   //   ptxas info    : Compiling entry function 'k' for 'sm_80'

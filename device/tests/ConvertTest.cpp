@@ -159,4 +159,36 @@ TEST(EmuEx2, WithinTwoUlpOfCorrectlyRounded) {
   }
 }
 
+TEST(EmuEx2, FtzFlushesSubnormalInputsAndResults) {
+  const float inf = std::numeric_limits<float>::infinity();
+  EXPECT_EQ(ex2_approx_ftz(-149.0f), 0.0f); // subnormal without .ftz
+  EXPECT_FALSE(std::signbit(ex2_approx_ftz(-149.0f)));
+  EXPECT_EQ(ex2_approx_ftz(-126.5f), 0.0f);
+  EXPECT_EQ(ex2_approx_ftz(-126.0f), f(0x00800000)); // least normal stays
+  EXPECT_EQ(ex2_approx_ftz(f(0x00000001)), 1.0f);    // subnormal input counts as 0
+  EXPECT_EQ(ex2_approx_ftz(f(0x80000001)), 1.0f);
+  EXPECT_EQ(ex2_approx_ftz(-inf), 0.0f);
+  EXPECT_EQ(ex2_approx_ftz(inf), inf);
+  EXPECT_TRUE(std::isnan(ex2_approx_ftz(std::numeric_limits<float>::quiet_NaN())));
+  for (float x : {-100.0f, -3.25f, 0.0f, 0.5f, 7.0f, 127.0f})
+    EXPECT_EQ(ex2_approx_ftz(x), ex2_approx(x)) << "x = " << x; // normal range: the same
+}
+
+TEST(EmuMinMax, NanOperandsGiveTheCanonicalNan) {
+  const float nan = f(0x7fc00001), neg_nan = f(0xffc00000);
+  for (float x : {nan, neg_nan}) {
+    EXPECT_EQ(f32_as_u32(fmax_nan(x, 1.0f)), 0x7fffffffu);
+    EXPECT_EQ(f32_as_u32(fmax_nan(1.0f, x)), 0x7fffffffu);
+    EXPECT_EQ(f32_as_u32(fmin_nan(x, -1.0f)), 0x7fffffffu);
+    EXPECT_EQ(f32_as_u32(fmin_nan(-1.0f, x)), 0x7fffffffu);
+  }
+  const float inf = std::numeric_limits<float>::infinity();
+  EXPECT_EQ(fmax_nan(-inf, 3.0f), 3.0f);
+  EXPECT_EQ(fmin_nan(-inf, 3.0f), -inf);
+  EXPECT_FALSE(std::signbit(fmax_nan(-0.0f, 0.0f)));
+  EXPECT_FALSE(std::signbit(fmax_nan(0.0f, -0.0f)));
+  EXPECT_TRUE(std::signbit(fmin_nan(0.0f, -0.0f)));
+  EXPECT_TRUE(std::signbit(fmin_nan(-0.0f, 0.0f)));
+}
+
 } // namespace

@@ -22,6 +22,12 @@ template <int WM, int WN>
 struct RowsOf<Mma<WM, WN>> {
   using type = MmaRows<WM, WN>;
 };
+template <class L>
+struct ColsOf;
+template <int WM, int WN>
+struct ColsOf<Mma<WM, WN>> {
+  using type = MmaCols<WM, WN>;
+};
 
 // Each thread's slots of layout L for shape S: index, valid, owner.
 template <class L, class S>
@@ -58,6 +64,46 @@ TEST(TileLayout, EveryElementHasOneOwner) {
   check_owned_once<MmaMN, Shape<64, 32>>();
   check_owned_once<MmaRows<kWarps, 1>, Shape<32 * kWarps>>();
   check_owned_once<RowsOf<MmaMN>::type, Shape<64, 1>>();
+  check_owned_once<MmaCols<kWarps, 1>, Shape<24>>();
+  check_owned_once<ColsOf<MmaMN>::type, Shape<1, 32>>();
+}
+
+// A column index and a key-bound mask built in MmaCols (arange, compare,
+// expand to [1, N]) and broadcast into an Mma tile without shared memory:
+// the masking of attention's S by key position. Every element must equal
+// the host's select, and the broadcast must not touch shared memory (the
+// scratch pointer is null).
+template <class L, int M, int N>
+void check_column_mask_broadcast(std::mt19937& rng) {
+  using S = Shape<M, N>;
+  using C = typename ColsOf<L>::type;
+  using TM = Tile<float, S, L>;
+  std::vector<float> x = random_values<float>(rng, M * N, -8, 8), got(M * N, NAN);
+  std::vector<int32_t> cols(N, -1);
+  const int bound = N / 2 + 3;
+  run_tile_block(M * N * sizeof(float), [&] {
+    unsigned char* smem = shared_scratch();
+    auto t = convert_layout<TM>(load_all<float, S>(x.data()), smem);
+    auto c = arange<Tile<int32_t, Shape<N>, C>, 5>();
+    auto keep = cmp_lt(c, splat<Tile<int32_t, Shape<N>, C>>(bound + 5));
+    auto keep2 = reshape<Tile<bool, Shape<1, N>, C>>(keep);
+    auto masked = select(broadcast<Tile<bool, S, L>>(keep2, nullptr), t,
+                         splat<TM>(-INFINITY));
+    store_all(got.data(), convert_layout<Tile<float, S>>(masked, smem));
+    store_all(cols.data(), convert_layout<Tile<int32_t, Shape<N>>>(c, smem));
+  });
+  for (int n = 0; n < N; ++n) EXPECT_EQ(cols[n], n + 5) << n;
+  for (int m = 0; m < M; ++m)
+    for (int n = 0; n < N; ++n)
+      EXPECT_EQ(got[m * N + n], n < bound ? x[m * N + n] : -INFINITY) << m << ", " << n;
+}
+
+TEST(TileLayout, MmaColumnMaskBroadcastsPerThread) {
+  const unsigned seed = fresh_seed();
+  SCOPED_TRACE("seed " + std::to_string(seed));
+  std::mt19937 rng(seed);
+  check_column_mask_broadcast<MmaM, 16 * kWarps, 24>(rng);
+  check_column_mask_broadcast<MmaMN, 64, 32>(rng);
 }
 
 // PTX_FACTS §1: lane (g, t) holds c0 = (g, 2t), c1 = (g, 2t+1), c2 = (g+8, 2t),

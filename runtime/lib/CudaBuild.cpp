@@ -9,6 +9,7 @@
 #include "loom/Version.h"
 #include "loom/cuda/DiskCache.h"
 #include "loom/cuda/FileLock.h"
+#include "loom/cuda/Nvrtc.h"
 #include "loom/device/EmbeddedHeaders.h"
 
 #include "llvm/Support/raw_ostream.h"
@@ -279,8 +280,10 @@ void buildCudaFromModule(CudaBuild &build, mlir::ModuleOp module, const dsl::Ker
       return;
     }
   }
-  build.source = compiler::generateCuda(module, binds, {target.numThreads, target.numStages},
-                                        afterStage, &build.timings);
+  build.source = compiler::generateCuda(
+      module, binds,
+      {target.numThreads, target.numStages, cuda::maxSharedBytesPerBlock(target.arch)},
+      afterStage, &build.timings);
   compileCudaBinary(build, options);
   if (!indexKey.empty())
     index.putOrWarn(indexKey, indexBlob(build));

@@ -15,6 +15,7 @@
 #include "loom/Version.h"
 #include "loom/cuda/DiskCache.h"
 #include "loom/cuda/FileLock.h"
+#include "loom/cuda/Nvrtc.h"
 #include "loom/cuda/Driver.h"
 #include "loom/device/emu/Executor.h"
 
@@ -70,8 +71,11 @@ compiler::CudaSource cudaSourceFromModule(mlir::ModuleOp module, const dsl::Kern
                                           const compiler::StageCallback &afterStage,
                                           std::vector<compiler::StageTiming> *timings) {
   auto binds = launchSignature(module, kernel, spec, sig, bindings);
-  return compiler::generateCuda(module, binds, {spec.numThreads, spec.numStages}, afterStage,
-                                timings);
+  // The emulator runs what a GPU of spec.arch (default sm_80) would: the
+  // same pipeline depth under the same shared-memory limit.
+  const int64_t maxShared = cuda::maxSharedBytesPerBlock(spec.arch.empty() ? "sm_80" : spec.arch);
+  return compiler::generateCuda(module, binds, {spec.numThreads, spec.numStages, maxShared},
+                                afterStage, timings);
 }
 
 namespace {

@@ -71,6 +71,9 @@ void specialize(ModuleOp module, const std::vector<std::string> &bindings) {
   pm.addPass(mlir::loom::createLoomSpecialize(options));
   pm.addPass(createCanonicalizerPass());
   pm.addPass(createCSEPass());
+  // Backend-independent: both backends accumulate a dot into its
+  // accumulator operand in place.
+  pm.addNestedPass<func::FuncOp>(mlir::loom::createLoomFoldDotAccumulator());
   runStage(pm, module, "specialize");
 }
 

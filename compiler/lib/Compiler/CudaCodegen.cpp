@@ -84,21 +84,40 @@ CudaSource generateCuda(mlir::ModuleOp module, const std::vector<std::string> &b
   if (codegen.numStages > 8)
     throw Error(ErrorCode::InvalidArgument,
                 "pipeline stages must be from 0 to 8, got " + std::to_string(codegen.numStages));
-  if (codegen.numStages > 0) {
-    mlir::PassManager pipeline(module.getContext());
+  unsigned stagesUsed = codegen.numStages;
+  // The pipeline's buffers and the ops' scratch (placed after them) share
+  // the block's shared memory: every byte counts against the arch's
+  // per-block limit. The scratch is known only once lowered, so the most
+  // stages whose lowered kernel fits are kept (the pass itself also drops
+  // stages per loop until its buffers fit).
+  auto runPipeline = [&](mlir::ModuleOp m, unsigned stages) {
+    if (stages == 0)
+      return;
+    mlir::PassManager pipeline(m.getContext());
     mlir::loom::LoomPipelineDotOperandsOptions pipelineOptions;
-    pipelineOptions.numStages = codegen.numStages;
+    pipelineOptions.numStages = stages;
+    pipelineOptions.maxSharedBytes = codegen.maxSharedBytes;
     pipeline.addNestedPass<mlir::func::FuncOp>(
         mlir::loom::createLoomPipelineDotOperands(pipelineOptions));
-    runStage(pipeline, module, "pipeline");
+    runStage(pipeline, m, "pipeline");
+  };
+  auto runEmitC = [&](mlir::ModuleOp m) {
+    mlir::PassManager pm(m.getContext());
+    mlir::loom::ConvertLoomToEmitCOptions options;
+    options.numThreads = numThreads;
+    pm.addPass(mlir::loom::createConvertLoomToEmitC(options));
+    runStage(pm, m, "emitc");
+    return m->getAttrOfType<mlir::IntegerAttr>(mlir::loom::kSharedBytesAttrName).getInt();
+  };
+  for (; stagesUsed > 1; --stagesUsed) {
+    mlir::OwningOpRef<mlir::ModuleOp> attempt(module.clone());
+    runPipeline(*attempt, stagesUsed);
+    if (runEmitC(*attempt) <= codegen.maxSharedBytes)
+      break;
   }
+  runPipeline(module, stagesUsed);
   lap("pipeline");
-
-  mlir::PassManager pm(module.getContext());
-  mlir::loom::ConvertLoomToEmitCOptions options;
-  options.numThreads = numThreads;
-  pm.addPass(mlir::loom::createConvertLoomToEmitC(options));
-  runStage(pm, module, "emitc");
+  runEmitC(module);
   lap("emitc");
 
   std::string code;

@@ -42,6 +42,8 @@ bool fits(Attribute layout, ArrayRef<int64_t> shape) {
     return succeeded(mma.verifyEncoding(shape, Type(), never));
   if (auto rows = dyn_cast<MmaRowsEncodingAttr>(layout))
     return succeeded(rows.verifyEncoding(shape, Type(), never));
+  if (auto cols = dyn_cast<MmaColsEncodingAttr>(layout))
+    return succeeded(cols.verifyEncoding(shape, Type(), never));
   return false;
 }
 
@@ -169,6 +171,9 @@ private:
   MmaRowsEncodingAttr rowsOf(MmaEncodingAttr mma) {
     return MmaRowsEncodingAttr::get(mma.getContext(), mma.getWarpsM(), mma.getWarpsN());
   }
+  MmaColsEncodingAttr colsOf(MmaEncodingAttr mma) {
+    return MmaColsEncodingAttr::get(mma.getContext(), mma.getWarpsM(), mma.getWarpsN());
+  }
   MmaEncodingAttr mmaOf(MmaRowsEncodingAttr rows) {
     return MmaEncodingAttr::get(rows.getContext(), rows.getWarpsM(), rows.getWarpsN());
   }
@@ -176,6 +181,8 @@ private:
   /// Whether `v` can be recomputed in `layout` from values that need no
   /// conversion: splats, arange, broadcasts (which go through shared memory
   /// whatever their result layout), expand_dims and elementwise ops of those.
+  /// An arange (a row or column index) and what is computed from it can be
+  /// recomputed in the rows or the columns of an mma tile.
   bool canRecompute(Value v, Attribute layout, int depth = 0) {
     Operation *def = v.getDefiningOp();
     if (!def || depth > 8 || !fits(layout, cast<RankedTensorType>(v.getType()).getShape()))
@@ -183,10 +190,12 @@ private:
     if (isa<SplatOp, BroadcastOp>(def))
       return true;
     if (isa<ArangeOp>(def))
-      return !layout || isa<MmaRowsEncodingAttr>(layout);
-    if (auto expand = dyn_cast<ExpandDimsOp>(def))
-      return isa_and_nonnull<MmaRowsEncodingAttr>(layout) && expand.getAxis() == 1 &&
-             canRecompute(expand.getSrc(), layout, depth + 1);
+      return !layout || isa<MmaRowsEncodingAttr, MmaColsEncodingAttr>(layout);
+    if (auto expand = dyn_cast<ExpandDimsOp>(def)) {
+      bool keeps = (isa_and_nonnull<MmaRowsEncodingAttr>(layout) && expand.getAxis() == 1) ||
+                   (isa_and_nonnull<MmaColsEncodingAttr>(layout) && expand.getAxis() == 0);
+      return keeps && canRecompute(expand.getSrc(), layout, depth + 1);
+    }
     if (isElementwise(def))
       return llvm::all_of(def->getOperands(), [&](Value x) {
         return !isa<RankedTensorType>(x.getType()) || canRecompute(x, layout, depth + 1);
@@ -231,12 +240,15 @@ private:
   /// `def`'s result goes to `layout`.
   Attribute operandLayout(Operation *def, Value x, Attribute layout) {
     if (auto broadcast = dyn_cast<BroadcastOp>(def)) {
-      // An [M, 1] column recomputed in the rows of an mma result broadcasts
-      // without shared memory; anything else keeps its own layout.
+      // An [M, 1] column recomputed in the rows of an mma result, or a
+      // [1, N] row in its columns, broadcasts without shared memory;
+      // anything else keeps its own layout.
       auto mma = dyn_cast_or_null<MmaEncodingAttr>(layout);
       auto src = cast<RankedTensorType>(x.getType());
       if (mma && src.getDimSize(1) == 1 && canRecompute(x, rowsOf(mma)))
         return rowsOf(mma);
+      if (mma && src.getDimSize(0) == 1 && canRecompute(x, colsOf(mma)))
+        return colsOf(mma);
       return layoutOf(x);
     }
     return layout;

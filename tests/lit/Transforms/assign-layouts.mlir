@@ -34,16 +34,18 @@ func.func @matmul(%a: !loom.ptr<bf16>, %c: !loom.ptr<f32>, %n: i32) attributes {
 // Online softmax (attention's inner loop): S = Q K^T in mma, its row max in
 // mma_rows carried by the loop, broadcast back per thread; the mask built
 // from index vectors is recomputed in the mma layout (its [M, 1] rows in
-// mma_rows), O (carried) stays in mma, and the final division happens there
+// mma_rows, its [1, N] columns in mma_cols), O (carried) stays in mma, and the final division happens there
 // before one conversion for the store.
 
 // CHECK-LABEL: func.func @attention
+// CHECK: %[[COLS:.*]] = loom.arange 0 to 64 : tensor<64xi32, #loom.mma_cols<warpsM = 4, warpsN = 1>>
+// CHECK: %[[COLS2:.*]] = loom.expand_dims %[[COLS]], 0 : tensor<64xi32, #loom.mma_cols<warpsM = 4, warpsN = 1>> -> tensor<1x64xi32, #loom.mma_cols<warpsM = 4, warpsN = 1>>
 // CHECK: scf.for {{.*}} -> (tensor<64xf32, #loom.mma_rows<warpsM = 4, warpsN = 1>>, tensor<64x32xf32, #loom.mma<warpsM = 4, warpsN = 1>>)
 // CHECK: %[[S:.*]] = loom.dot {{.*}} -> tensor<64x64xf32, #loom.mma<warpsM = 4, warpsN = 1>>
 // CHECK: %[[ROWS:.*]] = loom.arange 0 to 64 : tensor<64xi32, #loom.mma_rows<warpsM = 4, warpsN = 1>>
 // CHECK: loom.expand_dims %[[ROWS]], 1 : tensor<64xi32, #loom.mma_rows<warpsM = 4, warpsN = 1>> -> tensor<64x1xi32, #loom.mma_rows<warpsM = 4, warpsN = 1>>
 // CHECK: loom.broadcast {{.*}} : tensor<64x1xi32, #loom.mma_rows<warpsM = 4, warpsN = 1>> -> tensor<64x64xi32, #loom.mma<warpsM = 4, warpsN = 1>>
-// CHECK: loom.broadcast {{.*}} : tensor<1x64xi32> -> tensor<64x64xi32, #loom.mma<warpsM = 4, warpsN = 1>>
+// CHECK: loom.broadcast %[[COLS2]] : tensor<1x64xi32, #loom.mma_cols<warpsM = 4, warpsN = 1>> -> tensor<64x64xi32, #loom.mma<warpsM = 4, warpsN = 1>>
 // CHECK: arith.cmpi sle, {{.*}} : tensor<64x64xi32, #loom.mma<warpsM = 4, warpsN = 1>>
 // CHECK: arith.select {{.*}} : tensor<64x64xi1, #loom.mma<warpsM = 4, warpsN = 1>>, tensor<64x64xf32, #loom.mma<warpsM = 4, warpsN = 1>>
 // CHECK: loom.reduce max {{.*}} : tensor<64x64xf32, #loom.mma<warpsM = 4, warpsN = 1>> -> tensor<64xf32, #loom.mma_rows<warpsM = 4, warpsN = 1>>

@@ -17,6 +17,20 @@ func.func @mma_rows_shape(%x: tensor<32x2xf32, #loom.mma_rows<warpsM = 2, warpsN
 
 // -----
 
+// expected-error @+1 {{#loom.mma_cols<warpsM = 2, warpsN = 2> needs an [N] or [1, N] tile with N a multiple of 16, got 2x32}}
+func.func @mma_cols_shape(%x: tensor<2x32xi32, #loom.mma_cols<warpsM = 2, warpsN = 2>>) {
+  return
+}
+
+// -----
+
+// expected-error @+1 {{#loom.mma_cols<warpsM = 4, warpsN = 1> needs an [N] or [1, N] tile with N a multiple of 8, got 12}}
+func.func @mma_cols_width(%x: tensor<12xi32, #loom.mma_cols<warpsM = 4, warpsN = 1>>) {
+  return
+}
+
+// -----
+
 // expected-error @+1 {{#loom.mma needs at least one warp along each dimension}}
 func.func @mma_no_warps(%x: tensor<32x32xf32, #loom.mma<warpsM = 0, warpsN = 4>>) {
   return
@@ -49,7 +63,7 @@ func.func @reduce_rows_blocked(%s: tensor<64x8xf32>) {
 // -----
 
 func.func @expand_changes_layout(%r: tensor<64xf32>) {
-  // expected-error @+1 {{'loom.expand_dims' op keeps the layout: blocked to blocked, or #loom.mma_rows [M] to the same [M, 1] at axis 1}}
+  // expected-error @+1 {{'loom.expand_dims' op keeps the layout: blocked to blocked, #loom.mma_rows [M] to the same [M, 1] at axis 1, or #loom.mma_cols [N] to the same [1, N] at axis 0}}
   %e = loom.expand_dims %r, 1 : tensor<64xf32> -> tensor<64x1xf32, #loom.mma_rows<warpsM = 4, warpsN = 1>>
   return
 }

@@ -25,6 +25,10 @@ struct CudaCodegenOptions {
   /// copies run numStages - 1 loop iterations ahead; 0 = no pipelining
   /// (operands read from global memory by the dot that uses them).
   unsigned numStages = 2;
+  /// Shared memory one block may use (the arch's opt-in per-block limit):
+  /// the pipeline buffers and the ops' scratch together. Fewer stages are
+  /// used where numStages would not fit.
+  int64_t maxSharedBytes = 166912;
 };
 
 /// Specializes `module` (binding `bindings`), turns strided loads and stores

@@ -23,6 +23,36 @@ def LoomSpecialize : Pass<"loom-specialize", "::mlir::ModuleOp"> {
   let dependentDialects = ["::mlir::arith::ArithDialect"];
 }
 
+def LoomFoldDotAccumulator
+    : Pass<"loom-fold-dot-accumulator", "::mlir::func::FuncOp"> {
+  let summary = "fold `x + dot(a, b, 0)` into `dot(a, b, x)`";
+  let description = [{
+    A kernel written as `acc * alpha + dot(p, v)` (the online softmax of
+    flash attention, the accumulations of its backward, any running sum of
+    products) builds a dot into a fresh zero accumulator and adds it to the
+    running one afterwards. Two accumulators are then live across the dot:
+    on the GPU, at 128 x 128 f32 per CTA, that is 128 extra registers per
+    thread and a full pass of adds; on the CPU an extra tile and loop.
+
+    This pass rewrites `arith.addf %x, %d` (either operand order) where `%d`
+    is a `loom.dot` with no other use whose accumulator is a `loom.splat` of
+    a floating-point zero into `loom.dot %a, %b, %x`, so the products
+    accumulate into `%x` in place. In real arithmetic the two are equal; in
+    f32 the sum is rounded in another order (as in Triton's
+    `tl.dot(a, b, acc)`), which the tolerance rules cover. Dots with other
+    uses or a non-zero accumulator are left alone.
+
+    Example:
+    ```mlir
+    %z = loom.splat %zero : tensor<64x64xf32>
+    %d = loom.dot %p, %v, %z : tensor<64x32xbf16>, tensor<32x64xbf16> -> tensor<64x64xf32>
+    %r = arith.addf %scaled, %d : tensor<64x64xf32>
+    // becomes
+    %r = loom.dot %p, %v, %scaled : tensor<64x32xbf16>, tensor<32x64xbf16> -> tensor<64x64xf32>
+    ```
+  }];
+}
+
 def LoomFuseElementwise : Pass<"loom-fuse-elementwise", "::mlir::func::FuncOp"> {
   let summary = "fuse elementwise linalg producers into consumers that do "
                 "not recompute them";
@@ -189,7 +219,11 @@ def LoomAssignLayouts : Pass<"loom-assign-layouts", "::mlir::ModuleOp"> {
        rematerialized in it when they are cheap to recompute (splats,
        broadcasts, `arange`, elementwise ops of those: index and mask
        tiles) and otherwise get an explicit `loom.convert_layout` right
-       after their definition. Loads, stores and everything else keep the
+       after their definition. A row index or mask (`[M, 1]`, from an
+       `arange`) broadcast into an mma tile is recomputed in
+       `#loom.mma_rows`, a column index or mask (`[1, N]`) in
+       `#loom.mma_cols`, so masking an mma tile by positions needs no
+       shared memory and no barrier. Loads, stores and everything else keep the
        blocked layout (blocked stores are coalesced).
 
     Tiles no anchor reaches keep the blocked layout, so a kernel without

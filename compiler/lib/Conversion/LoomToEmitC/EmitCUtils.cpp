@@ -43,6 +43,8 @@ std::string cppTypeName(Type type) {
       s += ", loom::tile::Mma" + warps(mma);
     else if (auto rows = dyn_cast_or_null<MmaRowsEncodingAttr>(tile.getEncoding()))
       s += ", loom::tile::MmaRows" + warps(rows);
+    else if (auto cols = dyn_cast_or_null<MmaColsEncodingAttr>(tile.getEncoding()))
+      s += ", loom::tile::MmaCols" + warps(cols);
     return s + ">";
   }
   std::string s;

@@ -28,8 +28,22 @@ int64_t roundUp16(int64_t n) { return (n + 15) / 16 * 16; }
 /// Bytes of shared scratch `op` needs (the device library's contract, see
 /// device/include/loom/device/tile.h).
 int64_t scratchBytes(Operation *op) {
-  if (auto b = dyn_cast<BroadcastOp>(op))
-    return tileBytes(b.getSrc().getType());
+  if (auto b = dyn_cast<BroadcastOp>(op)) {
+    // #loom.mma_rows [M, 1] or #loom.mma_cols [1, N] to the #loom.mma of
+    // the same warp grid repeats values each thread holds.
+    auto src = b.getSrc().getType();
+    auto mma = dyn_cast_or_null<MmaEncodingAttr>(b.getType().getEncoding());
+    auto sameGrid = [&](auto enc) {
+      return enc && mma && enc.getWarpsM() == mma.getWarpsM() &&
+             enc.getWarpsN() == mma.getWarpsN();
+    };
+    if ((sameGrid(dyn_cast_or_null<MmaRowsEncodingAttr>(src.getEncoding())) &&
+         src.getDimSize(1) == 1) ||
+        (sameGrid(dyn_cast_or_null<MmaColsEncodingAttr>(src.getEncoding())) &&
+         src.getDimSize(0) == 1))
+      return 0;
+    return tileBytes(src);
+  }
   if (auto c = dyn_cast<ConvertLayoutOp>(op))
     return tileBytes(c.getSrc().getType());
   if (auto r = dyn_cast<ReduceOp>(op))
@@ -39,10 +53,14 @@ int64_t scratchBytes(Operation *op) {
   if (auto d = dyn_cast<DotOp>(op)) {
     // Operands in pipeline slots are read in place; with a #loom.mma
     // accumulator (dot_mma_acc) the other operand is staged at offset 0
-    // and the accumulator never leaves the registers.
+    // and the accumulator never leaves the registers, nor does an A in the
+    // #loom.mma<warpsM = W, warpsN = 1> of an accumulator of that layout.
     auto staged = [](Value v) { return v.getDefiningOp<SharedSlotOp>() ? 0 : tileBytes(v.getType()); };
-    if (isa_and_nonnull<MmaEncodingAttr>(d.getAcc().getType().getEncoding()))
-      return staged(d.getA()) + staged(d.getB());
+    if (auto acc = dyn_cast_or_null<MmaEncodingAttr>(d.getAcc().getType().getEncoding())) {
+      auto a = dyn_cast_or_null<MmaEncodingAttr>(d.getA().getType().getEncoding());
+      bool registerA = a && a == acc && acc.getWarpsN() == 1;
+      return (registerA ? 0 : staged(d.getA())) + staged(d.getB());
+    }
     return tileBytes(d.getA().getType()) + tileBytes(d.getB().getType()) +
            tileBytes(d.getAcc().getType());
   }

@@ -69,6 +69,12 @@ int validateArch(const std::string &arch);
 /// bf16 tensor-core instructions Loom's kernels use (anything below sm_80).
 int requireTensorCoreArch(const std::string &arch);
 
+/// Shared memory one block may use on `arch` (the opt-in per-block limit,
+/// CUDA C++ Programming Guide, "Compute Capabilities" table): 163 KB on
+/// sm_80/sm_87, 99 KB on sm_86/sm_89, 227 KB on sm_90 and later. Throws
+/// like requireTensorCoreArch for an arch Loom cannot target.
+int64_t maxSharedBytesPerBlock(const std::string &arch);
+
 /// Architectures this NVRTC can target, as compute capabilities (75, 80...).
 const std::vector<int> &nvrtcSupportedArchs();
 

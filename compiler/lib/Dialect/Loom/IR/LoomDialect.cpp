@@ -66,6 +66,20 @@ MmaRowsEncodingAttr::verifyEncoding(ArrayRef<int64_t> shape, Type,
   return success();
 }
 
+LogicalResult
+MmaColsEncodingAttr::verifyEncoding(ArrayRef<int64_t> shape, Type,
+                                    function_ref<InFlightDiagnostic()> emitError) const {
+  if (getWarpsM() == 0 || getWarpsN() == 0)
+    return emitError() << "#loom.mma_cols needs at least one warp along each dimension";
+  int64_t cols = 8 * getWarpsN();
+  bool vector = shape.size() == 1 || (shape.size() == 2 && shape[0] == 1);
+  if (!vector || shape.back() % cols != 0)
+    return emitError() << "#loom.mma_cols<warpsM = " << getWarpsM() << ", warpsN = "
+                       << getWarpsN() << "> needs an [N] or [1, N] tile with N a multiple of "
+                       << cols << ", got " << shapeText(shape);
+  return success();
+}
+
 void LoomDialect::initialize() {
   addAttributes<
 #define GET_ATTRDEF_LIST

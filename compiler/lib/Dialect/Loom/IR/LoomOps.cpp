@@ -81,13 +81,16 @@ LogicalResult ExpandDimsOp::verify() {
   if (getResult().getType().getShape() != ArrayRef<int64_t>(expected))
     return emitOpError() << "expected result shape " << shapeString(expected)
                          << ", got " << shapeOf(getResult());
-  // The tile keeps its elements in place: blocked stays blocked, and the
-  // rows of an [M] #loom.mma_rows tile are those of its [M, 1] expansion.
+  // The tile keeps its elements in place: blocked stays blocked, the rows
+  // of an [M] #loom.mma_rows tile are those of its [M, 1] expansion, and the
+  // columns of an [N] #loom.mma_cols tile those of its [1, N] expansion.
   Attribute from = src.getEncoding(), to = getResult().getType().getEncoding();
   bool rows = isa_and_nonnull<MmaRowsEncodingAttr>(from) && axis == 1;
-  if (from != to || (from && !rows))
-    return emitOpError() << "keeps the layout: blocked to blocked, or #loom.mma_rows [M] to "
-                            "the same [M, 1] at axis 1";
+  bool cols = isa_and_nonnull<MmaColsEncodingAttr>(from) && axis == 0;
+  if (from != to || (from && !rows && !cols))
+    return emitOpError() << "keeps the layout: blocked to blocked, #loom.mma_rows [M] to "
+                            "the same [M, 1] at axis 1, or #loom.mma_cols [N] to the same "
+                            "[1, N] at axis 0";
   return success();
 }
 

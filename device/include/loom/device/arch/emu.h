@@ -126,6 +126,27 @@ inline float ex2_approx(float x) {
   return (float)std::exp2((double)x);
 }
 
+// ex2.approx.ftz.f32: a subnormal input counts as zero and a subnormal
+// result becomes +0 (2^x is positive).
+inline float ex2_approx_ftz(float x) {
+  if (std::fpclassify(x) == FP_SUBNORMAL) x = std::copysign(0.0f, x);
+  const float y = ex2_approx(x);
+  return std::fpclassify(y) == FP_SUBNORMAL ? 0.0f : y;
+}
+
+// max.NaN.f32 / min.NaN.f32: the canonical NaN if either operand is NaN;
+// otherwise the larger (smaller) value, +0 counting as larger than -0.
+inline float fmax_nan(float a, float b) {
+  if (std::isnan(a) || std::isnan(b)) return u32_as_f32(0x7fffffffu);
+  if (a == b) return std::signbit(a) ? b : a;
+  return a > b ? a : b;
+}
+inline float fmin_nan(float a, float b) {
+  if (std::isnan(a) || std::isnan(b)) return u32_as_f32(0x7fffffffu);
+  if (a == b) return std::signbit(a) ? a : b;
+  return a < b ? a : b;
+}
+
 namespace emu::isa {
 
 inline uint16_t lo16(uint32_t r) { return (uint16_t)(r & 0xffffu); }

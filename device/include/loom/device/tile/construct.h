@@ -31,7 +31,7 @@ __device__ __forceinline__ TileT splat(Scalar scalar) {
 }
 
 // Same size and row-major order under another shape (e.g. expand_dims): the
-// Blocked and MmaRows distributions depend only on the linear index, so this
+// Blocked, MmaRows and MmaCols distributions depend only on the linear index, so this
 // is a per-thread copy within one layout.
 template <class TileT, class Src>
 __device__ __forceinline__ TileT reshape(const Src& src) {
@@ -76,11 +76,16 @@ template <class Dst, class Src>
 inline constexpr bool rows_to_mma_v = false;
 template <int WM, int WN>
 inline constexpr bool rows_to_mma_v<Mma<WM, WN>, MmaRows<WM, WN>> = true;
+// Whether Dst (Mma<WM, WN>) repeats the columns of Src (MmaCols<WM, WN>).
+template <class Dst, class Src>
+inline constexpr bool cols_to_mma_v = false;
+template <int WM, int WN>
+inline constexpr bool cols_to_mma_v<Mma<WM, WN>, MmaCols<WM, WN>> = true;
 } // namespace detail
 
 // Repeats the size-1 dimensions of src to TileT's shape (same rank), in
 // TileT's layout. Uses Src::size * sizeof(T) bytes of smem (none for MmaRows
-// [M, 1] -> Mma [M, N]); leaves the block synchronized.
+// [M, 1] or MmaCols [1, N] -> Mma [M, N]); leaves the block synchronized.
 template <class TileT, class Src>
 __device__ __forceinline__ TileT broadcast(const Src& src, unsigned char* smem) {
   using T = typename TileT::element_type;
@@ -99,6 +104,14 @@ __device__ __forceinline__ TileT broadcast(const Src& src, unsigned char* smem) 
     LOOM_UNROLL
     for (int k = 0; k < TileT::kPerThread; ++k)
       r.v[k] = src.v[2 * (k / 4 / DL::template atoms_n<DS>()) + k % 4 / 2];
+    return r;
+  } else if constexpr (detail::cols_to_mma_v<DL, typename Src::layout> && SS::dim(0) == 1) {
+    // Slot k of an Mma tile is element e = k % 4 of atom k / 4, whose
+    // column is MmaCols slot 2 * (atom column) + e % 2.
+    TileT r;
+    LOOM_UNROLL
+    for (int k = 0; k < TileT::kPerThread; ++k)
+      r.v[k] = src.v[2 * (k / 4 % DL::template atoms_n<DS>()) + k % 2];
     return r;
   } else {
     T* buf = reinterpret_cast<T*>(smem);

@@ -21,6 +21,15 @@
 #define LOOM_NO_UNROLL _Pragma("unroll 1")
 #endif
 
+// LOOM_NOINLINE keeps a rarely taken path out of a hot loop's code on the
+// GPU; the emulator inlines it (a host macro named __noinline__ would break
+// the standard library's own attributes).
+#if defined(LOOM_DEVICE_EMULATION)
+#define LOOM_NOINLINE
+#else
+#define LOOM_NOINLINE __noinline__
+#endif
+
 #ifndef LOOM_NUM_THREADS
 #define LOOM_NUM_THREADS 128
 #endif

@@ -39,9 +39,12 @@ struct Swizzle {
     constexpr int C = Cols / 8;
     return (C % 8 == 0) ? 8 : (C % 4 == 0) ? 4 : (C % 2 == 0) ? 2 : 1;
   }
+  // Unsigned: r and c are never negative, and unsigned division by the
+  // powers of two here is a shift (signed division needs a fix-up).
   __device__ __forceinline__ static int offset(int r, int c) {
-    const int s = (r / (8 / P())) % P();
-    return r * Cols + ((((c >> 3) ^ s)) << 3) + (c & 7);
+    const unsigned ur = (unsigned)r, uc = (unsigned)c;
+    const unsigned s = (ur / unsigned(8 / P())) % unsigned(P());
+    return (int)(ur * unsigned(Cols) + (((uc >> 3) ^ s) << 3) + (uc & 7u));
   }
 };
 
@@ -60,7 +63,8 @@ __device__ __forceinline__ void mma_16x8x16(float d[4], const uint32_t a[4], con
 template <int Cols>
 struct SwizzledIndex {
   __device__ __forceinline__ int operator()(int i) const {
-    return Swizzle<Cols>::offset(i / Cols, i % Cols);
+    const unsigned u = (unsigned)i;
+    return Swizzle<Cols>::offset((int)(u / unsigned(Cols)), (int)(u % unsigned(Cols)));
   }
 };
 
@@ -264,7 +268,7 @@ __device__ __forceinline__ TileR dot_mma_acc(const TileA& a, const TileB& b, con
     for (int s = 0; s < K / 16; ++s)
       dot_mma_step<OpA, OpB, AM, AN, K, kRegisterA, T>(r, a, As, Bs, s, wm, wn, lane);
   } else {
-    LOOM_NO_UNROLL
+    LOOM_UNROLL
     for (int s = 0; s < K / 16; ++s)
       dot_mma_step<OpA, OpB, AM, AN, K, kRegisterA, T>(r, a, As, Bs, s, wm, wn, lane);
   }

@@ -8,8 +8,12 @@
 //   int32_t/int64_t: two's-complement wrapping; div/rem truncate toward zero.
 //                   x/0 gives 0 and x%0 gives x; MIN/-1 gives MIN and MIN%-1
 //                   gives 0 (PTX leaves these unspecified; the host would trap).
-//   maximum/minimum propagate NaN; comparisons are ordered (false with NaN)
-//   except cmp_ne (true with NaN).
+//   maximum/minimum propagate NaN (f32: max.NaN/min.NaN, the canonical NaN;
+//   +0 > -0); comparisons are ordered (false with NaN) except cmp_ne (true
+//   with NaN).
+//   exp2 is ex2.approx.ftz: within 2 ulp, results below 2^-126 (and
+//   subnormal inputs, as 0) flushed, as FlashAttention's and CUTLASS's
+//   softmax do; the CPU backend's exp2 also gives 0 below -126.
 #pragma once
 
 #include "loom/device/tile/layout.h"
@@ -31,7 +35,7 @@ using wrap_t = typename conditional<(sizeof(T) < 4), uint32_t,
 __device__ __forceinline__ bool is_nan(float x) { return x != x; }
 
 // Single-precision math with correctly rounded or library accuracy (not
-// the fast intrinsics); exp2 alone uses ex2.approx.
+// the fast intrinsics); exp2 alone uses ex2.approx.ftz.
 #if defined(LOOM_DEVICE_EMULATION)
 inline float m_log2(float x) { return std::log2(x); }
 inline float m_exp(float x) { return std::exp(x); }
@@ -165,7 +169,9 @@ __device__ __forceinline__ T neg(T a) {
 
 template <class T>
 __device__ __forceinline__ T maximum(T a, T b) {
-  if constexpr (is_float_v<T>) {
+  if constexpr (is_same_v<T, float>) {
+    return loom::device::fmax_nan(a, b);
+  } else if constexpr (is_float_v<T>) {
     const float x = to_float(a), y = to_float(b);
     return (detail::is_nan(x) || x > y) ? a : b;
   } else {
@@ -175,7 +181,9 @@ __device__ __forceinline__ T maximum(T a, T b) {
 
 template <class T>
 __device__ __forceinline__ T minimum(T a, T b) {
-  if constexpr (is_float_v<T>) {
+  if constexpr (is_same_v<T, float>) {
+    return loom::device::fmin_nan(a, b);
+  } else if constexpr (is_float_v<T>) {
     const float x = to_float(a), y = to_float(b);
     return (detail::is_nan(x) || x < y) ? a : b;
   } else {
@@ -230,7 +238,7 @@ __device__ __forceinline__ T abs(T a) {
     static_assert(is_float_v<T>, #NAME ": float types only");                       \
     return from_float<T>(FN(to_float(a)));                                          \
   }
-LOOM_TILE_MATH(exp2, loom::device::ex2_approx)
+LOOM_TILE_MATH(exp2, loom::device::ex2_approx_ftz)
 LOOM_TILE_MATH(log2, detail::m_log2)
 LOOM_TILE_MATH(exp, detail::m_exp)
 LOOM_TILE_MATH(log, detail::m_log)

@@ -29,6 +29,13 @@
 //                 and the WN warps of a row hold copies (a row reduction of
 //                 an Mma tile gives it, and broadcasting it back to Mma is
 //                 thread-local).
+//   MmaCols<WM, WN>
+//                 a vector of N per-column values ([N] or [1, N]) laid out
+//                 like the columns of Mma<WM, WN>: each thread holds the two
+//                 columns (2t, 2t+1) of each atom column of its warp, so the
+//                 8 lanes sharing t and the WM warps of a column hold copies
+//                 (column indices and masks computed here broadcast to Mma
+//                 thread-locally).
 #pragma once
 
 #include "loom/device/tile/core.h"
@@ -126,6 +133,36 @@ struct MmaRows {
   template <class S>
   __device__ __forceinline__ static bool owner(int) {
     return thread_rank() % 4 == 0 && Mma<WM, WN>::warp_n() == 0;
+  }
+};
+
+template <int WM, int WN>
+struct MmaCols {
+  static_assert(WM > 0 && WN > 0 && WM * WN == kWarps, "MmaCols: WM * WN must be the warp count");
+  template <class S>
+  __host__ __device__ static constexpr int atoms_n() {
+    static_assert((S::rank == 1 || (S::rank == 2 && S::dim(0) == 1)) &&
+                      S::dim(S::rank - 1) % (8 * WN) == 0,
+                  "MmaCols: an [N] or [1, N] tile with N a multiple of 8 columns per warp");
+    return S::dim(S::rank - 1) / 8 / WN;
+  }
+  template <class S>
+  __host__ __device__ static constexpr int slots() {
+    return atoms_n<S>() * 2;
+  }
+  // Slot k = 2j + h: column 2t + h of the warp's j-th atom column, as in Mma.
+  template <class S>
+  __device__ __forceinline__ static int index(int k) {
+    const int lane = thread_rank() % 32;
+    return (Mma<WM, WN>::warp_n() * atoms_n<S>() + k / 2) * 8 + 2 * (lane % 4) + k % 2;
+  }
+  template <class S>
+  __device__ __forceinline__ static bool valid(int) {
+    return true;
+  }
+  template <class S>
+  __device__ __forceinline__ static bool owner(int) {
+    return thread_rank() % 32 < 4 && Mma<WM, WN>::warp_m() == 0;
   }
 };
 

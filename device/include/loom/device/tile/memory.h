@@ -230,34 +230,94 @@ template <class T, class S, bool kColumnMajor>
 inline constexpr bool kStagedByChunks =
     S::rank == 2 && sizeof(T) == 2 && S::dim(kColumnMajor ? 0 : 1) % 8 == 0;
 
+//
+// Per tile, not per chunk: whether the view is copyable and its start and
+// row stride keep every chunk 16-byte aligned (the destination always is:
+// slots and scratch are 16-byte aligned and the swizzle moves whole
+// chunks), so the branch is block-uniform; chunk coordinates are unsigned
+// compile-time divisions of an unrolled index, and row addresses advance
+// by a constant number of rows per step.
 template <class Map, class T, class S, bool kColumnMajor>
-__device__ __forceinline__ void issue_chunks(T* buf, const GlobalBlock<T, S, kColumnMajor>& g) {
+struct ChunkCopy {
   using L = StagedLayout<S, kColumnMajor>;
-  constexpr int along = L::kAlong, across = L::kAcross;
-  const auto& a = g.access;
-  const bool copyable = a.strides[along] == 1 && g.other.bits == 0;
-  constexpr int kChunksPerRow = L::kRowLength / 8;
-  constexpr int kChunks = S::dim(across) * kChunksPerRow;
-  const Map map{};
-  for (int c = thread_rank(); c < kChunks; c += kThreads) {
-    const int r = c / kChunksPerRow, c0 = c % kChunksPerRow * 8;
-    const int left = r < a.bounds[across] ? a.bounds[along] - c0 : 0;
-    const int valid = left < 0 ? 0 : left > 8 ? 8 : left;
-    const T* row = g.p + g.base + r * a.strides[across];
-    T* dst = buf + map(r * L::kRowLength + c0);
-    if (copyable && (((unsigned long long)(row + c0) | (unsigned long long)dst) & 15) == 0) {
-      if (valid > 0) {
-        LOOM_CHECK_GLOBAL(row + c0, "global load");
-        LOOM_CHECK_GLOBAL(row + c0 + valid - 1, "global load");
+  static constexpr int along = L::kAlong, across = L::kAcross;
+  static constexpr unsigned kChunksPerRow = L::kRowLength / 8;
+  static constexpr unsigned kChunks = S::dim(across) * kChunksPerRow;
+  static constexpr unsigned kSteps = (kChunks + kThreads - 1) / kThreads;
+
+  // Chunk `step` of the calling thread: its stored row and first column,
+  // how many of its 8 elements the bounds keep, and where it goes.
+  struct Chunk {
+    unsigned r, c0;
+    int valid;
+    T* dst;
+  };
+  __device__ __forceinline__ static bool chunk(T* buf, const BlockAccess<S>& a, unsigned step,
+                                               Chunk& out) {
+    const unsigned c = (unsigned)thread_rank() + step * kThreads;
+    if (kChunks % kThreads != 0 && c >= kChunks)
+      return false;
+    out.r = c / kChunksPerRow;
+    out.c0 = c % kChunksPerRow * 8;
+    const int left = (int)out.r < a.bounds[across] ? a.bounds[along] - (int)out.c0 : 0;
+    out.valid = left < 0 ? 0 : left > 8 ? 8 : left;
+    out.dst = buf + Map{}((int)(out.r * L::kRowLength + out.c0));
+    return true;
+  }
+
+  // 16-byte cp.async per chunk (zero-filled past the bounds).
+  __device__ __forceinline__ static void async(T* buf, const GlobalBlock<T, S, kColumnMajor>& g) {
+    const T* const start = g.p + g.base;
+    LOOM_UNROLL
+    for (unsigned step = 0; step < kSteps; ++step) {
+      Chunk ch;
+      if (!chunk(buf, g.access, step, ch))
+        break;
+      const T* row = start + (int64_t)ch.r * g.access.strides[across];
+      if (ch.valid > 0) {
+        LOOM_CHECK_GLOBAL(row + ch.c0, "global load");
+        LOOM_CHECK_GLOBAL(row + ch.c0 + ch.valid - 1, "global load");
       }
-      loom::device::cp_async_16(dst, valid > 0 ? row + c0 : g.p, valid * 2);
-      continue;
-    }
-    for (int e = 0; e < 8; ++e) {
-      const T* src = row + (c0 + e) * a.strides[along];
-      smem_store(dst + e, e < valid ? (LOOM_CHECK_GLOBAL(src, "global load"), *src) : g.other);
+      loom::device::cp_async_16(ch.dst, ch.valid > 0 ? row + ch.c0 : g.p, ch.valid * 2);
     }
   }
+
+  // Element by element (strided along the rows, misaligned, or a non-zero
+  // `other`): rare, and kept out of line so the fast path's loop stays small.
+  __device__ LOOM_NOINLINE static void elementwise(T* buf, GlobalBlock<T, S, kColumnMajor> g) {
+    const T* const start = g.p + g.base;
+    for (unsigned step = 0; step < kSteps; ++step) {
+      Chunk ch;
+      if (!chunk(buf, g.access, step, ch))
+        break;
+      const T* row = start + (int64_t)ch.r * g.access.strides[across];
+      for (int e = 0; e < 8; ++e) {
+        const T* src = row + ((int)ch.c0 + e) * g.access.strides[along];
+        smem_store(ch.dst + e,
+                   e < ch.valid ? (LOOM_CHECK_GLOBAL(src, "global load"), *src) : g.other);
+      }
+    }
+  }
+};
+
+// Per tile, not per chunk: whether the view is copyable and its start and
+// row stride keep every chunk 16-byte aligned (the destination always is:
+// slots and scratch are 16-byte aligned and the swizzle moves whole
+// chunks), so the branch is block-uniform; chunk coordinates are unsigned
+// compile-time divisions of an unrolled index.
+template <class Map, class T, class S, bool kColumnMajor>
+__device__ __forceinline__ void issue_chunks(T* buf, const GlobalBlock<T, S, kColumnMajor>& g) {
+  using Copy = ChunkCopy<Map, T, S, kColumnMajor>;
+  const auto& a = g.access;
+  const bool aligned =
+      a.strides[Copy::along] == 1 && g.other.bits == 0 &&
+      (((unsigned long long)(g.p + g.base) |
+        (unsigned long long)(a.strides[Copy::across] * sizeof(T))) &
+       15) == 0;
+  if (aligned)
+    Copy::async(buf, g);
+  else
+    Copy::elementwise(buf, g);
 }
 
 // Copies the view into buf (see issue_chunks) and waits for the copies.

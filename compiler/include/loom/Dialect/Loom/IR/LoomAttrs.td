@@ -72,4 +72,29 @@ def Loom_MmaRowsEncodingAttr : Loom_Attr<"MmaRowsEncoding", "mma_rows",
   let assemblyFormat = "`<` struct(params) `>`";
 }
 
+def Loom_MmaColsEncodingAttr : Loom_Attr<"MmaColsEncoding", "mma_cols",
+    [DeclareAttrInterfaceMethods<VerifiableTensorEncoding>]> {
+  let summary = "per-column values laid out like the columns of #loom.mma";
+  let description = [{
+    A vector of N values, as an `[N]` or `[1, N]` tile, distributed like the
+    columns of a `#loom.mma` tile with the same warp grid (Triton's slice of
+    the mma layout along dimension 0): each thread holds the values of the
+    columns its C fragments touch, two per atom column (2t and 2t + 1), so
+    the 8 lanes that share t and the `warpsM` warps of a column hold copies.
+    Broadcasting it to the mma tile is thread-local, and a column index
+    (`arange`) or a column mask computed in it costs a few integer ops per
+    thread instead of a trip through shared memory: the key-position masks
+    of attention live here. N must be a multiple of 8 * warpsN. The device
+    library type is `loom::tile::MmaCols<warpsM, warpsN>`.
+
+    Example:
+
+    ```mlir
+    %cols = loom.arange 0, 64 : tensor<64xi32, #loom.mma_cols<warpsM = 4, warpsN = 1>>
+    ```
+  }];
+  let parameters = (ins "unsigned":$warpsM, "unsigned":$warpsN);
+  let assemblyFormat = "`<` struct(params) `>`";
+}
+
 #endif // LOOM_ATTRS_TD
