@@ -12,6 +12,7 @@
 
 #include "loom/Support/Error.h"
 #include "loom/cuda/Driver.h"
+#include "loom/runtime/LogicalGrid.h"
 #include "loom/runtime/Memory.h"
 #include "loom/runtime/Stream.h"
 
@@ -252,13 +253,38 @@ std::shared_ptr<runtime::Memory> scratch(runtime::Backend backend, size_t count)
   return std::make_shared<runtime::Memory>(backend, std::max<size_t>(count, 1) * sizeof(float));
 }
 
-/// Runs `kernel` now, or enqueues it on options.stream.
+/// Runs `kernel` over a logical grid now, or enqueues it on options.stream.
 void launchOn(const AttentionOptions &options, const runtime::CompiledKernel &kernel,
-              const runtime::Grid &grid, std::span<const runtime::Arg> args) {
+              const runtime::LogicalGridSize &grid, std::span<const runtime::Arg> args,
+              const runtime::LogicalLaunchOptions &launch = {}) {
   if (options.stream)
-    kernel.launch(*options.stream, grid, args);
+    runtime::launchLogical(kernel, *options.stream, grid, args, launch);
   else
-    kernel.launch(grid, args);
+    runtime::launchLogical(kernel, grid, args, launch);
+}
+
+/// How a stage reports options.progress: its logical grid has `perHead`
+/// programs per (batch, head) pair of `heads`, in head order, and covers
+/// [from, to) of the call's work. Without a progress callback: launches as
+/// large as the limits allow.
+runtime::LogicalLaunchOptions progressLaunch(const AttentionOptions &options, const char *stage,
+                                             int64_t perHead, int64_t heads, double from,
+                                             double to) {
+  runtime::LogicalLaunchOptions launch;
+  if (!options.progress)
+    return launch;
+  uint64_t total = uint64_t(perHead) * uint64_t(heads);
+  // Pieces of at least 256 programs keep a CPU's threads busy.
+  launch.maxPrograms = std::max<uint64_t>((total + kProgressPieces - 1) / kProgressPieces, 256);
+  launch.afterEach = [report = options.progress, stage, perHead, heads, from,
+                      to](uint64_t done, uint64_t all) {
+    AttentionProgress p;
+    p.stage = stage;
+    p.headsDone = int64_t(done / uint64_t(perHead)), p.heads = heads;
+    p.fraction = from + (to - from) * double(done) / double(all);
+    report(p);
+  };
+  return launch;
 }
 
 /// Keeps a call's temporaries alive until options.stream has run its
@@ -415,16 +441,16 @@ buildBlockMask(int64_t B, int64_t Sq, int64_t Sk, int64_t Hq, int64_t Hkv,
     auto kernel = runtime::compile(
         attentionKernel(Stage::Classify, DType::F32, DType::F32, false, 0, variant),
         specFor(config, backend));
-    runtime::Grid grid(uint32_t(nQB), uint32_t(nKB), uint32_t(B * Hq));
+    runtime::LogicalGridSize grid{nQB, nKB, B * Hq};
     if (bm.onCuda) {
       cuda::DeviceBuffer out(tiles * sizeof(int32_t));
       args.push_back(runtime::Arg::buffer(reinterpret_cast<const void *>(out.ptr()),
                                           DType::I32, tiles));
-      kernel->launch(grid, args);
+      runtime::launchLogical(*kernel, grid, args);
       out.copyToHost(kinds.data(), tiles * sizeof(int32_t));
     } else {
       args.push_back(runtime::Arg::buffer(kinds.data(), DType::I32, tiles));
-      kernel->launch(grid, args);
+      runtime::launchLogical(*kernel, grid, args);
     }
   }
   bm.kinds.assign(kinds.begin(), kinds.begin() + tiles);
@@ -607,9 +633,9 @@ void attentionForward(const Tensor4 &q, const Tensor4 &k, const Tensor4 &v, cons
     auto extra = blockMaskArgs(*blockMask);
     args.insert(args.end(), extra.begin(), extra.end());
   }
-  launchOn(options, *kernel,
-           runtime::Grid(uint32_t((Sq + config.blockM - 1) / config.blockM), uint32_t(B * Hq)),
-           args);
+  int64_t qBlocks = (Sq + config.blockM - 1) / config.blockM;
+  launchOn(options, *kernel, {qBlocks, B * Hq, 1}, args,
+           progressLaunch(options, "forward", qBlocks, B * Hq, 0, 1));
 }
 
 } // namespace loom::ops
@@ -855,21 +881,19 @@ void attentionBackward(const Tensor4 &q, const Tensor4 &k, const Tensor4 &v, con
   // cannot leave a partial backward queued on options.stream.
   struct StageLaunch {
     Stage stage;
-    runtime::Grid grid;
+    runtime::LogicalGridSize grid;
     std::shared_ptr<const runtime::CompiledKernel> kernel;
   };
   std::vector<StageLaunch> stages;
-  uint32_t qBlocks = uint32_t((Sq + config.blockM - 1) / config.blockM);
+  int64_t qBlocks = (Sq + config.blockM - 1) / config.blockM;
   if (B > 0 && Sq > 0) {
     if (!options.backwardDelta)
-      stages.push_back({Stage::Preprocess, runtime::Grid(qBlocks, uint32_t(B * Hq)), nullptr});
-    stages.push_back({Stage::Dq, runtime::Grid(qBlocks, uint32_t(B * Hq)), nullptr});
+      stages.push_back({Stage::Preprocess, {qBlocks, B * Hq, 1}, nullptr});
+    stages.push_back({Stage::Dq, {qBlocks, B * Hq, 1}, nullptr});
   }
   if (B > 0 && Sk > 0)
     stages.push_back(
-        {Stage::DkDv,
-         runtime::Grid(uint32_t((Sk + config.blockN - 1) / config.blockN), uint32_t(B * Hkv)),
-         nullptr});
+        {Stage::DkDv, {(Sk + config.blockN - 1) / config.blockN, B * Hkv, 1}, nullptr});
   for (StageLaunch &l : stages) {
     bool masked = l.stage != Stage::Preprocess && blockMask;
     l.kernel = runtime::compile(
@@ -887,7 +911,13 @@ void attentionBackward(const Tensor4 &q, const Tensor4 &k, const Tensor4 &v, con
     std::vector<runtime::Arg> stageArgs(args.begin(), args.begin() + used);
     if (l.stage == Stage::Dq)
       pairs->appendArgs(stageArgs);
-    launchOn(options, *l.kernel, l.grid, stageArgs);
+    // dQ does 3 of the backward's 7 block matmuls per tile, dK/dV 4.
+    runtime::LogicalLaunchOptions launch =
+        l.stage == Stage::Dq     ? progressLaunch(options, "dq", l.grid[0], l.grid[1], 0, 3.0 / 7)
+        : l.stage == Stage::DkDv ? progressLaunch(options, "dkdv", l.grid[0], l.grid[1],
+                                                  B > 0 && Sq > 0 ? 3.0 / 7 : 0, 1)
+                                 : runtime::LogicalLaunchOptions{};
+    launchOn(options, *l.kernel, l.grid, stageArgs, launch);
   }
   if (options.dsinks) {
     AttentionOptions sinkOptions = options;
@@ -931,7 +961,7 @@ void attentionSinkGradient(const float *lse, const float *delta, const float *si
                                     runtime::Arg::i32(int32_t(Sq)),
                                     runtime::Arg::i32(int32_t(Hq))};
   launchOn(options, *sinkGradientKernel(options.accumulateGradients, specFor(config, backend)),
-           runtime::Grid(uint32_t(Hq)), args);
+           {Hq, 1, 1}, args);
 }
 
 void attentionBackwardDelta(const Tensor4 &out, const Tensor4 &dOut, float *delta,
@@ -948,16 +978,11 @@ void attentionBackwardDelta(const Tensor4 &out, const Tensor4 &dOut, float *delt
     return;
   runtime::Backend backend = runtime::resolveBackend(options.backend);
   requireSupportedHeadDim("attention backward delta", D, backend, out.dtype);
-  // The kernel takes seqlen as i32 and runs one grid row per (batch, head),
-  // and GPUs cap grid y at 65535.
+  // The kernel takes seqlen as i32 (batch x heads past the GPU's grid y
+  // go through the logical grid).
   if (Sq > INT32_MAX)
     throw Error(ErrorCode::InvalidArgument,
                 fmt::format("attention backward delta: seqlen {} exceeds 2^31 - 1", Sq));
-  if (B * Hq > 65535)
-    throw Error(ErrorCode::InvalidArgument,
-                fmt::format("attention backward delta: batch x heads {} x {} = {} exceeds the "
-                            "grid limit of 65535",
-                            B, Hq, B * Hq));
   // Only the block height matters to the preprocess; the backward's.
   AttentionConfig config =
       resolveAttentionConfig(options, AttentionPass::Backward, out.dtype, D, Sq, Sq, backend);
@@ -975,9 +1000,7 @@ void attentionBackwardDelta(const Tensor4 &out, const Tensor4 &dOut, float *delt
   auto kernel = runtime::compile(
       attentionKernel(Stage::Preprocess, out.dtype, out.dtype, false, D, AttentionVariant::none()),
       specFor(config, backend));
-  launchOn(options, *kernel,
-           runtime::Grid(uint32_t((Sq + config.blockM - 1) / config.blockM), uint32_t(B * Hq)),
-           args);
+  launchOn(options, *kernel, {(Sq + config.blockM - 1) / config.blockM, B * Hq, 1}, args);
 }
 
 } // namespace loom::ops

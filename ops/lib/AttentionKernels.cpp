@@ -14,6 +14,8 @@
 #include "loom/ops/Attention.h"
 #include "loom/ops/BlockMask.h"
 
+#include "loom/dsl/Grid.h"
+
 #include "loom/Support/Error.h"
 
 #include <cmath>
@@ -52,6 +54,9 @@ struct Args {
   Value qPos0, qPosStep, kvPos0, kvPosStep, SqTotal, SkTotal;
   Value qsb, qss, qsh, ksb, kss, ksh, vsb, vss, vsh, osb, oss, osh;
   Value scale;
+  /// The programs: (query or key block, batch * heads[, key block]) of a
+  /// logical grid, which batch * heads past 65535 exceeds on GPUs.
+  std::optional<LogicalGrid> grid;
   std::map<std::string, Value> variantTensors, variantScalars;
   /// Sinks (kernels built with sinks only): f32, one per query head.
   Value sinks;
@@ -88,6 +93,7 @@ Args declareArgs(KernelBuilder &kb, DType dtype, const AttentionVariant &variant
   a.vsb = stride("v_stride_b"), a.vss = stride("v_stride_s"), a.vsh = stride("v_stride_h");
   a.osb = stride("o_stride_b"), a.oss = stride("o_stride_s"), a.osh = stride("o_stride_h");
   a.scale = kb.scalar("scale", DType::F32);
+  a.grid.emplace(kb);
   for (const VariantTensor &t : variant.tensors)
     a.variantTensors[t.name] = kb.pointer("variant_" + t.name, t.dtype);
   for (const VariantScalar &s : variant.scalars)
@@ -204,8 +210,8 @@ struct QueryBlock {
 
 QueryBlock queryBlock(const Args &a, int64_t BM, int64_t D) {
   QueryBlock q;
-  q.pidM = program_id(0);
-  Value bh = program_id(1);
+  q.pidM = a.grid->programId(0);
+  Value bh = a.grid->programId(1);
   q.b32 = bh / a.Hq, q.h = bh % a.Hq;
   q.b = q.b32.to(DType::I64), q.hq = q.h.to(DType::I64), q.hk = (q.h / a.group).to(DType::I64);
   q.rows = q.pidM * BM + arange(0, BM);
@@ -300,7 +306,7 @@ Kernel blockMaskKernel(const AttentionVariant &variant) {
     Args a = declareArgs(kb, DType::F32, variant, DType::F32, DType::F32);
     Value kinds = kb.pointer("block_kinds", DType::I32);
     int64_t BM = kb.constant("BLOCK_M"), BN = kb.constant("BLOCK_N");
-    Value pidM = program_id(0), pidN = program_id(1), bh = program_id(2);
+    Value pidM = a.grid->programId(0), pidN = a.grid->programId(1), bh = a.grid->programId(2);
     Value rows = pidM * BM + arange(0, BM), cols = pidN * BN + arange(0, BN);
     Value rowMask = expand_dims(rows < a.Sq, 1), colMask = expand_dims(cols < a.Sk, 0);
     // The same context, hence the same global positions and mods, as the
@@ -311,7 +317,9 @@ Kernel blockMaskKernel(const AttentionVariant &variant) {
     Value valid = sum(sum((rowMask & colMask).to(DType::I32), 1), 0);
     // 0 empty, 1 partial, 2 full: every launched tile has a valid pair.
     Value kind = (visible > 0).to(DType::I32) + (visible == valid).to(DType::I32);
-    Value at = ((bh * num_programs(0) + pidM) * num_programs(1) + pidN).to(DType::I64);
+    auto i64 = [](Value x) { return x.to(DType::I64); };
+    Value at = (i64(bh) * i64(a.grid->numPrograms(0)) + i64(pidM)) * i64(a.grid->numPrograms(1)) +
+               i64(pidN);
     store(kinds, at + arange(0, 1).to(DType::I64), kind);
   });
 }
@@ -359,7 +367,8 @@ Kernel flashAttentionForwardKernel(DType dtype, int64_t D, const AttentionVarian
     std::vector<Value> state = {full({BM}, kNegInf, DType::F32), zeros({BM}, DType::F32),
                                 zeros({BM, D}, DType::F32)};
     if (blockMask) {
-      Value list = program_id(1) * num_programs(0) + pidM; // (batch, head, query block)
+      // (batch, head, query block)
+      Value list = a.grid->programId(1) * a.grid->numPrograms(0) + pidM;
       state = overBlockLists(a.kvCounts, a.kvIndices, list, (a.Sk + (BN - 1)) / BN, state, step);
     } else {
       auto [jBegin, jEnd] = keyBlocks(variant, a, pidM, BM, BN);
@@ -407,7 +416,7 @@ Kernel flashAttentionBackwardPreprocessKernel(DType dtype, int64_t D,
                 [dtype, D, gradDtype](KernelBuilder &kb) {
     Args a = declareArgs(kb, dtype, AttentionVariant::none(), dtype, gradDtype);
     int64_t BM = kb.constant("BLOCK_M");
-    Value pidM = program_id(0), bh = program_id(1);
+    Value pidM = a.grid->programId(0), bh = a.grid->programId(1);
     Value b = (bh / a.Hq).to(DType::I64), h = (bh % a.Hq).to(DType::I64);
     Value rows = pidM * BM + arange(0, BM);
     Value rows64 = rows.to(DType::I64), d = arange(0, D).to(DType::I64);
@@ -429,7 +438,7 @@ Kernel flashAttentionBackwardDkDvKernel(DType dtype, int64_t D, const AttentionV
                 [dtype, D, variant, gradDtype, accumulate, blockMask](KernelBuilder &kb) {
     Args a = declareArgs(kb, dtype, variant, dtype, gradDtype, blockMask);
     int64_t BM = kb.constant("BLOCK_M"), BN = kb.constant("BLOCK_N");
-    Value pidN = program_id(0), bh = program_id(1);
+    Value pidN = a.grid->programId(0), bh = a.grid->programId(1);
     Value Hkv = a.Hq / a.group;
     Value b32 = bh / Hkv, hk = bh % Hkv;
     Value b = b32.to(DType::I64), hk64 = hk.to(DType::I64);
@@ -473,7 +482,7 @@ Kernel flashAttentionBackwardDkDvKernel(DType dtype, int64_t D, const AttentionV
       // The transposed lists hold (head in group) * query blocks + query block.
       Value numQueryBlocks = (a.Sq + (BM - 1)) / BM;
       grads = overBlockLists(
-          a.qCounts, a.qIndices, bh * num_programs(0) + pidN, a.group * numQueryBlocks, grads,
+          a.qCounts, a.qIndices, bh * a.grid->numPrograms(0) + pidN, a.group * numQueryBlocks, grads,
           [&](Value code, const std::vector<Value> &c, bool masks) {
             return step(hk * a.group + code / numQueryBlocks, code % numQueryBlocks, c, masks);
           });
@@ -569,7 +578,7 @@ Kernel flashAttentionBackwardDqKernel(DType dtype, int64_t D, const AttentionVar
     };
     std::vector<Value> dq = {zeros({BM, D}, DType::F32)};
     if (blockMask) {
-      Value list = program_id(1) * num_programs(0) + pidM;
+      Value list = a.grid->programId(1) * a.grid->numPrograms(0) + pidM;
       dq = overBlockLists(a.kvCounts, a.kvIndices, list, (a.Sk + (BN - 1)) / BN, dq, step);
     } else {
       auto [jBegin, jEnd] = keyBlocks(variant, a, pidM, BM, BN);

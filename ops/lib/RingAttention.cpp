@@ -402,6 +402,19 @@ std::vector<std::vector<PairLaunch>> planPass(const RingAttentionOptions &o, con
         steps[size_t(step)].push_back({i, ks, std::move(a)});
       }
   }
+  // Progress: each call's share of its step, each step 1 / P of the pass.
+  if (const auto &report = o.attention.progress)
+    for (int step = 0; step < p.world; ++step) {
+      std::vector<PairLaunch> &pairs = steps[size_t(step)];
+      for (size_t i = 0; i < pairs.size(); ++i)
+        pairs[i].options.progress = [report, step, world = p.world, i,
+                                     n = pairs.size()](const AttentionProgress &call) {
+          AttentionProgress ring = call;
+          ring.step = step, ring.steps = world;
+          ring.fraction = (step + (double(i) + call.fraction) / double(n)) / world;
+          report(ring);
+        };
+    }
   return steps;
 }
 

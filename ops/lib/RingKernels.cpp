@@ -9,6 +9,8 @@
 #include "TensorText.h"
 
 #include "loom/Support/Error.h"
+#include "loom/dsl/Grid.h"
+#include "loom/runtime/LogicalGrid.h"
 
 #include <algorithm>
 #include <cmath>
@@ -31,8 +33,9 @@ Kernel copyConvertKernel(DType srcType, DType dstType) {
     Value d0 = k.scalar("dst_stride0", DType::I64), d1 = k.scalar("dst_stride1", DType::I64),
           d2 = k.scalar("dst_stride2", DType::I64);
     int64_t block = k.constant("BLOCK");
-    Value p = program_id(0);
-    Value i0 = program_id(1).to(DType::I64), i1 = (p / n2).to(DType::I64),
+    LogicalGrid grid(k); // (seqlen x heads, batch): batch may pass 65535
+    Value p = grid.programId(0);
+    Value i0 = grid.programId(1).to(DType::I64), i1 = (p / n2).to(DType::I64),
           i2 = (p % n2).to(DType::I64);
     (void)n1; // the grid covers it; passed so launches state the full shape
     Value srcBase = i0 * s0 + i1 * s1 + i2 * s2, dstBase = i0 * d0 + i1 * d1 + i2 * d2;
@@ -61,8 +64,9 @@ Kernel mergePartialsKernel() {
           partRow = k.scalar("part_row_stride", DType::I64),
           partLseBh = k.scalar("part_lse_bh_stride", DType::I64);
     int64_t BR = k.constant("BLOCK_R"), BD = k.constant("BLOCK_D");
-    Value bh = program_id(1).to(DType::I64);
-    Value r = program_id(0) * BR + arange(0, BR);
+    LogicalGrid grid(k); // (row blocks, batch x heads): batch x heads may pass 65535
+    Value bh = grid.programId(1).to(DType::I64);
+    Value r = grid.programId(0) * BR + arange(0, BR);
     Value rowOk = r < rows;
     Value r64 = r.to(DType::I64);
     Value c = arange(0, BD);
@@ -207,13 +211,14 @@ void copyTensorAsync(runtime::Stream &stream, const Tensor4 &src, const Tensor4 
   auto [n0, n1, n2, n3] = src.shape;
   if (n0 == 0 || n1 == 0 || n2 == 0 || n3 == 0)
     return;
-  // Grid y is limited to 65535 on GPUs, x (rows) to 2^31 - 1 programs. The
-  // kernel rounds dim up to whole chunks of at most kMaxCopyBlock in i32,
-  // so dim must leave that much headroom below 2^31.
-  if (n0 > 65535 || n1 * n2 > INT32_MAX || n3 > INT32_MAX - (kMaxCopyBlock - 1))
+  // The logical grid is (seqlen x heads, batch), each axis < 2^31 (launches
+  // split it to the GPU's limits). The kernel rounds dim up to whole chunks
+  // of at most kMaxCopyBlock in i32, so dim must leave that much headroom
+  // below 2^31.
+  if (n0 > INT32_MAX || n1 * n2 > INT32_MAX || n3 > INT32_MAX - (kMaxCopyBlock - 1))
     throw Error(ErrorCode::InvalidArgument,
                 fmt::format("copyTensorAsync: shape {} exceeds the copy kernel's grid (batch "
-                            "<= 65535, seqlen x heads < 2^31, dim <= 2^31 - {})",
+                            "and seqlen x heads < 2^31, dim <= 2^31 - {})",
                             shapeText(src.shape), kMaxCopyBlock));
   if (src.dtype == dst.dtype && stream.backend() == runtime::Backend::Cpu) {
     // The CPU backend's f16/bf16 loads and stores flush subnormals (LLVM
@@ -240,7 +245,7 @@ void copyTensorAsync(runtime::Stream &stream, const Tensor4 &src, const Tensor4 
       Arg::i32(int32_t(n1)), Arg::i32(int32_t(n2)), Arg::i32(int32_t(n3)),
       Arg::i64(src.strides[0]), Arg::i64(src.strides[1]), Arg::i64(src.strides[2]),
       Arg::i64(dst.strides[0]), Arg::i64(dst.strides[1]), Arg::i64(dst.strides[2])};
-  kernel->launch(stream, runtime::Grid(uint32_t(n1 * n2), uint32_t(n0)), args);
+  runtime::launchLogical(*kernel, stream, {n1 * n2, n0, 1}, args);
 }
 
 void mergeAttentionPartialsAsync(runtime::Stream &stream, const PartialsView &acc,
@@ -252,10 +257,10 @@ void mergeAttentionPartialsAsync(runtime::Stream &stream, const PartialsView &ac
   if (headDim < 1 || headDim > 256)
     throw Error(ErrorCode::InvalidArgument,
                 fmt::format("mergeAttentionPartialsAsync: head_dim {} is outside 1..256", headDim));
-  if (batchHeads < 0 || rows < 0 || batchHeads > 65535 || rows > INT32_MAX)
+  if (batchHeads < 0 || rows < 0 || batchHeads > INT32_MAX || rows > INT32_MAX)
     throw Error(ErrorCode::InvalidArgument,
-                fmt::format("mergeAttentionPartialsAsync: {} batch x heads and {} rows exceed "
-                            "the kernel's grid (<= 65535, < 2^31)",
+                fmt::format("mergeAttentionPartialsAsync: {} batch x heads and {} rows are "
+                            "outside the kernel's grid (0 to 2^31 - 1 each)",
                             batchHeads, rows));
   if (batchHeads == 0 || rows == 0)
     return;
@@ -280,8 +285,7 @@ void mergeAttentionPartialsAsync(runtime::Stream &stream, const PartialsView &ac
                            Arg::i64(block.outBhStride),
                            Arg::i64(block.outRowStride),
                            Arg::i64(block.lseBhStride)};
-  kernel->launch(stream, runtime::Grid(uint32_t((rows + BR - 1) / BR), uint32_t(batchHeads)),
-                 args);
+  runtime::launchLogical(*kernel, stream, {(rows + BR - 1) / BR, batchHeads, 1}, args);
 }
 
 void accumulateAsync(runtime::Stream &stream, float *y, const float *x, size_t n) {

@@ -1,5 +1,6 @@
 //===- Launch.cpp - argument checks shared by every backend ---------------===//
 #include "loom/runtime/Kernel.h"
+#include "loom/runtime/LogicalGrid.h"
 #include "loom/runtime/Stream.h"
 
 #include "loom/Support/Error.h"
@@ -62,7 +63,16 @@ void CompiledKernel::checkLaunch(const Grid &grid, std::span<const Arg> args) co
                   fmt::format("kernel '{}': grid dimension {} is 0; every grid "
                               "dimension must be at least 1",
                               name_, d));
-  if (grid.size() > (uint64_t(1) << 31))
+  // The GPU's limits, on every backend: a launch cpu accepts runs on emu
+  // and cuda too (larger grids go through launchLogical).
+  for (int d = 0; d < 3; ++d)
+    if (grid.dims[d] > kMaxGrid[size_t(d)])
+      throw Error(ErrorCode::InvalidArgument,
+                  fmt::format("kernel '{}': grid ({}, {}, {}) exceeds the launch limits (x <= "
+                              "2^31 - 1, y and z <= 65535) along axis {}; a larger grid needs "
+                              "a dsl::LogicalGrid and runtime::launchLogical",
+                              name_, grid.dims[0], grid.dims[1], grid.dims[2], d));
+  if (grid.size() > kMaxGridPrograms)
     throw Error(ErrorCode::InvalidArgument,
                 fmt::format("kernel '{}': grid of {} programs exceeds 2^31", name_, grid.size()));
   if (args.size() != signature_.size())

@@ -353,7 +353,7 @@ TEST(RingKernels, ShapesPastTheGridAreRejectedBeforeLaunching) {
                         Tensor4::contiguous(b.data(), DType::F32, {1, 1, 1, dim}));
       },
       fmt::format("copyTensorAsync: shape (1, 1, 1, {}) exceeds the copy kernel's grid (batch "
-                  "<= 65535, seqlen x heads < 2^31, dim <= 2^31 - 128)",
+                  "and seqlen x heads < 2^31, dim <= 2^31 - 128)",
                   dim));
   // 2^31 programs of 1024 elements: one past grid x.
   size_t n = (size_t(1) << 31) * 1024;

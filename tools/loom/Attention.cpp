@@ -3,7 +3,7 @@
 //   loom attention --q Q.npy --k K.npy --v V.npy --out O.npy [--lse LSE.npy]
 //                  [--variant SPEC] [--cu-seqlens 0,a,...] [--scale S]
 //                  [--dtype f32|f16|bf16] [--backend auto|cpu|emu]
-//                  [--grad-out dO.npy --dq F --dk F --dv F]
+//                  [--grad-out dO.npy --dq F --dk F --dv F] [--quiet]
 //
 // Inputs are float32 (batch, seqlen, heads, head_dim) arrays, cast to the
 // compute dtype (round to nearest even) before the kernel; outputs are
@@ -12,6 +12,7 @@
 //===----------------------------------------------------------------------===//
 #include "AttentionRequest.h"
 #include "Commands.h"
+#include "Progress.h"
 
 #include <cstdio>
 
@@ -20,7 +21,7 @@
 namespace loom::cli {
 
 int runAttention(int argc, char **argv) {
-  Options opts("attention", attentionOptionNames(), {});
+  Options opts("attention", attentionOptionNames(), {"quiet"});
   opts.parse(argc, argv, 2);
   AttentionRequest r = parseAttentionRequest(opts, "attention");
   checkOutputs("loom attention", r.outputs());
@@ -30,6 +31,13 @@ int runAttention(int argc, char **argv) {
   ComputeTensor out = ComputeTensor::zeros(r.dtype, q.shape);
   std::vector<float> lse(size_t(q.shape[0] * q.shape[2] * q.shape[1]));
   ops::AttentionOptions options = r.options();
+  ProgressLine progress("loom attention", !opts.flag("quiet"));
+  double flops = attentionForwardFlops(q.shape[0], q.shape[1], k.shape[1], q.shape[2],
+                                       q.shape[3], options.causal || options.variant.causal);
+  progress.addPass("forward", flops);
+  if (r.backward)
+    progress.addPass("backward", kBackwardFlopRatio * flops);
+  options.progress = progress.reporter(0);
   ops::attentionForward(q.tensor(), k.tensor(), v.tensor(), out.tensor(), lse.data(), options);
   std::optional<ComputeTensor> dq, dk, dv;
   if (r.backward) {
@@ -37,9 +45,11 @@ int runAttention(int argc, char **argv) {
     dq = ComputeTensor::zeros(r.dtype, q.shape);
     dk = ComputeTensor::zeros(r.dtype, k.shape);
     dv = ComputeTensor::zeros(r.dtype, v.shape);
+    options.progress = progress.reporter(1);
     ops::attentionBackward(q.tensor(), k.tensor(), v.tensor(), out.tensor(), lse.data(),
                            dO.tensor(), dq->tensor(), dk->tensor(), dv->tensor(), options);
   }
+  progress.finish();
   auto f32 = [](const std::optional<ComputeTensor> &t) {
     return t ? toFloat32(*t) : std::vector<float>{};
   };

@@ -1,7 +1,7 @@
 //===- Ring.cpp - loom ring: ring attention on .npy files -----------------===//
 //
 //   loom ring --world P --layout contiguous|zigzag|stripe
-//             --transport inproc|mpi [--timeline FILE] [--timeout S]
+//             --transport inproc|mpi [--timeline FILE] [--timeout S] [--quiet]
 //             [every option of loom attention]
 //
 // Reads whole-sequence inputs (rank 0 only), shards them over the ranks by
@@ -15,6 +15,7 @@
 //===----------------------------------------------------------------------===//
 #include "AttentionRequest.h"
 #include "Commands.h"
+#include "Progress.h"
 
 #include "loom/ops/RingAttention.h"
 
@@ -93,6 +94,7 @@ struct RingRun {
   std::string transport = "inproc";
   std::optional<std::string> timeline;
   std::chrono::milliseconds timeout = runtime::kDefaultCommTimeout;
+  bool quiet = false;
 };
 
 std::array<int64_t, 4> shape4(const std::vector<int64_t> &s) {
@@ -203,6 +205,17 @@ void runRank(runtime::Communicator &comm, RingRun run) {
   ComputeTensor out = ComputeTensor::zeros(r.dtype, q.shape);
   std::vector<float> lse(size_t(q.shape[0] * q.shape[2] * q.shape[1]));
   ops::RingAttentionOptions options{r.options(), run.layout};
+  // Rank 0 reports the progress of its own passes (every rank does about
+  // the same work, the layouts balance it).
+  ProgressLine progress("loom ring", rank == 0 && !run.quiet);
+  double flops = attentionForwardFlops(r.q.shape[0], r.q.shape[1], r.k.shape[1], r.q.shape[2],
+                                       r.q.shape[3],
+                                       options.attention.causal || options.attention.variant.causal) /
+                 run.world;
+  progress.addPass("forward", flops);
+  if (r.backward)
+    progress.addPass("backward", kBackwardFlopRatio * flops);
+  options.attention.progress = progress.reporter(0);
   RankReport report;
   auto secondsSince = [](std::chrono::steady_clock::time_point t) {
     return std::chrono::duration<double>(std::chrono::steady_clock::now() - t)
@@ -223,12 +236,14 @@ void runRank(runtime::Communicator &comm, RingRun run) {
     dv = ComputeTensor::zeros(r.dtype, v.shape);
     if (injectTestFault(rank, "backward"))
       return;
+    options.attention.progress = progress.reporter(1);
     ops::ringAttentionBackward(comm, q.tensor(), k.tensor(), v.tensor(),
                                out.tensor(), lse.data(), dO.tensor(),
                                dq->tensor(), dk->tensor(), dv->tensor(),
                                options, &report.backward);
     report.seconds[1] = secondsSince(start);
   }
+  progress.finish();
 
   // Outputs and step timings back to rank 0.
   Packer p;
@@ -349,13 +364,14 @@ int runRing(int argc, char **argv) {
   std::vector<std::string> names = attentionOptionNames();
   names.insert(names.end(),
                {"world", "layout", "transport", "timeline", "timeout"});
-  Options opts("ring", names, {});
+  Options opts("ring", names, {"quiet"});
   opts.parse(argc, argv, 2);
   RingRun run;
   run.request = parseAttentionRequest(opts, "ring");
   run.layout = ops::parseRingLayout(opts.get("layout").value_or("zigzag"));
   run.transport = opts.get("transport").value_or("inproc");
   run.timeline = opts.get("timeline");
+  run.quiet = opts.flag("quiet");
   if (auto t = opts.get("timeout")) {
     int64_t seconds = parseInt(*t, "--timeout");
     if (seconds < 1)

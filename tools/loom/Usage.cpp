@@ -90,6 +90,10 @@ const std::vector<CommandHelp> &commands() {
                          even); outputs are float32 (default f32)
     --backend auto|cpu|emu  auto is cpu unless LOOM_DEVICE=emu (cuda
                          is not supported yet: it needs device buffers)
+    --quiet              no progress line (a run estimated to take over
+                         $LOOM_PROGRESS_AFTER_MS ms, default 3000, prints
+                         one on stderr: pass, ring step, heads done, %,
+                         time left)
 )",
        "loom attention --q q.npy --k k.npy --v v.npy --out o.npy --variant causal,softcap(30)"},
       {"ring", "ring --q Q.npy --k K.npy --v V.npy --out O.npy [options]",
@@ -144,6 +148,8 @@ const char *kEnvironment = R"(environment:
                        x86-64-v3 | x86-64-v4
   LOOM_DEVICE          backend when auto: cpu | emu | cuda
   LOOM_CACHE_DIR       kernel and autotune caches
+  LOOM_PROGRESS_AFTER_MS  loom attention/ring: the progress line shows for
+                       runs estimated to take longer (default 3000; 0: always)
 )";
 } // namespace
 

@@ -208,6 +208,22 @@ struct TokenPositions {
   std::optional<int64_t> total;
 };
 
+/// How far a call (or a ring pass) has come; see AttentionOptions::progress.
+struct AttentionProgress {
+  /// "forward", "dq" or "dkdv" (the backward's kernels, dQ first).
+  const char *stage = "forward";
+  /// (batch, head) pairs of `stage` done, of `heads` (query heads for
+  /// forward and dq, key/value heads for dkdv).
+  int64_t headsDone = 0, heads = 0;
+  /// Ring passes: the step (0-based) and the number of steps; 0 of 1 for
+  /// one-device attention.
+  int step = 0, steps = 1;
+  /// Fraction of the whole call's (or ring pass's) work done, in [0, 1].
+  double fraction = 0;
+};
+/// Launches per kernel when AttentionOptions::progress is set.
+inline constexpr int64_t kProgressPieces = 64;
+
 struct AttentionOptions {
   bool causal = false;
   AttentionVariant variant;
@@ -266,12 +282,20 @@ struct AttentionOptions {
   /// Floats backwardDelta holds; the backward checks it is batch * heads_q *
   /// seqlen_q, since the kernels read that many without other bounds.
   size_t backwardDeltaCount = 0;
+  /// Progress (`loom attention`/`loom ring`'s progress line): called as the
+  /// call's kernels finish parts of the work, in order. Setting it splits
+  /// each kernel's grid into about kProgressPieces launches. Without a
+  /// stream it runs on the calling thread; on a CPU stream on the stream's
+  /// thread as the work completes; on a CUDA stream when the launches are
+  /// enqueued (not when they complete).
+  std::function<void(const AttentionProgress &)> progress{};
 };
 
 /// The forward kernel for one head dim, dtype (f32, f16, bf16) and variant;
 /// o is written in `outDtype` (the inputs' when unset; f32 for partial
 /// results that are merged later). Constants: BLOCK_M, BLOCK_N.
-/// Grid: (ceil(seqlen_q / BLOCK_M), batch * heads_q). With `blockMask` the
+/// Logical grid (dsl::LogicalGrid, launched with runtime::launchLogical):
+/// (ceil(seqlen_q / BLOCK_M), batch * heads_q). With `blockMask` the
 /// kernel takes a block mask's lists after the variant tensors and visits
 /// only their blocks (see BlockMask.h).
 /// With `sinks` it takes the sinks (f32, heads_q) after the variant's

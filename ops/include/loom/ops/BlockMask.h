@@ -70,8 +70,8 @@ std::shared_ptr<const BlockMask> createBlockMask(const std::array<int64_t, 4> &q
 
 /// The classification kernel: the attention kernels' arguments (without
 /// block-mask lists) and then an i32 `block_kinds` output in the layout of
-/// BlockMask::kinds. Constants BLOCK_M, BLOCK_N. Grid: (query blocks, key
-/// blocks, batch * heads_q).
+/// BlockMask::kinds. Constants BLOCK_M, BLOCK_N. Logical grid
+/// (dsl::LogicalGrid): (query blocks, key blocks, batch * heads_q).
 dsl::Kernel blockMaskKernel(const AttentionVariant &variant);
 
 } // namespace loom::ops

@@ -25,11 +25,12 @@
 
 namespace loom::ops {
 
-/// dst[i0, i1, i2, c] = src[...] converted, for c < n3. Grid (n1 * n2, n0).
+/// dst[i0, i1, i2, c] = src[...] converted, for c < n3. Logical grid
+/// (dsl::LogicalGrid) (n1 * n2, n0).
 /// Constant BLOCK (columns per chunk).
 dsl::Kernel copyConvertKernel(DType src, DType dst);
-/// Merge of BLOCK_R rows x BLOCK_D (>= dim) columns per program. Grid
-/// (ceil(rows / BLOCK_R), batch * heads).
+/// Merge of BLOCK_R rows x BLOCK_D (>= dim) columns per program. Logical
+/// grid (ceil(rows / BLOCK_R), batch * heads).
 dsl::Kernel mergePartialsKernel();
 /// y[i] += x[i] (f32), BLOCK elements per program.
 dsl::Kernel accumulateKernel();
