@@ -234,8 +234,9 @@ bool writes(const Instruction &ins, const std::string &reg) {
 }
 
 /// The trip count of the loop [b, e] when the back edge at e tests an
-/// immediate bound on a counter with an immediate start and step.
-std::optional<int64_t> inferTripCount(const Function &f, size_t b, size_t e) {
+/// immediate bound on a counter with an immediate start and step, set at
+/// or after `floor` (the enclosing loop's first instruction, or 0).
+std::optional<int64_t> inferTripCount(const Function &f, size_t b, size_t e, size_t floor) {
   const Instruction &edge = f.instructions[e];
   if (edge.predicate.empty() || !edge.predicate.starts_with("@"))
     return std::nullopt;
@@ -288,9 +289,11 @@ std::optional<int64_t> inferTripCount(const Function &f, size_t b, size_t e) {
   }
   if (!incAt)
     return std::nullopt;
-  // Its start: the last write before the loop header, an immediate move.
+  // Its start: the last write before the loop header, an immediate move,
+  // inside the enclosing loop (from `floor`), so that every entry starts
+  // from it.
   std::optional<int64_t> start;
-  for (size_t i = b; i-- > 0 && b - i <= 256;) {
+  for (size_t i = b; i-- > floor;) {
     const Instruction &ins = f.instructions[i];
     if (!writes(ins, counter))
       continue;
@@ -350,9 +353,13 @@ std::vector<SassLoop> findLoops(const Function &f) {
   });
   for (SassLoop &l : loops) {
     l.depth = 0;
+    size_t floor = 0;
     for (const SassLoop &o : loops)
-      l.depth += contains(o, l);
-    l.tripCount = inferTripCount(f, l.begin, l.end);
+      if (contains(o, l)) {
+        ++l.depth;
+        floor = std::max(floor, o.begin);
+      }
+    l.tripCount = inferTripCount(f, l.begin, l.end, floor);
   }
   // Counts, innermost first: own instructions plus children x trip count.
   std::vector<size_t> order(loops.size());
@@ -385,29 +392,31 @@ std::vector<SassLoop> findLoops(const Function &f) {
 
 std::optional<SassLoop> mainLoop(const Function &f) {
   std::vector<SassLoop> loops = findLoops(f);
+  // The main loop streams tiles: it holds MMA and loads from global memory
+  // (an inner k loop of one dot only reads registers and shared memory).
+  // Of those, the innermost; among equals, the one with the most MMA.
+  auto loads = [](const SassLoop &l) {
+    return l.perWarp[static_cast<int>(InstrClass::Ldgsts)] +
+               l.perWarp[static_cast<int>(InstrClass::Global)] >
+           0;
+  };
+  auto better = [](const SassLoop &a, const std::optional<SassLoop> &b) {
+    if (!b)
+      return true;
+    if (a.depth != b->depth)
+      return a.depth > b->depth;
+    return a.mma() > b->mma();
+  };
   std::optional<SassLoop> best;
-  for (const SassLoop &l : loops) {
-    if (l.mma() == 0)
-      continue;
-    bool hasMmaChild = std::any_of(loops.begin(), loops.end(), [&](const SassLoop &o) {
-      return contains(l, o) && o.mma() > 0;
-    });
-    bool ownMma = false;
-    for (size_t i = l.begin; i <= l.end && !ownMma; ++i) {
-      bool nested = std::any_of(loops.begin(), loops.end(), [&](const SassLoop &o) {
-        return contains(l, o) && o.begin <= i && i <= o.end;
-      });
-      ownMma = !nested && classify(f.instructions[i].opcode) == InstrClass::Mma;
-    }
-    // A loop is a candidate when it is innermost with MMA, or when MMA sit
-    // in its own body as well as in nested loops (then the nested ones are
-    // parts of its iteration, e.g. a non-unrolled k loop of one dot).
-    if (hasMmaChild && !ownMma)
-      continue;
-    if (!best || l.mma() > best->mma() ||
-        (l.mma() == best->mma() && l.end - l.begin > best->end - best->begin))
+  for (const SassLoop &l : loops)
+    if (l.mma() > 0 && loads(l) && better(l, best))
       best = l;
-  }
+  if (best)
+    return best;
+  // No MMA loop loads: the innermost MMA loop with the most MMA.
+  for (const SassLoop &l : loops)
+    if (l.mma() > 0 && better(l, best))
+      best = l;
   return best;
 }
 

@@ -101,7 +101,7 @@ TEST(SassLoops, NestedTripCountsAndMainLoop) {
   EXPECT_EQ(count(outer, InstrClass::Control), 1 + 8);
   EXPECT_EQ(sharedWavefrontsEstimate(f, outer), 8 * (4 + 2) + 2);
 
-  // The main loop has MMA of its own: the unrolled one, not the k loop.
+  // The main loop loads tiles: the unrolled one, not the k loop.
   std::optional<SassLoop> main = mainLoop(f);
   ASSERT_TRUE(main.has_value());
   EXPECT_EQ(main->begin, 14u);

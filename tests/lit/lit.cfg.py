@@ -56,3 +56,11 @@ if os.path.exists(mpirun):
          "--mca btl self,vader,tcp"))
     for key in ("OMPI_ALLOW_RUN_AS_ROOT", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM"):
         config.environment[key] = "1"
+
+# No GPU here (bench/gpu/validate.sh's own test of its no-GPU path).
+import ctypes
+try:
+    ctypes.CDLL("libcuda.so.1")
+except OSError:
+    config.available_features.add("no-gpu")
+config.substitutions.append(("%loom_obj_root", config.loom_obj_root))
