@@ -295,7 +295,7 @@ int runProfile(int argc, char **argv) {
     k.spillBytes = r.spillStoreBytes;
     k.threads = static_cast<int>(build.source.numThreads);
     k.sharedBytes = r.sharedBytes + build.source.sharedBytes;
-    describeLaunch(k, name == "attention_fwd" ? "fwd" : name.substr(15), bm, bn, shape);
+    describeLaunch(k, name == "attention_fwd" ? "fwd" : name.substr(14), bm, bn, shape);
     profileOne(k, nvdisasm, gpu);
   }
 

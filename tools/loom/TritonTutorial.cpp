@@ -44,8 +44,8 @@ TritonResult compileTritonTutorial(const std::string &pass, const std::string &a
                                    int64_t headDim, const std::string &dtype, bool causal) {
   TritonResult result;
   std::string python = envOr("LOOM_BENCH_PYTHON", "python3");
-  std::string helper =
-      envOr("LOOM_TRITON_HELPER", std::string(LOOM_SOURCE_DIR) + "/bench/triton/compile_tutorial.py");
+  std::string helper = envOr("LOOM_TRITON_HELPER",
+                             std::string(LOOM_SOURCE_DIR) + "/bench/triton/compile_tutorial.py");
   if (!fs::exists(helper)) {
     result.why = "helper " + helper + " not found (set $LOOM_TRITON_HELPER)";
     return result;
