@@ -2,16 +2,20 @@
 """Compiles Triton's fused-attention tutorial kernel to CUBINs for `loom profile`.
 
 Bench-time only: Triton is never a Loom dependency, and its code is never
-copied into this repository. The tutorial (python/tutorials/06-fused-attention.py
+copied into this repository. Triton 2.x: the tutorial's kernels as the wheel
+ships them, triton/ops/flash_attention.py (triton2_ops.py). Triton 3.x: the
+tutorial (python/tutorials/06-fused-attention.py
 of the Triton release installed) is read from $LOOM_TRITON_TUTORIAL, else
 <repo>/build/triton/06-fused-attention.py, else anywhere inside the installed
 triton package. Its @triton.jit functions are extracted (the module itself
 needs torch and a GPU at import) into --out and compiled with
 triton.compile(..., target=GPUTarget("cuda", CC, 32)), no GPU needed.
 
-Prints one line per kernel for tools/loom/TritonTutorial.cpp:
+Prints for tools/loom/TritonTutorial.cpp, exit status 0 either way:
+  source TEXT                  (which triton, which file)
+  note TEXT                    (a config that did not compile, and why)
   kernel label=L name=N pass=P warps=W block_m=M block_n=N regs=R spills=S shared=B cubin=PATH
-or one line `unavailable REASON` (exit status 0 either way).
+or one line `unavailable REASON`.
 """
 import argparse
 import ast
@@ -100,14 +104,27 @@ def main():
     p.add_argument("--head-dim", type=int, default=128)
     p.add_argument("--dtype", choices=["f16", "bf16"], default="bf16")
     p.add_argument("--causal", action="store_true")
+    p.add_argument("--batch", type=int, default=4)
+    p.add_argument("--heads", type=int, default=16)
+    p.add_argument("--seqlen", type=int, default=4096)
+    p.add_argument("--first-only", action="store_true", help="the first config only")
     p.add_argument("--out", required=True)
     a = p.parse_args()
     try:
         import triton
-        from triton.backends.compiler import GPUTarget
     except Exception as e:  # ImportError, or a broken install
         unavailable(f"cannot import triton with {sys.executable}: {e}")
     cc = int("".join(ch for ch in a.arch[3:] if ch.isdigit()))
+    if int(triton.__version__.split(".")[0]) < 3:
+        sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+        sys.dont_write_bytecode = True  # no __pycache__ in the source tree
+        import triton2_ops
+        try:
+            triton2_ops.run(triton, a, cc, a.out, lambda line: print(line, flush=True))
+        except triton2_ops.Unavailable as e:
+            unavailable(str(e))
+        return
+    from triton.backends.compiler import GPUTarget
     mod = extract_jit_functions(pathlib.Path(find_tutorial()).read_text(), a.out)
     elem = "bf16" if a.dtype == "bf16" else "fp16"
     common = {"HEAD_DIM": a.head_dim, "CAUSAL": a.causal, "STAGE": 3 if a.causal else 1,
@@ -120,7 +137,7 @@ def main():
         # The tutorial's backward launch: 4 warps, 5 stages, 32/128/128/32.
         jobs = [("_attn_bwd", dict(common, BLOCK_M1=32, BLOCK_N1=128, BLOCK_M2=128,
                                    BLOCK_N2=32, BLK_SLICE_FACTOR=2), 4, 5, 128, 32)]
-    for name, consts, warps, stages, bm, bn in jobs:
+    for name, consts, warps, stages, bm, bn in (jobs[:1] if a.first_only else jobs):
         fn = getattr(mod, name, None)
         if fn is None:
             unavailable(f"the tutorial has no kernel {name}")

@@ -83,7 +83,7 @@ SassSummary analyze(const KernelProfile &k, const std::optional<std::string> &nv
 }
 
 void printTableHeader() {
-  std::printf("%-34s %6s %8s %6s", "per CTA per main-loop iteration", "MMA", "non/MMA", "BAR");
+  std::printf("%-40s %6s %8s %6s", "per CTA per main-loop iteration", "MMA", "non/MMA", "BAR");
   for (int c = 1; c < cuda::sass::kNumClasses; ++c)
     if (c != static_cast<int>(cuda::sass::InstrClass::Barrier))
       std::printf(" %7s", cuda::sass::className(static_cast<cuda::sass::InstrClass>(c)));
@@ -92,7 +92,7 @@ void printTableHeader() {
 
 void printRow(const KernelProfile &k, const SassSummary &s, const cuda::Occupancy &occ) {
   int warps = ceilDiv(k.threads, 32);
-  std::printf("%-34s", k.label.c_str());
+  std::printf("%-40s", k.label.c_str());
   if (s.loop) {
     const auto &l = *s.loop;
     std::printf(" %6.0f %8.1f %6.0f", l.mma() * warps, l.nonMma() / l.mma(),
@@ -181,6 +181,15 @@ void describeLaunch(KernelProfile &k, const std::string &pass, int64_t blockM, i
     k.tileMmaPerIter = 4.0 * blockM * blockN * d / (16 * 8 * 16);
     k.dramBytes = 6 * shape.tensorBytes() + 2 * lse;
     k.usefulFlops = shape.forwardFlops() * 2.5 * 4 / 7; // its share of 7 GEMMs
+  } else if (pass == "bwd_per_head") {
+    // One CTA per (batch, head) over all key blocks, the query blocks inside
+    // (Triton 2.x's _bwd_kernel): S, dP, dV, dK, dQ per tile pair; dQ fp32.
+    k.ctas = bh;
+    k.itersPerCta = double(ceilDiv(s, blockN)) * meanIterations(s, blockN, blockM, shape.causal,
+                                                                false);
+    k.tileMmaPerIter = 5.0 * blockM * blockN * d / (16 * 8 * 16);
+    k.dramBytes = 8 * shape.tensorBytes() + 2 * lse;
+    k.usefulFlops = shape.forwardFlops() * 2.5;
   } else {                                              // dq: S, dP, dQ
     k.ctas = ceilDiv(s, blockM) * bh;
     k.itersPerCta = meanIterations(s, blockM, blockN, shape.causal, true);
@@ -195,7 +204,11 @@ void profileOne(const KernelProfile &k, const std::optional<std::string> &nvdisa
   SassSummary s = analyze(k, nvdisasm);
   cuda::Occupancy occ = cuda::occupancy(gpu, k.registers, k.threads, k.sharedBytes);
   printRow(k, s, occ);
-  printModel(k, s, gpu);
+  try {
+    printModel(k, s, gpu);
+  } catch (const Error &e) { // e.g. a Triton config whose shared memory does not fit
+    std::printf("  model: not derived: %s\n", e.what());
+  }
 }
 } // namespace
 
@@ -244,9 +257,10 @@ int runProfile(int argc, char **argv) {
                               c, name));
   }
   std::string tritonMode = opts.get("triton").value_or("auto");
-  if (tritonMode != "auto" && tritonMode != "off")
+  if (tritonMode != "auto" && tritonMode != "first" && tritonMode != "off")
     throw Error(ErrorCode::InvalidArgument,
-                fmt::format("loom profile: --triton '{}' is not one of auto, off", tritonMode));
+                fmt::format("loom profile: --triton '{}' is not one of auto, first, off",
+                            tritonMode));
 
   std::optional<std::string> nvdisasm;
   std::string why = "--no-sass";
@@ -304,12 +318,18 @@ int runProfile(int argc, char **argv) {
     std::printf("  skipped: --triton off\n");
     return 0;
   }
+  TritonShape tritonShape{shape.batch, shape.heads, shape.seqlen, shape.headDim};
   TritonResult triton = compileTritonTutorial(pass == "attention_fwd" ? "fwd" : "bwd", arch,
-                                              shape.headDim, dtypeText, shape.causal);
+                                              tritonShape, dtypeText, shape.causal,
+                                              tritonMode == "first");
   if (!triton.available) {
     std::printf("  skipped: %s\n", triton.why.c_str());
     return 0;
   }
+  if (!triton.source.empty())
+    std::printf("  source: %s\n", triton.source.c_str());
+  for (const std::string &note : triton.notes)
+    std::printf("  note: %s\n", note.c_str());
   printTableHeader();
   for (const TritonKernel &t : triton.kernels) {
     KernelProfile k;
@@ -323,6 +343,20 @@ int runProfile(int argc, char **argv) {
     if (t.pass == "fwd") {
       describeLaunch(k, "fwd", t.blockM, t.blockN, shape);
       profileOne(k, nvdisasm, gpu);
+      continue;
+    }
+    if (t.pass == "bwd_per_head") {
+      describeLaunch(k, t.pass, t.blockM, t.blockN, shape);
+      profileOne(k, nvdisasm, gpu);
+      // Its dQ accumulates in global memory: read and written (fp32) once per
+      // key block, beyond the compulsory bytes the model counts.
+      double dq = double(k.ctas) * double(ceilDiv(shape.seqlen, t.blockN)) * shape.seqlen *
+                  shape.headDim * 4 * 2;
+      if (shape.causal)
+        dq /= 2;
+      std::printf("    not modeled: dQ read-modify-write per key block, %.2f GB (%.3f ms at "
+                  "DRAM bandwidth if L2 missed every time; L2 is not modeled)\n",
+                  dq / 1e9, dq / (gpu.dramGBs * 1e9) * 1e3);
       continue;
     }
     SassSummary s = analyze(k, nvdisasm);

@@ -4,7 +4,9 @@
 // compiles its tutorial kernel and writes one line per config,
 //   kernel label=L name=N pass=P warps=W block_m=M block_n=N regs=R
 //          spills=S shared=B cubin=PATH
-// or `unavailable REASON` (exit 0). Anything else is reported as the reason.
+// with `source TEXT` (which triton, which file) and `note TEXT` (a config
+// that did not compile) beside them, or `unavailable REASON` (exit 0).
+// Anything else is reported as the reason when no kernel came back.
 //
 //===----------------------------------------------------------------------===//
 #include "Profile.h"
@@ -40,10 +42,20 @@ std::string envOr(const char *name, const std::string &fallback) {
 }
 } // namespace
 
+std::string tritonBenchPython() {
+  if (const char *v = std::getenv("LOOM_BENCH_PYTHON"); v && *v)
+    return v;
+  std::string venv = envOr("LOOM_TRITON_VENV", envOr("HOME", "/nonexistent") +
+                                                   "/.local/share/loom/triton-venv");
+  std::string python = venv + "/bin/python";
+  return ::access(python.c_str(), X_OK) == 0 ? python : "python3";
+}
+
 TritonResult compileTritonTutorial(const std::string &pass, const std::string &arch,
-                                   int64_t headDim, const std::string &dtype, bool causal) {
+                                   const TritonShape &shape, const std::string &dtype,
+                                   bool causal, bool firstOnly) {
   TritonResult result;
-  std::string python = envOr("LOOM_BENCH_PYTHON", "python3");
+  std::string python = tritonBenchPython();
   std::string helper = envOr("LOOM_TRITON_HELPER",
                              std::string(LOOM_SOURCE_DIR) + "/bench/triton/compile_tutorial.py");
   if (!fs::exists(helper)) {
@@ -57,8 +69,10 @@ TritonResult compileTritonTutorial(const std::string &pass, const std::string &a
   }
   std::string dir = dirTemplate;
   std::string command = quote(python) + " " + quote(helper) + " --pass " + pass + " --arch " +
-                        arch + " --head-dim " + std::to_string(headDim) + " --dtype " + dtype +
-                        (causal ? " --causal" : "") + " --out " + quote(dir) + " 2>&1";
+                        arch + " --head-dim " + std::to_string(shape.headDim) + " --batch " +
+                        std::to_string(shape.batch) + " --heads " + std::to_string(shape.heads) +
+                        " --seqlen " + std::to_string(shape.seqlen) + " --dtype " + dtype +
+                        (causal ? " --causal" : "") + (firstOnly ? " --first-only" : "") + " --out " + quote(dir) + " 2>&1";
   FILE *pipe = ::popen(command.c_str(), "r");
   std::string text;
   if (pipe) {
@@ -74,6 +88,10 @@ TritonResult compileTritonTutorial(const std::string &pass, const std::string &a
       result.why = line.substr(12);
       break;
     }
+    if (line.rfind("source ", 0) == 0)
+      result.source = line.substr(7);
+    if (line.rfind("note ", 0) == 0)
+      result.notes.push_back(line.substr(5));
     if (line.rfind("kernel ", 0) != 0)
       continue;
     std::map<std::string, std::string> kv;
@@ -112,7 +130,9 @@ TritonResult compileTritonTutorial(const std::string &pass, const std::string &a
   }
   std::error_code ec;
   fs::remove_all(dir, ec);
-  if (result.why.empty() && result.kernels.empty())
+  if (result.why.empty() && result.kernels.empty() && !result.notes.empty())
+    result.why = "no config compiled: " + result.notes.front();
+  else if (result.why.empty() && result.kernels.empty())
     result.why = python + " " + helper + " failed (status " + std::to_string(status) +
                  "): " + text.substr(0, 1500);
   result.available = result.why.empty();

@@ -131,7 +131,8 @@ const std::vector<CommandHelp> &commands() {
   CTA per iteration (nvdisasm), registers, spills, shared memory,
   occupancy, and the speed-of-light model's time for a problem shape;
   beside it the same for Triton's fused-attention tutorial when a Python
-  with triton is found ($LOOM_BENCH_PYTHON, else python3)
+  with triton is found ($LOOM_BENCH_PYTHON, else the venv
+  $LOOM_TRITON_VENV or ~/.local/share/loom/triton-venv, else python3)
     --kernel K           attention_fwd (default) | attention_bwd (dK/dV
                          and dQ kernels)
     --head-dim D         64 | 128 (default) | 256
@@ -143,7 +144,8 @@ const std::vector<CommandHelp> &commands() {
                          untuned defaults) --threads N --stages N
     --seqlen S --heads H --batch B  problem (default 4096, 16, 4)
     --no-sass            skip disassembly: the model from the tile shape
-    --triton auto|off    Triton's side (default auto)
+    --triton auto|first|off  Triton's side (default auto; first: its
+                         first config only)
   nvdisasm: $LOOM_NVDISASM, PATH, or scripts/install-deps.sh's venv
 )",
        "loom profile --kernel attention_fwd --head-dim 128 --arch sm_80 --const BLOCK_M=128 --const BLOCK_N=64 --threads 128"},
