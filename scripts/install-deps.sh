@@ -29,3 +29,19 @@ fi
 if [ ! -d /usr/local/cuda/include ]; then
   echo "install-deps: warning: no CUDA toolkit at /usr/local/cuda; the CUDA backend will be disabled" >&2
 fi
+# Analysis dependency (not a build one): nvdisasm from PyPI's
+# nvidia-cuda-nvdisasm, in a venv, for `loom profile` and the SASS tests.
+# They find it through $LOOM_NVDISASM, PATH, or this venv
+# ($LOOM_ANALYSIS_VENV, default ~/.local/share/loom/analysis-venv) and skip,
+# saying why, without it.
+ANALYSIS_VENV=${LOOM_ANALYSIS_VENV:-$HOME/.local/share/loom/analysis-venv}
+if ! ls "$ANALYSIS_VENV"/lib/python3*/site-packages/nvidia/cu*/bin/nvdisasm >/dev/null 2>&1; then
+  echo "install-deps: installing nvdisasm (nvidia-cuda-nvdisasm) into $ANALYSIS_VENV"
+  if { python3 -m venv "$ANALYSIS_VENV" 2>/dev/null ||
+       { ${SUDO:-} apt-get install -y -qq python3-venv && python3 -m venv "$ANALYSIS_VENV"; }; } &&
+     "$ANALYSIS_VENV/bin/pip" install -q nvidia-cuda-nvdisasm; then
+    :
+  else
+    echo "install-deps: warning: could not install nvdisasm; loom profile and the SASS tests will skip" >&2
+  fi
+fi

@@ -56,3 +56,59 @@ if os.path.exists(mpirun):
          "--mca btl self,vader,tcp"))
     for key in ("OMPI_ALLOW_RUN_AS_ROOT", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM"):
         config.environment[key] = "1"
+
+# No GPU here (bench/gpu/validate.sh's own test of its no-GPU path).
+import ctypes
+try:
+    ctypes.CDLL("libcuda.so.1")
+except OSError:
+    config.available_features.add("no-gpu")
+config.substitutions.append(("%loom_obj_root", config.loom_obj_root))
+
+# Bench-only comparisons of `loom profile` (tests/lit/Tools/profile-triton.test):
+# a Python with triton ($LOOM_BENCH_PYTHON, else the venv of
+# docs/gpu-model.md) and nvdisasm (as cuda/lib/Nvdisasm.cpp finds it). When
+# either is missing the test is unsupported and this note says why.
+import glob
+import shutil
+import subprocess
+
+
+def _bench_python():
+    if os.environ.get("LOOM_BENCH_PYTHON"):
+        return os.environ["LOOM_BENCH_PYTHON"]
+    venv = os.environ.get("LOOM_TRITON_VENV") or os.path.expanduser(
+        "~/.local/share/loom/triton-venv")
+    return os.path.join(venv, "bin", "python")
+
+
+def _nvdisasm():
+    if os.environ.get("LOOM_NVDISASM"):
+        return os.environ["LOOM_NVDISASM"]
+    venv = os.environ.get("LOOM_ANALYSIS_VENV") or os.path.expanduser(
+        "~/.local/share/loom/analysis-venv")
+    found = shutil.which("nvdisasm") or glob.glob(
+        os.path.join(venv, "lib", "python*", "site-packages", "nvidia", "*", "bin", "nvdisasm"))
+    return found if isinstance(found, str) else (found[0] if found else None)
+
+
+_python = _bench_python()
+_why = []
+try:
+    _version = subprocess.run([_python, "-c", "import triton; print(triton.__version__)"],
+                              capture_output=True, text=True, timeout=60)
+    if _version.returncode != 0:
+        _why.append(f"{_python} cannot import triton")
+except (OSError, subprocess.TimeoutExpired) as e:
+    _why.append(f"no bench Python {_python} ({e.__class__.__name__})")
+if not _nvdisasm():
+    _why.append("no nvdisasm")
+if _why:
+    lit_config.note("profile-triton.test unsupported: " + "; ".join(_why) +
+                    " (docs/gpu-model.md: the one-line install)")
+else:
+    config.available_features.add("triton")
+    config.environment["LOOM_BENCH_PYTHON"] = _python
+    for key in ("LOOM_NVDISASM", "LOOM_ANALYSIS_VENV", "HOME"):
+        if os.environ.get(key):
+            config.environment[key] = os.environ[key]

@@ -31,6 +31,16 @@ struct Variant {
 /// InvalidArgument "loom COMMAND: ..." naming the bad term.
 Variant parseVariant(const std::string &spec, const std::string &command);
 
+/// The attention kernels `loom compile` and `loom profile` know.
+extern const char *const kAttentionKernels[3];
+bool isAttentionKernel(const std::string &name);
+/// An attention kernel for --head-dim and --variant, with the untuned default
+/// block sizes of the backend it is compiled for as its constants (a
+/// --const already in `spec` wins).
+dsl::Kernel attentionKernel(const Options &opts, const std::string &name, DType dtype,
+                            bool cudaBackend, runtime::Specialization &spec,
+                            unsigned &numThreads);
+
 /// A float32 input as the kernel sees it: float32, or f16/bf16 bits.
 struct ComputeTensor {
   DType dtype;

@@ -27,6 +27,7 @@ public:
   std::optional<std::string> get(const std::string &name) const;
   std::vector<std::string> getAll(const std::string &name) const;
   bool flag(const std::string &name) const;
+  const std::string &subcommand() const { return subcommand_; }
 
 private:
   std::string subcommand_;

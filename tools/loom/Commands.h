@@ -10,6 +10,7 @@ int runRing(int argc, char **argv);
 int runVersion(int argc, char **argv);
 int runTune(int argc, char **argv);
 int runCache(int argc, char **argv);
+int runProfile(int argc, char **argv);
 } // namespace loom::cli
 
 #endif

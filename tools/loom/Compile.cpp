@@ -3,6 +3,7 @@
 #include "Cli.h"
 #include "Commands.h"
 #include "Output.h"
+#include "Profile.h"
 
 #include "loom/Compiler/CpuJit.h"
 #include "loom/ops/Attention.h"
@@ -121,8 +122,10 @@ int compileForCuda(const Options &opts, const dsl::Kernel &kernel,
     printTimings(kernel.name(), build.timings);
   return 0;
 }
+} // namespace
+
 /// The attention kernels `loom compile` knows, beside the examples.
-const char *const kAttentionKernels[] = {"attention_fwd", "attention_bwd_dkdv", "attention_bwd_dq"};
+const char *const kAttentionKernels[3] = {"attention_fwd", "attention_bwd_dkdv", "attention_bwd_dq"};
 
 bool isAttentionKernel(const std::string &name) {
   return std::find(std::begin(kAttentionKernels), std::end(kAttentionKernels), name) !=
@@ -136,8 +139,8 @@ dsl::Kernel attentionKernel(const Options &opts, const std::string &name, DType 
                             unsigned &numThreads) {
   int64_t headDim = parseInt(opts.get("head-dim").value_or("64"), "--head-dim");
   auto backend = cudaBackend ? runtime::Backend::Cuda : runtime::Backend::Cpu;
-  ops::requireSupportedHeadDim("loom compile", headDim, backend, dtype);
-  ops::AttentionVariant variant = parseVariant(opts.get("variant").value_or("none"), "compile").variant;
+  ops::requireSupportedHeadDim(("loom " + opts.subcommand()).c_str(), headDim, backend, dtype);
+  ops::AttentionVariant variant = parseVariant(opts.get("variant").value_or("none"), opts.subcommand()).variant;
   bool forward = name == "attention_fwd";
   ops::AttentionConfig config = forward ? ops::defaultAttentionConfig(headDim, backend)
                                         : ops::defaultAttentionBackwardConfig(headDim, backend);
@@ -150,7 +153,6 @@ dsl::Kernel attentionKernel(const Options &opts, const std::string &name, DType 
     return ops::flashAttentionBackwardDkDvKernel(dtype, headDim, variant);
   return ops::flashAttentionBackwardDqKernel(dtype, headDim, variant);
 }
-} // namespace
 
 int runCompile(int argc, char **argv) {
   Options opts("compile", {"kernel", "dtype", "emit", "const", "bind", "opt", "arch", "threads", "stages", "o",

@@ -129,6 +129,30 @@ const std::vector<CommandHelp> &commands() {
     --force              re-tune even when cached
 )",
        "loom tune --op attention --head-dim 64 --dtype f32 --seqlen 4096 --backend cpu"},
+      {"profile", "profile [--kernel attention_fwd|attention_bwd] [options]",
+       R"(  what a GPU would do with an attention kernel, no GPU needed (compiled,
+  modeled, not measured): its main loop's SASS by instruction class per
+  CTA per iteration (nvdisasm), registers, spills, shared memory,
+  occupancy, and the speed-of-light model's time for a problem shape;
+  beside it the same for Triton's fused-attention tutorial when a Python
+  with triton is found ($LOOM_BENCH_PYTHON, else the venv
+  $LOOM_TRITON_VENV or ~/.local/share/loom/triton-venv, else python3)
+    --kernel K           attention_fwd (default) | attention_bwd (dK/dV
+                         and dQ kernels)
+    --head-dim D         64 | 128 (default) | 256
+    --dtype f16|bf16     (default bf16)
+    --variant none|causal
+    --arch sm_80|sm_86|sm_89|sm_90a  (default sm_80; model: A100, A10,
+                         L4, H100 on the mma.sync path)
+    --const NAME=VALUE   BLOCK_M, BLOCK_N (repeatable; default: the
+                         untuned defaults) --threads N --stages N
+    --seqlen S --heads H --batch B  problem (default 4096, 16, 4)
+    --no-sass            skip disassembly: the model from the tile shape
+    --triton auto|first|off  Triton's side (default auto; first: its
+                         first config only)
+  nvdisasm: $LOOM_NVDISASM, PATH, or scripts/install-deps.sh's venv
+)",
+       "loom profile --kernel attention_fwd --head-dim 128 --arch sm_80 --const BLOCK_M=128 --const BLOCK_N=64 --threads 128"},
       {"cache", "cache list|clear",
        R"(  list or clear the autotune cache files under $LOOM_CACHE_DIR/autotune/
 )",

@@ -43,6 +43,8 @@ int main(int argc, char **argv) {
       return loom::cli::runRing(argc, argv);
     if (command == "tune")
       return loom::cli::runTune(argc, argv);
+    if (command == "profile")
+      return loom::cli::runProfile(argc, argv);
     if (command == "cache")
       return loom::cli::runCache(argc, argv);
     if (command == "version")
