@@ -115,9 +115,9 @@ TEST(EmuCounters, GlobalSectorsOfCoalescedAndStridedLoads) {
   }).total;
   EXPECT_EQ(c.global_loads, 3u);
   EXPECT_EQ(c.global_load_sectors, 4u + 32u + 1u);
-  std::vector<float> out(64);
+  float* out = reinterpret_cast<float*>(g_bytes + 4096); // 128-byte aligned
   const auto s = count(32, 0, [&] {
-    global_store(out.data() + 2 * threadIdx.x, true, 1.0f); // 256 bytes: 8 sectors
+    global_store(out + 2 * threadIdx.x, true, 1.0f); // 256 bytes: 8 sectors
   }).total;
   EXPECT_EQ(s.global_stores, 1u);
   EXPECT_EQ(s.global_store_sectors, 8u);
@@ -138,10 +138,10 @@ TEST(EmuCounters, BarriersShufflesAndEx2) {
 TEST(EmuCounters, TileOpsMatchAcrossLanesByCallSite) {
   // A masked tile load: the tail lanes are inactive in the same requests.
   using S = Shape<128>; // one element per thread of 128
-  std::vector<float> src(S::size, 1.0f);
+  const float* src = reinterpret_cast<const float*>(g_bytes); // 128-byte aligned
   const auto c = count(kThreads, 0, [&] {
     const auto t = arange<Tile<int32_t, S>, 0>();
-    (void)load(src.data(), t, cmp_lt(t, splat<Tile<int32_t, S>>(100)));
+    (void)load(src, t, cmp_lt(t, splat<Tile<int32_t, S>>(100)));
   }).total;
   // Warps 0-2 load 128 bytes each (4 sectors); warp 3's lanes 96..99 one.
   static_assert(kThreads == 128, "one element per thread");

@@ -246,7 +246,7 @@ TEST(EmuCounters, OneLaunchOfAGeneratedMatmul) {
     (void)emuCounters(*cpu, Grid(1), {});
     ADD_FAILURE() << "expected an error";
   } catch (const Error &err) {
-    EXPECT_NE(std::string(err.what()).find("needs the emu backend"), std::string::npos)
+    EXPECT_NE(std::string(err.what()).find("counters need the emu backend"), std::string::npos)
         << err.what();
   }
 }
