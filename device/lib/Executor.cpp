@@ -18,20 +18,57 @@
 #include <cstdlib>
 #include <cstring>
 #include <limits>
+#include <map>
 #include <exception>
 #include <memory>
 #include <mutex>
 #include <sstream>
 #include <thread>
+#include <unordered_map>
+
+#include "GlobalRaces.h"
 
 namespace loom::device::emu {
 
 thread_local dim3 threadIdx, blockIdx, blockDim, gridDim;
-std::atomic<unsigned> race_check_launches{0};
+std::atomic<unsigned> instrumented_launches{0};
 
 namespace {
 
 enum class State { Runnable, AtBarrier, AtCollective, Done };
+
+// A cp.async of one thread: the source bytes read at issue, zero-filled.
+struct CpAsyncCopy {
+  unsigned char* dst;
+  unsigned char data[16];
+};
+
+// What the counters record of one lane's access, matched across the lanes
+// of its warp by key (see emu/Counters.h).
+enum class Access : uint8_t { SharedLoad, SharedStore, GlobalLoad, GlobalStore, CpAsync, Ex2 };
+struct AccessKey {
+  uint32_t op = 0, occurrence = 0; // kernel-level op instance; occurrence at the site in it
+  const char* file = nullptr;
+  uint32_t line = 0, column = 0;
+  Access kind{};
+  bool operator==(const AccessKey&) const = default;
+};
+struct AccessKeyHash {
+  std::size_t operator()(const AccessKey& k) const {
+    std::size_t h = std::hash<const void*>()(k.file);
+    for (uint64_t x : {(uint64_t)k.op << 32 | k.occurrence, (uint64_t)k.line << 32 | k.column,
+                       (uint64_t)k.kind})
+      h = (h ^ std::hash<uint64_t>()(x)) * 0x9e3779b97f4a7c15ull;
+    return h;
+  }
+};
+struct AccessRecord {
+  AccessKey key;
+  uintptr_t addr;
+  uint32_t bytes;
+  bool active;
+  uint16_t loops; // interned stack of marked loops (Counting::contexts)
+};
 
 struct Fiber {
   ucontext_t ctx;
@@ -40,7 +77,15 @@ struct Fiber {
   State state = State::Runnable;
   const char* waiting_on = nullptr; // instruction name while waiting
   std::source_location site;        // where it waits
-  CpAsyncState cp;
+  uint32_t kernel_site = 0;         // LOOM_SITE of the op it executes
+  std::vector<CpAsyncCopy> uncommitted;
+  std::vector<std::vector<CpAsyncCopy>> groups; // oldest first
+  // counters
+  uint32_t op = 0; // LOOM_SITE markers passed: the op instance
+  std::unordered_map<AccessKey, uint32_t, AccessKeyHash> occurrences; // in this op
+  std::vector<uint32_t> loop_stack;
+  uint16_t loops = 0;
+  std::vector<AccessRecord> log; // until the next barrier
 };
 
 // A warp collective that some lanes have reached and others not yet.
@@ -64,6 +109,31 @@ struct ShadowByte {
   uint32_t write_epoch = 0, read_epoch = 0;
   uint16_t writer = kNoThread;
   uint16_t reader = kNoThread, reader2 = kNoThread; // two distinct readers in read_epoch
+  uint16_t pending = kNoThread; // issuer of a cp.async not yet retired by its wait
+};
+
+// A worker's counts: its blocks' totals and loops, and the interned loop
+// stacks that records name (context 0: outside every marked loop).
+struct Counting {
+  Counters counts;
+  std::map<uint32_t, LoopCounters> loops;
+  std::vector<std::vector<uint32_t>> contexts{{}};
+  std::map<std::vector<uint32_t>, uint16_t> context_ids{{{}, 0}};
+
+  uint16_t intern(const std::vector<uint32_t>& stack) {
+    auto [it, fresh] = context_ids.try_emplace(stack, (uint16_t)contexts.size());
+    if (fresh) {
+      if (contexts.size() >= 0xffff) throw EmuError("loom emu: too many loop nests to count");
+      contexts.push_back(stack);
+    }
+    return it->second;
+  }
+  // Applies f to the launch total and to every loop of context `ctx`.
+  template <class F>
+  void add(uint16_t ctx, F&& f) {
+    f(counts.total);
+    for (uint32_t id : contexts[ctx]) f(loops[id].counts);
+  }
 };
 
 // A fiber stack with an inaccessible guard page below it, so that an overflow
@@ -99,12 +169,16 @@ struct Block {
   unsigned char* smem = nullptr;
   ucontext_t sched;
   unsigned done = 0;
+  unsigned long long linear = 0; // block index in the grid
   // barrier 0
   unsigned at_barrier = 0;
   std::source_location barrier_site;
+  uint32_t barrier_kernel_site = 0;
   // race detection (shadow is null when off)
   ShadowByte* shadow = nullptr;
+  GlobalRaces* global = nullptr;
   uint32_t epoch = 0;
+  Counting* counting = nullptr; // null unless counting
   std::exception_ptr error;
 };
 
@@ -119,6 +193,11 @@ std::string str(const dim3& d) {
 
 std::string str(const std::source_location& s) {
   return std::string(s.file_name()) + ":" + std::to_string(s.line());
+}
+
+// A call site with the kernel-level op (LOOM_SITE) it was reached from.
+std::string str(const std::source_location& s, uint32_t kernel_site) {
+  return str(s) + (kernel_site ? " in kernel op " + std::to_string(kernel_site) : "");
 }
 
 bool same_site(const std::source_location& a, const std::source_location& b) {
@@ -175,6 +254,62 @@ std::string describe_waits(const Block& b) {
   return out;
 }
 
+// ---- counters ------------------------------------------------------------------------
+
+// Matches the logged accesses of each warp's lanes into warp requests and
+// counts them; the logs are cleared. Called when every thread of the block
+// is at a barrier or has exited, so no lane has a request half logged.
+void flush_counts(Block& b) {
+  Counting& c = *b.counting;
+  struct Request {
+    uintptr_t addr[32] = {};
+    uint32_t bytes[32] = {};
+    uint32_t active = 0;
+    uint16_t loops = 0;
+  };
+  for (std::size_t w = 0; w < b.warps.size(); ++w) {
+    std::unordered_map<AccessKey, Request, AccessKeyHash> requests;
+    for (unsigned l = 0; l < 32 && w * 32 + l < b.fibers.size(); ++l) {
+      Fiber& f = b.fibers[w * 32 + l];
+      for (const AccessRecord& r : f.log) {
+        Request& q = requests[r.key];
+        if (!q.active) q.loops = r.loops;
+        if (r.active) q.active |= 1u << l, q.addr[l] = r.addr, q.bytes[l] = r.bytes;
+      }
+      f.log.clear();
+    }
+    for (const auto& [key, q] : requests) {
+      if (key.kind == Access::Ex2) {
+        c.add(q.loops, [](CounterSet& s) { ++s.ex2; });
+        continue;
+      }
+      if (!q.active) continue; // every lane predicated off: no memory request
+      const bool shared = key.kind == Access::SharedLoad || key.kind == Access::SharedStore;
+      const uint64_t cost = shared ? shared_wavefronts(q.addr, q.bytes, q.active)
+                                   : global_sectors(q.addr, q.bytes, q.active);
+      c.add(q.loops, [&](CounterSet& s) {
+        switch (key.kind) {
+        case Access::SharedLoad: ++s.shared_loads, s.shared_load_wavefronts += cost; break;
+        case Access::SharedStore: ++s.shared_stores, s.shared_store_wavefronts += cost; break;
+        case Access::GlobalLoad: ++s.global_loads, s.global_load_sectors += cost; break;
+        case Access::GlobalStore: ++s.global_stores, s.global_store_sectors += cost; break;
+        case Access::CpAsync: ++s.cp_async_requests, s.cp_async_sectors += cost; break;
+        case Access::Ex2: break;
+        }
+      });
+    }
+  }
+}
+
+// Logs one access of the current thread at `site` for the counters.
+void log_access(Block& b, Fiber& f, Access kind, const std::source_location& site,
+                const void* p, std::size_t bytes, bool active) {
+  AccessKey key{f.op, 0, site.file_name(), site.line(), site.column(), kind};
+  key.occurrence = f.occurrences[key]++;
+  f.log.push_back({key, reinterpret_cast<uintptr_t>(p), (uint32_t)bytes, active, f.loops});
+  (void)b;
+}
+
 void yield_to_scheduler() {
   Fiber* f = t_fiber;
   swapcontext(&f->ctx, &t_block->sched);
@@ -182,6 +317,17 @@ void yield_to_scheduler() {
 
 void complete(Pending p) {
   Block& b = *t_block;
+  if (b.counting) {
+    const Collective& op = p.op;
+    b.counting->add(t_fiber->loops, [&](CounterSet& s) {
+      switch (op.kind) {
+      case Collective::Kind::Mma: ++s.mma[op.name]; break;
+      case Collective::Kind::Ldmatrix: ++s.ldmatrix; break;
+      case Collective::Kind::Shfl: ++s.shuffles; break;
+      case Collective::Kind::Other: break;
+      }
+    });
+  }
   p.op.compute(p.args, p.arrived);
   Warp& w = b.warps[t_fiber->linear / 32];
   for (unsigned l = 0; l < 32; ++l)
@@ -203,15 +349,31 @@ std::string lane_mask_list(const Block& b, const Warp& w, uint32_t mask) {
   return thread_list(b, ids);
 }
 
+// Completes bar.sync 0: every thread that has not exited is there. Accesses
+// before it are ordered before those after it.
+void release_barrier(Block& b) {
+  b.at_barrier = 0;
+  ++b.epoch;
+  if (b.counting) {
+    flush_counts(b);
+    uint64_t warps = 0;
+    for (const Warp& w : b.warps) warps += (w.exists & ~w.exited) != 0;
+    b.counting->add(t_fiber->loops, [&](CounterSet& s) { s.barriers += warps; });
+  }
+  for (Fiber& o : b.fibers)
+    if (o.state == State::AtBarrier) o.state = State::Runnable;
+}
+
+void clear_pending_copies(Block& b, Fiber& f);
+
 // Called on a fiber that is about to finish: it must not leave others stuck.
+// As in PTX, barriers do not wait for exited threads: one that only this
+// thread kept waiting completes now.
 void thread_exit() {
   Block& b = *t_block;
   Fiber& f = *t_fiber;
   ++b.done;
-  if (b.at_barrier > 0)
-    fail("barrier divergence: this thread exited while " + std::to_string(b.at_barrier) +
-         " thread(s) wait at bar.sync 0 (" + str(b.barrier_site) +
-         "); every thread of the block must reach the same barrier" + describe_waits(b));
+  clear_pending_copies(b, f);
   Warp& w = b.warps[f.linear / 32];
   w.exited |= 1u << (f.linear % 32);
   for (std::size_t i = 0; i < w.pending.size(); ++i) {
@@ -227,6 +389,7 @@ void thread_exit() {
       --i;
     }
   }
+  if (b.at_barrier > 0 && b.at_barrier == b.fibers.size() - b.done) release_barrier(b);
 }
 
 void fiber_main() {
@@ -254,11 +417,18 @@ void fiber_main() {
 // memory between them.
 class Worker {
 public:
-  Worker(const LaunchConfig& cfg, const std::function<void()>& body, bool detect_races)
-      : cfg_(cfg), body_(body) {
+  Worker(const LaunchConfig& cfg, const std::function<void()>& body, GlobalRaces* global)
+      : cfg_(cfg), body_(body), global_(global) {
     smem_size_ = std::max<std::size_t>(cfg.shared_bytes, 1);
     smem_.reset(static_cast<unsigned char*>(::operator new(smem_size_, std::align_val_t(128))));
-    if (detect_races) shadow_.resize(smem_size_);
+    if (cfg.detect_races) shadow_.resize(smem_size_);
+  }
+
+  // The counts of the blocks this worker ran (loops ascending by id).
+  Counters counts() const {
+    Counters c = counting_.counts;
+    for (const auto& [id, l] : counting_.loops) c.loops.push_back({id, l.iterations, l.counts});
+    return c;
   }
 
   void run(unsigned long long index) {
@@ -269,14 +439,17 @@ public:
     b.idx = dim3((unsigned)(index % g.x), (unsigned)(index / g.x % g.y),
                  (unsigned)(index / ((unsigned long long)g.x * g.y)));
     b.smem = smem_.get();
-    if (!shadow_.empty()) {
+    b.linear = index;
+    b.global = global_;
+    if (cfg_.counters) b.counting = &counting_;
+    if (!shadow_.empty() || global_) {
       // A fresh epoch per block; restart (clearing the shadow) long before
       // the counter could wrap.
       if (epoch_ > std::numeric_limits<uint32_t>::max() / 2) {
         std::fill(shadow_.begin(), shadow_.end(), ShadowByte{});
         epoch_ = 0;
       }
-      b.shadow = shadow_.data();
+      b.shadow = shadow_.empty() ? nullptr : shadow_.data();
       b.epoch = ++epoch_;
     }
     // Poison: all-ones bytes are NaN as f32, f16 and bf16, so reading shared
@@ -324,6 +497,10 @@ public:
                        describe_waits(b));
     }
     if (b.error) std::rethrow_exception(b.error);
+    if (b.counting) {
+      flush_counts(b);
+      ++counting_.counts.blocks;
+    }
   }
 
 private:
@@ -336,6 +513,8 @@ private:
   std::unique_ptr<unsigned char, AlignedDelete> smem_;
   std::size_t smem_size_;
   std::vector<ShadowByte> shadow_; // empty unless detecting races
+  GlobalRaces* global_;            // null unless detecting global races
+  Counting counting_;
   uint32_t epoch_ = 0;
 };
 
@@ -354,21 +533,48 @@ void validate(const LaunchConfig& c) {
 
 // ---- launch ------------------------------------------------------------------
 
-void launch(const LaunchConfig& config, const std::function<void()>& body) {
-  validate(config);
+namespace {
+bool env_flag(const char* name) {
+  const char* env = std::getenv(name);
+  return env && *env && std::strcmp(env, "0") != 0;
+}
+
+// The launch's options with the environment's overrides applied.
+LaunchConfig resolve(const LaunchConfig& config, Counters* print_counts) {
+  LaunchConfig c = config;
+  c.detect_races = c.detect_races || env_flag("LOOM_EMU_RACE_CHECK");
+  c.detect_global_races = c.detect_global_races || env_flag("LOOM_EMU_GLOBAL_RACE_CHECK");
+  if (const char* land = std::getenv("LOOM_EMU_CP_ASYNC_LAND"); land && *land) {
+    if (std::strcmp(land, "issue") == 0) c.cp_async_land = LaunchConfig::CpAsyncLand::AtIssue;
+    else if (std::strcmp(land, "wait") == 0) c.cp_async_land = LaunchConfig::CpAsyncLand::AtWait;
+    else
+      throw EmuError(std::string("loom emu: LOOM_EMU_CP_ASYNC_LAND='") + land +
+                     "' is neither 'issue' nor 'wait'");
+  }
+  if (!c.counters && env_flag("LOOM_EMU_COUNTERS")) c.counters = print_counts;
+  return c;
+}
+} // namespace
+
+void launch(const LaunchConfig& options, const std::function<void()>& body) {
+  validate(options);
+  Counters printed;
+  const LaunchConfig config = resolve(options, &printed);
   const unsigned long long blocks = config.grid.volume();
   unsigned workers = config.workers;
   if (workers == 0)
     workers = (unsigned)std::min<unsigned long long>(
         {blocks, 8ull, std::max(1u, std::thread::hardware_concurrency())});
 
-  const char* env = std::getenv("LOOM_EMU_RACE_CHECK");
-  const bool detect = config.detect_races || (env && *env && std::strcmp(env, "0") != 0);
-  struct RaceCheckCount {
+  const bool instrument = config.detect_races || config.detect_global_races || config.counters;
+  struct InstrumentedCount {
     bool on;
-    explicit RaceCheckCount(bool on) : on(on) { if (on) race_check_launches.fetch_add(1); }
-    ~RaceCheckCount() { if (on) race_check_launches.fetch_sub(1); }
-  } race_check_count(detect);
+    explicit InstrumentedCount(bool on) : on(on) { if (on) instrumented_launches.fetch_add(1); }
+    ~InstrumentedCount() { if (on) instrumented_launches.fetch_sub(1); }
+  } instrumented_count(instrument);
+  std::unique_ptr<GlobalRaces> global;
+  if (config.detect_global_races) global = std::make_unique<GlobalRaces>();
+  Counters counts;
 
   std::atomic<unsigned long long> next{0};
   std::atomic<bool> stop{false};
@@ -376,11 +582,15 @@ void launch(const LaunchConfig& config, const std::function<void()>& body) {
   std::exception_ptr first_error;
   auto work = [&] {
     try {
-      Worker w(config, body, detect);
+      Worker w(config, body, global.get());
       while (!stop.load(std::memory_order_relaxed)) {
         const unsigned long long i = next.fetch_add(1);
         if (i >= blocks) break;
         w.run(i);
+      }
+      if (config.counters) {
+        std::lock_guard<std::mutex> lock(mutex);
+        counts += w.counts();
       }
     } catch (...) {
       std::lock_guard<std::mutex> lock(mutex);
@@ -396,6 +606,10 @@ void launch(const LaunchConfig& config, const std::function<void()>& body) {
     for (auto& t : threads) t.join();
   }
   if (first_error) std::rethrow_exception(first_error);
+  if (config.counters) *config.counters = counts;
+  if (config.counters == &printed)
+    std::fprintf(stderr, "loom emu: kernel '%s' grid %s block %s:\n%s", config.kernel_name.c_str(),
+                 str(config.grid).c_str(), str(config.block).c_str(), counts.to_string().c_str());
 }
 
 // ---- hooks for the emulated primitives ------------------------------------------
@@ -403,26 +617,17 @@ void launch(const LaunchConfig& config, const std::function<void()>& body) {
 void block_barrier(std::source_location site) {
   Block& b = block();
   Fiber& f = *t_fiber;
-  if (b.done > 0) {
-    std::vector<unsigned> gone;
-    for (const Fiber& o : b.fibers)
-      if (o.state == State::Done) gone.push_back(o.linear);
-    fail("barrier divergence at bar.sync 0 (" + str(site) + "): threads " +
-         thread_list(b, gone) + " have already exited; every thread of the block must " +
-         "reach the same barrier");
-  }
   if (b.at_barrier == 0) {
     b.barrier_site = site;
-  } else if (!same_site(site, b.barrier_site)) {
-    fail("barrier divergence: this thread reached bar.sync 0 at " + str(site) +
-         " while other threads wait at bar.sync 0 at " + str(b.barrier_site) +
-         describe_waits(b));
+    b.barrier_kernel_site = f.kernel_site;
+  } else if (!same_site(site, b.barrier_site) || f.kernel_site != b.barrier_kernel_site) {
+    fail("barrier divergence: this thread reached bar.sync 0 at " + str(site, f.kernel_site) +
+         " while other threads wait at bar.sync 0 at " +
+         str(b.barrier_site, b.barrier_kernel_site) + describe_waits(b));
   }
-  if (++b.at_barrier == b.fibers.size()) {
-    b.at_barrier = 0;
-    ++b.epoch; // accesses before the barrier are ordered before those after it
-    for (Fiber& o : b.fibers)
-      if (o.state == State::AtBarrier) o.state = State::Runnable;
+  // Exited threads are not waited for (PTX_FACTS §7).
+  if (++b.at_barrier == b.fibers.size() - b.done) {
+    release_barrier(b);
     return;
   }
   f.state = State::AtBarrier;
@@ -448,10 +653,11 @@ void warp_collective(const Collective& op, void* args) {
   for (Pending& q : w.pending) {
     if (op.aligned || q.op.aligned) {
       // .aligned: every lane must execute this very instruction.
-      if (q.op.compute != op.compute || !same_site(q.op.site, op.site))
+      if (q.op.compute != op.compute || !same_site(q.op.site, op.site) ||
+          q.op.kernel_site != f.kernel_site)
         fail(std::string("warp divergence: this lane reached ") + op.name + " at " +
-             str(op.site) + " while lanes " + lane_mask_list(b, w, q.arrived) + " wait at " +
-             q.op.name + " at " + str(q.op.site));
+             str(op.site, f.kernel_site) + " while lanes " + lane_mask_list(b, w, q.arrived) +
+             " wait at " + q.op.name + " at " + str(q.op.site, q.op.kernel_site));
       p = &q;
     } else if (q.op.membermask == op.membermask) {
       if (q.op.compute != op.compute)
@@ -467,6 +673,7 @@ void warp_collective(const Collective& op, void* args) {
   if (!p) {
     w.pending.push_back(Pending{op});
     p = &w.pending.back();
+    p->op.kernel_site = f.kernel_site;
   }
   p->arrived |= 1u << lane;
   p->args[lane] = args;
@@ -533,6 +740,39 @@ void check_global(const void* p, std::size_t bytes, const char* what) {
   fail(os.str());
 }
 
+namespace {
+// Records a global access of the current thread with the race detector and
+// reports (fail) a race.
+void global_access(GlobalRaces& races, Block& b, const void* p, std::size_t bytes, bool write,
+                   const char* what) {
+  const Fiber& f = *t_fiber;
+  const auto c = races.access(reinterpret_cast<uintptr_t>(p), bytes, write, b.linear, b.epoch,
+                              (uint16_t)f.linear);
+  if (!c.found) return;
+  const dim3& g = b.cfg->grid;
+  const dim3 other(unsigned(c.block % g.x), unsigned(c.block / g.x % g.y),
+                   unsigned(c.block / ((unsigned long long)g.x * g.y)));
+  std::ostringstream os;
+  os << "global-memory race: thread " << str(f.tid) << " of block " << str(b.idx)
+     << (write ? " writes" : " reads") << " the byte at " << reinterpret_cast<const void*>(c.addr);
+  for (const GlobalBuffer& buf : b.cfg->global_buffers) {
+    const auto* base = static_cast<const unsigned char*>(buf.base);
+    const auto* at = reinterpret_cast<const unsigned char*>(c.addr);
+    if (at >= base && at < base + buf.bytes) os << " (" << buf.name << ", byte offset " << at - base << ")";
+  }
+  os << ", at " << what << ", " << (c.other_wrote ? "written" : "read") << " by ";
+  if (c.thread != GlobalRaces::kNoThread) os << "thread " << str(thread_of(b, c.thread)) << " of ";
+  os << "block " << str(other);
+  if (c.block != b.linear)
+    os << " in the same launch (" << (c.other_wrote ? "write-" : "read-")
+       << (write ? "write" : "read") << " race; the blocks of a launch are not ordered)";
+  else
+    os << " since the last barrier (" << (c.other_wrote ? "write-" : "read-")
+       << (write ? "write" : "read") << " race; a bar_sync() between the two orders them)";
+  fail(os.str());
+}
+} // namespace
+
 void note_shared_access(const void* p, std::size_t bytes, bool write, int lane,
                         const char* what) {
   Block& b = block();
@@ -545,6 +785,21 @@ void note_shared_access(const void* p, std::size_t bytes, bool write, int lane,
   const uint32_t e = b.epoch;
   for (std::size_t i = 0; i < bytes; ++i) {
     const ShadowByte& s = sh[i];
+    if (s.pending != kNoThread) {
+      // A cp.async may land at any moment until its issuer's wait_group.
+      std::ostringstream os;
+      os << "shared-memory race: thread " << str(thread_of(b, self))
+         << (write ? " writes" : " reads") << " bytes [offset " << off << ", +" << bytes << ")";
+      if (what) os << " (at " << what << ")";
+      if (s.pending == self)
+        os << " that its own cp.async has not landed yet (missing cp.async.wait_group "
+              "before the access)";
+      else
+        os << " that a cp.async issued by thread " << str(thread_of(b, s.pending))
+           << " may still be writing (the copy may land at any moment until that thread's "
+              "cp.async.wait_group; a wait_group, then a bar_sync, orders them)";
+      fail(os.str());
+    }
     unsigned other = kNoThread;
     const char* other_did = nullptr;
     if (s.write_epoch == e && s.writer != self) {
@@ -590,9 +845,152 @@ void fail(const std::string& message) {
   throw EmuError(block_prefix(*t_block) + "thread " + str(t_fiber->tid) + ": " + message);
 }
 
-CpAsyncState& cp_async_state() {
-  block();
-  return t_fiber->cp;
+// ---- cp.async ---------------------------------------------------------------------
+
+namespace {
+void mark_pending(Block& b, const unsigned char* dst, uint16_t issuer) {
+  ShadowByte* sh = b.shadow + (dst - b.smem);
+  for (int i = 0; i < 16; ++i) sh[i].pending = issuer;
+}
+
+// A thread that exits leaves no pending mark for the next block on the
+// worker (its copies never land).
+void clear_pending_copies(Block& b, Fiber& f) {
+  if (b.shadow) {
+    for (const CpAsyncCopy& c : f.uncommitted) mark_pending(b, c.dst, kNoThread);
+    for (const auto& g : f.groups)
+      for (const CpAsyncCopy& c : g) mark_pending(b, c.dst, kNoThread);
+  }
+  f.uncommitted.clear();
+  f.groups.clear();
+}
+} // namespace
+
+void cp_async_issue(void* smem, const void* gmem, int src_bytes) {
+  Block& b = block();
+  Fiber& f = *t_fiber;
+  if (reinterpret_cast<std::uintptr_t>(smem) % 16 || reinterpret_cast<std::uintptr_t>(gmem) % 16)
+    fail("cp.async: shared and global addresses must be 16-byte aligned");
+  if (src_bytes < 0 || src_bytes > 16)
+    fail("cp.async: src-size " + std::to_string(src_bytes) + " is outside [0, 16]");
+  check_shared(smem, 16, "cp.async destination");
+  if (src_bytes > 0) check_global(gmem, (std::size_t)src_bytes, "cp.async source");
+  CpAsyncCopy copy{static_cast<unsigned char*>(smem), {}};
+  if (src_bytes > 0) std::memcpy(copy.data, gmem, (std::size_t)src_bytes);
+  if (b.global && src_bytes > 0)
+    global_access(*b.global, b, gmem, (std::size_t)src_bytes, false, "cp.async source");
+  if (b.shadow) {
+    // The copy may land now: a write, checked against this epoch's accesses
+    // and other pending copies; then pending until the wait.
+    note_shared_access(smem, 16, true, -1, "cp.async");
+    mark_pending(b, copy.dst, (uint16_t)f.linear);
+  }
+  if (b.counting) {
+    static const std::source_location site = std::source_location::current();
+    log_access(b, f, Access::CpAsync, site, gmem, (std::size_t)src_bytes, true);
+    b.counting->add(f.loops, [&](CounterSet& s) {
+      ++s.cp_async_chunks;
+      s.cp_async_bytes += (uint64_t)src_bytes;
+    });
+  }
+  if (b.cfg->cp_async_land == LaunchConfig::CpAsyncLand::AtIssue)
+    std::memcpy(copy.dst, copy.data, 16);
+  f.uncommitted.push_back(copy);
+}
+
+void cp_async_idle() {
+  Block& b = block();
+  if (!b.counting) return;
+  static const std::source_location site = std::source_location::current();
+  log_access(b, *t_fiber, Access::CpAsync, site, nullptr, 0, false);
+}
+
+void cp_async_commit_group() {
+  Fiber& f = (block(), *t_fiber);
+  f.groups.push_back(std::move(f.uncommitted)); // an empty group is allowed
+  f.uncommitted.clear();
+}
+
+void cp_async_wait_groups(int pending) {
+  Block& b = block();
+  Fiber& f = *t_fiber;
+  const std::size_t retire =
+      f.groups.size() > (std::size_t)pending ? f.groups.size() - (std::size_t)pending : 0;
+  const bool at_wait = b.cfg->cp_async_land == LaunchConfig::CpAsyncLand::AtWait;
+  for (std::size_t i = 0; i < retire; ++i)
+    for (const CpAsyncCopy& c : f.groups[i]) {
+      if (b.shadow) {
+        // Landed by now: a write by the issuer at the wait, no longer pending.
+        mark_pending(b, c.dst, kNoThread);
+        note_shared_access(c.dst, 16, true, -1, "cp.async landing at wait_group");
+      }
+      if (at_wait) std::memcpy(c.dst, c.data, 16);
+    }
+  f.groups.erase(f.groups.begin(), f.groups.begin() + (std::ptrdiff_t)retire);
+}
+
+// ---- markers, instrumented accesses ---------------------------------------------------
+
+void set_kernel_site(uint32_t id) {
+  Block& b = block();
+  Fiber& f = *t_fiber;
+  f.kernel_site = id;
+  if (b.counting) {
+    ++f.op;
+    f.occurrences.clear();
+  }
+}
+
+void loop_iteration(uint32_t id) {
+  Block& b = block();
+  if (!b.counting) return;
+  Fiber& f = *t_fiber;
+  if (f.loop_stack.empty() || f.loop_stack.back() != id) {
+    f.loop_stack.push_back(id);
+    f.loops = b.counting->intern(f.loop_stack);
+  }
+  if (f.linear == 0) ++b.counting->loops[id].iterations;
+}
+
+void loop_end(uint32_t id) {
+  Block& b = block();
+  if (!b.counting) return;
+  Fiber& f = *t_fiber;
+  if (!f.loop_stack.empty() && f.loop_stack.back() == id) {
+    f.loop_stack.pop_back();
+    f.loops = b.counting->intern(f.loop_stack);
+  }
+}
+
+void shared_request(const void* p, std::size_t bytes, bool write, std::source_location site) {
+  Block& b = block();
+  if (b.shadow) note_shared_access(p, bytes, write);
+  if (b.counting)
+    log_access(b, *t_fiber, write ? Access::SharedStore : Access::SharedLoad, site, p, bytes,
+               true);
+}
+
+void global_request(const void* p, std::size_t bytes, bool write, bool active, const char* what,
+                    std::source_location site) {
+  Block& b = block();
+  if (active) check_global(p, bytes, what);
+  if (!instrumented()) return;
+  if (active && b.global) global_access(*b.global, b, p, bytes, write, what);
+  if (b.counting)
+    log_access(b, *t_fiber, write ? Access::GlobalStore : Access::GlobalLoad, site, p, bytes,
+               active);
+}
+
+void count_ex2(std::source_location site) {
+  Block& b = block();
+  if (b.counting) log_access(b, *t_fiber, Access::Ex2, site, nullptr, 0, true);
+}
+
+void count_ldmatrix_rows(const uintptr_t rows[], unsigned num) {
+  Block& b = block();
+  if (!b.counting) return;
+  const uint64_t w = ldmatrix_wavefronts(rows, num);
+  b.counting->add(t_fiber->loops, [&](CounterSet& s) { s.ldmatrix_wavefronts += w; });
 }
 
 } // namespace loom::device::emu

@@ -136,7 +136,7 @@ TEST(EmuRace, OffMeansNoReport) {
     if (threadIdx.x == 5) (void)smem_load(s + 3);
   }, /*detect=*/false);
   EXPECT_EQ(err, "");
-  EXPECT_EQ(emu::race_check_launches.load(), 0u);
+  EXPECT_EQ(emu::instrumented_launches.load(), 0u);
 }
 
 TEST(EmuRace, EnvironmentTurnsItOn) {
@@ -150,7 +150,7 @@ TEST(EmuRace, EnvironmentTurnsItOn) {
   const RaceCheckEnv env("1");
   const std::string err = race_error(32, 64, racy, /*detect=*/false);
   EXPECT_HAS(err, "thread (9,0,0) writes bytes [offset 16, +4) written by thread (2,0,0)");
-  EXPECT_EQ(emu::race_check_launches.load(), 0u) << "the count is restored after a failure";
+  EXPECT_EQ(emu::instrumented_launches.load(), 0u) << "the count is restored after a failure";
 }
 
 // ---- primitives: ldmatrix reads, cp.async writes -----------------------------------
@@ -182,7 +182,7 @@ TEST(EmuRace, LdmatrixAfterBarrierIsClean) {
 
 alignas(16) unsigned char g_src[32 * 16];
 
-TEST(EmuRace, CpAsyncLandsAsAWriteAtTheWait) {
+TEST(EmuRace, CpAsyncIsAWriteFromItsIssue) {
   auto body = [](bool sync) {
     return [sync] {
       auto* s = shared_scratch();
@@ -195,11 +195,11 @@ TEST(EmuRace, CpAsyncLandsAsAWriteAtTheWait) {
     };
   };
   EXPECT_EQ(race_error(32, 32 * 16, body(true)), "");
-  // Lane 0 reads lane 1's chunk before it landed: lane 1's wait then writes
-  // bytes lane 0 read.
+  // Lane 0 reads lane 1's chunk before lane 1 issued its copy: the copy
+  // may land as soon as it is issued, over bytes lane 0 read.
   const std::string err = race_error(32, 32 * 16, body(false));
   EXPECT_HAS(err, "thread (1,0,0) writes bytes [offset 16, +16) read by thread (0,0,0) since "
-                  "the last barrier (read-write race, at cp.async landing at wait_group");
+                  "the last barrier (read-write race, at cp.async;");
 }
 
 // ---- the tile layer ---------------------------------------------------------------

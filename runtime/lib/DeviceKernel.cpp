@@ -18,6 +18,7 @@
 #include "loom/cuda/Nvrtc.h"
 #include "loom/cuda/Driver.h"
 #include "loom/device/emu/Executor.h"
+#include "loom/runtime/EmuLaunch.h"
 
 
 #include <array>
@@ -178,10 +179,28 @@ public:
   }
   const compiler::CudaSource &source() const { return source_; }
 
+  /// launch() with the emulator's options (EmuLaunch.h).
+  void launchWith(const Grid &grid, std::span<const Arg> args,
+                  const EmuLaunchOptions &options) const {
+    checkLaunch(grid, args);
+    runWith(grid, args, options);
+  }
+
 protected:
   void run(const Grid &grid, std::span<const Arg> args) const override {
+    runWith(grid, args, {});
+  }
+
+private:
+  void runWith(const Grid &grid, std::span<const Arg> args,
+               const EmuLaunchOptions &options) const {
     PackedArgs packed(args);
     device::emu::LaunchConfig config;
+    config.counters = options.counters;
+    config.detect_races = options.detectRaces;
+    config.detect_global_races = options.detectGlobalRaces;
+    if (options.cpAsyncLandAtIssue)
+      config.cp_async_land = device::emu::LaunchConfig::CpAsyncLand::AtIssue;
     config.kernel_name = name_;
     config.grid = device::emu::dim3(grid.dims[0], grid.dims[1], grid.dims[2]);
     config.block = device::emu::dim3(source_.numThreads);
@@ -200,15 +219,19 @@ protected:
     }
   }
 
-private:
   /// Device headers are read from disk by the host compiler: their content
-  /// is part of the key.
+  /// is part of the key, and so are the emulation-only headers (not
+  /// embedded for NVRTC), whose inline code calls into LoomDeviceEmu.
   static const std::string &readDeviceHeadersStamp() {
     static const std::string stamp = [] {
       std::string all;
       for (const auto &h : deviceHeaders())
         all += h.name + h.contents;
-      return hashHex(all + emuIncludeDir());
+      const std::string dir = emuIncludeDir();
+      for (const char *h : {"loom/device/arch/emu.h", "loom/device/emu/Executor.h",
+                            "loom/device/emu/Counters.h"})
+        all += std::string(h) + readFile(dir + "/" + h);
+      return hashHex(all + dir);
     }();
     return stamp;
   }
@@ -387,4 +410,24 @@ std::shared_ptr<CompiledKernel> makeCompiledKernel(const dsl::Kernel &kernel,
   }
 }
 
+} // namespace loom::runtime
+
+namespace loom::runtime {
+void launchEmulated(const CompiledKernel &kernel, const Grid &grid, std::span<const Arg> args,
+                    const EmuLaunchOptions &options) {
+  const auto *emu = dynamic_cast<const EmuCompiledKernel *>(&kernel);
+  if (!emu)
+    throw Error(ErrorCode::InvalidArgument,
+                fmt::format("kernel '{}' is compiled for the {} backend; the emulator's checks "
+                            "and counters need the emu backend",
+                            kernel.name(), backendName(kernel.backend())));
+  emu->launchWith(grid, args, options);
+}
+
+device::emu::Counters emuCounters(const CompiledKernel &kernel, const Grid &grid,
+                                  std::span<const Arg> args) {
+  device::emu::Counters counters;
+  launchEmulated(kernel, grid, args, {.counters = &counters});
+  return counters;
+}
 } // namespace loom::runtime

@@ -10,6 +10,7 @@
 #include "loom/ops/Examples.h"
 #include "loom/ops/Reference.h"
 #include "loom/runtime/CudaBuild.h"
+#include "loom/runtime/EmuLaunch.h"
 #include "loom/runtime/Kernel.h"
 
 #include <gtest/gtest.h>
@@ -206,6 +207,47 @@ TEST(EmuPipeline, EveryStageCountGivesTheSameProductAndIsRaceFree) {
       else
         EXPECT_EQ(c, unpipelined);
     }
+  }
+}
+
+TEST(EmuCounters, OneLaunchOfAGeneratedMatmul) {
+  // One block of a 32x16 bf16 tile over K = 64 in BLOCK_K = 16 steps: the
+  // generated loop (marked LOOM_LOOP_ITER) runs 4 times; each dot of 32x16x16
+  // is (32/16) * (16/8) * (16/16) = 4 mma.m16n8k16 over the block's warps.
+  const int64_t m = 32, n = 16, kk = 64;
+  Typed a(m * kk, DType::BF16, -1, 1), b(kk * n, DType::BF16, -1, 1);
+  std::vector<float> c(m * n, ref::poison());
+  auto k = compile(ops::matmulKernel(DType::BF16),
+                   emuSpec({{"BLOCK_M", 32}, {"BLOCK_N", 16}, {"BLOCK_K", 16}}));
+  const Arg args[] = {a.arg(DType::BF16), b.arg(DType::BF16), Arg::buffer(c), Arg::i32(m),
+                      Arg::i32(n), Arg::i32(kk), Arg::i32(kk), Arg::i32(n), Arg::i32(n)};
+  const device::emu::Counters counts = emuCounters(*k, Grid(1, 1), args);
+  auto da = ref::toDouble(a.seen), db = ref::toDouble(b.seen);
+  auto e = ref::compareScaled(c, ref::matmul(da, db, m, n, kk),
+                              ref::matmul(ref::absolute(da), ref::absolute(db), m, n, kk));
+  EXPECT_TRUE(ref::withinRelative(e, 1e-5)) << ref::format(e);
+  EXPECT_EQ(counts.blocks, 1u);
+  EXPECT_EQ(counts.total.mma.at("mma.m16n8k16.f32.bf16"), 16u) << counts.to_string();
+  ASSERT_EQ(counts.loops.size(), 1u) << counts.to_string();
+  EXPECT_EQ(counts.loops[0].iterations, 4u);
+  EXPECT_EQ(counts.loops[0].counts.mma_total(), 16u);
+  EXPECT_GT(counts.loops[0].counts.ldmatrix, 0u);
+  EXPECT_GT(counts.loops[0].counts.barriers, 0u);
+  // Every lane of a request was matched: a 16-byte cp.async chunk per lane
+  // and at most 4 sectors per 128 bytes read.
+  EXPECT_GT(counts.total.cp_async_chunks, 0u);
+  EXPECT_LE(counts.total.cp_async_sectors * 32, counts.total.cp_async_bytes + 31 *
+            counts.total.cp_async_requests) << counts.to_string();
+
+  // The options reach the emulator: a CPU kernel is refused by name.
+  auto cpu = compile(ops::vectorAddKernel(DType::F32),
+                     {.constants = {{"BLOCK", 128}}, .backend = Backend::Cpu});
+  try {
+    (void)emuCounters(*cpu, Grid(1), {});
+    ADD_FAILURE() << "expected an error";
+  } catch (const Error &err) {
+    EXPECT_NE(std::string(err.what()).find("counters need the emu backend"), std::string::npos)
+        << err.what();
   }
 }
 

@@ -91,6 +91,31 @@ std::string packedLauncher(func::FuncOp func) {
   return s + ");\n}\n#endif";
 }
 
+/// Markers for the emulated device (device/include/loom/device/tile/core.h;
+/// nothing on the GPU): LOOM_SITE(id) before each tile-library call, a
+/// per-kernel id, so that the emulator tells the barriers and mmas of two
+/// ops apart although both run one library line; LOOM_LOOP_ITER(id) at the
+/// top of each loop body and LOOM_LOOP_END(id) after the loop, for its
+/// per-iteration counters.
+void insertEmulatorMarkers(func::FuncOp func) {
+  OpBuilder b(func.getContext());
+  unsigned site = 0, loop = 0;
+  func.walk<WalkOrder::PreOrder>([&](Operation *op) {
+    if (auto forOp = dyn_cast<scf::ForOp>(op)) {
+      std::string id = std::to_string(++loop);
+      b.setInsertionPointToStart(forOp.getBody());
+      emitc::VerbatimOp::create(b, op->getLoc(), "LOOM_LOOP_ITER(" + id + ");");
+      b.setInsertionPointAfter(op);
+      emitc::VerbatimOp::create(b, op->getLoc(), "LOOM_LOOP_END(" + id + ");");
+      return;
+    }
+    if (!isa<LoomDialect>(op->getDialect()) && !isa<tensor::ExtractOp>(op))
+      return;
+    b.setInsertionPoint(op);
+    emitc::VerbatimOp::create(b, op->getLoc(), "LOOM_SITE(" + std::to_string(++site) + ");");
+  });
+}
+
 struct ConvertLoomToEmitCPass
     : public loom::impl::ConvertLoomToEmitCBase<ConvertLoomToEmitCPass> {
   using ConvertLoomToEmitCBase::ConvertLoomToEmitCBase;
@@ -127,6 +152,8 @@ struct ConvertLoomToEmitCPass
       emitc::CallOpaqueOp::create(b, func.getLoc(), TypeRange{bytePtr}, kSharedScratchCallee,
                                   ValueRange{}, ArrayAttr(), offset);
     }
+    for (func::FuncOp func : kernels)
+      insertEmulatorMarkers(func);
     if (kernels.empty()) {
       module.emitError() << "no function with the '" << kKernelAttrName << "' attribute";
       return signalPassFailure();

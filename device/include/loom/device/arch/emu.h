@@ -118,7 +118,8 @@ inline uint32_t pack_bf16x2_rn(float lo, float hi) { return cvt_rn_bf16x2_f32(hi
 
 // ---- ex2.approx.f32 (PTX_FACTS §6): within 2 ulp; no ftz ----------------------
 
-inline float ex2_approx(float x) {
+inline float ex2_approx(float x, std::source_location site = std::source_location::current()) {
+  emu::note_ex2(site);
   if (std::isnan(x)) return x;
   if (std::isinf(x)) return x < 0 ? 0.0f : x;
   // The double result rounded once to float is well within 2 ulp, including
@@ -216,6 +217,7 @@ void ldmatrix(void* const args[32], uint32_t) {
       {"", "ldmatrix.x1.trans", "ldmatrix.x2.trans", "", "ldmatrix.x4.trans"}};
   // Lane 8j+r supplies row r of matrix j; other lanes' addresses are unused.
   uint16_t M[Num][8][8];
+  uintptr_t rows[8 * Num];
   for (unsigned j = 0; j < Num; ++j)
     for (unsigned r = 0; r < 8; ++r) {
       const unsigned lane = 8 * j + r;
@@ -229,10 +231,11 @@ void ldmatrix(void* const args[32], uint32_t) {
         if (!aligned) fail(who + " is not 16-byte aligned");
         check_shared(row, 16, who.c_str());
       }
-      if (race_check_launches.load(std::memory_order_relaxed))
-        note_shared_access(row, 16, false, (int)lane, names[Trans][Num]);
+      if (instrumented()) note_shared_access(row, 16, false, (int)lane, names[Trans][Num]);
+      rows[lane] = reinterpret_cast<uintptr_t>(row);
       std::memcpy(M[j][r], row, 16);
     }
+  if (instrumented()) count_ldmatrix_rows(rows, Num);
   for (unsigned l = 0; l < 32; ++l) {
     uint32_t* d = static_cast<const LdmatrixArgs*>(args[l])->d;
     const unsigned g = l >> 2, t = l & 3;
@@ -290,7 +293,7 @@ inline void mma_m16n8k16_f16(float d[4], const uint32_t a[4], const uint32_t b[2
                              std::source_location site = std::source_location::current()) {
   emu::isa::MmaArgs x{d, a, b, c};
   emu::warp_collective({"mma.m16n8k16.f32.f16", &emu::isa::mma_m16n8k16<f16_to_f32>,
-                        0xffffffffu, true, site},
+                        0xffffffffu, true, site, emu::Collective::Kind::Mma},
                        &x);
 }
 
@@ -299,7 +302,7 @@ inline void mma_m16n8k16_bf16(float d[4], const uint32_t a[4], const uint32_t b[
                               std::source_location site = std::source_location::current()) {
   emu::isa::MmaArgs x{d, a, b, c};
   emu::warp_collective({"mma.m16n8k16.f32.bf16", &emu::isa::mma_m16n8k16<bf16_to_f32>,
-                        0xffffffffu, true, site},
+                        0xffffffffu, true, site, emu::Collective::Kind::Mma},
                        &x);
 }
 
@@ -308,7 +311,8 @@ inline void mma_m16n8k16_bf16(float d[4], const uint32_t a[4], const uint32_t b[
                    std::source_location site = std::source_location::current()) {    \
     emu::isa::LdmatrixArgs x{d, row};                                                \
     emu::warp_collective(                                                            \
-        {#NAME, &emu::isa::ldmatrix<NUM, TRANS>, 0xffffffffu, true, site}, &x);      \
+        {#NAME, &emu::isa::ldmatrix<NUM, TRANS>, 0xffffffffu, true, site,            \
+         emu::Collective::Kind::Ldmatrix}, &x);                                      \
   }
 LOOM_EMU_LDMATRIX(ldmatrix_x1, 1, false)
 LOOM_EMU_LDMATRIX(ldmatrix_x2, 2, false)
@@ -328,7 +332,7 @@ LOOM_EMU_LDMATRIX(ldmatrix_x4_trans, 4, true)
       emu::fail(std::string(PTX) + ": executing lane is not in membermask");         \
     emu::isa::ShflArgs x{a, b, c, 0, false};                                         \
     emu::warp_collective({PTX, &emu::isa::shfl<emu::isa::ShflMode::MODE>,            \
-                          membermask, false, site},                                  \
+                          membermask, false, site, emu::Collective::Kind::Shfl},     \
                          &x);                                                        \
     if (in_range) *in_range = x.in_range;                                            \
     return x.d;                                                                      \
@@ -342,39 +346,20 @@ LOOM_EMU_SHFL(shfl_sync_idx, Idx, "shfl.sync.idx.b32")
 // ---- cp.async (PTX_FACTS §4) ----------------------------------------------------
 
 // The source bytes are read at issue (src_bytes of them; the rest of the 16 are
-// zero) but reach shared memory only when a wait_group retires the group.
+// zero); the copy lands at the wait_group that retires its group, or at issue
+// (LaunchConfig::cp_async_land), and is a pending write until that wait.
 inline void cp_async_16(void* smem, const void* gmem, int src_bytes) {
-  if (reinterpret_cast<std::uintptr_t>(smem) % 16 || reinterpret_cast<std::uintptr_t>(gmem) % 16)
-    emu::fail("cp.async: shared and global addresses must be 16-byte aligned");
-  if (src_bytes < 0 || src_bytes > 16)
-    emu::fail("cp.async: src-size " + std::to_string(src_bytes) + " is outside [0, 16]");
-  emu::check_shared(smem, 16, "cp.async destination");
-  emu::CpAsyncCopy copy{static_cast<unsigned char*>(smem), {}};
-  if (src_bytes > 0) std::memcpy(copy.data, gmem, (std::size_t)src_bytes);
-  emu::cp_async_state().uncommitted.push_back(copy);
+  emu::cp_async_issue(smem, gmem, src_bytes);
 }
 
-inline void cp_async_commit() {
-  auto& s = emu::cp_async_state();
-  s.groups.push_back(std::move(s.uncommitted)); // an empty group is allowed
-  s.uncommitted.clear();
-}
+inline void cp_async_commit() { emu::cp_async_commit_group(); }
 
 // Retires the oldest committed groups until at most N are pending; copies not
 // yet committed stay pending, as in PTX.
 template <int N>
 inline void cp_async_wait() {
   static_assert(N >= 0, "cp.async.wait_group N needs N >= 0");
-  auto& s = emu::cp_async_state();
-  std::size_t retire = s.groups.size() > (std::size_t)N ? s.groups.size() - N : 0;
-  const bool race_check = emu::race_check_launches.load(std::memory_order_relaxed);
-  for (std::size_t i = 0; i < retire; ++i)
-    for (const auto& c : s.groups[i]) {
-      // The copy lands now: a write by the issuing thread at the wait.
-      if (race_check) emu::note_shared_access(c.dst, 16, true, -1, "cp.async landing at wait_group");
-      std::memcpy(c.dst, c.data, 16);
-    }
-  s.groups.erase(s.groups.begin(), s.groups.begin() + (std::ptrdiff_t)retire);
+  emu::cp_async_wait_groups(N);
 }
 
 } // namespace loom::device

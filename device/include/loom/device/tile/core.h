@@ -219,27 +219,69 @@ __device__ __forceinline__ unsigned char* shared_scratch() {
 }
 
 // Every shared-memory access of the tile layer goes through these, so that the
-// emulator's optional race detector (LaunchConfig::detect_races) sees it: one
-// test of a flag when detection is off, nothing at all on the GPU.
+// emulator's optional race detector and counters (LaunchConfig::detect_races,
+// counters) see it: one test of a flag when both are off, nothing at all on
+// the GPU. In emulation the accessors take their caller's source location:
+// the counters match the lanes' accesses by call site (emu/Counters.h).
 #if defined(LOOM_DEVICE_EMULATION)
 #define LOOM_SMEM_READ(ptr, bytes) ::loom::device::emu::note_shared_read((ptr), (bytes))
 #define LOOM_SMEM_WRITE(ptr, bytes) ::loom::device::emu::note_shared_write((ptr), (bytes))
+#define LOOM_SITE_PARAM , std::source_location loom_site = std::source_location::current()
 #else
 #define LOOM_SMEM_READ(ptr, bytes) ((void)0)
 #define LOOM_SMEM_WRITE(ptr, bytes) ((void)0)
+#define LOOM_SITE_PARAM
+#endif
+
+// Markers of the generated code: the kernel-level op a thread executes next
+// (LOOM_SITE(id), so that the emulator tells two barriers or mmas of
+// different ops apart), and the iterations of a loop (LOOM_LOOP_ITER(id) at
+// the top of each iteration, LOOM_LOOP_END(id) after the loop: the
+// emulator's per-iteration counters). Nothing on the GPU.
+#if defined(LOOM_DEVICE_EMULATION)
+#define LOOM_SITE(id) ::loom::device::emu::set_kernel_site(id)
+#define LOOM_LOOP_ITER(id) ::loom::device::emu::loop_iteration(id)
+#define LOOM_LOOP_END(id) ::loom::device::emu::loop_end(id)
+#else
+#define LOOM_SITE(id) ((void)0)
+#define LOOM_LOOP_ITER(id) ((void)0)
+#define LOOM_LOOP_END(id) ((void)0)
 #endif
 
 namespace detail {
 // A plain shared-memory load / store of one element, instrumented.
 template <class T>
-__device__ __forceinline__ T smem_load(const T* p) {
-  LOOM_SMEM_READ(p, sizeof(T));
+__device__ __forceinline__ T smem_load(const T* p LOOM_SITE_PARAM) {
+#if defined(LOOM_DEVICE_EMULATION)
+  ::loom::device::emu::note_shared_read(p, sizeof(T), loom_site);
+#endif
   return *p;
 }
 template <class T>
-__device__ __forceinline__ void smem_store(T* p, const T& x) {
-  LOOM_SMEM_WRITE(p, sizeof(T));
+__device__ __forceinline__ void smem_store(T* p, const T& x LOOM_SITE_PARAM) {
+#if defined(LOOM_DEVICE_EMULATION)
+  ::loom::device::emu::note_shared_write(p, sizeof(T), loom_site);
+#endif
   *p = x;
+}
+
+// A global load / store of one element by the calling thread, skipped (and
+// in emulation recorded as an inactive lane of the warp's request) when
+// `active` is false. In emulation every access is checked against the
+// launch's buffers and seen by the global race detector and the counters.
+template <class T>
+__device__ __forceinline__ T global_load(const T* p, bool active, T other LOOM_SITE_PARAM) {
+#if defined(LOOM_DEVICE_EMULATION)
+  ::loom::device::emu::global_request(p, sizeof(T), false, active, "global load", loom_site);
+#endif
+  return active ? *p : other;
+}
+template <class T>
+__device__ __forceinline__ void global_store(T* p, bool active, const T& x LOOM_SITE_PARAM) {
+#if defined(LOOM_DEVICE_EMULATION)
+  ::loom::device::emu::global_request(p, sizeof(T), true, active, "global store", loom_site);
+#endif
+  if (active) *p = x;
 }
 } // namespace detail
 

@@ -14,13 +14,13 @@ __device__ __forceinline__ bool slot_valid(int k) {
 }
 } // namespace detail
 
-// The emulated device checks every global access against the launch's
-// buffers; on the GPU the check compiles away.
+// Global accesses go through detail::global_load/global_store (core.h): the
+// emulated device checks them against the launch's buffers, and a lane a
+// predicate turns off still takes part in the warp's request (counters).
 #if defined(LOOM_DEVICE_EMULATION)
-#define LOOM_CHECK_GLOBAL(ptr, what) \
-  ::loom::device::emu::check_global((ptr), sizeof(*(ptr)), (what))
+#define LOOM_CP_ASYNC_IDLE() ::loom::device::emu::cp_async_idle()
 #else
-#define LOOM_CHECK_GLOBAL(ptr, what) ((void)0)
+#define LOOM_CP_ASYNC_IDLE() ((void)0)
 #endif
 
 template <class T, class I, class S>
@@ -29,9 +29,7 @@ __device__ __forceinline__ Tile<T, S> load(const T* p, const Tile<I, S>& off) {
   Tile<T, S> r;
   LOOM_UNROLL
   for (int k = 0; k < Tile<T, S>::kPerThread; ++k)
-    r.v[k] = detail::slot_valid<S>(k)
-                 ? (LOOM_CHECK_GLOBAL(&p[off.v[k]], "global load"), p[off.v[k]])
-                 : T{};
+    r.v[k] = detail::global_load(p + off.v[k], detail::slot_valid<S>(k), T{});
   return r;
 }
 
@@ -42,9 +40,8 @@ __device__ __forceinline__ Tile<T, S> load(const T* p, const Tile<I, S>& off,
   Tile<T, S> r;
   LOOM_UNROLL
   for (int k = 0; k < Tile<T, S>::kPerThread; ++k)
-    r.v[k] = detail::slot_valid<S>(k) && mask.v[k]
-                 ? (LOOM_CHECK_GLOBAL(&p[off.v[k]], "global load"), p[off.v[k]])
-                 : other.v[k];
+    r.v[k] = detail::global_load(p + off.v[k], detail::slot_valid<S>(k) && mask.v[k],
+                                 other.v[k]);
   return r;
 }
 
@@ -62,10 +59,7 @@ __device__ __forceinline__ void store(T* p, const Tile<I, S>& off, const Tile<T,
   static_assert(is_same_v<I, int32_t> || is_same_v<I, int64_t>, "store: int32/int64 offsets");
   LOOM_UNROLL
   for (int k = 0; k < Tile<T, S>::kPerThread; ++k)
-    if (detail::slot_valid<S>(k)) {
-      LOOM_CHECK_GLOBAL(&p[off.v[k]], "global store");
-      p[off.v[k]] = value.v[k];
-    }
+    detail::global_store(p + off.v[k], detail::slot_valid<S>(k), value.v[k]);
 }
 
 template <class T, class I, class S>
@@ -74,10 +68,7 @@ __device__ __forceinline__ void store(T* p, const Tile<I, S>& off, const Tile<T,
   static_assert(is_same_v<I, int32_t> || is_same_v<I, int64_t>, "store: int32/int64 offsets");
   LOOM_UNROLL
   for (int k = 0; k < Tile<T, S>::kPerThread; ++k)
-    if (detail::slot_valid<S>(k) && mask.v[k]) {
-      LOOM_CHECK_GLOBAL(&p[off.v[k]], "global store");
-      p[off.v[k]] = value.v[k];
-    }
+    detail::global_store(p + off.v[k], detail::slot_valid<S>(k) && mask.v[k], value.v[k]);
 }
 
 // Strided blocks (loom.block_load / loom.block_store): element (i_0, ...,
@@ -132,9 +123,7 @@ __device__ __forceinline__ TileT block_load(const T* p, T other, int64_t base, S
   for (int k = 0; k < TileT::kPerThread; ++k) {
     int64_t off;
     const bool inside = access.at(slot_index(k), off);
-    r.v[k] = detail::slot_valid<S>(k) && inside
-                 ? (LOOM_CHECK_GLOBAL(&p[base + off], "global load"), p[base + off])
-                 : other;
+    r.v[k] = detail::global_load(p + base + off, detail::slot_valid<S>(k) && inside, other);
   }
   return r;
 }
@@ -230,13 +219,7 @@ template <class T, class S, bool kColumnMajor>
 inline constexpr bool kStagedByChunks =
     S::rank == 2 && sizeof(T) == 2 && S::dim(kColumnMajor ? 0 : 1) % 8 == 0;
 
-//
-// Per tile, not per chunk: whether the view is copyable and its start and
-// row stride keep every chunk 16-byte aligned (the destination always is:
-// slots and scratch are 16-byte aligned and the swizzle moves whole
-// chunks), so the branch is block-uniform; chunk coordinates are unsigned
-// compile-time divisions of an unrolled index, and row addresses advance
-// by a constant number of rows per step.
+// The two ways issue_chunks copies a view's chunks (below).
 template <class Map, class T, class S, bool kColumnMajor>
 struct ChunkCopy {
   using L = StagedLayout<S, kColumnMajor>;
@@ -271,13 +254,14 @@ struct ChunkCopy {
     LOOM_UNROLL
     for (unsigned step = 0; step < kSteps; ++step) {
       Chunk ch;
-      if (!chunk(buf, g.access, step, ch))
-        break;
-      const T* row = start + (int64_t)ch.r * g.access.strides[across];
-      if (ch.valid > 0) {
-        LOOM_CHECK_GLOBAL(row + ch.c0, "global load");
-        LOOM_CHECK_GLOBAL(row + ch.c0 + ch.valid - 1, "global load");
+      if (!chunk(buf, g.access, step, ch)) {
+        // Warp-uniform trips (a lane past the last chunk idles), so that the
+        // emulator's counters see every lane in each warp's cp.async request.
+        LOOM_CP_ASYNC_IDLE();
+        continue;
       }
+      const T* row = start + (int64_t)ch.r * g.access.strides[across];
+      // (the emulated cp.async checks its source bytes against the buffers)
       loom::device::cp_async_16(ch.dst, ch.valid > 0 ? row + ch.c0 : g.p, ch.valid * 2);
     }
   }
@@ -293,8 +277,7 @@ struct ChunkCopy {
       const T* row = start + (int64_t)ch.r * g.access.strides[across];
       for (int e = 0; e < 8; ++e) {
         const T* src = row + ((int)ch.c0 + e) * g.access.strides[along];
-        smem_store(ch.dst + e,
-                   e < ch.valid ? (LOOM_CHECK_GLOBAL(src, "global load"), *src) : g.other);
+        smem_store(ch.dst + e, global_load(src, e < ch.valid, g.other));
       }
     }
   }
@@ -340,16 +323,16 @@ __device__ __forceinline__ void stage(T* buf, const GlobalBlock<T, S, kColumnMaj
     const Map map{};
     LOOM_UNROLL
     for (int k = 0; k < Blocked::slots<S>(); ++k) {
-      if (!slot_valid<S>(k)) continue;
+      // A lane past the tile's size idles in the warp's load (counters).
+      const bool valid = slot_valid<S>(k);
       const int i = slot_index(k);
       int stored = i; // row-major: the tile's own (any-rank) index
       if constexpr (kColumnMajor)
         stored = StagedLayout<S, true>::index(i / S::dim(1), i % S::dim(1));
       int64_t off;
-      const bool inside = g.access.at(i, off);
-      smem_store(buf + map(stored),
-                 inside ? (LOOM_CHECK_GLOBAL(&g.p[g.base + off], "global load"), g.p[g.base + off])
-                        : g.other);
+      const bool inside = g.access.at(i, off) && valid;
+      const T x = global_load(g.p + g.base + off, inside, g.other);
+      if (valid) smem_store(buf + map(stored), x);
     }
   }
 }
@@ -361,10 +344,8 @@ __device__ __forceinline__ void block_store(T* p, const Tile<T, S>& value, int64
   LOOM_UNROLL
   for (int k = 0; k < Tile<T, S>::kPerThread; ++k) {
     int64_t off;
-    if (detail::slot_valid<S>(k) && access.at(slot_index(k), off)) {
-      LOOM_CHECK_GLOBAL(&p[base + off], "global store");
-      p[base + off] = value.v[k];
-    }
+    const bool inside = access.at(slot_index(k), off);
+    detail::global_store(p + base + off, detail::slot_valid<S>(k) && inside, value.v[k]);
   }
 }
 
