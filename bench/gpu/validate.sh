@@ -37,7 +37,7 @@ timeout 300 ctest --test-dir "$BUILD" -R 'Gpu|Cuda' -j2 --output-on-failure || s
 for d in 64 128; do
   for k in attention_fwd attention_bwd; do
     step "$k, head dim $d, bf16, batch 4 x heads 16 x seqlen 4096 (modeled, not measured)"
-    timeout 120 "$LOOM" profile --kernel "$k" --head-dim "$d" --triton off \
+    timeout 120 "$LOOM" profile --kernel "$k" --head-dim "$d" --triton off --no-emu \
       | grep -E '^Loom|modeled, not measured' || status=1
     echo "  measured: not available (no GPU timing bench in this build)"
   done

@@ -34,6 +34,26 @@
 #include <unistd.h>
 
 namespace loom::runtime {
+namespace {
+// The active EmuCounterCollector's counters (EmuLaunch.h); launches on
+// stream threads add to it, so it is process-wide behind a mutex.
+std::mutex collectorMutex;
+std::map<std::string, device::emu::Counters> *collector = nullptr;
+
+bool emuCollectorActive() {
+  std::lock_guard<std::mutex> lock(collectorMutex);
+  return collector != nullptr;
+}
+
+void emuCollectorAdd(const std::string &kernel, const device::emu::Counters &c) {
+  std::lock_guard<std::mutex> lock(collectorMutex);
+  if (collector)
+    (*collector)[kernel] += c;
+}
+} // namespace
+} // namespace loom::runtime
+
+namespace loom::runtime {
 std::vector<std::string> bindingStrings(const Specialization &spec,
                                         const std::vector<ArgInfo> &sig,
                                         const std::string &kernelName,
@@ -212,11 +232,17 @@ private:
                                          signature_[i].name});
     void **argv = packed.pointers.data();
     auto entry = entry_;
+    device::emu::Counters collected;
+    const bool collect = !config.counters && emuCollectorActive();
+    if (collect)
+      config.counters = &collected;
     try {
       device::emu::launch(config, [&] { entry(argv); });
     } catch (const device::EmuError &e) {
       throw Error(ErrorCode::Internal, fmt::format("emulated device: {}", e.what()));
     }
+    if (collect)
+      emuCollectorAdd(name_, collected);
   }
 
   /// Device headers are read from disk by the host compiler: their content
@@ -429,5 +455,23 @@ device::emu::Counters emuCounters(const CompiledKernel &kernel, const Grid &grid
   device::emu::Counters counters;
   launchEmulated(kernel, grid, args, {.counters = &counters});
   return counters;
+}
+EmuCounterCollector::EmuCounterCollector() {
+  std::lock_guard<std::mutex> lock(collectorMutex);
+  if (collector)
+    throw Error(ErrorCode::InvalidArgument,
+                "EmuCounterCollector: another collector is already active");
+  collector = new std::map<std::string, device::emu::Counters>();
+}
+
+EmuCounterCollector::~EmuCounterCollector() {
+  std::lock_guard<std::mutex> lock(collectorMutex);
+  delete collector;
+  collector = nullptr;
+}
+
+std::map<std::string, device::emu::Counters> EmuCounterCollector::byKernel() const {
+  std::lock_guard<std::mutex> lock(collectorMutex);
+  return collector ? *collector : std::map<std::string, device::emu::Counters>{};
 }
 } // namespace loom::runtime

@@ -15,7 +15,14 @@
 
 #include "loom/cuda/GpuModel.h"
 #include "loom/cuda/Sass.h"
+#include "loom/Support/HalfPrecision.h"
+#include "loom/ops/Attention.h"
 #include "loom/runtime/CudaBuild.h"
+#include "loom/runtime/EmuLaunch.h"
+
+#include <array>
+#include <map>
+#include <random>
 
 #include <cmath>
 #include <cstdio>
@@ -38,6 +45,55 @@ struct KernelProfile {
 };
 
 int64_t ceilDiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+/// Fresh random 16-bit values of `dtype` (f16 or bf16 bits of N(0, 1)).
+std::vector<uint16_t> randomHalfs(size_t n, DType dtype, std::mt19937 &rng) {
+  std::normal_distribution<float> dist;
+  std::vector<uint16_t> out(n);
+  for (uint16_t &x : out)
+    x = dtype == DType::BF16 ? floatToBf16(dist(rng)) : floatToHalf(dist(rng));
+  return out;
+}
+
+/// The emulator's exact counters (device/emu/Counters.h) of one small
+/// attention call (batch 1, one head, two blocks of keys and queries) with
+/// this config: the very CUDA C++ NVRTC compiles, run on the CPU.
+void printEmuCounters(const std::string &pass, DType dtype, int64_t headDim, bool causal,
+                      const ops::AttentionConfig &config) {
+  const int64_t seqlen = 2 * std::max(config.blockM, config.blockN);
+  std::printf("emulator counters (exact; emulated, not run on hardware), batch 1 x heads 1 x "
+              "seqlen %lld, config %lldx%lld, %u threads, %u stages:\n",
+              static_cast<long long>(seqlen), static_cast<long long>(config.blockM),
+              static_cast<long long>(config.blockN), config.numThreads, config.numStages);
+  std::mt19937 rng(std::random_device{}());
+  const std::array<int64_t, 4> shape{1, seqlen, 1, headDim};
+  const size_t n = static_cast<size_t>(seqlen * headDim);
+  auto q = randomHalfs(n, dtype, rng), k = randomHalfs(n, dtype, rng),
+       v = randomHalfs(n, dtype, rng), dO = randomHalfs(n, dtype, rng);
+  std::vector<uint16_t> o(n, 0x7fff), dq(n), dk(n), dv(n);
+  std::vector<float> lse(static_cast<size_t>(seqlen));
+  auto T = [&](const void *data) { return ops::Tensor4::contiguous(data, dtype, shape); };
+  ops::AttentionOptions options;
+  options.backend = runtime::Backend::Emu;
+  options.causal = causal;
+  options.config = config;
+  std::map<std::string, device::emu::Counters> counters;
+  if (pass == "attention_fwd") {
+    runtime::EmuCounterCollector collector;
+    ops::attentionForward(T(q.data()), T(k.data()), T(v.data()), T(o.data()), lse.data(),
+                          options);
+    counters = collector.byKernel();
+  } else {
+    ops::attentionForward(T(q.data()), T(k.data()), T(v.data()), T(o.data()), lse.data(),
+                          options);
+    runtime::EmuCounterCollector collector;
+    ops::attentionBackward(T(q.data()), T(k.data()), T(v.data()), T(o.data()), lse.data(),
+                           T(dO.data()), T(dq.data()), T(dk.data()), T(dv.data()), options);
+    counters = collector.byKernel();
+  }
+  for (const auto &[kernel, c] : counters)
+    std::printf("-- %s\n%s\n", kernel.c_str(), c.to_string().c_str());
+}
 
 /// Mean main-loop iterations per CTA: the launch's grid is over `rows`
 /// blocks of `rowBlock`, each visiting `cols` blocks of `colBlock`; causal
@@ -215,7 +271,7 @@ void profileOne(const KernelProfile &k, const std::optional<std::string> &nvdisa
 int runProfile(int argc, char **argv) {
   Options opts("profile", {"kernel", "dtype", "arch", "head-dim", "variant", "const", "threads",
                            "stages", "seqlen", "heads", "batch", "triton"},
-               {"no-sass"}, {"const"});
+               {"no-sass", "no-emu"}, {"const"});
   opts.parse(argc, argv, 2);
   std::string pass = opts.get("kernel").value_or("attention_fwd");
   if (pass != "attention_fwd" && pass != "attention_bwd")
@@ -274,7 +330,6 @@ int runProfile(int argc, char **argv) {
               static_cast<long long>(shape.batch), static_cast<long long>(shape.heads),
               static_cast<long long>(shape.seqlen));
   std::printf("compiled, not run on hardware; model figures are modeled, not measured\n\n");
-  std::printf("emulator counters: not wired in this build\n\n");
   if (!nvdisasm)
     std::printf("SASS: skipped: %s\n", why.c_str());
   std::printf("SASS loop table (static counts of the main loop, summed over the CTA's warps):\n");
@@ -284,6 +339,7 @@ int runProfile(int argc, char **argv) {
                                          ? std::vector<std::string>{"attention_fwd"}
                                          : std::vector<std::string>{"attention_bwd_dkdv",
                                                                     "attention_bwd_dq"};
+  ops::AttentionConfig emuConfig;
   for (const std::string &name : kernels) {
     runtime::Specialization spec = parseSpecialization(opts, name);
     unsigned threads = 0;
@@ -309,9 +365,17 @@ int runProfile(int argc, char **argv) {
     k.spillBytes = r.spillStoreBytes;
     k.threads = static_cast<int>(build.source.numThreads);
     k.sharedBytes = r.sharedBytes + build.source.sharedBytes;
+    emuConfig = ops::AttentionConfig{bm, bn, k.threads == 0 ? threads : unsigned(k.threads),
+                                     spec.numStages};
     describeLaunch(k, name == "attention_fwd" ? "fwd" : name.substr(14), bm, bn, shape);
     profileOne(k, nvdisasm, gpu);
   }
+
+  std::printf("\n");
+  if (opts.flag("no-emu"))
+    std::printf("emulator counters: skipped: --no-emu\n");
+  else
+    printEmuCounters(pass, *dtype, shape.headDim, shape.causal, emuConfig);
 
   std::printf("\nTriton fused-attention tutorial, same arch:\n");
   if (tritonMode == "off") {

@@ -148,6 +148,9 @@ const std::vector<CommandHelp> &commands() {
                          untuned defaults) --threads N --stages N
     --seqlen S --heads H --batch B  problem (default 4096, 16, 4)
     --no-sass            skip disassembly: the model from the tile shape
+    --no-emu             skip the emulator's exact counters (mma, ldmatrix
+                         and shared wavefronts, cp.async, global sectors,
+                         barriers, shfl, ex2) of a small call, same config
     --triton auto|first|off  Triton's side (default auto; first: its
                          first config only)
   nvdisasm: $LOOM_NVDISASM, PATH, or scripts/install-deps.sh's venv

@@ -16,6 +16,9 @@
 #include "loom/device/emu/Counters.h"
 #include "loom/runtime/Kernel.h"
 
+#include <map>
+#include <string>
+
 namespace loom::runtime {
 
 struct EmuLaunchOptions {
@@ -35,6 +38,21 @@ void launchEmulated(const CompiledKernel &kernel, const Grid &grid, std::span<co
 /// The counters of one launch of an emu-backend kernel.
 device::emu::Counters emuCounters(const CompiledKernel &kernel, const Grid &grid,
                                   std::span<const Arg> args);
+
+/// While one is alive, every emu-backend launch in the process (on any
+/// stream's thread) that is not already collecting its own counters adds
+/// them to this collector under its kernel's name: the counters of a whole
+/// op (e.g. attentionForward, several launches) without touching its code.
+/// One at a time: a second throws InvalidArgument.
+class EmuCounterCollector {
+public:
+  EmuCounterCollector();
+  ~EmuCounterCollector();
+  EmuCounterCollector(const EmuCounterCollector &) = delete;
+  EmuCounterCollector &operator=(const EmuCounterCollector &) = delete;
+  /// Counters so far, by kernel name (launches of one kernel summed).
+  std::map<std::string, device::emu::Counters> byKernel() const;
+};
 
 } // namespace loom::runtime
 
