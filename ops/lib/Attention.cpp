@@ -135,8 +135,10 @@ const Kernel &attentionKernel(Stage stage, DType dtype, DType outDtype, bool acc
   return it->second;
 }
 
-runtime::Specialization specFor(const AttentionConfig &config, runtime::Backend backend) {
+runtime::Specialization specFor(const AttentionConfig &config, runtime::Backend backend,
+                                unsigned cpuThreads = 0) {
   runtime::Specialization spec;
+  spec.cpuThreads = cpuThreads;
   spec.constants = {{"BLOCK_M", config.blockM}, {"BLOCK_N", config.blockN}};
   spec.backend = backend;
   spec.numThreads = config.numThreads;
@@ -620,7 +622,7 @@ void attentionForward(const Tensor4 &q, const Tensor4 &k, const Tensor4 &v, cons
   auto blockMask =
       blockMaskFor(options, variant, B, Sq, Sk, Hq, Hkv, backend, positions, config);
   temporaries.add(blockMask);
-  runtime::Specialization spec = specFor(config, backend);
+  runtime::Specialization spec = specFor(config, backend, options.cpuThreads);
   auto kernel = runtime::compile(attentionKernel(Stage::Forward, q.dtype, out.dtype, false, D,
                                                  variant, bool(blockMask), bool(options.sinks)),
                                  spec);
@@ -867,7 +869,7 @@ void attentionBackward(const Tensor4 &q, const Tensor4 &k, const Tensor4 &v, con
   auto blockMask =
       blockMaskFor(options, variant, B, Sq, Sk, Hq, Hkv, backend, positions, config);
   temporaries.add(blockMask);
-  runtime::Specialization spec = specFor(config, backend);
+  runtime::Specialization spec = specFor(config, backend, options.cpuThreads);
   size_t statCount = size_t(std::max<int64_t>(B * Hq * Sq, 1));
   KernelTensors t{q, k, v, out, dO, dQ, dK, dV, lse, delta, statCount};
   std::vector<runtime::Arg> variantArgs = variantKernelArgs(variant, options.variantArgs);
@@ -960,7 +962,7 @@ void attentionSinkGradient(const float *lse, const float *delta, const float *si
                                     runtime::Arg::i32(int32_t(B)),
                                     runtime::Arg::i32(int32_t(Sq)),
                                     runtime::Arg::i32(int32_t(Hq))};
-  launchOn(options, *sinkGradientKernel(options.accumulateGradients, specFor(config, backend)),
+  launchOn(options, *sinkGradientKernel(options.accumulateGradients, specFor(config, backend, options.cpuThreads)),
            {Hq, 1, 1}, args);
 }
 
@@ -999,7 +1001,7 @@ void attentionBackwardDelta(const Tensor4 &out, const Tensor4 &dOut, float *delt
   auto args = kernelArgs(t, Sq, Sq, Hq, Hq, pos, 1.0f, {});
   auto kernel = runtime::compile(
       attentionKernel(Stage::Preprocess, out.dtype, out.dtype, false, D, AttentionVariant::none()),
-      specFor(config, backend));
+      specFor(config, backend, options.cpuThreads));
   launchOn(options, *kernel, {(Sq + config.blockM - 1) / config.blockM, B * Hq, 1}, args);
 }
 

@@ -52,6 +52,8 @@ std::string Specialization::key() const {
     k += fmt::format("threads={};arch={};stages={};", numThreads, arch, numStages);
   else
     k += fmt::format("cpu={};", compiler::resolveCpuTarget(cpuTarget).key());
+  if (b == Backend::Cpu && cpuThreads != 0)
+    k += fmt::format("cputhreads={};", cpuThreads);
   for (const auto &[name, v] : constants)
     k += fmt::format("c:{}={};", name, v);
   for (const auto &[name, v] : bindings)

@@ -2,13 +2,13 @@
 #include "CpuKernel.h"
 
 #include "Packing.h"
-#include "ThreadPool.h"
 
 #include "loom/Compiler/CpuJit.h"
 #include "loom/Compiler/Registration.h"
 #include "loom/Conversion/Passes.h"
 #include "loom/Dialect/Loom/IR/Loom.h"
 #include "loom/Support/Error.h"
+#include "loom/runtime/ThreadPool.h"
 
 #include <array>
 #include <chrono>
@@ -91,6 +91,11 @@ CpuCompiledKernel::CpuCompiledKernel(const dsl::Kernel &kernel, const Specializa
   auto func = *traced.getOps<mlir::func::FuncOp>().begin();
   signature_ = signatureOf(func);
   bindings_ = spec.bindings;
+  if (spec.cpuThreads > kMaxCpuThreads)
+    throw Error(ErrorCode::InvalidArgument,
+                fmt::format("kernel '{}': Specialization::cpuThreads {} exceeds the limit of {}",
+                            name_, spec.cpuThreads, kMaxCpuThreads));
+  cpuThreads_ = spec.cpuThreads;
   timings_.push_back({"dsl", traceMs});
   std::vector<std::string> binds = bindingStrings(spec, signature_, name_, bindings_);
   compiler::CpuTarget target = compiler::resolveCpuTarget(spec.cpuTarget);
@@ -150,7 +155,7 @@ void CpuCompiledKernel::run(const Grid &grid, std::span<const Arg> args) const {
         std::memcpy(&slots[gridSlot + d], &pid[d], 4);
       entry(ptrs.data());
     }
-  });
+  }, cpuThreads_);
 }
 
 } // namespace loom::runtime

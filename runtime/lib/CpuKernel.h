@@ -29,6 +29,7 @@ protected:
 
 private:
   std::unique_ptr<compiler::CpuExecutable> exe_;
+  unsigned cpuThreads_ = 0; ///< 0: defaultCpuThreads() at each launch
 };
 
 } // namespace loom::runtime

@@ -142,7 +142,24 @@ std::string irKey(mlir::ModuleOp module, const Specialization &spec) {
 
 } // namespace
 
+namespace {
+thread_local double threadCacheMs = 0;
+
+/// Adds the scope's wall time to threadCacheMs, however it is left.
+struct CacheTimer {
+  std::chrono::steady_clock::time_point start = std::chrono::steady_clock::now();
+  ~CacheTimer() {
+    threadCacheMs += std::chrono::duration<double, std::milli>(
+                         std::chrono::steady_clock::now() - start)
+                         .count();
+  }
+};
+} // namespace
+
+double KernelCache::threadMs() { return threadCacheMs; }
+
 Compiled KernelCache::getOrCompile(const dsl::Kernel &kernel, const Specialization &requested) {
+  CacheTimer timer;
   const Specialization spec = withResolvedArch(requested);
   std::string identity = fmt::format("{}|{}", kernel.id(), spec.key());
   Impl &impl = *impl_;

@@ -4,6 +4,7 @@
 //                  [--variant SPEC] [--cu-seqlens 0,a,...] [--scale S]
 //                  [--dtype f32|f16|bf16] [--backend auto|cpu|emu]
 //                  [--grad-out dO.npy --dq F --dk F --dv F] [--quiet]
+//                  [--repeat N] [--cpu-threads T]
 //
 // Inputs are float32 (batch, seqlen, heads, head_dim) arrays, cast to the
 // compute dtype (round to nearest even) before the kernel; outputs are
@@ -14,6 +15,7 @@
 #include "Commands.h"
 #include "Progress.h"
 
+#include <chrono>
 #include <cstdio>
 
 #include <fmt/format.h>
@@ -37,19 +39,45 @@ int runAttention(int argc, char **argv) {
   progress.addPass("forward", flops);
   if (r.backward)
     progress.addPass("backward", kBackwardFlopRatio * flops);
-  options.progress = progress.reporter(0);
-  ops::attentionForward(q.tensor(), k.tensor(), v.tensor(), out.tensor(), lse.data(), options);
-  std::optional<ComputeTensor> dq, dk, dv;
+  std::optional<ComputeTensor> dq, dk, dv, dO;
   if (r.backward) {
-    ComputeTensor dO = toCompute(r.dO, r.dtype);
+    dO = toCompute(r.dO, r.dtype);
     dq = ComputeTensor::zeros(r.dtype, q.shape);
     dk = ComputeTensor::zeros(r.dtype, k.shape);
     dv = ComputeTensor::zeros(r.dtype, v.shape);
-    options.progress = progress.reporter(1);
-    ops::attentionBackward(q.tensor(), k.tensor(), v.tensor(), out.tensor(), lse.data(),
-                           dO.tensor(), dq->tensor(), dk->tensor(), dv->tensor(), options);
   }
-  progress.finish();
+  // One call: the forward, and the backward with the grad options; only
+  // the first reports progress.
+  bool first = true;
+  auto call = [&] {
+    if (first)
+      options.progress = progress.reporter(0);
+    ops::attentionForward(q.tensor(), k.tensor(), v.tensor(), out.tensor(), lse.data(), options);
+    if (r.backward) {
+      if (first)
+        options.progress = progress.reporter(1);
+      ops::attentionBackward(q.tensor(), k.tensor(), v.tensor(), out.tensor(), lse.data(),
+                             dO->tensor(), dq->tensor(), dk->tensor(), dv->tensor(), options);
+    }
+    if (first)
+      progress.finish();
+    first = false;
+    options.progress = {};
+  };
+  double cacheMs = runtime::KernelCache::threadMs();
+  call();
+  if (r.repeat > 0) {
+    double compileMs = runtime::KernelCache::threadMs() - cacheMs;
+    std::vector<double> runMs;
+    for (int64_t i = 0; i < r.repeat; ++i) {
+      auto start = std::chrono::steady_clock::now();
+      call();
+      runMs.push_back(
+          std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start)
+              .count());
+    }
+    std::fprintf(stderr, "%s\n", timingLine("", compileMs, runMs).c_str());
+  }
   auto f32 = [](const std::optional<ComputeTensor> &t) {
     return t ? toFloat32(*t) : std::vector<float>{};
   };

@@ -1,6 +1,8 @@
 //===- AttentionRequest.cpp - options shared by loom attention/ring -------===//
 #include "AttentionRequest.h"
 
+#include "loom/runtime/ThreadPool.h"
+
 #include "loom/Support/HalfPrecision.h"
 
 #include <algorithm>
@@ -219,7 +221,7 @@ const std::vector<std::string> &attentionOptionNames() {
   static const std::vector<std::string> names = {
       "q",       "k",        "v",  "out", "lse", "variant", "scale", "dtype",
       "backend", "grad-out", "dq", "dk",  "dv",  "cu-seqlens", "bias", "sinks", "dbias",
-      "dsinks"};
+      "dsinks", "repeat", "cpu-threads"};
   return names;
 }
 
@@ -237,6 +239,11 @@ AttentionRequest parseAttentionRequest(const Options &opts, const std::string &c
   if (r.backward && !(r.dOPath && r.dqPath && r.dkPath && r.dvPath))
     invalid("the backward needs all of --grad-out, --dq, --dk and --dv");
   r.variant = parseVariant(opts.get("variant").value_or("none"), command);
+  // --repeat 0 would time nothing: a run median needs at least one run.
+  if (auto text = opts.get("repeat"))
+    r.repeat = parseIntIn(*text, "loom " + command + ": --repeat", 1, 1000000);
+  if (auto text = opts.get("cpu-threads"))
+    r.cpuThreads = runtime::parseCpuThreads(*text, "loom " + command + ": --cpu-threads");
   if (auto text = opts.get("scale"); text && !(r.scale = parsePositiveFloat(*text)))
     invalid(fmt::format("--scale '{}' is not a finite positive number", *text));
   std::string dtypeText = opts.get("dtype").value_or("f32");
@@ -354,6 +361,7 @@ ops::AttentionOptions AttentionRequest::options() const {
   }
   options.scale = scale;
   options.backend = backend;
+  options.cpuThreads = cpuThreads;
   return options;
 }
 
@@ -394,4 +402,14 @@ void writeAttentionOutputs(const AttentionRequest &r, const float *out, const fl
     f.commit();
 }
 
+} // namespace loom::cli
+
+namespace loom::cli {
+std::string timingLine(const std::string &prefix, double compileMs, std::vector<double> runMs) {
+  std::sort(runMs.begin(), runMs.end());
+  size_t n = runMs.size();
+  double median = n == 0 ? 0 : n % 2 ? runMs[n / 2] : (runMs[n / 2 - 1] + runMs[n / 2]) / 2;
+  return fmt::format("timing: {}compile {:.3f} ms, run median {:.3f} ms over {} runs", prefix,
+                     compileMs, median, n);
+}
 } // namespace loom::cli

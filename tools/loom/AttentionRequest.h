@@ -70,6 +70,11 @@ struct AttentionRequest {
   std::optional<float> scale;
   DType dtype = DType::F32;
   runtime::Backend backend = runtime::Backend::Cpu;
+  /// --repeat N: run N more times after the first call and print the
+  /// timing line (0: no timing). --cpu-threads: ops::AttentionOptions::
+  /// cpuThreads (0: $LOOM_NUM_THREADS, else every core).
+  int64_t repeat = 0;
+  unsigned cpuThreads = 0;
 
   /// Filled by load(): the float32 inputs (dO when backward) and the
   /// document ids of --cu-seqlens.
@@ -93,6 +98,10 @@ struct AttentionRequest {
   /// (H)" for "sinks", from the loaded q and k.
   std::string expectedLearnableShape(const char *option) const;
 };
+
+/// The stderr line of --repeat: "timing: compile <ms> ms, run median <ms>
+/// ms over <N> runs", with `prefix` after "timing: " (ring ranks: "rank R ").
+std::string timingLine(const std::string &prefix, double compileMs, std::vector<double> runMs);
 
 /// The option names `loom attention` takes.
 const std::vector<std::string> &attentionOptionNames();

@@ -144,6 +144,10 @@ struct RankReport {
   ops::RingStats forward, backward;
   /// Wall seconds of the forward and backward calls, compiles included.
   std::array<double, 2> seconds{};
+  /// --repeat: the first call's compile and cache ms on this rank's thread,
+  /// and each later call's ms (forward, and backward with the grad options).
+  double compileMs = 0;
+  std::vector<double> runMs;
 };
 
 /// Fault injection for the fault tests (tests/lit/Tools/ring-mpi-faults.test),
@@ -221,6 +225,7 @@ void runRank(runtime::Communicator &comm, RingRun run) {
     return std::chrono::duration<double>(std::chrono::steady_clock::now() - t)
         .count();
   };
+  double cacheMs = runtime::KernelCache::threadMs();
   auto start = std::chrono::steady_clock::now();
   if (injectTestFault(rank, "forward"))
     return;
@@ -244,6 +249,27 @@ void runRank(runtime::Communicator &comm, RingRun run) {
     report.seconds[1] = secondsSince(start);
   }
   progress.finish();
+  report.compileMs = runtime::KernelCache::threadMs() - cacheMs;
+  // --repeat: the same calls again (collective: every rank runs them in
+  // step), without step statistics; the outputs are the first call's.
+  if (r.repeat > 0) {
+    ComputeTensor out2 = out;
+    std::vector<float> lse2 = lse;
+    std::optional<ComputeTensor> dO, dq2 = dq, dk2 = dk, dv2 = dv;
+    if (r.backward)
+      dO = shard(r.dO, run, rank);
+    options.progress = {};
+    for (int64_t i = 0; i < r.repeat; ++i) {
+      auto t = std::chrono::steady_clock::now();
+      ops::ringAttentionForward(comm, q.tensor(), k.tensor(), v.tensor(), out2.tensor(),
+                                lse2.data(), options, nullptr);
+      if (r.backward)
+        ops::ringAttentionBackward(comm, q.tensor(), k.tensor(), v.tensor(), out2.tensor(),
+                                   lse2.data(), dO->tensor(), dq2->tensor(), dk2->tensor(),
+                                   dv2->tensor(), options, nullptr);
+      report.runMs.push_back(1000 * secondsSince(t));
+    }
+  }
 
   // Outputs and step timings back to rank 0.
   Packer p;
@@ -262,6 +288,8 @@ void runRank(runtime::Communicator &comm, RingRun run) {
     p.ints({int64_t(s->workspaceBytes), int64_t(s->shardBytes)});
   }
   p.doubles({report.seconds[0], report.seconds[1]});
+  p.doubles({report.compileMs});
+  p.doubles(report.runMs);
   auto all = comm.allgather(p.bytes);
   if (rank != 0)
     return;
@@ -274,6 +302,9 @@ void runRank(runtime::Communicator &comm, RingRun run) {
   std::vector<float> L(size_t(B * H * S));
   std::vector<std::vector<ops::RingStats>> stats(2);
   std::array<double, 2> slowest{};
+  std::vector<std::string> timing;
+  double slowestCompile = 0;
+  std::vector<double> slowestRun(size_t(r.repeat), 0.0);
   for (int src = 0; src < run.world; ++src) {
     Unpacker u(all[size_t(src)]);
     unshard(u.floats(), O, run, src);
@@ -298,6 +329,20 @@ void runRank(runtime::Communicator &comm, RingRun run) {
     std::vector<double> seconds = u.doubles();
     for (size_t pass = 0; pass < 2; ++pass)
       slowest[pass] = std::max(slowest[pass], seconds[pass]);
+    double compileMs = u.doubles().at(0);
+    std::vector<double> runMs = u.doubles();
+    slowestCompile = std::max(slowestCompile, compileMs);
+    for (size_t i = 0; i < runMs.size() && i < slowestRun.size(); ++i)
+      slowestRun[i] = std::max(slowestRun[i], runMs[i]);
+    if (r.repeat > 0)
+      timing.push_back(timingLine(fmt::format("rank {} ", src), compileMs, runMs));
+  }
+  // Per rank, then overall: the slowest rank's compile, and the median over
+  // runs of each run's slowest rank (a ring call ends with its last rank).
+  if (r.repeat > 0) {
+    timing.push_back(timingLine("", slowestCompile, slowestRun));
+    for (const std::string &line : timing)
+      std::fprintf(stderr, "%s\n", line.c_str());
   }
   // --dbias/--dsinks too: summed over ranks, rank 0's are the whole.
   writeAttentionOutputs(r, O.data.data(), L.data(), dQ.data.data(), dK.data.data(),

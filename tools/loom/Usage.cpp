@@ -94,6 +94,13 @@ const std::vector<CommandHelp> &commands() {
                          $LOOM_PROGRESS_AFTER_MS ms, default 3000, prints
                          one on stderr: pass, ring step, heads done, %,
                          time left)
+    --repeat N           run N (>= 1) more times after the first call;
+                         stderr gets one line "timing: compile <ms> ms,
+                         run median <ms> ms over <N> runs" (compile: the
+                         first call's JIT and cache time; a run is the
+                         forward, and the backward with --grad-out)
+    --cpu-threads T      CPU backend threads (default: LOOM_NUM_THREADS,
+                         else every core)
 )",
        "loom attention --q q.npy --k k.npy --v v.npy --out o.npy --variant causal,softcap(30)"},
       {"ring", "ring --q Q.npy --k K.npy --v V.npy --out O.npy [options]",
@@ -107,7 +114,12 @@ const std::vector<CommandHelp> &commands() {
     --timeline FILE      per-rank, per-step compute and transfer
                          times (Chrome trace format JSON)
     --timeout S          communication deadline (default 60)
-    every option of `loom attention`
+    every option of `loom attention`; with --repeat N, stderr gets
+                         "timing: rank R compile <ms> ms, run median <ms>
+                         ms over <N> runs" per rank, then the overall
+                         "timing: compile ..." line: the slowest rank's
+                         compile, and the median over runs of each run's
+                         slowest rank
 )",
        "loom ring --world 4 --layout zigzag --variant causal --q q.npy --k k.npy --v v.npy --out o.npy"},
       {"tune", "tune --op attention [options]",
@@ -177,6 +189,7 @@ const char *kEnvironment = R"(environment:
   LOOM_CACHE_DIR       kernel and autotune caches
   LOOM_PROGRESS_AFTER_MS  loom attention/ring: the progress line shows for
                        runs estimated to take longer (default 3000; 0: always)
+  LOOM_NUM_THREADS     CPU backend threads (default: every core)
 )";
 } // namespace
 

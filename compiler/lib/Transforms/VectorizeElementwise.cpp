@@ -16,6 +16,9 @@
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/Dialect/Vector/IR/VectorOps.h"
+#include "mlir/Dialect/Vector/Transforms/LoweringPatterns.h"
+#include "mlir/Dialect/Vector/Transforms/VectorRewritePatterns.h"
+#include "mlir/Transforms/GreedyPatternRewriteDriver.h"
 #include "mlir/IR/ImplicitLocOpBuilder.h"
 #include "mlir/Dialect/Utils/StaticValueUtils.h"
 #include "mlir/IR/IRMapping.h"
@@ -80,11 +83,24 @@ public:
   ElementwiseVectorizer(linalg::GenericOp op, int64_t maxLanes) : op(op), maxLanes(maxLanes) {}
 
   /// Whether the generic is one this pass handles; fills in the plan.
-  bool analyze() {
+  /// With `transposed`, a 2-D parallel generic is planned along dim 0
+  /// instead: W x W blocks, each computed as W column vectors, transposed
+  /// in registers and stored as W contiguous rows of the output. That turns
+  /// a load whose index steps by one along dim 0 (a transposed tile load:
+  /// K^T from row-major K) from a gather into contiguous vector loads.
+  bool analyze(bool transposed = false) {
+    this->transposed = transposed;
+    varyingArgs.clear();
     if (!op.hasPureBufferSemantics() || op.getNumLoops() == 0)
       return false;
     auto iterators = op.getIteratorTypesArray();
     inner = op.getNumLoops() - 1;
+    if (transposed) {
+      if (op.getNumLoops() != 2 || iterators[0] != utils::IteratorType::parallel ||
+          iterators[1] != utils::IteratorType::parallel)
+        return false;
+      inner = 0;
+    }
     for (unsigned d = 0; d < inner; ++d)
       if (iterators[d] != utils::IteratorType::parallel)
         return false;
@@ -95,7 +111,8 @@ public:
     if (llvm::any_of(ranges, ShapedType::isDynamic))
       return false;
     width = 1;
-    while (width * 2 <= maxLanes && ranges[inner] % (width * 2) == 0)
+    while (width * 2 <= maxLanes && ranges[inner] % (width * 2) == 0 &&
+           (!transposed || ranges[1] % (width * 2) == 0))
       width *= 2;
     if (width < 4)
       return false;
@@ -110,8 +127,31 @@ public:
     ImplicitLocOpBuilder b(op.getLoc(), rewriter);
     b.setInsertionPoint(op);
     ivs.assign(op.getNumLoops(), Value());
-    emitOuterLoops(b, 0);
+    transposed ? emitTransposed(b) : emitOuterLoops(b, 0);
     rewriter.eraseOp(op);
+  }
+
+  /// The gathers one chunk of the current plan would emit: the body is
+  /// emitted into a scratch block (outer indices are placeholders) and
+  /// counted there, then dropped.
+  int64_t countGathers(RewriterBase &rewriter) {
+    Block *scratch = new Block();
+    int64_t gathers = 0;
+    {
+      OpBuilder::InsertionGuard guard(rewriter);
+      rewriter.setInsertionPointToStart(scratch);
+      ImplicitLocOpBuilder b(op.getLoc(), rewriter);
+      Value zero = constant(b, 0);
+      ivs.assign(op.getNumLoops(), zero);
+      emitChunk(b, zero, reduction ? combiner : nullptr);
+      scratch->walk([&](vector::GatherOp) { ++gathers; });
+    }
+    // Uses first, then definitions: erase in reverse order.
+    while (!scratch->empty())
+      scratch->back().erase();
+    delete scratch;
+    ivs.clear();
+    return gathers;
   }
 
 private:
@@ -126,6 +166,14 @@ private:
       return false;
     bool varies = map.isFunctionOfDim(inner);
     bool isInit = op.isDpsInit(&operand);
+    if (transposed && isInit) {
+      // Written as whole rows after the in-register transpose; never read.
+      SmallVector<int64_t> strides;
+      int64_t offset;
+      return map.isIdentity() && !type.getElementType().isInteger(1) &&
+             op.getMatchingBlockArgument(&operand).use_empty() &&
+             succeeded(type.getStridesAndOffset(strides, offset)) && strides.back() == 1;
+    }
     if (isInit && varies == reduction)
       return false; // a parallel write must vary; a reduction's must not
     if (!varies)
@@ -186,6 +234,41 @@ private:
     b.setInsertionPointToStart(loop.getBody());
     ivs[dim] = loop.getInductionVar();
     emitOuterLoops(b, dim + 1);
+  }
+
+  /// Dim 0 in steps of `width`, dim 1 in steps of `width`; per block,
+  /// `width` column chunks (dim 1 fixed, lanes along dim 0) are assembled
+  /// into a width x width vector, transposed, and stored row by row.
+  void emitTransposed(ImplicitLocOpBuilder &b) {
+    auto rowLoop = scf::ForOp::create(b, constant(b, 0), constant(b, ranges[0]), constant(b, width));
+    OpBuilder::InsertionGuard guard(b);
+    b.setInsertionPointToStart(rowLoop.getBody());
+    auto colLoop = scf::ForOp::create(b, constant(b, 0), constant(b, ranges[1]), constant(b, width));
+    b.setInsertionPointToStart(colLoop.getBody());
+    Value i0 = rowLoop.getInductionVar(), j0 = colLoop.getInductionVar();
+    auto yield = cast<linalg::YieldOp>(op.getRegion().front().getTerminator());
+    SmallVector<Value> blocks;
+    for (Value value : yield.getValues()) {
+      Type element = getElementTypeOrSelf(value.getType());
+      blocks.push_back(arith::ConstantOp::create(
+          b, VectorType::get({width, width}, element),
+          b.getZeroAttr(VectorType::get({width, width}, element))));
+    }
+    for (int64_t jj = 0; jj < width; ++jj) {
+      ivs[1] = jj == 0 ? j0 : arith::AddIOp::create(b, j0, constant(b, jj)).getResult();
+      IRMapping mapping = emitChunk(b, i0, /*stopAt=*/nullptr);
+      for (auto [k, value] : llvm::enumerate(yield.getValues()))
+        blocks[k] = vector::InsertOp::create(b, asVector(b, mapping.lookupOrDefault(value)),
+                                             blocks[k], ArrayRef<int64_t>{jj});
+    }
+    for (auto [k, init] : llvm::enumerate(op.getDpsInitsMutable())) {
+      Value rows = vector::TransposeOp::create(b, blocks[k], ArrayRef<int64_t>{1, 0});
+      for (int64_t ii = 0; ii < width; ++ii) {
+        Value row = ii == 0 ? i0 : arith::AddIOp::create(b, i0, constant(b, ii)).getResult();
+        vector::StoreOp::create(b, vector::ExtractOp::create(b, rows, ArrayRef<int64_t>{ii}),
+                                init.get(), ValueRange{row, j0});
+      }
+    }
   }
 
   void emitParallel(ImplicitLocOpBuilder &b) {
@@ -436,7 +519,7 @@ private:
   linalg::GenericOp op;
   int64_t maxLanes;
   unsigned inner = 0;
-  bool reduction = false;
+  bool reduction = false, transposed = false;
   int64_t width = 1;
   SmallVector<int64_t> ranges;
   DenseSet<Value> varyingArgs;
@@ -456,10 +539,32 @@ struct LoomVectorizeElementwise
     SmallVector<linalg::GenericOp> generics;
     getOperation().walk([&](linalg::GenericOp op) { generics.push_back(op); });
     IRRewriter rewriter(&getContext());
+    bool anyTransposed = false;
     for (linalg::GenericOp op : generics) {
-      ElementwiseVectorizer vectorizer(op, lanes);
-      if (vectorizer.analyze())
-        vectorizer.rewrite(rewriter);
+      ElementwiseVectorizer rowwise(op, lanes), columnwise(op, lanes);
+      bool byRows = rowwise.analyze();
+      // The transposed plan where it needs fewer gathers per chunk (each
+      // chunk covers the same number of elements in both plans).
+      if (columnwise.analyze(/*transposed=*/true) &&
+          (!byRows || columnwise.countGathers(rewriter) < rowwise.countGathers(rewriter))) {
+        columnwise.rewrite(rewriter);
+        anyTransposed = true;
+        continue;
+      }
+      if (byRows)
+        rowwise.rewrite(rewriter);
+    }
+    // convert-to-llvm does not lower vector.transpose (nor the shape casts
+    // and strided slices it decomposes into): here it becomes shuffles of
+    // the flattened block, which LLVM turns into the target's permutes.
+    if (anyTransposed) {
+      RewritePatternSet patterns(&getContext());
+      vector::populateVectorTransposeLoweringPatterns(patterns,
+                                                      vector::VectorTransposeLowering::Shuffle1D);
+      vector::populateVectorShapeCastLoweringPatterns(patterns);
+      vector::populateVectorInsertExtractStridedSliceTransforms(patterns);
+      if (failed(applyPatternsGreedily(getOperation(), std::move(patterns))))
+        return signalPassFailure();
     }
   }
 };

@@ -249,6 +249,9 @@ struct AttentionOptions {
   /// defaultAttentionBackwardConfig() (backward) when unset.
   std::optional<AttentionConfig> config;
   runtime::Backend backend = runtime::Backend::Auto;
+  /// CPU backend: threads the kernels run on (Specialization::cpuThreads;
+  /// 0: $LOOM_NUM_THREADS, else every core).
+  unsigned cpuThreads = 0;
   /// Global positions of q's and k's tokens (see TokenPositions).
   TokenPositions queryPositions, keyPositions;
   /// Backward: add the gradients to dq, dk and dv instead of overwriting

@@ -65,6 +65,10 @@ struct Specialization {
   /// (AVX-512). Empty means $LOOM_CPU_TARGET, else host. A level above what
   /// the host runs is refused (loom::Error, Unsupported).
   std::string cpuTarget{};
+  /// CPU backend: threads each launch runs its programs on (ThreadPool.h);
+  /// 0 means defaultCpuThreads() ($LOOM_NUM_THREADS, else every core), read
+  /// at each launch. Above kMaxCpuThreads is refused at compile time.
+  unsigned cpuThreads = 0;
 
   /// Stable text of every field, part of the cache key.
   std::string key() const;
@@ -190,6 +194,11 @@ public:
     std::map<std::string, uint64_t> compilesByKey{};
   };
   Stats stats() const;
+  /// Milliseconds the calling thread has spent in getOrCompile (lookups,
+  /// traces, compiles and waits for another thread's compile), over the
+  /// thread's life: the difference across a call is that call's compile
+  /// and cache time (`loom attention --repeat`).
+  static double threadMs();
   void clear();
   /// Called on the compiling thread, with the IR key, just before each
   /// compile (empty: none). Tests use it to hold a compile until all the
