@@ -258,7 +258,7 @@ void runRank(runtime::Communicator &comm, RingRun run) {
     std::optional<ComputeTensor> dO, dq2 = dq, dk2 = dk, dv2 = dv;
     if (r.backward)
       dO = shard(r.dO, run, rank);
-    options.progress = {};
+    options.attention.progress = {};
     for (int64_t i = 0; i < r.repeat; ++i) {
       auto t = std::chrono::steady_clock::now();
       ops::ringAttentionForward(comm, q.tensor(), k.tensor(), v.tensor(), out2.tensor(),
