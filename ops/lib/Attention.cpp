@@ -55,10 +55,15 @@ void requireSupportedHeadDim(const char *what, int64_t d, runtime::Backend backe
 AttentionConfig defaultAttentionConfig(int64_t headDim, runtime::Backend backend) {
   if (runtime::resolveBackend(backend) == runtime::Backend::Cpu)
     return {64, 64, 128};
-  if (headDim <= 64)
-    return {64, 32, 256};
+  // Up to head dim 128: 4 warps of 16 rows each, so S, P and O stay in mma
+  // fragments of one warp's rows (P . V reads P from registers), without
+  // spills on sm_80/sm_90a: 64x64 up to d 96 (153 registers at d 64),
+  // 64x32 at d 128 (254; 64x64 spills 88 bytes there when causal). Above,
+  // the 8-warp 16x16 blocks: a 64-row O at d 256 does not fit in registers.
+  if (headDim <= 96)
+    return {64, 64, 128};
   if (headDim <= 128)
-    return {32, 16, 256};
+    return {64, 32, 128};
   return {16, 16, 256};
 }
 

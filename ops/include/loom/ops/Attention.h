@@ -81,9 +81,10 @@ struct AttentionConfig {
   unsigned numStages = 2;
 };
 
-/// The untuned default for a head dim on a backend. For GPU targets these
-/// are the largest blocks whose kernel compiles without register spills
-/// with the current (blocked, shared-memory-converted) tile layout.
+/// The untuned default for a head dim on a backend. For GPU targets: the
+/// forward up to head dim 128 runs 64x64 on 4 warps with S, P and O in
+/// registers; otherwise the largest blocks whose kernel compiles without
+/// register spills.
 AttentionConfig defaultAttentionConfig(int64_t headDim, runtime::Backend backend);
 /// The same for the backward kernels, which hold more tiles per program.
 AttentionConfig defaultAttentionBackwardConfig(int64_t headDim, runtime::Backend backend);
