@@ -6,6 +6,7 @@
 #include "loom/Support/HalfPrecision.h"
 #include "loom/ops/Attention.h"
 #include "loom/ops/Reference.h"
+#include "loom/cuda/Nvrtc.h"
 #include "loom/runtime/CudaBuild.h"
 
 #include <gtest/gtest.h>
@@ -421,6 +422,29 @@ TEST(AttentionCuda, DefaultConfigsCompileForGpusWithoutSpills) {
   // memory; docs/layouts.md).
   for (int64_t d : {32, 64, 96, 128, 192, 256})
     expectDefaultsDoNotSpill(d, AttentionVariant::causalMask());
+}
+
+TEST(AttentionCuda, PipelineStagesFitTheArchsSharedMemory) {
+  // 64x64 at head dim 128 on 4 warps with 3 stages: Q (16 KB) plus 3 slots
+  // each of K and V (96 KB) and the epilogue's scratch. Every byte counts
+  // against the arch's per-block limit: it fits sm_80's 163 KB, while
+  // sm_86's 99 KB keeps fewer stages, and neither kernel exceeds its limit.
+  runtime::Specialization spec;
+  spec.constants = {{"BLOCK_M", 64}, {"BLOCK_N", 64}};
+  spec.numStages = 3;
+  int64_t bytes[2] = {0, 0};
+  const char *archs[2] = {"sm_80", "sm_86"};
+  for (int i = 0; i < 2; ++i) {
+    runtime::CudaBuildOptions options;
+    options.arch = archs[i];
+    options.numThreads = 128;
+    auto build = runtime::buildCuda(
+        flashAttentionForwardKernel(DType::BF16, 128, AttentionVariant::none()), spec, options);
+    bytes[i] = build.source.sharedBytes;
+    EXPECT_LE(bytes[i], cuda::maxSharedBytesPerBlock(archs[i])) << archs[i];
+  }
+  EXPECT_GT(bytes[0], 99 * 1024) << "sm_80 should keep all 3 stages";
+  EXPECT_LT(bytes[1], bytes[0]) << "sm_86 should drop a stage";
 }
 
 TEST(AttentionCuda, EveryBuiltInVariantCompilesWithoutSpillsAtLargeHeadDims) {
