@@ -240,10 +240,10 @@ __device__ __forceinline__ void dot_mma_step(TileR& r, const TileA& a, const T* 
 //
 // k outermost: per k step the warp takes its AM A fragments, then reads
 // each pair of B fragments once (one ldmatrix.x4) and uses it for every
-// atom row, so B traffic does not grow with AM. With A in registers the
-// k loop is unrolled (its index selects registers); otherwise it stays a
-// loop: unrolled, ptxas hoists every fragment address of every dot out of
-// the kernel's own loops, and they stay live.
+// atom row, so B traffic does not grow with AM. The k loop is unrolled:
+// with A in registers its index selects registers, and with A in shared
+// memory unrolling removed the loop overhead without spills in any default
+// attention config (AttentionCuda's spill tests).
 template <class TileR, class T, int M, int N, int K, class TileA, class TileB>
 __device__ __forceinline__ TileR dot_mma_acc(const TileA& a, const TileB& b, const TileR& acc,
                                              unsigned char* smem) {
@@ -263,15 +263,9 @@ __device__ __forceinline__ TileR dot_mma_acc(const TileA& a, const TileB& b, con
   loom::device::bar_sync();
   TileR r = acc;
   const int wm = L::warp_m(), wn = L::warp_n(), lane = (int)loom::device::lane_id();
-  if constexpr (kRegisterA) {
-    LOOM_UNROLL
-    for (int s = 0; s < K / 16; ++s)
-      dot_mma_step<OpA, OpB, AM, AN, K, kRegisterA, T>(r, a, As, Bs, s, wm, wn, lane);
-  } else {
-    LOOM_UNROLL
-    for (int s = 0; s < K / 16; ++s)
-      dot_mma_step<OpA, OpB, AM, AN, K, kRegisterA, T>(r, a, As, Bs, s, wm, wn, lane);
-  }
+  LOOM_UNROLL
+  for (int s = 0; s < K / 16; ++s)
+    dot_mma_step<OpA, OpB, AM, AN, K, kRegisterA, T>(r, a, As, Bs, s, wm, wn, lane);
   loom::device::bar_sync();
   return r;
 }
