@@ -15,7 +15,10 @@ namespace loom::runtime {
 
 Memory::Memory(Backend backend, size_t bytes)
     : backend_(resolveBackend(backend)), bytes_(bytes) {
-  size_t padded = std::max<size_t>((bytes + 63) / 64 * 64, 64);
+  // 256-byte alignment, as cuMemAlloc gives: the emulator's sector and
+  // wavefront counters then see the addresses a GPU allocation would.
+  constexpr size_t kAlignment = 256;
+  size_t padded = std::max<size_t>((bytes + kAlignment - 1) / kAlignment * kAlignment, kAlignment);
   if (backend_ == Backend::Cuda) {
     std::string why;
     if (!cuda::driverAvailable(&why))
@@ -29,7 +32,7 @@ Memory::Memory(Backend backend, size_t bytes)
     data_ = reinterpret_cast<void *>(static_cast<uintptr_t>(ptr));
     return;
   }
-  data_ = std::aligned_alloc(64, padded);
+  data_ = std::aligned_alloc(kAlignment, padded);
   if (!data_)
     throw Error(ErrorCode::DeviceUnavailable,
                 fmt::format("cannot allocate {} bytes of host memory", bytes));
