@@ -137,6 +137,8 @@ Value derivative(const std::function<Value(Value)> &f, Value x, Value *fx,
         t = mlir::loom::BroadcastOp::create(b, l, r.getType(), ta(0));
       else if (auto e = dyn_cast<mlir::loom::ExpandDimsOp>(op))
         t = mlir::loom::ExpandDimsOp::create(b, l, r.getType(), ta(0), e.getAxisAttr());
+      else if (isa<mlir::loom::TransOp>(op))
+        t = mlir::loom::TransOp::create(b, l, r.getType(), ta(0));
       else if (isa<mlir::loom::SplatOp>(op))
         t = mlir::loom::SplatOp::create(b, l, cast<RankedTensorType>(r.getType()), ta(0));
       else

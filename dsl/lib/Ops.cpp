@@ -137,6 +137,15 @@ Value expand_dims(Value x, int axis, SourceLoc loc) {
                                                 x.mlir(), s.builder.getI32IntegerAttr(axis)));
 }
 
+Value trans(Value x, SourceLoc loc) {
+  KernelBuilder::State &s = currentTrace("trans", loc);
+  if (!x.isTile() || x.shape().size() != 2)
+    fail(loc, "trans", fmt::format("expects a 2-D tile, got {}", describe(x)));
+  Shape shape = {x.shape()[1], x.shape()[0]};
+  auto type = mlir::RankedTensorType::get(shape, toMlirType(s.ctx, x.dtype()));
+  return Value(mlir::loom::TransOp::create(s.builder, toMlirLoc(s.ctx, loc), type, x.mlir()));
+}
+
 Value broadcast_to(Value x, const Shape &shape, SourceLoc loc) {
   KernelBuilder::State &s = currentTrace("broadcast_to", loc);
   checkShape(shape, "broadcast_to", loc);

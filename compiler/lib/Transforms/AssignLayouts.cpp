@@ -155,7 +155,7 @@ private:
       return layoutOf(op->getResult(0));
     if (auto dot = dyn_cast<DotOp>(op))
       return &operand == &dot.getAccMutable() ? layoutOf(dot.getResult()) : layoutOf(operand.get());
-    if (isa<ReduceOp, BroadcastOp, ConvertLayoutOp>(op))
+    if (isa<ReduceOp, BroadcastOp, ConvertLayoutOp, TransOp>(op))
       return layoutOf(operand.get());
     if (auto expand = dyn_cast<ExpandDimsOp>(op))
       return layoutOf(expand.getResult());

@@ -46,6 +46,8 @@ int64_t scratchBytes(Operation *op) {
   }
   if (auto c = dyn_cast<ConvertLayoutOp>(op))
     return tileBytes(c.getSrc().getType());
+  if (auto t = dyn_cast<TransOp>(op))
+    return tileBytes(t.getSrc().getType());
   if (auto r = dyn_cast<ReduceOp>(op))
     return tileBytes(r.getSrc().getType());
   if (isa<tensor::ExtractOp>(op))

@@ -51,4 +51,5 @@ void mlir::loom::populateLoomShapeToEmitCPatterns(const TypeConverter &converter
   patterns.add<ResultTypedCall<BroadcastOp>>(converter, ctx, "loom::tile::broadcast", true);
   patterns.add<ResultTypedCall<ConvertLayoutOp>>(converter, ctx, "loom::tile::convert_layout",
                                                  true);
+  patterns.add<ResultTypedCall<TransOp>>(converter, ctx, "loom::tile::transpose", true);
 }

@@ -69,6 +69,19 @@ struct ExpandDimsToExpandShape : OpConversionPattern<ExpandDimsOp> {
   }
 };
 
+struct TransToLinalg : OpConversionPattern<TransOp> {
+  using OpConversionPattern::OpConversionPattern;
+  LogicalResult
+  matchAndRewrite(TransOp op, OpAdaptor adaptor,
+                  ConversionPatternRewriter &rewriter) const override {
+    Value init = emptyLike(rewriter, op.getLoc(), op.getType());
+    auto transpose = linalg::TransposeOp::create(rewriter, op.getLoc(), adaptor.getSrc(), init,
+                                                 ArrayRef<int64_t>{1, 0});
+    rewriter.replaceOp(op, transpose.getResults());
+    return success();
+  }
+};
+
 /// Drops the unit dims that broadcast, then linalg.broadcast re-adds them at
 /// full size.
 struct BroadcastToLinalg : OpConversionPattern<BroadcastOp> {
@@ -119,5 +132,5 @@ struct BroadcastToLinalg : OpConversionPattern<BroadcastOp> {
 
 void mlir::loom::populateLoomShapeToLinalgPatterns(RewritePatternSet &patterns) {
   patterns.add<SplatToFill, ArangeToGeneric, ExpandDimsToExpandShape,
-               BroadcastToLinalg>(patterns.getContext());
+               BroadcastToLinalg, TransToLinalg>(patterns.getContext());
 }

@@ -25,6 +25,8 @@ Value zeros(const Shape &shape, DType dtype, SourceLoc loc = SourceLoc::current(
 Value expand_dims(Value x, int axis, SourceLoc loc = SourceLoc::current());
 /// Broadcasts `x` to `shape` with NumPy rules.
 Value broadcast_to(Value x, const Shape &shape, SourceLoc loc = SourceLoc::current());
+/// The transpose of a 2-D tile (Triton's tl.trans): element (i, j) is x's (j, i).
+Value trans(Value x, SourceLoc loc = SourceLoc::current());
 
 // --- Memory ----------------------------------------------------------------
 /// Gathers ptr[offsets]; where `mask` is false nothing is read and the

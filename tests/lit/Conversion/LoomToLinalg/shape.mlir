@@ -3,7 +3,7 @@
 // Tile construction and shape ops: splat -> linalg.fill, arange ->
 // linalg.generic over linalg.index, expand_dims -> tensor.expand_shape,
 // broadcast -> tensor.collapse_shape (dropping the broadcast unit dims) +
-// linalg.broadcast.
+// linalg.broadcast, trans -> linalg.transpose.
 
 // CHECK: #[[ID:.*]] = affine_map<(d0) -> (d0)>
 
@@ -91,4 +91,15 @@ func.func @broadcast(%col: tensor<64x1xf32>, %row: tensor<1x64xf32>, %q: tensor<
   %5 = loom.broadcast %same : tensor<4x1xf32> -> tensor<4x1xf32>
   return %0, %1, %2, %3, %4, %5 : tensor<64x128xf32>, tensor<16x64xf32>, tensor<2x8x4xi32>,
       tensor<1x8x4xi32>, tensor<128xf32>, tensor<4x1xf32>
+}
+
+// CHECK-LABEL: func.func @trans
+// CHECK-SAME: (%[[X:[^:]*]]: tensor<64x32xbf16>,
+// CHECK: %[[E:.*]] = tensor.empty() : tensor<32x64xbf16>
+// CHECK: %[[T:.*]] = linalg.transpose ins(%[[X]] : tensor<64x32xbf16>) outs(%[[E]] : tensor<32x64xbf16>) permutation = [1, 0]
+// CHECK: return %[[T]]
+func.func @trans(%x: tensor<64x32xbf16>) -> tensor<32x64xbf16>
+    attributes {loom.kernel, loom.arg_names = ["x"]} {
+  %0 = loom.trans %x : tensor<64x32xbf16> -> tensor<32x64xbf16>
+  return %0 : tensor<32x64xbf16>
 }

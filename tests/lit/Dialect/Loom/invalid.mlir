@@ -78,6 +78,34 @@ func.func @arange_not_1d() {
 // -----
 
 //===----------------------------------------------------------------------===//
+// trans
+//===----------------------------------------------------------------------===//
+
+func.func @trans_of_1d(%r: tensor<64xf32>) {
+  // expected-error @+1 {{'loom.trans' op expects a 2-D tile, got 64}}
+  %0 = loom.trans %r : tensor<64xf32> -> tensor<64xf32>
+  return
+}
+
+// -----
+
+func.func @trans_not_swapped(%x: tensor<64x32xf32>) {
+  // expected-error @+1 {{'loom.trans' op expected result shape 32x64, got 64x32}}
+  %0 = loom.trans %x : tensor<64x32xf32> -> tensor<64x32xf32>
+  return
+}
+
+// -----
+
+func.func @trans_element_type(%x: tensor<64x32xf32>) {
+  // expected-error @+1 {{'loom.trans' op failed to verify that all of {src, result} have same element type}}
+  %0 = loom.trans %x : tensor<64x32xf32> -> tensor<32x64xbf16>
+  return
+}
+
+// -----
+
+//===----------------------------------------------------------------------===//
 // expand_dims
 //===----------------------------------------------------------------------===//
 

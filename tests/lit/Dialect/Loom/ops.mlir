@@ -40,14 +40,16 @@ func.func @ptr_types(%a: !loom.ptr<f32>, %b: !loom.ptr<f16>, %c: !loom.ptr<bf16>
 // CHECK: loom.expand_dims %{{.*}}, 0 : tensor<f32> -> tensor<1xf32>
 // CHECK: loom.broadcast %[[C]] : tensor<64x1xi32> -> tensor<64x32xi32>
 // CHECK: loom.broadcast %{{.*}} : tensor<1x64xi32> -> tensor<16x64xi32>
+// CHECK: loom.trans %[[CB:.*]] : tensor<64x32xi32> -> tensor<32x64xi32>
 // GENERIC-LABEL: sym_name = "shapes"
 // GENERIC: "loom.arange"() <{end = 64 : i32, start = 0 : i32}> : () -> tensor<64xi32>
 // GENERIC: "loom.splat"(%{{.*}}) : (f32) -> tensor<64x32xf32>
 // GENERIC: "loom.expand_dims"(%{{.*}}) <{axis = 1 : i32}> : (tensor<64xi32>) -> tensor<64x1xi32>
 // GENERIC: "loom.broadcast"(%{{.*}}) : (tensor<64x1xi32>) -> tensor<64x32xi32>
+// GENERIC: "loom.trans"(%{{.*}}) : (tensor<64x32xi32>) -> tensor<32x64xi32>
 func.func @shapes(%x: f32, %b: i1, %z: tensor<f32>)
     -> (tensor<32xi32>, tensor<64x32xf32>, tensor<8xi1>, tensor<1xf32>,
-        tensor<64x32xi32>, tensor<16x64xi32>) {
+        tensor<64x32xi32>, tensor<16x64xi32>, tensor<32x64xi32>) {
   %r = loom.arange 0 to 64 : tensor<64xi32>
   %r2 = loom.arange 16 to 48 : tensor<32xi32>
   %s = loom.splat %x : tensor<64x32xf32>
@@ -57,9 +59,10 @@ func.func @shapes(%x: f32, %b: i1, %z: tensor<f32>)
   %z1 = loom.expand_dims %z, 0 : tensor<f32> -> tensor<1xf32>
   %cb = loom.broadcast %c : tensor<64x1xi32> -> tensor<64x32xi32>
   %rb = loom.broadcast %row : tensor<1x64xi32> -> tensor<16x64xi32>
-  return %r2, %s, %m, %z1, %cb, %rb
+  %t = loom.trans %cb : tensor<64x32xi32> -> tensor<32x64xi32>
+  return %r2, %s, %m, %z1, %cb, %rb, %t
       : tensor<32xi32>, tensor<64x32xf32>, tensor<8xi1>, tensor<1xf32>,
-        tensor<64x32xi32>, tensor<16x64xi32>
+        tensor<64x32xi32>, tensor<16x64xi32>, tensor<32x64xi32>
 }
 
 // CHECK-LABEL: func.func @memory

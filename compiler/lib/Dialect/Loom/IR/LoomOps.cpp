@@ -94,6 +94,17 @@ LogicalResult ExpandDimsOp::verify() {
   return success();
 }
 
+LogicalResult TransOp::verify() {
+  auto src = getSrc().getType();
+  if (src.getRank() != 2)
+    return emitOpError() << "expects a 2-D tile, got " << shapeOf(getSrc());
+  SmallVector<int64_t> expected = {src.getDimSize(1), src.getDimSize(0)};
+  if (getResult().getType().getShape() != ArrayRef<int64_t>(expected))
+    return emitOpError() << "expected result shape " << shapeString(expected)
+                         << ", got " << shapeOf(getResult());
+  return success();
+}
+
 LogicalResult BroadcastOp::verify() {
   auto src = getSrc().getType();
   auto dst = getResult().getType();

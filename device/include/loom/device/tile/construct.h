@@ -138,4 +138,31 @@ __device__ __forceinline__ TileT convert_layout(const Src& src, unsigned char* s
   return broadcast<TileT>(src, smem);
 }
 
+// The transpose of a 2-D tile, in TileT's layout: element (i, j) of the
+// result is src's (j, i). Through shared memory (Src::size * sizeof(T)
+// bytes of smem), like convert_layout; leaves the block synchronized.
+template <class TileT, class Src>
+__device__ __forceinline__ TileT transpose(const Src& src, unsigned char* smem) {
+  using DS = typename TileT::shape;
+  using SS = typename Src::shape;
+  using DL = typename TileT::layout;
+  using T = typename TileT::element_type;
+  static_assert(DS::rank == 2 && SS::rank == 2 && DS::dim(0) == SS::dim(1) &&
+                    DS::dim(1) == SS::dim(0),
+                "transpose: the result's shape must be the source's, swapped");
+  static_assert(is_same_v<T, typename Src::element_type>, "transpose: element types differ");
+  T* buf = reinterpret_cast<T*>(smem);
+  detail::stage(buf, src);
+  loom::device::bar_sync();
+  TileT r;
+  LOOM_UNROLL
+  for (int k = 0; k < TileT::kPerThread; ++k) {
+    const int i = DL::template index<DS>(k);
+    const int row = i / DS::dim(1), col = i % DS::dim(1);
+    r.v[k] = DL::template valid<DS>(k) ? detail::smem_load(buf + col * SS::dim(1) + row) : T{};
+  }
+  loom::device::bar_sync();
+  return r;
+}
+
 } // namespace loom::tile

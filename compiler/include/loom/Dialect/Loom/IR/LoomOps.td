@@ -110,6 +110,29 @@ def Loom_ExpandDimsOp : Loom_Op<"expand_dims", [Pure,
   let hasVerifier = 1;
 }
 
+def Loom_TransOp : Loom_Op<"trans", [Pure,
+    AllElementTypesMatch<["src", "result"]>]> {
+  let summary = "swap the two dimensions of a 2-D tile";
+  let description = [{
+    The transpose of a rank-2 tile, like `tl.trans` in Triton: the result's
+    element (i, j) is the source's (j, i). It lets a kernel feed a tile it
+    computed in one orientation to a dot that needs the other, e.g. dS^T of
+    an attention backward that holds dS. The CPU backend lowers it to
+    `linalg.transpose`; the CUDA backend moves the tile through shared
+    memory (`loom::tile::transpose`), so the result may have any layout.
+
+    Example:
+
+    ```mlir
+    %t = loom.trans %x : tensor<64x32xf32> -> tensor<32x64xf32>
+    ```
+  }];
+  let arguments = (ins Loom_Tile:$src);
+  let results = (outs Loom_Tile:$result);
+  let assemblyFormat = "$src attr-dict `:` type($src) `->` type($result)";
+  let hasVerifier = 1;
+}
+
 def Loom_BroadcastOp : Loom_Op<"broadcast", [Pure,
     AllElementTypesMatch<["src", "result"]>]> {
   let summary = "repeat size-1 dimensions of a tile";
