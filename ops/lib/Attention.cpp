@@ -15,6 +15,7 @@
 #include "loom/runtime/LogicalGrid.h"
 #include "loom/runtime/Memory.h"
 #include "loom/runtime/Stream.h"
+#include "loom/runtime/ThreadPool.h"
 
 #include <algorithm>
 #include <cmath>
@@ -111,7 +112,7 @@ void requireValid(const Tensor4 &t, const char *name) {
 /// dim, variant name and differentiable tensors, block mask, sinks), so
 /// repeated calls hit the runtime's identity cache without re-tracing.
 /// `outDtype` is o's type (forward) or the gradients'.
-enum class Stage { Forward, Preprocess, DkDv, Dq, Classify };
+enum class Stage { Forward, Preprocess, DkDv, Dq, Fused, DqReduce, Classify };
 const Kernel &attentionKernel(Stage stage, DType dtype, DType outDtype, bool accumulate,
                               int64_t d, const AttentionVariant &v, bool blockMask = false,
                               bool sinks = false) {
@@ -134,7 +135,9 @@ const Kernel &attentionKernel(Stage stage, DType dtype, DType outDtype, bool acc
         : stage == Stage::Preprocess ? flashAttentionBackwardPreprocessKernel(dtype, d, outDtype)
         : stage == Stage::DkDv ? flashAttentionBackwardDkDvKernel(dtype, d, v, grad, blockMask)
         : stage == Stage::Dq   ? flashAttentionBackwardDqKernel(dtype, d, v, grad, blockMask)
-                               : blockMaskKernel(v);
+        : stage == Stage::Fused ? flashAttentionBackwardFusedKernel(dtype, d, v, grad, blockMask)
+        : stage == Stage::DqReduce ? flashAttentionBackwardDqReduceKernel(dtype, d, grad)
+                                   : blockMaskKernel(v);
     it = kernels.emplace(key, std::move(k)).first;
   }
   return it->second;
@@ -893,16 +896,35 @@ void attentionBackward(const Tensor4 &q, const Tensor4 &k, const Tensor4 &v, con
   };
   std::vector<StageLaunch> stages;
   int64_t qBlocks = (Sq + config.blockM - 1) / config.blockM;
-  if (B > 0 && Sq > 0) {
-    if (!options.backwardDelta)
-      stages.push_back({Stage::Preprocess, {qBlocks, B * Hq, 1}, nullptr});
-    stages.push_back({Stage::Dq, {qBlocks, B * Hq, 1}, nullptr});
+  int64_t kBlocks = (Sk + config.blockN - 1) / config.blockN;
+  // The CPU runs the single-pass backward (5 block matmuls per tile pair,
+  // not 7) with G groups of key blocks, each with its own f32 dQ partial:
+  // about two programs per thread, never more groups than key blocks.
+  bool fused = backend == runtime::Backend::Cpu && learnable.empty() && B > 0 && Sq > 0 &&
+               Sk > 0;
+  int64_t groups = 0;
+  std::shared_ptr<runtime::Memory> dqPartial;
+  if (fused) {
+    int64_t threads = options.cpuThreads ? options.cpuThreads : runtime::defaultCpuThreads();
+    groups = std::clamp<int64_t>((2 * threads + B * Hkv - 1) / (B * Hkv), 1, kBlocks);
+    dqPartial = scratch(backend, size_t(groups * B * Hq * Sq * D));
+    std::memset(dqPartial->data(), 0, dqPartial->bytes());
+    temporaries.add(dqPartial);
   }
-  if (B > 0 && Sk > 0)
-    stages.push_back(
-        {Stage::DkDv, {(Sk + config.blockN - 1) / config.blockN, B * Hkv, 1}, nullptr});
+  if (B > 0 && Sq > 0 && !options.backwardDelta)
+    stages.push_back({Stage::Preprocess, {qBlocks, B * Hq, 1}, nullptr});
+  if (fused) {
+    stages.push_back({Stage::Fused, {groups, B * Hkv, 1}, nullptr});
+    stages.push_back({Stage::DqReduce, {qBlocks, B * Hq, 1}, nullptr});
+  } else {
+    if (B > 0 && Sq > 0)
+      stages.push_back({Stage::Dq, {qBlocks, B * Hq, 1}, nullptr});
+    if (B > 0 && Sk > 0)
+      stages.push_back({Stage::DkDv, {kBlocks, B * Hkv, 1}, nullptr});
+  }
   for (StageLaunch &l : stages) {
-    bool masked = l.stage != Stage::Preprocess && blockMask;
+    bool masked = (l.stage == Stage::Dq || l.stage == Stage::DkDv || l.stage == Stage::Fused) &&
+                  blockMask;
     l.kernel = runtime::compile(
         attentionKernel(l.stage, q.dtype, gradDtype, acc, D, variant, masked), spec);
   }
@@ -912,18 +934,24 @@ void attentionBackward(const Tensor4 &q, const Tensor4 &k, const Tensor4 &v, con
   // contribution and the element it read; the host sums them per element.
   auto pairs = std::make_shared<PairGradients>(learnable, size_t(B * Hq * Sq * Sk));
   for (const StageLaunch &l : stages) {
-    // The preprocess reads no variant tensors or block mask; it takes the
-    // same arguments minus them.
-    size_t used = l.stage == Stage::Preprocess ? baseArgs : args.size();
-    std::vector<runtime::Arg> stageArgs(args.begin(), args.begin() + used);
+    // The preprocess and the dQ reduction read no variant tensors or block
+    // mask; they take the same arguments minus them.
+    bool base = l.stage == Stage::Preprocess || l.stage == Stage::DqReduce;
+    std::vector<runtime::Arg> stageArgs(args.begin(), args.begin() + (base ? baseArgs : args.size()));
     if (l.stage == Stage::Dq)
       pairs->appendArgs(stageArgs);
+    if (l.stage == Stage::Fused || l.stage == Stage::DqReduce)
+      stageArgs.push_back(runtime::Arg::buffer(dqPartial->as<float>(), DType::F32,
+                                               dqPartial->bytes() / sizeof(float)));
+    if (l.stage == Stage::DqReduce)
+      stageArgs.push_back(runtime::Arg::i32(int32_t(groups)));
     // dQ does 3 of the backward's 7 block matmuls per tile, dK/dV 4.
     runtime::LogicalLaunchOptions launch =
         l.stage == Stage::Dq     ? progressLaunch(options, "dq", l.grid[0], l.grid[1], 0, 3.0 / 7)
         : l.stage == Stage::DkDv ? progressLaunch(options, "dkdv", l.grid[0], l.grid[1],
                                                   B > 0 && Sq > 0 ? 3.0 / 7 : 0, 1)
-                                 : runtime::LogicalLaunchOptions{};
+        : l.stage == Stage::Fused ? progressLaunch(options, "backward", l.grid[0], l.grid[1], 0, 1)
+                                  : runtime::LogicalLaunchOptions{};
     launchOn(options, *l.kernel, l.grid, stageArgs, launch);
   }
   if (options.dsinks) {

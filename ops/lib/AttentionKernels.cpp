@@ -429,75 +429,156 @@ Kernel flashAttentionBackwardPreprocessKernel(DType dtype, int64_t D,
   });
 }
 
-Kernel flashAttentionBackwardDkDvKernel(DType dtype, int64_t D, const AttentionVariant &variant,
-                                        const GradientOutput &grad, bool blockMask) {
+namespace {
+/// The dK/dV kernel, and with `fuseDq` the single-kernel backward: see
+/// flashAttentionBackwardFusedKernel in Attention.h.
+Kernel backwardKeyMajorKernel(DType dtype, int64_t D, const AttentionVariant &variant,
+                              const GradientOutput &grad, bool blockMask, bool fuseDq) {
   DType gradDtype = grad.dtype.value_or(dtype);
   bool accumulate = grad.accumulate;
-  return Kernel(kernelName("bwd_dkdv", dtype, D, variant,
+  return Kernel(kernelName(fuseDq ? "bwd_fused" : "bwd_dkdv", dtype, D, variant,
                            outputSuffix(dtype, gradDtype, accumulate) + blockMaskSuffix(blockMask)),
-                [dtype, D, variant, gradDtype, accumulate, blockMask](KernelBuilder &kb) {
+                [dtype, D, variant, gradDtype, accumulate, blockMask, fuseDq](KernelBuilder &kb) {
     Args a = declareArgs(kb, dtype, variant, dtype, gradDtype, blockMask);
+    Value dqPartial = fuseDq ? kb.pointer("dq_partial", DType::F32) : Value();
     int64_t BM = kb.constant("BLOCK_M"), BN = kb.constant("BLOCK_N");
-    Value pidN = a.grid->programId(0), bh = a.grid->programId(1);
+    Value bh = a.grid->programId(1);
     Value Hkv = a.Hq / a.group;
     Value b32 = bh / Hkv, hk = bh % Hkv;
     Value b = b32.to(DType::I64), hk64 = hk.to(DType::I64);
-    Value cols = pidN * BN + arange(0, BN);
-    Value colMask = cols < a.Sk;
-    Value cols64 = cols.to(DType::I64), d = arange(0, D).to(DType::I64);
-    Value kOffs = b * a.ksb + hk64 * a.ksh + expand_dims(cols64, 1) * a.kss + expand_dims(d, 0);
-    Value vOffs = b * a.vsb + hk64 * a.vsh + expand_dims(cols64, 1) * a.vss + expand_dims(d, 0);
-    Value kTile = load(a.k, kOffs, expand_dims(colMask, 1), 0.0); // [BN, D]
-    Value vTile = load(a.v, vOffs, expand_dims(colMask, 1), 0.0);
-    // One query block `mBlock` of query head `h32`.
-    auto step = [&](Value h32, Value mBlock, const std::vector<Value> &c,
-                    bool masks) -> std::vector<Value> {
-      Value h = h32.to(DType::I64);
-      Value rows = mBlock * BM + arange(0, BM);
-      Value rowMask = rows < a.Sq;
-      Value rows64 = rows.to(DType::I64);
-      Value qBase = b * a.qsb + h * a.qsh, oBase = b * a.osb + h * a.osh;
-      Value rowsT = expand_dims(rows64, 0), dT = expand_dims(d, 1); // [D, BM] indices
-      Value rowsN = expand_dims(rows64, 1), dN = expand_dims(d, 0); // [BM, D] indices
-      Value qT = load(a.q, qBase + rowsT * a.qss + dT, expand_dims(rowMask, 0), 0.0);
-      Value dOT = load(a.dO, oBase + rowsT * a.oss + dT, expand_dims(rowMask, 0), 0.0);
-      Value qTile = load(a.q, qBase + rowsN * a.qss + dN, expand_dims(rowMask, 1), 0.0);
-      Value dO = load(a.dO, oBase + rowsN * a.oss + dN, expand_dims(rowMask, 1), 0.0);
-      Value statOffs = (b * a.Hq.to(DType::I64) + h) * a.Sq.to(DType::I64) + rows64;
-      Value lseLog2 = lseForBackward(a, statOffs, rowMask);
-      Value delta = load(a.delta, statOffs, rowMask, 0.0);
-      // Transposed orientation: keys along rows, queries along columns.
-      VariantContext ctx = context(a, b32, h32, expand_dims(rows, 0), expand_dims(cols, 1),
-                                   expand_dims(rowMask, 0), expand_dims(colMask, 1));
-      Scores sc = scores(variant, a, dot(kTile, qT), ctx, true, masks);  // [BN, BM]
-      Value pT = where(sc.visible, exp2(sc.log2 - expand_dims(lseLog2, 0)), 0.0);
-      Value dV = c[1] + dot(pT.to(dtype), dO);                           // [BN, D]
-      Value dST = pT * (dot(vTile, dOT) - expand_dims(delta, 0));
-      if (!sc.modGrad.isNull())
-        dST = dST * sc.modGrad;
-      return {c[0] + dot(dST.to(dtype), qTile), dV};
+    Value d = arange(0, D).to(DType::I64);
+    Value numKeyBlocks = (a.Sk + (BN - 1)) / BN;
+    // Fused: program g of G on axis 0 owns key blocks g, g + G, ... and the
+    // dQ partial sums of group g, which no other program touches.
+    Value group = a.grid->programId(0), groups = a.grid->numPrograms(0);
+    Value groupBase = fuseDq ? ((group.to(DType::I64) * a.grid->numPrograms(1).to(DType::I64) /
+                                     Hkv.to(DType::I64) +
+                                 b) *
+                                a.Hq.to(DType::I64))
+                             : Value();
+    auto keyBlock = [&](Value pidN) {
+      Value cols = pidN * BN + arange(0, BN);
+      Value colMask = cols < a.Sk;
+      Value cols64 = cols.to(DType::I64);
+      Value kOffs = b * a.ksb + hk64 * a.ksh + expand_dims(cols64, 1) * a.kss + expand_dims(d, 0);
+      Value vOffs = b * a.vsb + hk64 * a.vsh + expand_dims(cols64, 1) * a.vss + expand_dims(d, 0);
+      Value kTile = load(a.k, kOffs, expand_dims(colMask, 1), 0.0); // [BN, D]
+      Value vTile = load(a.v, vOffs, expand_dims(colMask, 1), 0.0);
+      // One query block `mBlock` of query head `h32`.
+      auto step = [&](Value h32, Value mBlock, const std::vector<Value> &c,
+                      bool masks) -> std::vector<Value> {
+        Value h = h32.to(DType::I64);
+        Value rows = mBlock * BM + arange(0, BM);
+        Value rowMask = rows < a.Sq;
+        Value rows64 = rows.to(DType::I64);
+        Value qBase = b * a.qsb + h * a.qsh, oBase = b * a.osb + h * a.osh;
+        Value rowsT = expand_dims(rows64, 0), dT = expand_dims(d, 1); // [D, BM] indices
+        Value rowsN = expand_dims(rows64, 1), dN = expand_dims(d, 0); // [BM, D] indices
+        Value qT = load(a.q, qBase + rowsT * a.qss + dT, expand_dims(rowMask, 0), 0.0);
+        Value dOT = load(a.dO, oBase + rowsT * a.oss + dT, expand_dims(rowMask, 0), 0.0);
+        Value qTile = load(a.q, qBase + rowsN * a.qss + dN, expand_dims(rowMask, 1), 0.0);
+        Value dO = load(a.dO, oBase + rowsN * a.oss + dN, expand_dims(rowMask, 1), 0.0);
+        Value statOffs = (b * a.Hq.to(DType::I64) + h) * a.Sq.to(DType::I64) + rows64;
+        Value lseLog2 = lseForBackward(a, statOffs, rowMask);
+        Value delta = load(a.delta, statOffs, rowMask, 0.0);
+        // Transposed orientation: keys along rows, queries along columns.
+        VariantContext ctx = context(a, b32, h32, expand_dims(rows, 0), expand_dims(cols, 1),
+                                     expand_dims(rowMask, 0), expand_dims(colMask, 1));
+        Scores sc = scores(variant, a, dot(kTile, qT), ctx, true, masks);  // [BN, BM]
+        Value pT = where(sc.visible, exp2(sc.log2 - expand_dims(lseLog2, 0)), 0.0);
+        Value dV = c[1] + dot(pT.to(dtype), dO);                           // [BN, D]
+        Value dST = pT * (dot(vTile, dOT) - expand_dims(delta, 0));
+        if (!sc.modGrad.isNull())
+          dST = dST * sc.modGrad;
+        Value dSTLow = dST.to(dtype);
+        if (fuseDq) {
+          // dQ_partial[g, b, h, rows] += dS K (unscaled, f32): read, add,
+          // write back; this program is the only one on these elements.
+          Value pOffs = ((groupBase + h) * a.Sq.to(DType::I64) + rowsN) * D + dN;
+          Value rowsIn = expand_dims(rowMask, 1);
+          store(dqPartial, pOffs, dot(trans(dSTLow), kTile, load(dqPartial, pOffs, rowsIn, 0.0)),
+                rowsIn);
+        }
+        return {c[0] + dot(dSTLow, qTile), dV};
+      };
+      std::vector<Value> grads = {zeros({BN, D}, DType::F32), zeros({BN, D}, DType::F32)};
+      if (blockMask) {
+        // The transposed lists hold (head in group) * query blocks + query block.
+        Value numQueryBlocks = (a.Sq + (BM - 1)) / BM;
+        grads = overBlockLists(
+            a.qCounts, a.qIndices, bh * numKeyBlocks + pidN, a.group * numQueryBlocks, grads,
+            [&](Value code, const std::vector<Value> &c, bool masks) {
+              return step(hk * a.group + code / numQueryBlocks, code % numQueryBlocks, c, masks);
+            });
+      } else {
+        auto [mBegin, mEnd] = queryBlocks(variant, a, pidN, BM, BN);
+        Value numRowBlocks = mEnd - mBegin;
+        grads = for_range(0, a.group * numRowBlocks, 1, grads,
+                          [&](Value it, const std::vector<Value> &c) {
+                            return step(hk * a.group + it / numRowBlocks,
+                                        mBegin + it % numRowBlocks, c, true);
+                          });
+      }
+      Value kvMask = expand_dims(colMask, 1);
+      storeGradient(a.dk, kOffs, grads[0] * a.scale, kvMask, gradDtype, accumulate);
+      storeGradient(a.dv, vOffs, grads[1], kvMask, gradDtype, accumulate);
     };
-    std::vector<Value> grads = {zeros({BN, D}, DType::F32), zeros({BN, D}, DType::F32)};
-    if (blockMask) {
-      // The transposed lists hold (head in group) * query blocks + query block.
-      Value numQueryBlocks = (a.Sq + (BM - 1)) / BM;
-      grads = overBlockLists(
-          a.qCounts, a.qIndices, bh * a.grid->numPrograms(0) + pidN, a.group * numQueryBlocks, grads,
-          [&](Value code, const std::vector<Value> &c, bool masks) {
-            return step(hk * a.group + code / numQueryBlocks, code % numQueryBlocks, c, masks);
-          });
-    } else {
-      auto [mBegin, mEnd] = queryBlocks(variant, a, pidN, BM, BN);
-      Value numRowBlocks = mEnd - mBegin;
-      grads = for_range(0, a.group * numRowBlocks, 1, grads,
-                        [&](Value it, const std::vector<Value> &c) {
-                          return step(hk * a.group + it / numRowBlocks,
-                                      mBegin + it % numRowBlocks, c, true);
-                        });
+    if (!fuseDq) {
+      keyBlock(a.grid->programId(0));
+      return;
     }
-    Value kvMask = expand_dims(colMask, 1);
-    storeGradient(a.dk, kOffs, grads[0] * a.scale, kvMask, gradDtype, accumulate);
-    storeGradient(a.dv, vOffs, grads[1], kvMask, gradDtype, accumulate);
+    Value mine = (numKeyBlocks - group + (groups - 1)) / groups;
+    for_range(0, mine, 1, {}, [&](Value t, const std::vector<Value> &) {
+      keyBlock(group + t * groups);
+      return std::vector<Value>{};
+    });
+  });
+}
+} // namespace
+
+Kernel flashAttentionBackwardDkDvKernel(DType dtype, int64_t D, const AttentionVariant &variant,
+                                        const GradientOutput &grad, bool blockMask) {
+  return backwardKeyMajorKernel(dtype, D, variant, grad, blockMask, /*fuseDq=*/false);
+}
+
+Kernel flashAttentionBackwardFusedKernel(DType dtype, int64_t D, const AttentionVariant &variant,
+                                         const GradientOutput &grad, bool blockMask) {
+  if (!differentiableTensors(variant).empty())
+    throw Error(ErrorCode::Unsupported,
+                fmt::format("attention backward: the fused kernel does not write the pair "
+                            "gradients of variant '{}''s differentiable tensors; use the dK/dV "
+                            "and dQ kernels",
+                            variant.name));
+  return backwardKeyMajorKernel(dtype, D, variant, grad, blockMask, /*fuseDq=*/true);
+}
+
+Kernel flashAttentionBackwardDqReduceKernel(DType dtype, int64_t D, const GradientOutput &grad) {
+  DType gradDtype = grad.dtype.value_or(dtype);
+  bool accumulate = grad.accumulate;
+  return Kernel(kernelName("bwd_dq_reduce", dtype, D, AttentionVariant::none(),
+                           outputSuffix(dtype, gradDtype, accumulate)),
+                [dtype, D, gradDtype, accumulate](KernelBuilder &kb) {
+    Args a = declareArgs(kb, dtype, AttentionVariant::none(), dtype, gradDtype);
+    Value dqPartial = kb.pointer("dq_partial", DType::F32);
+    Value groups = kb.scalar("groups", DType::I32);
+    int64_t BM = kb.constant("BLOCK_M");
+    QueryBlock qb = queryBlock(a, BM, D);
+    Value rowMask = expand_dims(qb.rowMask, 1);
+    // Partial g of this row block: ((g * B + b) * Hq + h) * Sq + rows.
+    Value batch = a.grid->numPrograms(1).to(DType::I64) / a.Hq.to(DType::I64);
+    Value rowOffs = expand_dims(qb.rows64, 1) * D + expand_dims(qb.d, 0);
+    auto partial = [&](Value g) {
+      Value base = ((g.to(DType::I64) * batch + qb.b) * a.Hq.to(DType::I64) + qb.hq) *
+                   a.Sq.to(DType::I64) * D;
+      return load(dqPartial, base + rowOffs, rowMask, 0.0);
+    };
+    // Summed in group order: the result does not depend on the schedule.
+    Value dq = for_range(1, groups, 1, {partial(Value(0))},
+                         [&](Value g, const std::vector<Value> &c) {
+                           return std::vector<Value>{c[0] + partial(g)};
+                         })[0];
+    storeGradient(a.dq, qb.offsets(a.qsb, a.qss, a.qsh), dq * a.scale, rowMask, gradDtype,
+                  accumulate);
   });
 }
 

@@ -339,6 +339,26 @@ dsl::Kernel flashAttentionBackwardDqKernel(DType dtype, int64_t headDim,
                                            const AttentionVariant &variant,
                                            const GradientOutput &grad = {},
                                            bool blockMask = false);
+/// The backward in one pass over the tile pairs, as FlashAttention-2 does
+/// it: 5 block matmuls per pair instead of the dK/dV and dQ kernels' 7 (S
+/// and dP are computed once). Grid (G, batch * heads_kv): program g owns key
+/// blocks g, g + G, ... and adds dS K into its own f32 partial
+/// `dq_partial` (G, batch, heads_q, seqlen_q, headDim), zeroed by the
+/// caller; flashAttentionBackwardDqReduceKernel then sums the G partials in
+/// order, so dQ is deterministic. The partials are read and written back
+/// across loop iterations by the same program, which is ordered on the CPU
+/// backend only (a GPU block would need barriers, or atomics as in FA2):
+/// attentionBackward uses it there. Not for variants with differentiable
+/// tensors (their pair gradients come from the dQ kernel).
+dsl::Kernel flashAttentionBackwardFusedKernel(DType dtype, int64_t headDim,
+                                              const AttentionVariant &variant,
+                                              const GradientOutput &grad = {},
+                                              bool blockMask = false);
+/// dQ = scale * sum over g of dq_partial[g], in g order, stored (or added)
+/// to dq; grid (query blocks, batch * heads_q). Takes every backward
+/// kernel's arguments, then dq_partial and the group count G.
+dsl::Kernel flashAttentionBackwardDqReduceKernel(DType dtype, int64_t headDim,
+                                                 const GradientOutput &grad = {});
 
 /// d loss / d sinks from the forward's LSE and delta = rowsum(dO * O), both
 /// contiguous f32 (batch, heads_q, seqlen_q): one program per query head
