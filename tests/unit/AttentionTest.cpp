@@ -81,7 +81,7 @@ void checkForward(const Problem &p, DType dtype, runtime::Backend backend, int64
 /// Forward then backward; dq, dk, dv checked against float64 with the same
 /// rules as the forward.
 void checkBackward(const Problem &p, DType dtype, runtime::Backend backend, int64_t block = 0,
-                   unsigned threads = 128, unsigned stages = 2) {
+                   unsigned threads = 128, unsigned stages = 2, unsigned cpuThreads = 0) {
   std::array<int64_t, 4> qShape{p.batch, p.seqlenQ, p.headsQ, p.headDim};
   std::array<int64_t, 4> kShape{p.batch, p.seqlenK, p.headsKV, p.headDim};
   size_t nq = size_t(p.batch * p.seqlenQ * p.headsQ * p.headDim);
@@ -92,6 +92,7 @@ void checkBackward(const Problem &p, DType dtype, runtime::Backend backend, int6
   AttentionOptions options;
   options.causal = p.causal;
   options.backend = backend;
+  options.cpuThreads = cpuThreads;
   if (block)
     options.config = AttentionConfig{block, block, threads, stages};
   auto T = [&](const void *data, std::array<int64_t, 4> shape) {
@@ -147,6 +148,46 @@ INSTANTIATE_TEST_SUITE_P(
       return describe(std::get<0>(info.param)) + "_" +
              std::string(dtypeName(std::get<1>(info.param)));
     });
+
+TEST(AttentionBackwardCpu, OnePassAtEveryThreadCount) {
+  // The CPU's one-pass backward splits the key blocks into G = 2 x threads
+  // groups (at most the 11 key blocks here): 1 thread gives 2 groups of 5-6
+  // blocks, 3 threads 6 groups of 1-2, 8 threads one block each; each group
+  // adds into its own dQ partial. Every split must give float64's
+  // gradients, GQA and causal included.
+  for (unsigned cpuThreads : {1u, 3u, 8u}) {
+    SCOPED_TRACE("cpuThreads = " + std::to_string(cpuThreads));
+    checkBackward(Problem{1, 300, 700, 2, 1, 64, true}, DType::F32, runtime::Backend::Cpu, 0, 128,
+                  2, cpuThreads);
+  }
+}
+
+TEST(AttentionBackwardCpu, OnePassIsBitwiseReproducibleAtAThreadCount) {
+  // The dQ partials are summed in group order, never in completion order.
+  const std::array<int64_t, 4> shape{1, 500, 2, 64};
+  const size_t n = 500 * 2 * 64;
+  std::vector<float> q = ref::randomVector(n, -1, 1), k = ref::randomVector(n, -1, 1),
+                     v = ref::randomVector(n, -1, 1), dO = ref::randomVector(n, -1, 1);
+  std::vector<float> o(n), lse(1000);
+  AttentionOptions options;
+  options.causal = true;
+  options.backend = runtime::Backend::Cpu;
+  options.cpuThreads = 3;
+  auto T = [&](const std::vector<float> &x) { return Tensor4::contiguous(x.data(), DType::F32, shape); };
+  attentionForward(T(q), T(k), T(v), T(o), lse.data(), options);
+  std::vector<float> first[3];
+  for (int run = 0; run < 2; ++run) {
+    std::vector<float> dq(n, ref::poison()), dk(n, ref::poison()), dv(n, ref::poison());
+    attentionBackward(T(q), T(k), T(v), T(o), lse.data(), T(dO), T(dq), T(dk), T(dv), options);
+    if (run == 0) {
+      first[0] = dq, first[1] = dk, first[2] = dv;
+      continue;
+    }
+    EXPECT_EQ(std::memcmp(dq.data(), first[0].data(), n * 4), 0) << "dq differs bitwise";
+    EXPECT_EQ(std::memcmp(dk.data(), first[1].data(), n * 4), 0) << "dk differs bitwise";
+    EXPECT_EQ(std::memcmp(dv.data(), first[2].data(), n * 4), 0) << "dv differs bitwise";
+  }
+}
 
 TEST(AttentionBackwardEmu, GradientsOnTheEmulatedDevice) {
   checkBackward(Problem{1, 33, 40, 2, 1, 32, true}, DType::BF16, runtime::Backend::Emu, 32);
