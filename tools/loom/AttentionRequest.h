@@ -32,7 +32,7 @@ struct Variant {
 Variant parseVariant(const std::string &spec, const std::string &command);
 
 /// The attention kernels `loom compile` and `loom profile` know.
-extern const char *const kAttentionKernels[3];
+extern const char *const kAttentionKernels[4];
 bool isAttentionKernel(const std::string &name);
 /// An attention kernel for --head-dim and --variant, with the untuned default
 /// block sizes of the backend it is compiled for as its constants (a

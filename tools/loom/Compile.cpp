@@ -125,7 +125,8 @@ int compileForCuda(const Options &opts, const dsl::Kernel &kernel,
 } // namespace
 
 /// The attention kernels `loom compile` knows, beside the examples.
-const char *const kAttentionKernels[3] = {"attention_fwd", "attention_bwd_dkdv", "attention_bwd_dq"};
+const char *const kAttentionKernels[4] = {"attention_fwd", "attention_bwd_dkdv", "attention_bwd_dq",
+                                          "attention_bwd_fused"};
 
 bool isAttentionKernel(const std::string &name) {
   return std::find(std::begin(kAttentionKernels), std::end(kAttentionKernels), name) !=
@@ -151,6 +152,8 @@ dsl::Kernel attentionKernel(const Options &opts, const std::string &name, DType 
     return ops::flashAttentionForwardKernel(dtype, headDim, variant);
   if (name == "attention_bwd_dkdv")
     return ops::flashAttentionBackwardDkDvKernel(dtype, headDim, variant);
+  if (name == "attention_bwd_fused")
+    return ops::flashAttentionBackwardFusedKernel(dtype, headDim, variant);
   return ops::flashAttentionBackwardDqKernel(dtype, headDim, variant);
 }
 
@@ -216,7 +219,8 @@ int runCompile(int argc, char **argv) {
   if (!attention && (opts.get("head-dim") || opts.get("variant")))
     throw Error(ErrorCode::InvalidArgument,
                 fmt::format("loom compile: --head-dim and --variant are for the attention kernels "
-                            "(attention_fwd, attention_bwd_dkdv, attention_bwd_dq), not '{}'",
+                            "(attention_fwd, attention_bwd_dkdv, attention_bwd_dq, "
+                            "attention_bwd_fused), not '{}'",
                             *kernelName));
   unsigned attentionThreads = 0;
   dsl::Kernel kernel = attention ? attentionKernel(opts, *kernelName, *dtype, cudaBackend, spec,

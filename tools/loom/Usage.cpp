@@ -35,7 +35,8 @@ const std::vector<CommandHelp> &commands() {
        R"(  compile a built-in kernel and print its IR
     --kernel NAME        vector_add | softmax | matmul |
                          attention_fwd | attention_bwd_dkdv |
-                         attention_bwd_dq
+                         attention_bwd_dq | attention_bwd_fused
+                         (the CPU's one-pass backward)
     --head-dim D --variant SPEC  (attention) head dim (default 64)
                          and variant (as for `loom attention`);
                          block sizes default to the backend's
