@@ -22,6 +22,9 @@ and the gradients at seqlen <= 1K): f32 max relative error < 1e-4; bf16
 Loom's error <= 2 x torch's + 1e-3 (the same-precision naive error is
 torch's). A failing check prints FAIL in its row and the script exits 1.
 
+--isa avx2 runs both sides on AVX2 code on an AVX-512 machine (LOOM_CPU_TARGET=x86-64-v3,
+ATEN_CPU_CAPABILITY=avx2); the header says what each side ran.
+
 --flex also times FlexAttention (torch.compile, score_mod softcap(30),
 S 4096, H 8, D 64, f32) cold and warm beside Loom's compile and run of the
 same variant.
@@ -67,6 +70,9 @@ def parse_args():
     p.add_argument("--runs", type=int, default=3, help="timed runs per round")
     p.add_argument("--rounds", type=int, default=2, help="interleaved rounds")
     p.add_argument("--flex", action="store_true")
+    p.add_argument("--isa", choices=("host", "avx2", "avx512"), default="host",
+                   help="instruction set of both sides: Loom's LOOM_CPU_TARGET (x86-64-v3 for "
+                        "avx2, x86-64-v4 for avx512) and torch's ATEN_CPU_CAPABILITY")
     args = p.parse_args()
     if args.threads < 1 or args.runs < 1 or args.rounds < 1:
         p.error("--threads, --runs and --rounds must be at least 1")
@@ -80,6 +86,11 @@ def ints(text):
 def main():
     args = parse_args()
     ensure_venv(args.venv)
+    if args.isa != "host":
+        # Read by torch at import and by every loom subprocess: an AVX-512
+        # machine then also measures what an AVX2-only one would run.
+        os.environ["ATEN_CPU_CAPABILITY"] = args.isa
+        os.environ["LOOM_CPU_TARGET"] = {"avx2": "x86-64-v3", "avx512": "x86-64-v4"}[args.isa]
     import numpy as np
     import torch
     import torch.nn.functional as F
@@ -159,7 +170,9 @@ def main():
     def rel_err(got, want):
         return float(np.max(np.abs(got - want)) / max(np.max(np.abs(want)), 1e-30))
 
-    print("machine: %s, %d threads; torch %s" % (cpu_name(), args.threads, torch.__version__))
+    print("machine: %s, %d threads; torch %s (%s), loom CPU target %s" % (
+        cpu_name(), args.threads, torch.__version__, torch.backends.cpu.get_cpu_capability(),
+        os.environ.get("LOOM_CPU_TARGET", "host")))
     print("%-5s %-4s %2s %4s %-6s %6s | %9s %9s %6s | %s" % (
         "dtype", "pass", "H", "D", "causal", "S", "torch GF/s", "loom GF/s", "ratio", "check"))
     ratios = {}

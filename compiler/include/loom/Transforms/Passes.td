@@ -128,7 +128,7 @@ def LoomVectorizeDot : Pass<"loom-vectorize-dot", "::mlir::func::FuncOp"> {
     software `fmaf` call where it has not), and the accumulators are stored
     once.
     Column remainders use halved vector widths down to 1, row remainders
-    halved row blocks (6 rows over 64 leave one 4-row block). f16/bf16 operands are extended to f32 in registers.
+    halved row blocks (6 rows over 64 leave one 4-row block). f16/bf16 operands are extended to f32 in registers (convert-loom-to-linalg widens a loom.dot's f16/bf16 tiles once beforehand, so Loom's own dots arrive in f32).
 
     Generics whose B or C rows are not contiguous (innermost stride != 1),
     or whose body is not the dot's multiply-add, are left alone.

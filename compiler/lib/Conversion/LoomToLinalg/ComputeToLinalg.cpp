@@ -7,11 +7,30 @@ using namespace mlir;
 using namespace mlir::loom;
 
 namespace {
+/// `tile` as f32: itself, or an elementwise arith.extf generic.
+Value widenToF32(OpBuilder &b, Location loc, Value tile) {
+  auto type = cast<RankedTensorType>(tile.getType());
+  if (type.getElementType().isF32())
+    return tile;
+  auto f32Type = RankedTensorType::get(type.getShape(), b.getF32Type());
+  Value init = tensor::EmptyOp::create(b, loc, type.getShape(), b.getF32Type());
+  AffineMap id = b.getMultiDimIdentityMap(type.getRank());
+  SmallVector<utils::IteratorType> parallel(type.getRank(), utils::IteratorType::parallel);
+  return linalg::GenericOp::create(
+             b, loc, TypeRange{f32Type}, ValueRange{tile}, ValueRange{init},
+             ArrayRef<AffineMap>{id, id}, parallel,
+             [&](OpBuilder &nb, Location l, ValueRange args) {
+               linalg::YieldOp::create(
+                   nb, l, ValueRange{arith::ExtFOp::create(nb, l, nb.getF32Type(), args[0])});
+             })
+      .getResult(0);
+}
+
 /// C[i, j] += A[i, k] * B[k, j] as a linalg.generic iterating (i, k, j):
 /// loops lower in that order, so the innermost loop walks rows of B and C
 /// contiguously and LLVM vectorizes it (linalg.matmul's (i, j, k) order puts
-/// a strided walk of B innermost). f16/bf16 operands are extended to f32
-/// before the multiply, so products and sums are single precision.
+/// a strided walk of B innermost). f16/bf16 operands are widened to f32
+/// tiles first (see widenToF32), so products and sums are single precision.
 struct DotToGeneric : OpConversionPattern<DotOp> {
   using OpConversionPattern::OpConversionPattern;
   LogicalResult
@@ -25,15 +44,19 @@ struct DotToGeneric : OpConversionPattern<DotOp> {
     SmallVector<utils::IteratorType> iterators = {utils::IteratorType::parallel,
                                                   utils::IteratorType::reduction,
                                                   utils::IteratorType::parallel};
+    // f16/bf16 operands are widened to f32 once per tile, by a generic of
+    // their own (fused into the op that produces the tile, e.g. its load),
+    // not per multiply: the micro-kernel reuses each A element N / lanes
+    // times and each B row M / rows times, and a conversion per use costs
+    // more than the FMA it feeds (a shift and a broadcast per A element
+    // without AVX512-BF16, a zero-extend and a shift per B vector).
+    Value a = widenToF32(rewriter, op.getLoc(), adaptor.getA());
+    Value b = widenToF32(rewriter, op.getLoc(), adaptor.getB());
     auto generic = linalg::GenericOp::create(
-        rewriter, op.getLoc(), TypeRange{op.getType()},
-        ValueRange{adaptor.getA(), adaptor.getB()}, ValueRange{adaptor.getAcc()}, maps,
-        iterators, [&](OpBuilder &b, Location l, ValueRange args) {
-          Type f32 = b.getF32Type();
-          auto widen = [&](Value v) {
-            return v.getType() == f32 ? v : arith::ExtFOp::create(b, l, f32, v).getResult();
-          };
-          Value product = arith::MulFOp::create(b, l, widen(args[0]), widen(args[1]));
+        rewriter, op.getLoc(), TypeRange{op.getType()}, ValueRange{a, b},
+        ValueRange{adaptor.getAcc()}, maps, iterators,
+        [&](OpBuilder &b, Location l, ValueRange args) {
+          Value product = arith::MulFOp::create(b, l, args[0], args[1]);
           linalg::YieldOp::create(b, l, ValueRange{arith::AddFOp::create(b, l, args[2], product)});
         });
     rewriter.replaceOp(op, generic.getResults());

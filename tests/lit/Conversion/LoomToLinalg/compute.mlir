@@ -1,21 +1,30 @@
 // RUN: loom-opt %s --convert-loom-to-linalg | FileCheck %s
 
 // loom.dot -> linalg.generic iterating (i, k, j) (innermost loop contiguous
-// in B and C), f16/bf16 extended to f32 before the multiply-add into the f32
-// acc; loom.reduce -> linalg.fill of the neutral element + linalg.reduce.
+// in B and C) over f32 operands: f16/bf16 tiles are first widened by an
+// elementwise arith.extf generic of their own (once per tile, not once per
+// multiply), then multiplied and added into the f32 acc; loom.reduce ->
+// linalg.fill of the neutral element + linalg.reduce.
 
+// CHECK-DAG: #[[ID:.*]] = affine_map<(d0, d1) -> (d0, d1)>
 // CHECK-DAG: #[[A:.*]] = affine_map<(d0, d1, d2) -> (d0, d1)>
 // CHECK-DAG: #[[B:.*]] = affine_map<(d0, d1, d2) -> (d1, d2)>
 // CHECK-DAG: #[[C:.*]] = affine_map<(d0, d1, d2) -> (d0, d2)>
 
 // CHECK-LABEL: func.func @dot
 // CHECK-SAME: (%[[AH:[^:]*]]: tensor<64x32xf16>, %[[BH:[^:]*]]: tensor<32x16xf16>, %[[AB:[^:]*]]: tensor<64x32xbf16>, %[[BB:[^:]*]]: tensor<32x16xbf16>, %[[AF:[^:]*]]: tensor<64x32xf32>, %[[BF:[^:]*]]: tensor<32x16xf32>, %[[ACC:[^:]*]]: tensor<64x16xf32>
-// CHECK: %[[D0:.*]] = linalg.generic {indexing_maps = [#[[A]], #[[B]], #[[C]]], iterator_types = ["parallel", "reduction", "parallel"]} ins(%[[AH]], %[[BH]] : tensor<64x32xf16>, tensor<32x16xf16>) outs(%[[ACC]] : tensor<64x16xf32>)
+// CHECK: %[[WAH:.*]] = linalg.generic {indexing_maps = [#[[ID]], #[[ID]]], iterator_types = ["parallel", "parallel"]} ins(%[[AH]] : tensor<64x32xf16>) outs(%{{.*}} : tensor<64x32xf32>)
 // CHECK: arith.extf {{.*}} : f16 to f32
+// CHECK: %[[WBH:.*]] = linalg.generic {{.*}} ins(%[[BH]] : tensor<32x16xf16>) outs(%{{.*}} : tensor<32x16xf32>)
+// CHECK: %[[D0:.*]] = linalg.generic {indexing_maps = [#[[A]], #[[B]], #[[C]]], iterator_types = ["parallel", "reduction", "parallel"]} ins(%[[WAH]], %[[WBH]] : tensor<64x32xf32>, tensor<32x16xf32>) outs(%[[ACC]] : tensor<64x16xf32>)
+// CHECK-NOT: arith.extf
 // CHECK: arith.mulf
 // CHECK: arith.addf
-// CHECK: %[[D1:.*]] = linalg.generic {{.*}} ins(%[[AB]], %[[BB]] : tensor<64x32xbf16>, tensor<32x16xbf16>) outs(%[[D0]] : tensor<64x16xf32>)
+// CHECK: %[[WAB:.*]] = linalg.generic {{.*}} ins(%[[AB]] : tensor<64x32xbf16>) outs(%{{.*}} : tensor<64x32xf32>)
 // CHECK: arith.extf {{.*}} : bf16 to f32
+// CHECK: %[[WBB:.*]] = linalg.generic {{.*}} ins(%[[BB]] : tensor<32x16xbf16>) outs(%{{.*}} : tensor<32x16xf32>)
+// CHECK: %[[D1:.*]] = linalg.generic {{.*}} ins(%[[WAB]], %[[WBB]] : tensor<64x32xf32>, tensor<32x16xf32>) outs(%[[D0]] : tensor<64x16xf32>)
+// CHECK-NOT: tensor.empty
 // CHECK: %[[D2:.*]] = linalg.generic {{.*}} ins(%[[AF]], %[[BF]] : tensor<64x32xf32>, tensor<32x16xf32>) outs(%[[D1]] : tensor<64x16xf32>)
 // CHECK-NOT: loom.dot
 // CHECK: return %[[D2]]
