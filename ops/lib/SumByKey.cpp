@@ -14,8 +14,12 @@
 #include "loom/Support/Error.h"
 #include "loom/dsl/Grid.h"
 #include "loom/runtime/LogicalGrid.h"
+#include "loom/runtime/Stream.h"
 
+#include <algorithm>
 #include <bit>
+#include <functional>
+#include <vector>
 #include <fmt/format.h>
 
 namespace loom::ops {
@@ -210,13 +214,22 @@ runtime::Memory i32s(runtime::Backend backend, int64_t n) {
 }
 } // namespace
 
-SumByKey::SumByKey(runtime::Backend backend, int64_t count, unsigned cpuThreads)
+SumByKey::SumByKey(runtime::Backend backend, int64_t count, unsigned cpuThreads,
+                   SumByKeyMethod method)
     : backend_(runtime::resolveBackend(backend)), count_(count),
       blocks_((count + kBlock - 1) / kBlock) {
   if (count < 0 || count > kSumByKeyMaxCount)
     throw Error(ErrorCode::InvalidArgument,
                 fmt::format("sum by key: {} pairs; at most {} (i32 positions)", count,
                             kSumByKeyMaxCount));
+  radix_ = method == SumByKeyMethod::Auto ? backend_ != runtime::Backend::Cpu
+                                          : method == SumByKeyMethod::Radix;
+  if (!radix_ && backend_ == runtime::Backend::Cuda)
+    throw Error(ErrorCode::InvalidArgument,
+                "sum by key: the sequential method reads host memory; the cuda backend's "
+                "buffers are device memory");
+  if (!radix_)
+    return;
   keysAlt_ = i32s(backend_, count), valuesAlt_ = i32s(backend_, count);
   rest_[0] = i32s(backend_, count), rest_[1] = i32s(backend_, count);
   counts_ = i32s(backend_, kRadix * blocks_), before_ = i32s(backend_, kRadix * blocks_);
@@ -224,8 +237,20 @@ SumByKey::SumByKey(runtime::Backend backend, int64_t count, unsigned cpuThreads)
     kernels_[w] = compiled(Which(w), backend_, cpuThreads);
 }
 
+namespace {
+/// Runs `work` now, or in `stream`'s order (on its thread: cpu and emu).
+void onHost(runtime::Stream *stream, std::function<void()> work) {
+  if (stream)
+    stream->submit([work = std::move(work)](const runtime::StreamContext &) { work(); });
+  else
+    work();
+}
+} // namespace
+
 void SumByKey::fill(runtime::Stream *stream, int32_t *keys, int32_t value) {
-  fillI32(stream, keys, count_, value);
+  if (radix_)
+    return fillI32(stream, keys, count_, value);
+  onHost(stream, [keys, n = count_, value] { std::fill_n(keys, n, value); });
 }
 
 void SumByKey::fillI32(runtime::Stream *stream, int32_t *x, int64_t n, int32_t value) {
@@ -243,6 +268,16 @@ void SumByKey::run(runtime::Stream *stream, int32_t *keys, float *values, float 
                             kSumByKeyMaxCount));
   if (numElements == 0)
     return;
+  if (!radix_)
+    return onHost(stream, [=, n = count_] {
+      std::vector<double> sum(size_t(numElements), 0.0);
+      if (accumulate)
+        std::copy(out, out + numElements, sum.begin());
+      for (int64_t i = 0; i < n; ++i)
+        if (keys[i] >= 0 && keys[i] < numElements) // numElements: no element
+          sum[size_t(keys[i])] += values[i];
+      std::copy(sum.begin(), sum.end(), out);
+    });
   size_t n = size_t(std::max<int64_t>(count_, 1)), entries = size_t(kRadix * std::max<int64_t>(blocks_, 1));
   int32_t *k[2] = {keys, keysAlt_.as<int32_t>()};
   float *v[2] = {values, valuesAlt_.as<float>()};

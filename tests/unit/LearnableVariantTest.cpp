@@ -425,9 +425,11 @@ namespace {
 /// repeats and "no element" keys, over enough pairs for several blocks of
 /// the sort and several steps of its scan; overwriting and accumulating;
 /// the same bits on a second run.
-void checkSumByKey(runtime::Backend backend, int64_t n, int64_t elements) {
-  SCOPED_TRACE(fmt::format("{} pairs into {} elements on {}", n, elements,
-                           runtime::backendName(backend)));
+void checkSumByKey(runtime::Backend backend, int64_t n, int64_t elements,
+                   SumByKeyMethod method = SumByKeyMethod::Radix) {
+  SCOPED_TRACE(fmt::format("{} pairs into {} elements on {} ({})", n, elements,
+                           runtime::backendName(backend),
+                           method == SumByKeyMethod::Radix ? "radix" : "sequential"));
   std::vector<float> draw = ref::randomVector(size_t(n), 0.0f, float(elements) + 0.999f);
   std::vector<int32_t> keys(draw.size());
   for (size_t i = 0; i < keys.size(); ++i)
@@ -440,7 +442,7 @@ void checkSumByKey(runtime::Backend backend, int64_t n, int64_t elements) {
       want[size_t(keys[i])] += values[i];
       size[size_t(keys[i])] += std::fabs(values[i]);
     }
-  SumByKey sorter(backend, n);
+  SumByKey sorter(backend, n, 0, method);
   std::vector<float> first;
   for (int run = 0; run < 3; ++run) {
     bool accumulate = run == 2;
@@ -463,12 +465,16 @@ void checkSumByKey(runtime::Backend backend, int64_t n, int64_t elements) {
 } // namespace
 
 TEST(SumByKey, MatchesFloat64OnTheCpu) {
-  // 13 and 10 bits: 4 and 3 passes, so the sorted keys end in either buffer;
-  // 35 blocks of 2048 pairs, so the scan takes several steps.
+  // The radix kernels (what emu and cuda run): 13 and 10 bits, so 4 and 3
+  // passes and the sorted keys end in either buffer; 35 blocks of 2048
+  // pairs, so the scan takes several steps.
   checkSumByKey(runtime::Backend::Cpu, 70001, 4999);
   checkSumByKey(runtime::Backend::Cpu, 40000, 1000);
   checkSumByKey(runtime::Backend::Cpu, 3000, 1);
   checkSumByKey(runtime::Backend::Cpu, 0, 7);
+  // The cpu backend's default: one pass in pair order.
+  checkSumByKey(runtime::Backend::Cpu, 70001, 4999, SumByKeyMethod::Sequential);
+  checkSumByKey(runtime::Backend::Cpu, 0, 7, SumByKeyMethod::Sequential);
 }
 
 TEST(SumByKey, MatchesFloat64OnTheEmulatedDevice) {

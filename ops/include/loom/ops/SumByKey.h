@@ -7,7 +7,14 @@
 // so it runs where the pairs live (host memory on cpu/emu, device memory on
 // cuda) on the attention kernels' stream, and emu runs the CUDA code.
 //
-// Deterministic without atomics: a stable LSD radix sort of the keys, 4
+// Two methods, both deterministic without atomics, both in pair order per
+// element:
+//   - Sequential (the default where the device is the host, the cpu
+//     backend): one pass over the pairs on the stream's thread, summing in
+//     double, which no parallel sort beats there (4M pairs: about 50 ms;
+//     the radix kernels below take about 560 ms on 2 cores);
+//   - Radix (the default on emu and cuda, so emu runs the code a GPU runs):
+// a stable LSD radix sort of the keys, 4
 // bits per pass (each pass counts every block's digits, scans the counts,
 // and scatters each key to its rank), then the run of each element in the
 // sorted keys is found (where the key changes) and one program per block of
@@ -71,6 +78,8 @@ dsl::Kernel segmentSumKernel(bool accumulate);
 /// BLOCK_E, CHUNK).
 dsl::Constants sumByKeyConstants();
 
+enum class SumByKeyMethod { Auto, Sequential, Radix };
+
 /// Scratch and launches of reductions of `count` pairs on `backend` (one
 /// after another on a stream: the scratch is reused). The caller's keys
 /// (i32 in [0, numElements]; numElements itself means "no element") and
@@ -81,7 +90,10 @@ public:
   /// Throws InvalidArgument when `count` exceeds what the kernels' i32
   /// positions index (2^31 - 2^12). Compiles the kernels, so that a
   /// compile error comes before any launch.
-  SumByKey(runtime::Backend backend, int64_t count, unsigned cpuThreads = 0);
+  /// Auto: Sequential on the cpu backend, Radix on emu and cuda;
+  /// Sequential needs host memory (cpu, emu).
+  SumByKey(runtime::Backend backend, int64_t count, unsigned cpuThreads = 0,
+           SumByKeyMethod method = SumByKeyMethod::Auto);
 
   /// out[e] (+)= sum over i < count with keys[i] == e of values[i], for
   /// e < numElements (at most 2^31 - 2^12, else InvalidArgument), enqueued
@@ -97,6 +109,7 @@ private:
   void fillI32(runtime::Stream *stream, int32_t *x, int64_t n, int32_t value);
 
   runtime::Backend backend_;
+  bool radix_;
   int64_t count_, blocks_;
   runtime::Memory keysAlt_, valuesAlt_, rest_[2], counts_, before_;
   /// Each run's element boundaries (starts, ends), alive until the object.
