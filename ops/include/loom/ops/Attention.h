@@ -115,10 +115,11 @@ struct VariantContext {
 /// at most once; mask_mod's reads and reads outside the tensor carry no
 /// gradient. Cost: the dQ kernel writes each pair's contribution and the
 /// element it read (8 bytes per batch x head x query x key) to scratch in
-/// the backend's memory, which SumByKey's kernels (SumByKey.h: a radix sort
-/// by element, then a segmented sum) reduce on the same stream, with 8
-/// more bytes per pair of scratch: O(seqlen_q * seqlen_k) memory, on every
-/// backend. At most 2^31 - 4096 pairs and elements.
+/// the backend's memory, which SumByKey (SumByKey.h) reduces on the same
+/// stream: on emu and cuda by DSL kernels (a radix sort by element, then a
+/// segmented sum; 16 more bytes per pair), on the cpu backend by one pass
+/// in pair order on the stream's thread (faster there). O(seqlen_q *
+/// seqlen_k) memory, every backend; at most 2^31 - 4096 pairs and elements.
 struct VariantTensor {
   std::string name;
   DType dtype;
