@@ -8,6 +8,7 @@
 #include "loom/ops/Attention.h"
 #include "loom/ops/AttentionTuning.h"
 #include "loom/ops/BlockMask.h"
+#include "loom/ops/SumByKey.h"
 #include "TensorText.h"
 
 #include "loom/Support/Error.h"
@@ -691,8 +692,7 @@ void copyBack(const Tensor4 &packed, const Tensor4 &dst) {
 /// variant's differentiable tensors (options.variantGrads holds one f32
 /// buffer per name, the size of its tensor), and dsinks only with sinks.
 std::vector<std::string> checkLearnableInputs(const AttentionVariant &variant,
-                                              const AttentionOptions &options,
-                                              runtime::Backend backend) {
+                                              const AttentionOptions &options) {
   if (options.dsinks && !options.sinks)
     throw Error(ErrorCode::InvalidArgument,
                 "attention backward: options.dsinks is set but options.sinks is not");
@@ -722,61 +722,69 @@ std::vector<std::string> checkLearnableInputs(const AttentionVariant &variant,
                               "an f32 buffer of {} elements (its tensor's), got {}",
                               names[i], sizes[i], g.describe()));
   }
-  if (!names.empty() && backend == runtime::Backend::Cuda)
-    throw Error(ErrorCode::Unsupported,
-                fmt::format("attention backward: gradients of variant tensors ('{}') are summed "
-                            "in host memory and run on the cpu and emu backends only, not on "
-                            "cuda",
-                            names.front()));
   return names;
 }
 
 /// Per-pair scratch of the dQ kernel for each differentiable variant tensor
-/// (layout (batch, heads_q, seqlen_q, seqlen_k)): d loss / d (value read)
-/// and the element read (-1: none), summed per element on the host in
-/// pair order, in double, so the gradient is deterministic.
+/// (layout (batch, heads_q, seqlen_q, seqlen_k)), in the backend's memory:
+/// d loss / d (value read) and the element read (the tensor's element
+/// count: none), summed per element on the same stream by SumByKey's
+/// kernels, in pair order, so the gradient is deterministic.
 class PairGradients {
 public:
-  PairGradients(std::vector<std::string> names, size_t pairs) : names_(std::move(names)) {
-    for (size_t i = 0; i < names_.size(); ++i) {
-      grads_.emplace_back(std::max<size_t>(pairs, 1), 0.0f);
-      offsets_.emplace_back(std::max<size_t>(pairs, 1), -1);
+  PairGradients(runtime::Backend backend, const std::vector<std::string> &names,
+                const std::vector<size_t> &sizes, int64_t pairs, unsigned cpuThreads) {
+    if (pairs > kSumByKeyMaxCount)
+      throw Error(ErrorCode::InvalidArgument,
+                  fmt::format("attention backward: gradients of variant tensor '{}' are summed "
+                              "over batch x heads_q x seqlen_q x seqlen_k = {} pairs, more than "
+                              "{}",
+                              names.front(), pairs, kSumByKeyMaxCount));
+    for (size_t i = 0; i < names.size(); ++i)
+      if (int64_t(sizes[i]) > kSumByKeyMaxCount)
+        throw Error(ErrorCode::InvalidArgument,
+                    fmt::format("attention backward: variant tensor '{}' has {} elements; its "
+                                "gradient takes at most {}",
+                                names[i], sizes[i], kSumByKeyMaxCount));
+    size_t n = size_t(std::max<int64_t>(pairs, 1));
+    for (size_t i = 0; i < names.size(); ++i) {
+      grads_.emplace_back(backend, n * sizeof(float));
+      keys_.emplace_back(backend, n * sizeof(int32_t));
+      sizes_.push_back(sizes[i]);
+    }
+    // One sorter's scratch serves every tensor in turn (one stream).
+    if (!names.empty())
+      sorter_ = std::make_unique<SumByKey>(backend, pairs, cpuThreads);
+  }
+  /// Marks every pair "no element" (the dQ kernel skips hidden blocks).
+  void clear(runtime::Stream *stream) {
+    for (size_t i = 0; i < keys_.size(); ++i)
+      sorter_->fill(stream, keys_[i].as<int32_t>(), int32_t(sizes_[i]));
+  }
+  /// The dQ kernel's arguments after the shared ones: (grad, key, element
+  /// count) per tensor.
+  void appendArgs(std::vector<runtime::Arg> &args) const {
+    for (size_t i = 0; i < grads_.size(); ++i) {
+      size_t n = grads_[i].bytes() / sizeof(float);
+      args.push_back(runtime::Arg::buffer(grads_[i].data(), DType::F32, n));
+      args.push_back(runtime::Arg::buffer(keys_[i].data(), DType::I32, n));
+      args.push_back(runtime::Arg::i32(int32_t(sizes_[i])));
     }
   }
-  /// The dQ kernel's arguments after the shared ones: (grad, offsets) per tensor.
-  void appendArgs(std::vector<runtime::Arg> &args) {
-    for (size_t i = 0; i < names_.size(); ++i) {
-      args.push_back(runtime::Arg::buffer(grads_[i].data(), DType::F32, grads_[i].size()));
-      args.push_back(runtime::Arg::buffer(offsets_[i].data(), DType::I64, offsets_[i].size()));
-    }
-  }
-  /// Writes (or, with `accumulate`, adds) each tensor's gradient to `out`.
-  void reduceInto(const std::vector<runtime::Arg> &out, bool accumulate) const {
-    for (size_t i = 0; i < names_.size(); ++i) {
-      float *grad = static_cast<float *>(const_cast<void *>(out[i].data()));
-      size_t n = out[i].numElements();
-      std::vector<double> sum(n, 0.0);
-      if (accumulate)
-        std::copy(grad, grad + n, sum.begin());
-      for (size_t e = 0; e < offsets_[i].size(); ++e) {
-        int64_t at = offsets_[i][e];
-        if (at < 0)
-          continue;
-        if (size_t(at) >= n)
-          throw Error(ErrorCode::InvalidArgument,
-                      fmt::format("attention backward: score_mod read variant tensor '{}' at "
-                                  "element {}, outside its {} elements",
-                                  names_[i], at, n));
-        sum[size_t(at)] += grads_[i][e];
-      }
-      std::copy(sum.begin(), sum.end(), grad);
-    }
+  /// Writes (or, with `accumulate`, adds) each tensor's gradient to `out`,
+  /// on `stream` (null: now).
+  void reduceInto(runtime::Stream *stream, const std::vector<runtime::Arg> &out,
+                  bool accumulate) {
+    for (size_t i = 0; i < grads_.size(); ++i)
+      sorter_->run(stream, keys_[i].as<int32_t>(), grads_[i].as<float>(),
+                   static_cast<float *>(const_cast<void *>(out[i].data())), int64_t(sizes_[i]),
+                   accumulate);
   }
 
 private:
-  std::vector<std::string> names_;
-  std::vector<std::vector<float>> grads_;
-  std::vector<std::vector<int64_t>> offsets_;
+  std::vector<runtime::Memory> grads_, keys_;
+  std::vector<size_t> sizes_;
+  std::unique_ptr<SumByKey> sorter_;
 };
 
 std::shared_ptr<const runtime::CompiledKernel>
@@ -873,7 +881,7 @@ void attentionBackward(const Tensor4 &q, const Tensor4 &k, const Tensor4 &v, con
   temporaries.add(lseScratch);
   AttentionVariant variant = effectiveVariant(options);
   checkVariantArgs(variant, options.variantArgs);
-  std::vector<std::string> learnable = checkLearnableInputs(variant, options, backend);
+  std::vector<std::string> learnable = checkLearnableInputs(variant, options);
   auto blockMask =
       blockMaskFor(options, variant, B, Sq, Sk, Hq, Hkv, backend, positions, config);
   temporaries.add(blockMask);
@@ -931,15 +939,26 @@ void attentionBackward(const Tensor4 &q, const Tensor4 &k, const Tensor4 &v, con
   if (options.dsinks) // compiled before the first launch, like the stages
     sinkGradientKernel(acc, spec);
   // Differentiable variant tensors: the dQ kernel writes every pair's
-  // contribution and the element it read; the host sums them per element.
-  auto pairs = std::make_shared<PairGradients>(learnable, size_t(B * Hq * Sq * Sk));
+  // contribution and the element it read; SumByKey's kernels (compiled
+  // here, before the first launch) sum them per element after it.
+  std::vector<size_t> learnableSizes;
+  for (const runtime::Arg &g : options.variantGrads)
+    learnableSizes.push_back(g.numElements());
+  std::shared_ptr<PairGradients> pairs;
+  if (!learnable.empty()) {
+    pairs = std::make_shared<PairGradients>(backend, learnable, learnableSizes, B * Hq * Sq * Sk,
+                                            options.cpuThreads);
+    temporaries.add(pairs);
+  }
   for (const StageLaunch &l : stages) {
     // The preprocess and the dQ reduction read no variant tensors or block
     // mask; they take the same arguments minus them.
     bool base = l.stage == Stage::Preprocess || l.stage == Stage::DqReduce;
     std::vector<runtime::Arg> stageArgs(args.begin(), args.begin() + (base ? baseArgs : args.size()));
-    if (l.stage == Stage::Dq)
+    if (l.stage == Stage::Dq && pairs) {
+      pairs->clear(options.stream);
       pairs->appendArgs(stageArgs);
+    }
     if (l.stage == Stage::Fused || l.stage == Stage::DqReduce)
       stageArgs.push_back(runtime::Arg::buffer(dqPartial->as<float>(), DType::F32,
                                                dqPartial->bytes() / sizeof(float)));
@@ -960,14 +979,8 @@ void attentionBackward(const Tensor4 &q, const Tensor4 &k, const Tensor4 &v, con
     sinkOptions.config = config;
     attentionSinkGradient(lse, delta, options.sinks, options.dsinks, B, Hq, Sq, sinkOptions);
   }
-  if (!learnable.empty()) {
-    std::vector<runtime::Arg> grads = options.variantGrads;
-    if (options.stream)
-      options.stream->submit(
-          [pairs, grads, acc](const runtime::StreamContext &) { pairs->reduceInto(grads, acc); });
-    else
-      pairs->reduceInto(grads, acc);
-  }
+  if (pairs)
+    pairs->reduceInto(options.stream, options.variantGrads, acc);
   copyBack(dQ, dq);
   copyBack(dK, dk);
   copyBack(dV, dv);

@@ -609,13 +609,20 @@ Kernel flashAttentionBackwardDqKernel(DType dtype, int64_t D, const AttentionVar
     Value kBase = b * a.ksb + hk * a.ksh, vBase = b * a.vsb + hk * a.vsh;
     // Differentiable variant tensors (after every shared argument): each
     // (query, key) pair's d loss / d (value score_mod read) and the element
-    // it read (-1: none) go to (batch, heads_q, seqlen_q, seqlen_k) scratch,
-    // which the host sums per element in a fixed order. This program owns
-    // its rows' pairs, so the stores never collide.
-    std::map<std::string, std::pair<Value, Value>> pairGrads;
-    for (const std::string &name : differentiableTensors(variant))
-      pairGrads[name] = {kb.pointer("pair_grad_" + name, DType::F32),
-                         kb.pointer("pair_grad_offsets_" + name, DType::I64)};
+    // it read (as an i32 key; the tensor's element count `elems`: none) go
+    // to (batch, heads_q, seqlen_q, seqlen_k) scratch, which SumByKey's
+    // kernels sum per element in a fixed order. This program owns its rows'
+    // pairs, so the stores never collide.
+    struct PairScratch {
+      Value grad, key, elems;
+    };
+    std::map<std::string, PairScratch> pairGrads;
+    for (const std::string &name : differentiableTensors(variant)) {
+      PairScratch &p = pairGrads[name];
+      p.grad = kb.pointer("pair_grad_" + name, DType::F32);
+      p.key = kb.pointer("pair_key_" + name, DType::I32);
+      p.elems = kb.scalar("pair_elems_" + name, DType::I32);
+    }
     Value pairRow = ((b * a.Hq.to(DType::I64) + hq) * a.Sq.to(DType::I64) + rows64) *
                     a.Sk.to(DType::I64);
     BlockStep step = [&](Value j, const std::vector<Value> &c, bool masks) -> std::vector<Value> {
@@ -647,10 +654,14 @@ Kernel flashAttentionBackwardDqKernel(DType dtype, int64_t D, const AttentionVar
                                     "differentiable tensor '{}' more than once; one load per "
                                     "tensor is supported",
                                     variant.name, name));
-          Value read = load.mask.isNull() ? sc.visible : sc.visible & load.mask;
-          store(pairGrads.at(name).first, pairs, where(read, dS * load.tangent, 0.0), inBounds);
-          store(pairGrads.at(name).second, pairs, where(read, load.offsets.to(DType::I64), -1),
-                inBounds);
+          const PairScratch &scratch = pairGrads.at(name);
+          // A read outside the tensor (the forward's was out of bounds too)
+          // carries no gradient.
+          Value at = load.offsets.to(DType::I64), elems = scratch.elems.to(DType::I64);
+          Value read = (load.mask.isNull() ? sc.visible : sc.visible & load.mask) & (at >= 0) &
+                       (at < elems);
+          store(scratch.grad, pairs, where(read, dS * load.tangent, 0.0), inBounds);
+          store(scratch.key, pairs, where(read, at, elems).to(DType::I32), inBounds);
         }
       }
       if (!sc.modGrad.isNull())

@@ -9,6 +9,8 @@
 #include "loom/Support/Error.h"
 
 #include <algorithm>
+#include <cmath>
+#include <climits>
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
@@ -38,11 +40,16 @@ AttentionVariant AttentionVariant::slidingWindow(int64_t window) {
   return v;
 }
 
-AttentionVariant AttentionVariant::alibi() {
+AttentionVariant AttentionVariant::alibi(double slopeScale) {
+  if (!(slopeScale > 0) || !std::isfinite(slopeScale))
+    throw Error(ErrorCode::InvalidArgument,
+                fmt::format("alibi: slope scale must be a positive number, got {}", slopeScale));
   AttentionVariant v;
   v.name = "alibi";
+  v.scalars = {{"alibi_slope_scale", DType::F32, slopeScale}};
   v.scoreMod = [](Value score, const VariantContext &c) {
-    Value slope = exp2((c.head + 1).to(DType::F32) * -8.0 / c.numHeads.to(DType::F32));
+    Value scale = c.scalars.at("alibi_slope_scale");
+    Value slope = exp2((c.head + 1).to(DType::F32) * -scale / c.numHeads.to(DType::F32));
     Value distance = abs((c.qIdx + c.diagonal - c.kvIdx).to(DType::F32));
     return score - slope * distance;
   };
@@ -67,10 +74,14 @@ AttentionVariant AttentionVariant::prefixLM(int64_t prefix) {
   if (prefix < 0)
     throw Error(ErrorCode::InvalidArgument,
                 fmt::format("prefix: length must be non-negative, got {}", prefix));
+  if (prefix > INT32_MAX) // a kernel argument, compared with i32 positions
+    throw Error(ErrorCode::InvalidArgument,
+                fmt::format("prefix: length {} exceeds 2^31 - 1", prefix));
   AttentionVariant v;
-  v.name = fmt::format("prefix_{}", prefix);
-  v.maskMod = [prefix](const VariantContext &c) {
-    return (c.kvIdx <= c.qIdx + c.diagonal) | (c.kvIdx < prefix);
+  v.name = "prefix";
+  v.scalars = {{"prefix_length", DType::I32, double(prefix)}};
+  v.maskMod = [](const VariantContext &c) {
+    return (c.kvIdx <= c.qIdx + c.diagonal) | (c.kvIdx < c.scalars.at("prefix_length"));
   };
   return v;
 }

@@ -51,15 +51,7 @@ RingProblem checkLocal(runtime::Communicator &comm, const Tensor4 &q, const Tens
   RingProblem p;
   p.rank = comm.rank(), p.world = comm.size();
   p.backend = runtime::resolveBackend(options.attention.backend);
-  // Sinks start the merged rows and learnable gradients are summed over
-  // ranks on the host (in host memory: cpu and emu).
   const AttentionOptions &a = options.attention;
-  if ((a.sinks || a.dsinks || !a.variantGrads.empty()) && p.backend == runtime::Backend::Cuda)
-    throw Error(ErrorCode::Unsupported,
-                fmt::format("ring attention: {} on the cuda backend are not supported yet (cpu "
-                            "and emu only)",
-                            a.sinks || a.dsinks ? "attention sinks"
-                                                : "gradients of variant tensors"));
   if (a.dsinks && !a.sinks)
     throw Error(ErrorCode::InvalidArgument,
                 "ring attention backward: options.dsinks is set but options.sinks is not");
@@ -117,6 +109,17 @@ RingProblem checkLocal(runtime::Communicator &comm, const Tensor4 &q, const Tens
   return p;
 }
 
+/// The learnable gradients a pass returns (their element counts; dsinks),
+/// which travel the ring in one buffer, so every rank must have the same.
+std::string learnableText(const AttentionOptions &a) {
+  std::string text;
+  for (const runtime::Arg &g : a.variantGrads)
+    text += fmt::format("{}{} floats", text.empty() ? "" : ", ", g.numElements());
+  if (a.dsinks)
+    text += text.empty() ? "dsinks" : ", dsinks";
+  return text.empty() ? "none" : text;
+}
+
 /// Checks this rank's inputs, then agrees on metadata with the others. A
 /// rank whose own inputs are bad aborts the communicator, so its peers fail
 /// with PeerFailed (naming it and the reason) instead of timing out.
@@ -144,7 +147,9 @@ RingProblem checkRing(runtime::Communicator &comm, const Tensor4 &q, const Tenso
       {"dtype", std::string(dtypeName(p.dtype))},
       {"variant", variantIdentity(p.variant)},
       {"scale", a.scale ? fmt::format("{}", *a.scale) : "default"},
-      {"backend", runtime::backendName(p.backend)}};
+      {"backend", runtime::backendName(p.backend)},
+      {"sinks", a.sinks ? "yes" : "no"},
+      {"learnable gradients", learnableText(a)}};
   std::string text;
   for (auto &[name, value] : fields)
     text += name + "=" + value + "\n";
@@ -329,24 +334,57 @@ struct RingPipeline {
   }
 };
 
-/// Every rank's `mine` summed into `out` in rank order, in double (the same
-/// deterministic result on every rank).
-void sumOverRanks(runtime::Communicator &comm, const std::vector<float> &mine, float *out) {
-  auto all = comm.allgather(
-      std::span(reinterpret_cast<const uint8_t *>(mine.data()), mine.size() * sizeof(float)));
-  std::vector<double> sum(mine.size(), 0.0);
-  for (const std::vector<uint8_t> &rank : all) {
-    if (rank.size() != mine.size() * sizeof(float))
-      throw Error(ErrorCode::InvalidArgument,
-                  fmt::format("ring attention backward: ranks hold learnable gradients of "
-                              "different sizes ({} and {} bytes)",
-                              rank.size(), mine.size() * sizeof(float)));
-    const float *values = reinterpret_cast<const float *>(rank.data());
-    for (size_t i = 0; i < sum.size(); ++i)
-      sum[i] += values[i];
+/// The learnable gradients (variant tensors', then the sinks') of a
+/// backward pass: this rank's share in one f32 buffer, and a slot per rank
+/// that the shares travel into around the ring, in the backend's memory.
+struct LearnableGrads {
+  std::vector<size_t> offsets, sizes; // per user buffer, in floats
+  std::vector<float *> outs;          // the caller's buffers
+  size_t floats = 0;
+  runtime::Memory slots;
+
+  LearnableGrads(const RingProblem &p, const AttentionOptions &user) {
+    for (const runtime::Arg &g : user.variantGrads)
+      add(static_cast<float *>(const_cast<void *>(g.data())), g.numElements());
+    if (user.dsinks)
+      add(user.dsinks, size_t(p.Hq));
+    slots = runtime::Memory(p.backend, std::max<size_t>(floats, 1) * size_t(p.world) * 4);
   }
-  std::copy(sum.begin(), sum.end(), out);
-}
+  /// This rank's share: slot `rank` (no copy needed before the gather).
+  float *mine(const RingProblem &p, size_t buffer) const {
+    return slots.as<float>() + size_t(p.rank) * floats + offsets[buffer];
+  }
+  float *slot(int rank) const { return slots.as<float>() + size_t(rank) * floats; }
+
+  /// Gathers every rank's share around the ring (P - 1 shifts on the
+  /// transfer stream, after `ready`), then sums them in rank order on the
+  /// compute stream into the caller's buffers: the same operands in the
+  /// same order on every rank, so every rank gets the same bits.
+  void sumOverRanks(RingPipeline &ring, const RingProblem &p, EventPtr ready) {
+    if (!floats)
+      return;
+    Stream &compute = *ring.compute;
+    if (p.world > 1) {
+      ring.transfer->wait(ready);
+      // Step s: pass on the share received at step s - 1 (this rank's own
+      // first), and receive the share of the rank s before this one.
+      for (int s = 1; s < p.world; ++s)
+        ring.shift(slot((p.rank - s + 1 + p.world) % p.world), slot((p.rank - s + p.world) % p.world),
+                   floats * 4);
+      compute.wait(ring.transfer->record());
+    }
+    for (int r = 1; r < p.world; ++r)
+      accumulateAsync(compute, slot(0), slot(r), floats);
+    for (size_t i = 0; i < outs.size(); ++i)
+      runtime::copyAsync(compute, outs[i], slot(0) + offsets[i], sizes[i] * 4);
+  }
+
+private:
+  void add(float *out, size_t n) {
+    offsets.push_back(floats), sizes.push_back(n), outs.push_back(out);
+    floats += n;
+  }
+};
 
 /// Runs `body`; if it throws, aborts the communicator with the reason (so
 /// the peers, already past the metadata agreement and waiting in their
@@ -476,13 +514,12 @@ void ringAttentionForward(runtime::Communicator &comm, const Tensor4 &q, const T
       fillAsync(compute, accOut.as<float>(), 0.0f, rows * size_t(p.D));
       if (const float *sinks = options.attention.sinks) {
         // Every merged row starts from its head's sink (O = 0, LSE = sink),
-        // so the sink joins its softmax exactly once whatever the steps add.
-        float *acc = accLse.as<float>();
-        int64_t heads = p.Hq, seqlen = p.localS;
-        compute.submit([=](const runtime::StreamContext &) {
-          for (int64_t bh = 0; bh < BH; ++bh)
-            std::fill(acc + bh * seqlen, acc + (bh + 1) * seqlen, sinks[bh % heads]);
-        });
+        // so the sink joins its softmax exactly once whatever the steps add:
+        // the (heads) sinks broadcast over batch and rows (stride 0) into the
+        // (batch, heads, seqlen) LSE rows.
+        std::array<int64_t, 4> shape{p.B, p.Hq, p.localS, 1};
+        copyTensorAsync(compute, Tensor4{sinks, DType::F32, shape, {0, 1, 0, 1}},
+                        Tensor4{accLse.data(), DType::F32, shape, {p.Hq * p.localS, p.localS, 1, 1}});
       } else {
         fillAsync(compute, accLse.as<float>(), -INFINITY, rows);
       }
@@ -542,14 +579,17 @@ void ringAttentionBackward(runtime::Communicator &comm, const Tensor4 &q, const 
   });
   // An empty batch or sequence (on every rank: the shapes agree) has nothing
   // to compute or send: dq, dk, dv are empty and the learnable gradients
-  // (host memory, overwritten like the ring's sums) are zero.
+  // (overwritten like the ring's sums) are zero.
   if (p.B == 0 || p.localS == 0) {
     requireSupportedHeadDim("ring attention", p.D, p.backend, p.dtype);
     const AttentionOptions &user = options.attention;
+    auto stream = runtime::createStream(p.backend, fmt::format("ring zero r{}", p.rank));
     for (const runtime::Arg &g : user.variantGrads)
-      std::fill_n(static_cast<float *>(const_cast<void *>(g.data())), g.numElements(), 0.0f);
+      fillAsync(*stream, static_cast<float *>(const_cast<void *>(g.data())), 0.0f,
+                g.numElements());
     if (user.dsinks)
-      std::fill_n(user.dsinks, p.Hq, 0.0f);
+      fillAsync(*stream, user.dsinks, 0.0f, size_t(p.Hq));
+    stream->synchronize();
     if (stats)
       *stats = RingStats{p.rank, p.world, "backward", {}, 0, 0};
     return;
@@ -596,14 +636,12 @@ void ringAttentionBackward(runtime::Communicator &comm, const Tensor4 &q, const 
     // This rank's share of the learnable gradients (variant tensors, sinks),
     // summed over ranks once the ring is done.
     const AttentionOptions &user = options.attention;
-    std::vector<std::vector<float>> localGrads;
+    LearnableGrads learn(p, user);
     std::vector<runtime::Arg> localGradArgs;
-    for (const runtime::Arg &g : user.variantGrads) {
-      localGrads.emplace_back(g.numElements(), 0.0f);
-      localGradArgs.push_back(runtime::Arg::buffer(localGrads.back().data(), DType::F32,
-                                                   localGrads.back().size()));
-    }
-    std::vector<float> localDsinks(user.dsinks ? size_t(p.Hq) : 0, 0.0f);
+    for (size_t i = 0; i < user.variantGrads.size(); ++i)
+      localGradArgs.push_back(
+          runtime::Arg::buffer(learn.mine(p, i), DType::F32, learn.sizes[i]));
+    float *localDsinks = user.dsinks ? learn.mine(p, user.variantGrads.size()) : nullptr;
 
     auto enqueueStep = [&](int step) {
       Tensor4 kShard = kv.k(step), vShard = kv.v(step);
@@ -636,6 +674,7 @@ void ringAttentionBackward(runtime::Communicator &comm, const Tensor4 &q, const 
       if (dOc.data != dOut.data)
         copyTensorAsync(compute, dOut, dOc);
       fillAsync(compute, dqAcc.as<float>(), 0.0f, qElems);
+      fillAsync(compute, learn.slot(p.rank), 0.0f, learn.floats);
       for (size_t i = 0; i < p.mine.size(); ++i) {
         const TokenSegment &qs = p.mine[i];
         // (1, batch * heads, 1, count) views of the rank's LSE rows.
@@ -651,7 +690,7 @@ void ringAttentionBackward(runtime::Communicator &comm, const Tensor4 &q, const 
         if (user.dsinks) {
           a.accumulateGradients = i > 0;
           attentionSinkGradient(segmentLse[i].as<float>(), segmentDelta[i].as<float>(),
-                                user.sinks, localDsinks.data(), p.B, p.Hq, qs.count, a);
+                                user.sinks, localDsinks, p.B, p.Hq, qs.count, a);
         }
       }
       EventPtr packed = compute.record();
@@ -700,15 +739,10 @@ void ringAttentionBackward(runtime::Communicator &comm, const Tensor4 &q, const 
                                      p.localS, p.Hkv, p.D),
                       dv);
       copyTensorAsync(compute, dqAll, dq);
+      learn.sumOverRanks(ring, p, compute.record());
     });
 
-    // ring.run has waited for the streams.
-    for (size_t i = 0; i < localGrads.size(); ++i)
-      sumOverRanks(comm, localGrads[i], static_cast<float *>(const_cast<void *>(
-                                            user.variantGrads[i].data())));
-    if (user.dsinks)
-      sumOverRanks(comm, localDsinks, user.dsinks);
-    size_t workspace = 2 * kv.bytes + 3 * gradBytes + qElems * sizeof(float);
+    size_t workspace = 2 * kv.bytes + 3 * gradBytes + qElems * sizeof(float) + learn.slots.bytes();
     for (const auto *list : {&segmentLse, &segmentDelta, &packedInputs})
       for (const runtime::Memory &m : *list)
         workspace += m.bytes();

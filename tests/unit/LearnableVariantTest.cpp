@@ -15,8 +15,10 @@
 #include "loom/ops/Attention.h"
 #include "loom/ops/BlockMask.h"
 #include "loom/ops/Reference.h"
+#include "loom/ops/SumByKey.h"
 #include "loom/runtime/CudaBuild.h"
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -385,6 +387,29 @@ TEST(LearnableVariants, RuntimeScalarsReuseTheCompiledKernel) {
     if (window != 7)
       EXPECT_EQ(runtime::KernelCache::global().stats().misses - before, 0u);
   }
+  for (double slopeScale : {8.0, 3.0}) {
+    Case c{s, AttentionVariant::alibi(slopeScale)};
+    c.tail = [s, slopeScale](double x, int64_t h, int64_t i, int64_t j) {
+      double slope = std::pow(2.0, -slopeScale * double(h + 1) / double(s.Hq));
+      return std::make_pair(x - slope * std::fabs(double(i + s.Sk - s.Sq - j)), 1.0);
+    };
+    uint64_t before = runtime::KernelCache::global().stats().misses;
+    checkLearnable(c);
+    if (slopeScale != 8.0)
+      EXPECT_EQ(runtime::KernelCache::global().stats().misses - before, 0u)
+          << "alibi slope scale " << slopeScale;
+  }
+  for (int64_t prefix : {5, 17}) { // a mask_mod: the block mask is classified per call
+    Case c{s, AttentionVariant::prefixLM(prefix)};
+    c.visible = [s, prefix](int64_t, int64_t, int64_t i, int64_t j) {
+      return causal(s, i, j) || j < prefix;
+    };
+    uint64_t before = runtime::KernelCache::global().stats().misses;
+    checkLearnable(c);
+    if (prefix != 5)
+      EXPECT_EQ(runtime::KernelCache::global().stats().misses - before, 0u)
+          << "prefix length " << prefix;
+  }
   for (int64_t sk : {30, 26}) { // maxlen follows seqlen_k: a new table size, the same kernels
     Shape4 t = s;
     t.Sk = sk;
@@ -392,6 +417,103 @@ TEST(LearnableVariants, RuntimeScalarsReuseTheCompiledKernel) {
     checkLearnable(relativeBiasCase(t));
     if (sk != 30)
       EXPECT_EQ(runtime::KernelCache::global().stats().misses - before, 0u);
+  }
+}
+
+namespace {
+/// SumByKey against a float64 scatter-add: fresh random keys with many
+/// repeats and "no element" keys, over enough pairs for several blocks of
+/// the sort and several steps of its scan; overwriting and accumulating;
+/// the same bits on a second run.
+void checkSumByKey(runtime::Backend backend, int64_t n, int64_t elements,
+                   SumByKeyMethod method = SumByKeyMethod::Radix) {
+  SCOPED_TRACE(fmt::format("{} pairs into {} elements on {} ({})", n, elements,
+                           runtime::backendName(backend),
+                           method == SumByKeyMethod::Radix ? "radix" : "sequential"));
+  std::vector<float> draw = ref::randomVector(size_t(n), 0.0f, float(elements) + 0.999f);
+  std::vector<int32_t> keys(draw.size());
+  for (size_t i = 0; i < keys.size(); ++i)
+    keys[i] = std::min<int32_t>(int32_t(draw[i]), int32_t(elements)); // `elements`: none
+  std::vector<float> values = ref::randomVector(size_t(n), -1, 1);
+  std::vector<float> start = ref::randomVector(size_t(elements), -1, 1);
+  std::vector<double> want(size_t(elements), 0.0), size(size_t(elements), 0.0);
+  for (size_t i = 0; i < keys.size(); ++i)
+    if (keys[i] < elements) {
+      want[size_t(keys[i])] += values[i];
+      size[size_t(keys[i])] += std::fabs(values[i]);
+    }
+  SumByKey sorter(backend, n, 0, method);
+  std::vector<float> first;
+  for (int run = 0; run < 3; ++run) {
+    bool accumulate = run == 2;
+    std::vector<int32_t> k = keys; // the sort overwrites them
+    std::vector<float> v = values;
+    std::vector<float> out = accumulate ? start : std::vector<float>(start.size(), ref::poison());
+    sorter.run(nullptr, k.data(), v.data(), out.data(), elements, accumulate);
+    for (size_t e = 0; e < out.size(); ++e) {
+      double expected = want[e] + (accumulate ? start[e] : 0.0);
+      // f32 sums of a few dozen terms of at most 1.
+      ASSERT_NEAR(out[e], expected, 1e-6 * (size[e] + 1.0))
+          << "element " << e << (accumulate ? " (accumulating)" : "");
+    }
+    if (run == 0)
+      first = out;
+    else if (run == 1)
+      EXPECT_EQ(out, first) << "a second run gave other bits";
+  }
+}
+} // namespace
+
+TEST(SumByKey, MatchesFloat64OnTheCpu) {
+  // The radix kernels (what emu and cuda run): 13 and 10 bits, so 4 and 3
+  // passes and the sorted keys end in either buffer; 35 blocks of 2048
+  // pairs, so the scan takes several steps.
+  checkSumByKey(runtime::Backend::Cpu, 70001, 4999);
+  checkSumByKey(runtime::Backend::Cpu, 40000, 1000);
+  checkSumByKey(runtime::Backend::Cpu, 3000, 1);
+  checkSumByKey(runtime::Backend::Cpu, 0, 7);
+  // The cpu backend's default: one pass in pair order.
+  checkSumByKey(runtime::Backend::Cpu, 70001, 4999, SumByKeyMethod::Sequential);
+  checkSumByKey(runtime::Backend::Cpu, 0, 7, SumByKeyMethod::Sequential);
+}
+
+TEST(SumByKey, MatchesFloat64OnTheEmulatedDevice) {
+  checkSumByKey(runtime::Backend::Emu, 40001, 4999);
+  checkSumByKey(runtime::Backend::Emu, 2000, 1000);
+}
+
+TEST(LearnableVariants, BiasGradientsAreTheSameBitsEveryRun) {
+  // The pairs' contributions are summed in a fixed order on the device (no
+  // atomics), so repeated backwards on many threads agree bit for bit.
+  Shape4 s{2, 70, 90, 4, 2, 32};
+  Case c = relativeBiasCase(s);
+  AttentionOptions options;
+  options.variant = c.variant;
+  options.backend = runtime::Backend::Cpu;
+  options.cpuThreads = 4;
+  size_t nq = size_t(s.B * s.Sq * s.Hq * s.D), nk = size_t(s.B * s.Sk * s.Hkv * s.D);
+  auto q = ref::randomVector(nq, -1, 1), k = ref::randomVector(nk, -1, 1);
+  auto v = ref::randomVector(nk, -1, 1), dO = ref::randomVector(nq, -1, 1);
+  auto bias = ref::randomVector(c.biasSize, -1, 1);
+  std::vector<float> o(nq), lse(size_t(s.B * s.Hq * s.Sq)), dq(nq), dk(nk), dv(nk);
+  std::array<int64_t, 4> qs{s.B, s.Sq, s.Hq, s.D}, ks{s.B, s.Sk, s.Hkv, s.D};
+  auto T = [](const std::vector<float> &x, std::array<int64_t, 4> shape) {
+    return Tensor4::contiguous(x.data(), DType::F32, shape);
+  };
+  options.variantArgs = {runtime::Arg::buffer(bias)};
+  attentionForward(T(q, qs), T(k, ks), T(v, ks), T(o, qs), lse.data(), options);
+  std::vector<float> first;
+  for (int run = 0; run < 3; ++run) {
+    std::vector<float> dbias(c.biasSize, ref::poison());
+    options.variantGrads = {runtime::Arg::buffer(dbias)};
+    attentionBackward(T(q, qs), T(k, ks), T(v, ks), T(o, qs), lse.data(), T(dO, qs), T(dq, qs),
+                      T(dk, ks), T(dv, ks), options);
+    for (float x : dbias)
+      ASSERT_TRUE(std::isfinite(x));
+    if (run == 0)
+      first = dbias;
+    else
+      EXPECT_EQ(dbias, first) << "run " << run;
   }
 }
 
@@ -462,5 +584,19 @@ TEST(LearnableVariants, KernelsCompileForGpus) {
     auto sinkGrad = build(attentionSinkGradientKernel(false), bwd);
     EXPECT_EQ(sinkGrad.spillStoreBytes + sinkGrad.spillLoadBytes, 0);
     build(flashAttentionBackwardDqKernel(DType::BF16, d, rel), bwd);
+  }
+  // The pair gradients' reduction (SumByKey's kernels, as it launches them).
+  for (const dsl::Kernel &k : {radixCountKernel(), radixScanKernel(), radixScatterKernel(),
+                               runBoundsKernel(), keyFillKernel(), segmentSumKernel(false),
+                               segmentSumKernel(true)}) {
+    runtime::Specialization spec;
+    spec.constants = sumByKeyConstants();
+    runtime::CudaBuildOptions options;
+    options.arch = "sm_80";
+    options.numThreads = 128;
+    cuda::KernelResources r = runtime::buildCuda(k, spec, options).resources();
+    std::printf("[ report   ] %s, sm_80: %d registers, %d bytes spilled\n", k.name().c_str(),
+                r.registers, r.spillStoreBytes + r.spillLoadBytes);
+    EXPECT_EQ(r.spillStoreBytes + r.spillLoadBytes, 0) << k.name();
   }
 }

@@ -397,6 +397,17 @@ TEST(RingAttentionEmu, ForwardRunsTheGeneratedCudaOnTheEmulatedDevice) {
   checkRing(c);
 }
 
+TEST(RingAttentionEmu, BiasAndSinksBackwardOnTheEmulatedDevice) {
+  // The learnable gradients' device path under the ring: sinks broadcast
+  // into the merged LSE, the pair gradients sorted and summed per rank, the
+  // shares gathered around the ring and summed in rank order, all by the
+  // generated CUDA C++.
+  Case c{2, RingLayout::Zigzag, "causal", DType::F32, 32, 2, 1, 32};
+  c.learnable = true;
+  c.backend = runtime::Backend::Emu;
+  checkRing(c);
+}
+
 namespace {
 /// How a result compares with float64 where inputs hold NaN or inf.
 struct NonFiniteCheck {

@@ -110,12 +110,16 @@ struct VariantContext {
 /// d loss / d tensor into AttentionOptions::variantGrads: dsl::derivative
 /// differentiates score_mod with respect to the value each load from the
 /// tensor read, and every (batch, head, query, key) pair's contribution is
-/// added to the element it read, in f32 or better, in a fixed order (so the
-/// result is deterministic). score_mod may load a differentiable tensor at
-/// most once; mask_mod's reads carry no gradient. Cost: the dQ kernel
-/// writes each pair's contribution and offset (12 bytes per batch x head x
-/// query x key) to scratch that the host reduces, so this needs host memory
-/// (cpu and emu backends) and O(seqlen_q * seqlen_k) memory.
+/// added to the element it read, in f32, in a fixed order (so the result is
+/// deterministic; no atomics). score_mod may load a differentiable tensor
+/// at most once; mask_mod's reads and reads outside the tensor carry no
+/// gradient. Cost: the dQ kernel writes each pair's contribution and the
+/// element it read (8 bytes per batch x head x query x key) to scratch in
+/// the backend's memory, which SumByKey (SumByKey.h) reduces on the same
+/// stream: on emu and cuda by DSL kernels (a radix sort by element, then a
+/// segmented sum; 16 more bytes per pair), on the cpu backend by one pass
+/// in pair order on the stream's thread (faster there). O(seqlen_q *
+/// seqlen_k) memory, every backend; at most 2^31 - 4096 pairs and elements.
 struct VariantTensor {
   std::string name;
   DType dtype;
@@ -160,12 +164,16 @@ struct AttentionVariant {
   static AttentionVariant causalMask();
   /// Causal and q - kv < window (positions aligned bottom-right).
   static AttentionVariant slidingWindow(int64_t window);
-  /// score - slope_h * |q - kv|, slope_h = 2^(-8 (h + 1) / H).
-  static AttentionVariant alibi();
+  /// score - slope_h * |q - kv|, slope_h = 2^(-slopeScale (h + 1) / H)
+  /// (8: the ALiBi paper's slopes). The scale is a runtime scalar
+  /// ("alibi_slope_scale"), so every scale shares one compiled kernel.
+  static AttentionVariant alibi(double slopeScale = 8.0);
   /// cap * tanh(score / cap) on the scaled score; cap is a runtime scalar
   /// ("softcap_cap"), so every cap shares one compiled kernel.
   static AttentionVariant softcap(double cap);
-  /// Prefix-LM: causal, plus every query sees the first `prefix` keys.
+  /// Prefix-LM: causal, plus every query sees the first `prefix` keys. The
+  /// length is a runtime scalar ("prefix_length"), so every length shares
+  /// the compiled kernels (its block mask is still classified per length).
   static AttentionVariant prefixLM(int64_t prefix);
   /// Keys and queries attend within their document: reads the i32 tensor
   /// "doc_ids" of shape (batch, seqlen_k), one id per key position; query i

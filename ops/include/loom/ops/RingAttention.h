@@ -92,8 +92,9 @@ struct RingAttentionOptions {
   /// global position, so every rank passes the whole-sequence tensor (e.g.
   /// doc_ids of shape (batch, seqlen), a few bytes per token). Sinks join
   /// each merged row once; the backward's variantGrads and dsinks receive
-  /// the gradients summed over every rank (the same on each; cpu and emu
-  /// backends only).
+  /// the gradients summed over every rank, in rank order on the compute
+  /// stream after the shares travel the ring (the same bits on each; every
+  /// backend; P x their size of scratch).
   AttentionOptions attention;
   RingLayout layout = RingLayout::Zigzag;
 };
