@@ -906,18 +906,28 @@ void attentionBackward(const Tensor4 &q, const Tensor4 &k, const Tensor4 &v, con
   int64_t qBlocks = (Sq + config.blockM - 1) / config.blockM;
   int64_t kBlocks = (Sk + config.blockN - 1) / config.blockN;
   // The CPU runs the single-pass backward (5 block matmuls per tile pair,
-  // not 7) with G groups of key blocks, each with its own f32 dQ partial:
-  // about two programs per thread, never more groups than key blocks.
+  // not 7) with G groups of key blocks, each with its own f32 dQ partial of
+  // dq's size: about two programs per thread, never more groups than key
+  // blocks nor more than kMaxDqGroups partials. Where that leaves fewer
+  // programs than threads (few key blocks, or few heads on many cores),
+  // the dK/dV and dQ kernels keep every thread busy instead.
+  constexpr int64_t kMaxDqGroups = 4;
+  int64_t threads = options.cpuThreads ? options.cpuThreads : runtime::defaultCpuThreads();
+  int64_t groups = B * Hkv > 0 ? std::clamp<int64_t>((2 * threads + B * Hkv - 1) / (B * Hkv), 1,
+                                                     std::min(kBlocks, kMaxDqGroups))
+                               : 0;
   bool fused = backend == runtime::Backend::Cpu && learnable.empty() && B > 0 && Sq > 0 &&
-               Sk > 0;
-  int64_t groups = 0;
+               Sk > 0 && groups * B * Hkv >= threads;
   std::shared_ptr<runtime::Memory> dqPartial;
   if (fused) {
-    int64_t threads = options.cpuThreads ? options.cpuThreads : runtime::defaultCpuThreads();
-    groups = std::clamp<int64_t>((2 * threads + B * Hkv - 1) / (B * Hkv), 1, kBlocks);
     dqPartial = scratch(backend, size_t(groups * B * Hq * Sq * D));
-    std::memset(dqPartial->data(), 0, dqPartial->bytes());
     temporaries.add(dqPartial);
+    // Zeroed in stream order, like the kernels that add into it.
+    auto zero = [mem = dqPartial.get()] { std::memset(mem->data(), 0, mem->bytes()); };
+    if (options.stream)
+      options.stream->submit([zero](const runtime::StreamContext &) { zero(); });
+    else
+      zero();
   }
   if (B > 0 && Sq > 0 && !options.backwardDelta)
     stages.push_back({Stage::Preprocess, {qBlocks, B * Hq, 1}, nullptr});

@@ -150,16 +150,19 @@ INSTANTIATE_TEST_SUITE_P(
     });
 
 TEST(AttentionBackwardCpu, OnePassAtEveryThreadCount) {
-  // The CPU's one-pass backward splits the key blocks into G = 2 x threads
-  // groups (at most the 11 key blocks here): 1 thread gives 2 groups of 5-6
-  // blocks, 3 threads 6 groups of 1-2, 8 threads one block each; each group
-  // adds into its own dQ partial. Every split must give float64's
-  // gradients, GQA and causal included.
+  // The CPU's one-pass backward splits the 11 key blocks into G groups,
+  // about 2 x threads programs over batch x kv heads (4 here), at most 4:
+  // 1 thread gives G = 1, 3 threads G = 2 (blocks 0, 2, ... and 1, 3,
+  // ...), 8 threads G = 4; each group adds into its own dQ partial. Every
+  // split must give float64's gradients, with batch 2, GQA (2 query heads
+  // per kv head) and causal, in f32 and bf16.
   for (unsigned cpuThreads : {1u, 3u, 8u}) {
     SCOPED_TRACE("cpuThreads = " + std::to_string(cpuThreads));
-    checkBackward(Problem{1, 300, 700, 2, 1, 64, true}, DType::F32, runtime::Backend::Cpu, 0, 128,
+    checkBackward(Problem{2, 300, 700, 4, 2, 64, true}, DType::F32, runtime::Backend::Cpu, 0, 128,
                   2, cpuThreads);
   }
+  checkBackward(Problem{2, 300, 700, 4, 2, 64, false}, DType::BF16, runtime::Backend::Cpu, 0, 128,
+                2, 3);
 }
 
 TEST(AttentionBackwardCpu, OnePassIsBitwiseReproducibleAtAThreadCount) {

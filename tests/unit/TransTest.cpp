@@ -19,20 +19,25 @@ using namespace loom::runtime;
 namespace ref = loom::ops::ref;
 
 namespace {
-// x: [R, C] (dtype), y: [R, N] (dtype); t = trans(x) as f32 [C, R] and
-// c = trans(x) @ y as f32 [C, N]. Tiles are whole (no masks).
+// x: [R, C] (dtype), y: [R, N] (dtype); t = trans(x) as f32 [C, R],
+// c = trans(x) @ y as f32 [C, N] and u = trans(c) [N, C] (on the emulated
+// device c is an mma accumulator: a transpose out of mma fragments). Tiles
+// are whole (no masks).
 dsl::Kernel transKernel(DType dtype) {
   return dsl::Kernel(fmt::format("trans_dot_{}", dtype == DType::F32 ? "f32" : "bf16"),
                      [dtype](dsl::KernelBuilder &kb) {
     dsl::Value x = kb.pointer("x", dtype), y = kb.pointer("y", dtype);
     dsl::Value t = kb.pointer("t", DType::F32), c = kb.pointer("c", DType::F32);
+    dsl::Value u = kb.pointer("u", DType::F32);
     int64_t R = kb.constant("R"), C = kb.constant("C"), N = kb.constant("N");
     dsl::Value r = dsl::arange(0, R), cc = dsl::arange(0, C), n = dsl::arange(0, N);
     dsl::Value xTile = dsl::load(x, dsl::expand_dims(r, 1) * C + dsl::expand_dims(cc, 0));
     dsl::Value yTile = dsl::load(y, dsl::expand_dims(r, 1) * N + dsl::expand_dims(n, 0));
     dsl::Value xT = dsl::trans(xTile); // [C, R]
     dsl::store(t, dsl::expand_dims(cc, 1) * R + dsl::expand_dims(r, 0), xT.to(DType::F32));
-    dsl::store(c, dsl::expand_dims(cc, 1) * N + dsl::expand_dims(n, 0), dsl::dot(xT, yTile));
+    dsl::Value product = dsl::dot(xT, yTile); // [C, N]
+    dsl::store(c, dsl::expand_dims(cc, 1) * N + dsl::expand_dims(n, 0), product);
+    dsl::store(u, dsl::expand_dims(n, 1) * C + dsl::expand_dims(cc, 0), dsl::trans(product));
   });
 }
 
@@ -45,7 +50,8 @@ class Trans : public ::testing::TestWithParam<TransCase> {};
 
 TEST_P(Trans, StoredAndAsADotOperandMatchFloat64) {
   const auto [backend, dtype] = GetParam();
-  const int64_t R = 32, C = 16, N = 16;
+  // [16, 32] is a 4-warp mma tile (one atom row, 4 x 8 columns per warp).
+  const int64_t R = 32, C = 16, N = 32;
   std::vector<float> x = ref::randomVector(R * C, -1, 1), y = ref::randomVector(R * N, -1, 1);
   std::vector<uint16_t> xBits, yBits;
   if (dtype == DType::BF16) {
@@ -59,9 +65,10 @@ TEST_P(Trans, StoredAndAsADotOperandMatchFloat64) {
   Specialization spec;
   spec.constants = {{"R", R}, {"C", C}, {"N", N}};
   spec.backend = backend;
-  std::vector<float> t(C * R, ref::poison()), c(C * N, ref::poison());
+  std::vector<float> t(C * R, ref::poison()), c(C * N, ref::poison()), u(N * C, ref::poison());
   compile(transKernel(dtype), spec)
-      ->launch(Grid(1), {arg(x, xBits), arg(y, yBits), Arg::buffer(t), Arg::buffer(c)});
+      ->launch(Grid(1),
+               {arg(x, xBits), arg(y, yBits), Arg::buffer(t), Arg::buffer(c), Arg::buffer(u)});
   for (int64_t i = 0; i < C; ++i)
     for (int64_t j = 0; j < R; ++j)
       ASSERT_EQ(t[i * R + j], x[j * C + i]) << "trans(x)[" << i << ", " << j << "]";
@@ -73,6 +80,9 @@ TEST_P(Trans, StoredAndAsADotOperandMatchFloat64) {
   auto e = ref::compareScaled(c, ref::matmul(xT, dy, C, N, R),
                               ref::matmul(ref::absolute(xT), ref::absolute(dy), C, N, R));
   EXPECT_TRUE(ref::withinRelative(e, 1e-5)) << ref::format(e);
+  for (int64_t i = 0; i < N; ++i)
+    for (int64_t j = 0; j < C; ++j)
+      ASSERT_EQ(u[i * C + j], c[j * N + i]) << "trans(c)[" << i << ", " << j << "]";
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, Trans,

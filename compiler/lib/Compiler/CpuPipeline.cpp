@@ -19,8 +19,7 @@ std::vector<CpuStage> cpuStages(const CpuTarget &target) {
   return {
       {"linalg", "convert-loom-to-linalg,"
                  "func.func(convert-elementwise-to-linalg,linalg-generalize-named-ops),"
-                 "canonicalize,cse,func.func(linalg-fold-unit-extent-dims,loom-fuse-elementwise),"
-                 "canonicalize"},
+                 "canonicalize,cse,func.func(loom-fuse-elementwise),canonicalize"},
       {"bufferize", "one-shot-bufferize{"
                     "bufferize-function-boundaries=1 allow-return-allocs-from-loops=1 "
                     "function-boundary-type-conversion=identity-layout-map},"

@@ -101,10 +101,31 @@ void cloneCheapProducersPerUse(func::FuncOp func) {
   }
 }
 
+/// Drops the unit dims of every generic without reductions (upstream's
+/// patterns), so that the index arithmetic behind an expand_dims, a
+/// [64, 1] tile collapsed back to [64], reaches its consumer with no
+/// reshape between them and fuses. Generics with reductions keep their
+/// shape: a dot with M, N or K of 1 stays the (i, k, j) contraction
+/// loom-vectorize-dot matches.
+LogicalResult foldUnitDimsOfParallelGenerics(func::FuncOp func) {
+  linalg::ControlDropUnitDims options;
+  options.controlFn = [](Operation *op) -> SmallVector<unsigned> {
+    auto generic = dyn_cast<linalg::GenericOp>(op);
+    if (!generic || generic.getNumReductionLoops() != 0)
+      return {};
+    return llvm::to_vector(llvm::seq<unsigned>(0, generic.getNumLoops()));
+  };
+  RewritePatternSet patterns(func.getContext());
+  linalg::populateFoldUnitExtentDimsPatterns(patterns, options);
+  return applyPatternsGreedily(func, std::move(patterns));
+}
+
 struct LoomFuseElementwise
     : mlir::loom::impl::LoomFuseElementwiseBase<LoomFuseElementwise> {
   void runOnOperation() override {
     MLIRContext *context = &getContext();
+    if (failed(foldUnitDimsOfParallelGenerics(getOperation())))
+      return signalPassFailure();
     cloneCheapProducersPerUse(getOperation());
     RewritePatternSet patterns(context);
     linalg::populateElementwiseOpsFusionPatterns(patterns, fusesWithoutRecomputation);

@@ -167,3 +167,90 @@ func.func @reshape_stays_after_dot(%x: tensor<8x8xf32>, %y: tensor<8x8xf32>, %ac
   %e = tensor.expand_shape %d [[0], [1, 2]] output_shape [8, 2, 4] : tensor<8x8xf32> into tensor<8x2x4xf32>
   return %e : tensor<8x2x4xf32>
 }
+
+// -----
+
+// Unit dims of generics without reductions are dropped first: the [64, 1]
+// row offsets behind an expand_dims reach the [64, 64] load with no
+// collapse_shape between them and fuse into it (the load then indexes
+// with its own loops).
+#col = affine_map<(i, j) -> (i, j)>
+#rows = affine_map<(i, j) -> (i)>
+#id2 = affine_map<(i, j) -> (i, j)>
+// CHECK-LABEL: func.func @fuses_through_unit_dims
+// CHECK-NOT: tensor.collapse_shape
+// CHECK: linalg.generic
+// CHECK: linalg.index 0
+// CHECK: memref.load
+// CHECK-NOT: linalg.generic
+// CHECK: return
+func.func @fuses_through_unit_dims(%base: i64, %p: memref<?xf32>) -> tensor<64x64xf32> {
+  %e1 = tensor.empty() : tensor<64x1xi64>
+  %r = linalg.generic {indexing_maps = [#col], iterator_types = ["parallel", "parallel"]}
+      outs(%e1 : tensor<64x1xi64>) {
+  ^bb0(%out: i64):
+    %i = linalg.index 0 : index
+    %i64 = arith.index_cast %i : index to i64
+    %v = arith.addi %i64, %base : i64
+    linalg.yield %v : i64
+  } -> tensor<64x1xi64>
+  %c = tensor.collapse_shape %r [[0, 1]] : tensor<64x1xi64> into tensor<64xi64>
+  %e = tensor.empty() : tensor<64x64xf32>
+  %t = linalg.generic {indexing_maps = [#rows, #id2], iterator_types = ["parallel", "parallel"]}
+      ins(%c : tensor<64xi64>) outs(%e : tensor<64x64xf32>) {
+  ^bb0(%in: i64, %out: f32):
+    %at = arith.index_cast %in : i64 to index
+    %v = memref.load %p[%at] : memref<?xf32>
+    linalg.yield %v : f32
+  } -> tensor<64x64xf32>
+  return %t : tensor<64x64xf32>
+}
+
+// -----
+
+// A contraction keeps its unit dims (N = 1 here): it stays the (i, k, j)
+// dot generic loom-vectorize-dot matches.
+#a = affine_map<(i, k, j) -> (i, k)>
+#b = affine_map<(i, k, j) -> (k, j)>
+#c = affine_map<(i, k, j) -> (i, j)>
+// CHECK-LABEL: func.func @dot_keeps_unit_dims
+// CHECK: linalg.generic {indexing_maps = [#{{.*}}, #{{.*}}, #{{.*}}], iterator_types = ["parallel", "reduction", "parallel"]} ins(%{{.*}}, %{{.*}} : tensor<8x16xf32>, tensor<16x1xf32>) outs(%{{.*}} : tensor<8x1xf32>)
+func.func @dot_keeps_unit_dims(%x: tensor<8x16xf32>, %y: tensor<16x1xf32>, %acc: tensor<8x1xf32>) -> tensor<8x1xf32> {
+  %d = linalg.generic {indexing_maps = [#a, #b, #c], iterator_types = ["parallel", "reduction", "parallel"]}
+      ins(%x, %y : tensor<8x16xf32>, tensor<16x1xf32>) outs(%acc : tensor<8x1xf32>) {
+  ^bb0(%in: f32, %in2: f32, %out: f32):
+    %m = arith.mulf %in, %in2 : f32
+    %s = arith.addf %out, %m : f32
+    linalg.yield %s : f32
+  } -> tensor<8x1xf32>
+  return %d : tensor<8x1xf32>
+}
+
+// -----
+
+// A rounding to bf16 and the widening a dot operand gets fuse into one
+// generic that keeps both: P's bf16 rounding is not folded away.
+#id = affine_map<(i, j) -> (i, j)>
+// CHECK-LABEL: func.func @keeps_bf16_rounding
+// CHECK: linalg.generic
+// CHECK: arith.truncf %{{.*}} : f32 to bf16
+// CHECK: arith.extf %{{.*}} : bf16 to f32
+// CHECK-NOT: linalg.generic
+// CHECK: return
+func.func @keeps_bf16_rounding(%x: tensor<8x8xf32>) -> tensor<8x8xf32> {
+  %eb = tensor.empty() : tensor<8x8xbf16>
+  %t = linalg.generic {indexing_maps = [#id, #id], iterator_types = ["parallel", "parallel"]}
+      ins(%x : tensor<8x8xf32>) outs(%eb : tensor<8x8xbf16>) {
+  ^bb0(%in: f32, %out: bf16):
+    %v = arith.truncf %in : f32 to bf16
+    linalg.yield %v : bf16
+  } -> tensor<8x8xbf16>
+  %e = tensor.empty() : tensor<8x8xf32>
+  %w = linalg.generic {indexing_maps = [#id, #id], iterator_types = ["parallel", "parallel"]}
+      ins(%t : tensor<8x8xbf16>) outs(%e : tensor<8x8xf32>) {
+  ^bb0(%in: bf16, %out: f32):
+    %v = arith.extf %in : bf16 to f32
+    linalg.yield %v : f32
+  } -> tensor<8x8xf32>
+  return %w : tensor<8x8xf32>
+}

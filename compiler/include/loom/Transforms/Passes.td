@@ -70,6 +70,15 @@ def LoomFuseElementwise : Pass<"loom-fuse-elementwise", "::mlir::func::FuncOp"> 
     exactly once. Broadcast operands (a 1-D row mask used by a 2-D tile, a
     tile used by a dot) are materialized instead.
 
+    First it drops the unit dims of generics without reductions (upstream's
+    fold-unit-extent-dims patterns), so that index arithmetic behind an
+    `expand_dims` meets its load with no reshape between them and fuses: a
+    transposed tile load then indexes with the loops themselves (the
+    vectorizer's transposed plan), not with offsets read from a
+    materialized tile (a gather). Contractions keep their unit dims, so a
+    dot with M, N or K of 1 is still the (i, k, j) generic
+    loom-vectorize-dot matches.
+
     Example:
     ```mlir
     // before: %a = linalg.generic {maps [(i, k)], parallel x2} (masked load)

@@ -7,11 +7,31 @@ using namespace mlir;
 using namespace mlir::loom;
 
 namespace {
-/// `tile` as f32: itself, or an elementwise arith.extf generic.
+/// Whether `op` is widenToF32's generic of `tile`.
+bool isWidening(Operation *op, Value tile) {
+  auto generic = dyn_cast<linalg::GenericOp>(op);
+  if (!generic || generic.getNumDpsInputs() != 1 || generic.getDpsInputs()[0] != tile ||
+      generic.getNumResults() != 1)
+    return false;
+  auto result = dyn_cast<RankedTensorType>(generic.getResultTypes()[0]);
+  if (!result || !result.getElementType().isF32())
+    return false;
+  Block &body = generic.getRegion().front();
+  return body.getOperations().size() == 2 && isa<arith::ExtFOp>(body.front());
+}
+
+/// `tile` as f32: itself, or an elementwise arith.extf generic placed right
+/// after the tile is defined (a tile made before a loop is widened once, not
+/// per iteration) and shared by every dot that reads the tile.
 Value widenToF32(OpBuilder &b, Location loc, Value tile) {
   auto type = cast<RankedTensorType>(tile.getType());
   if (type.getElementType().isF32())
     return tile;
+  for (Operation *user : tile.getUsers())
+    if (isWidening(user, tile))
+      return user->getResult(0);
+  OpBuilder::InsertionGuard guard(b);
+  b.setInsertionPointAfterValue(tile);
   auto f32Type = RankedTensorType::get(type.getShape(), b.getF32Type());
   Value init = tensor::EmptyOp::create(b, loc, type.getShape(), b.getF32Type());
   AffineMap id = b.getMultiDimIdentityMap(type.getRank());

@@ -353,7 +353,7 @@ dsl::Kernel flashAttentionBackwardDqKernel(DType dtype, int64_t headDim,
 /// blocks g, g + G, ... and adds dS K into its own f32 partial
 /// `dq_partial` (G, batch, heads_q, seqlen_q, headDim), zeroed by the
 /// caller; flashAttentionBackwardDqReduceKernel then sums the G partials in
-/// order, so dQ is deterministic. The partials are read and written back
+/// order, so dQ is deterministic for a given G. The partials are read and written back
 /// across loop iterations by the same program, which is ordered on the CPU
 /// backend only (a GPU block would need barriers, or atomics as in FA2):
 /// attentionBackward uses it there. Not for variants with differentiable
@@ -363,8 +363,9 @@ dsl::Kernel flashAttentionBackwardFusedKernel(DType dtype, int64_t headDim,
                                               const GradientOutput &grad = {},
                                               bool blockMask = false);
 /// dQ = scale * sum over g of dq_partial[g], in g order, stored (or added)
-/// to dq; grid (query blocks, batch * heads_q). Takes every backward
-/// kernel's arguments, then dq_partial and the group count G.
+/// to dq; grid (query blocks, batch * heads_q). Takes the preprocess's
+/// arguments (the backward kernels' without variant tensors, scalars or
+/// block mask), then dq_partial and the group count G.
 dsl::Kernel flashAttentionBackwardDqReduceKernel(DType dtype, int64_t headDim,
                                                  const GradientOutput &grad = {});
 
