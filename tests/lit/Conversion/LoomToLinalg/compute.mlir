@@ -13,16 +13,16 @@
 
 // CHECK-LABEL: func.func @dot
 // CHECK-SAME: (%[[AH:[^:]*]]: tensor<64x32xf16>, %[[BH:[^:]*]]: tensor<32x16xf16>, %[[AB:[^:]*]]: tensor<64x32xbf16>, %[[BB:[^:]*]]: tensor<32x16xbf16>, %[[AF:[^:]*]]: tensor<64x32xf32>, %[[BF:[^:]*]]: tensor<32x16xf32>, %[[ACC:[^:]*]]: tensor<64x16xf32>
-// CHECK: %[[WAH:.*]] = linalg.generic {indexing_maps = [#[[ID]], #[[ID]]], iterator_types = ["parallel", "parallel"]} ins(%[[AH]] : tensor<64x32xf16>) outs(%{{.*}} : tensor<64x32xf32>)
-// CHECK: arith.extf {{.*}} : f16 to f32
-// CHECK: %[[WBH:.*]] = linalg.generic {{.*}} ins(%[[BH]] : tensor<32x16xf16>) outs(%{{.*}} : tensor<32x16xf32>)
+// The widenings sit right after their tiles are defined (here, for the
+// arguments, at the start of the body), one per tile.
+// CHECK-DAG: %[[WAH:.*]] = linalg.generic {indexing_maps = [#[[ID]], #[[ID]]], iterator_types = ["parallel", "parallel"]} ins(%[[AH]] : tensor<64x32xf16>) outs(%{{.*}} : tensor<64x32xf32>)
+// CHECK-DAG: %[[WBH:.*]] = linalg.generic {{.*}} ins(%[[BH]] : tensor<32x16xf16>) outs(%{{.*}} : tensor<32x16xf32>)
+// CHECK-DAG: %[[WAB:.*]] = linalg.generic {{.*}} ins(%[[AB]] : tensor<64x32xbf16>) outs(%{{.*}} : tensor<64x32xf32>)
+// CHECK-DAG: %[[WBB:.*]] = linalg.generic {{.*}} ins(%[[BB]] : tensor<32x16xbf16>) outs(%{{.*}} : tensor<32x16xf32>)
 // CHECK: %[[D0:.*]] = linalg.generic {indexing_maps = [#[[A]], #[[B]], #[[C]]], iterator_types = ["parallel", "reduction", "parallel"]} ins(%[[WAH]], %[[WBH]] : tensor<64x32xf32>, tensor<32x16xf32>) outs(%[[ACC]] : tensor<64x16xf32>)
 // CHECK-NOT: arith.extf
 // CHECK: arith.mulf
 // CHECK: arith.addf
-// CHECK: %[[WAB:.*]] = linalg.generic {{.*}} ins(%[[AB]] : tensor<64x32xbf16>) outs(%{{.*}} : tensor<64x32xf32>)
-// CHECK: arith.extf {{.*}} : bf16 to f32
-// CHECK: %[[WBB:.*]] = linalg.generic {{.*}} ins(%[[BB]] : tensor<32x16xbf16>) outs(%{{.*}} : tensor<32x16xf32>)
 // CHECK: %[[D1:.*]] = linalg.generic {{.*}} ins(%[[WAB]], %[[WBB]] : tensor<64x32xf32>, tensor<32x16xf32>) outs(%[[D0]] : tensor<64x16xf32>)
 // CHECK-NOT: tensor.empty
 // CHECK: %[[D2:.*]] = linalg.generic {{.*}} ins(%[[AF]], %[[BF]] : tensor<64x32xf32>, tensor<32x16xf32>) outs(%[[D1]] : tensor<64x16xf32>)
@@ -37,6 +37,22 @@ func.func @dot(%ah: tensor<64x32xf16>, %bh: tensor<32x16xf16>,
   %1 = loom.dot %ab, %bb, %0 : tensor<64x32xbf16>, tensor<32x16xbf16> -> tensor<64x16xf32>
   %2 = loom.dot %af, %bf, %1 : tensor<64x32xf32>, tensor<32x16xf32> -> tensor<64x16xf32>
   return %2 : tensor<64x16xf32>
+}
+
+// A tile two dots read is widened once, and both dots read the widened tile.
+// CHECK-LABEL: func.func @dot_shared_operand
+// CHECK-SAME: (%[[X:[^:]*]]: tensor<64x32xbf16>,
+// CHECK: %[[W:.*]] = linalg.generic {{.*}} ins(%[[X]] : tensor<64x32xbf16>)
+// CHECK-NOT: ins(%[[X]] :
+// CHECK: ins(%[[W]], %{{.*}} : tensor<64x32xf32>, tensor<32x16xf32>)
+// CHECK-NOT: ins(%[[X]] :
+// CHECK: ins(%[[W]], %{{.*}} : tensor<64x32xf32>, tensor<32x16xf32>)
+func.func @dot_shared_operand(%x: tensor<64x32xbf16>, %y: tensor<32x16xbf16>,
+                              %z: tensor<32x16xbf16>, %acc: tensor<64x16xf32>) -> tensor<64x16xf32>
+    attributes {loom.kernel, loom.arg_names = ["x", "y", "z", "acc"]} {
+  %0 = loom.dot %x, %y, %acc : tensor<64x32xbf16>, tensor<32x16xbf16> -> tensor<64x16xf32>
+  %1 = loom.dot %x, %z, %0 : tensor<64x32xbf16>, tensor<32x16xbf16> -> tensor<64x16xf32>
+  return %1 : tensor<64x16xf32>
 }
 
 // Floating point: max/min start from -inf/+inf and use the NaN-propagating
