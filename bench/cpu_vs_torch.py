@@ -23,7 +23,7 @@ Loom's error <= 2 x torch's + 1e-3 (the same-precision naive error is
 torch's). A failing check prints FAIL in its row and the script exits 1.
 
 --isa avx2 runs both sides on AVX2 code on an AVX-512 machine (LOOM_CPU_TARGET=x86-64-v3,
-ATEN_CPU_CAPABILITY=avx2); the header says what each side ran.
+ATEN_CPU_CAPABILITY=avx2, ONEDNN_MAX_CPU_ISA=AVX2); the header says what each side ran.
 
 --flex also times FlexAttention (torch.compile, score_mod softcap(30),
 S 4096, H 8, D 64, f32) cold and warm beside Loom's compile and run of the
@@ -90,6 +90,8 @@ def main():
         # Read by torch at import and by every loom subprocess: an AVX-512
         # machine then also measures what an AVX2-only one would run.
         os.environ["ATEN_CPU_CAPABILITY"] = args.isa
+        if args.isa == "avx2":  # torch's bf16 matmuls go to oneDNN, which dispatches alone
+            os.environ["ONEDNN_MAX_CPU_ISA"] = "AVX2"
         os.environ["LOOM_CPU_TARGET"] = {"avx2": "x86-64-v3", "avx512": "x86-64-v4"}[args.isa]
     import numpy as np
     import torch
