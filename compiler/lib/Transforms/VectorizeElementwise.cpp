@@ -458,8 +458,24 @@ private:
     if (auto form = affine.of(unmasked); form && form->stride == 1) {
       if (!mask)
         return vector::LoadOp::create(b, type, load.getMemRef(), ValueRange{form->base});
-      if (!isa<VectorType>(mask.getType())) // a row mask, uniform across the lanes
-        mask = vector::BroadcastOp::create(b, VectorType::get({width}, b.getI1Type()), mask);
+      if (!isa<VectorType>(mask.getType())) {
+        // A row mask, uniform across the lanes: a branch around a plain
+        // load. Masked vector loads of 16-bit elements have no AVX2
+        // instruction (LLVM splits them into a branch per lane), and
+        // vmaskmovps is slow on some x86 cores.
+        auto ifOp = scf::IfOp::create(b, TypeRange{type}, mask, /*withElseRegion=*/true);
+        {
+          OpBuilder::InsertionGuard guard(b);
+          b.setInsertionPointToStart(&ifOp.getThenRegion().front());
+          scf::YieldOp::create(
+              b, ValueRange{vector::LoadOp::create(b, type, load.getMemRef(),
+                                                   ValueRange{form->base})});
+          b.setInsertionPointToStart(&ifOp.getElseRegion().front());
+          Value first = memref::LoadOp::create(b, load.getMemRef(), ValueRange{constant(b, 0)});
+          scf::YieldOp::create(b, ValueRange{vector::BroadcastOp::create(b, type, first)});
+        }
+        return ifOp.getResult(0);
+      }
       Value first = memref::LoadOp::create(b, load.getMemRef(), ValueRange{constant(b, 0)});
       return vector::MaskedLoadOp::create(b, type, load.getMemRef(), ValueRange{form->base}, mask,
                                           vector::BroadcastOp::create(b, type, first));

@@ -83,6 +83,29 @@ template <int WM, int WN>
 inline constexpr bool cols_to_mma_v<Mma<WM, WN>, MmaCols<WM, WN>> = true;
 } // namespace detail
 
+namespace detail {
+// src staged row-major in shared memory (Src::size * sizeof(T) bytes), then
+// element i of the result (linear index in TileT's shape) read back from
+// linear index source(i) of src, in TileT's layout. Barriers before and
+// after the reads: leaves the block synchronized, smem free again.
+template <class TileT, class Src, class SourceIndex>
+__device__ __forceinline__ TileT through_shared(const Src& src, unsigned char* smem,
+                                                SourceIndex source) {
+  using T = typename TileT::element_type;
+  using DS = typename TileT::shape;
+  using DL = typename TileT::layout;
+  T* buf = reinterpret_cast<T*>(smem);
+  stage(buf, src);
+  loom::device::bar_sync();
+  TileT r;
+  LOOM_UNROLL
+  for (int k = 0; k < TileT::kPerThread; ++k)
+    r.v[k] = DL::template valid<DS>(k) ? smem_load(buf + source(DL::template index<DS>(k))) : T{};
+  loom::device::bar_sync();
+  return r;
+}
+} // namespace detail
+
 // Repeats the size-1 dimensions of src to TileT's shape (same rank), in
 // TileT's layout. Uses Src::size * sizeof(T) bytes of smem (none for MmaRows
 // [M, 1] or MmaCols [1, N] -> Mma [M, N]); leaves the block synchronized.
@@ -114,18 +137,8 @@ __device__ __forceinline__ TileT broadcast(const Src& src, unsigned char* smem) 
       r.v[k] = src.v[2 * (k / 4 % DL::template atoms_n<DS>()) + k % 2];
     return r;
   } else {
-    T* buf = reinterpret_cast<T*>(smem);
-    detail::stage(buf, src);
-    loom::device::bar_sync();
-    TileT r;
-    LOOM_UNROLL
-    for (int k = 0; k < TileT::kPerThread; ++k)
-      r.v[k] = DL::template valid<DS>(k)
-                   ? detail::smem_load(
-                         buf + detail::broadcast_source<DS, SS>(DL::template index<DS>(k)))
-                   : T{};
-    loom::device::bar_sync();
-    return r;
+    return detail::through_shared<TileT>(
+        src, smem, [](int i) { return detail::broadcast_source<DS, SS>(i); });
   }
 }
 
@@ -145,24 +158,14 @@ template <class TileT, class Src>
 __device__ __forceinline__ TileT transpose(const Src& src, unsigned char* smem) {
   using DS = typename TileT::shape;
   using SS = typename Src::shape;
-  using DL = typename TileT::layout;
-  using T = typename TileT::element_type;
   static_assert(DS::rank == 2 && SS::rank == 2 && DS::dim(0) == SS::dim(1) &&
                     DS::dim(1) == SS::dim(0),
                 "transpose: the result's shape must be the source's, swapped");
-  static_assert(is_same_v<T, typename Src::element_type>, "transpose: element types differ");
-  T* buf = reinterpret_cast<T*>(smem);
-  detail::stage(buf, src);
-  loom::device::bar_sync();
-  TileT r;
-  LOOM_UNROLL
-  for (int k = 0; k < TileT::kPerThread; ++k) {
-    const int i = DL::template index<DS>(k);
-    const int row = i / DS::dim(1), col = i % DS::dim(1);
-    r.v[k] = DL::template valid<DS>(k) ? detail::smem_load(buf + col * SS::dim(1) + row) : T{};
-  }
-  loom::device::bar_sync();
-  return r;
+  static_assert(is_same_v<typename TileT::element_type, typename Src::element_type>,
+                "transpose: element types differ");
+  // Result (row, col) is source (col, row).
+  return detail::through_shared<TileT>(
+      src, smem, [](int i) { return i % DS::dim(1) * SS::dim(1) + i / DS::dim(1); });
 }
 
 } // namespace loom::tile
