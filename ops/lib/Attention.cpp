@@ -913,9 +913,10 @@ void attentionBackward(const Tensor4 &q, const Tensor4 &k, const Tensor4 &v, con
   // the dK/dV and dQ kernels keep every thread busy instead.
   constexpr int64_t kMaxDqGroups = 4;
   int64_t threads = options.cpuThreads ? options.cpuThreads : runtime::defaultCpuThreads();
-  int64_t groups = B * Hkv > 0 ? std::clamp<int64_t>((2 * threads + B * Hkv - 1) / (B * Hkv), 1,
-                                                     std::min(kBlocks, kMaxDqGroups))
-                               : 0;
+  int64_t groups = B * Hkv > 0 && kBlocks > 0
+                       ? std::clamp<int64_t>((2 * threads + B * Hkv - 1) / (B * Hkv), 1,
+                                             std::min(kBlocks, kMaxDqGroups))
+                       : 0;
   bool fused = backend == runtime::Backend::Cpu && learnable.empty() && B > 0 && Sq > 0 &&
                Sk > 0 && groups * B * Hkv >= threads;
   std::shared_ptr<runtime::Memory> dqPartial;
