@@ -7,43 +7,21 @@ using namespace mlir;
 using namespace mlir::loom;
 
 namespace {
-/// Whether `op` is widenToF32's generic of `tile`.
-bool isWidening(Operation *op, Value tile) {
-  auto generic = dyn_cast<linalg::GenericOp>(op);
-  if (!generic || generic.getNumDpsInputs() != 1 || generic.getDpsInputs()[0] != tile ||
-      generic.getNumResults() != 1)
-    return false;
-  auto result = dyn_cast<RankedTensorType>(generic.getResultTypes()[0]);
-  if (!result || !result.getElementType().isF32())
-    return false;
-  Block &body = generic.getRegion().front();
-  return body.getOperations().size() == 2 && isa<arith::ExtFOp>(body.front());
-}
-
-/// `tile` as f32: itself, or an elementwise arith.extf generic placed right
-/// after the tile is defined (a tile made before a loop is widened once, not
-/// per iteration) and shared by every dot that reads the tile.
+/// `tile` as f32: itself, or a tensor `arith.extf` (what the DSL's `.to(f32)`
+/// builds; convert-elementwise-to-linalg makes it a generic) placed right
+/// after the tile is defined, so a tile made before a loop is widened once,
+/// not per iteration, and shared by every dot that reads the tile.
 Value widenToF32(OpBuilder &b, Location loc, Value tile) {
   auto type = cast<RankedTensorType>(tile.getType());
   if (type.getElementType().isF32())
     return tile;
+  auto f32Type = type.clone(b.getF32Type());
   for (Operation *user : tile.getUsers())
-    if (isWidening(user, tile))
-      return user->getResult(0);
+    if (auto ext = dyn_cast<arith::ExtFOp>(user); ext && ext.getType() == f32Type)
+      return ext;
   OpBuilder::InsertionGuard guard(b);
   b.setInsertionPointAfterValue(tile);
-  auto f32Type = RankedTensorType::get(type.getShape(), b.getF32Type());
-  Value init = tensor::EmptyOp::create(b, loc, type.getShape(), b.getF32Type());
-  AffineMap id = b.getMultiDimIdentityMap(type.getRank());
-  SmallVector<utils::IteratorType> parallel(type.getRank(), utils::IteratorType::parallel);
-  return linalg::GenericOp::create(
-             b, loc, TypeRange{f32Type}, ValueRange{tile}, ValueRange{init},
-             ArrayRef<AffineMap>{id, id}, parallel,
-             [&](OpBuilder &nb, Location l, ValueRange args) {
-               linalg::YieldOp::create(
-                   nb, l, ValueRange{arith::ExtFOp::create(nb, l, nb.getF32Type(), args[0])});
-             })
-      .getResult(0);
+  return arith::ExtFOp::create(b, loc, f32Type, tile);
 }
 
 /// C[i, j] += A[i, k] * B[k, j] as a linalg.generic iterating (i, k, j):
@@ -64,8 +42,8 @@ struct DotToGeneric : OpConversionPattern<DotOp> {
     SmallVector<utils::IteratorType> iterators = {utils::IteratorType::parallel,
                                                   utils::IteratorType::reduction,
                                                   utils::IteratorType::parallel};
-    // f16/bf16 operands are widened to f32 once per tile, by a generic of
-    // their own (fused into the op that produces the tile, e.g. its load),
+    // f16/bf16 operands are widened to f32 once per tile, by an op of their
+    // own (fused into the op that produces the tile, e.g. its load),
     // not per multiply: the micro-kernel reuses each A element N / lanes
     // times and each B row M / rows times, and a conversion per use costs
     // more than the FMA it feeds (a shift and a broadcast per A element

@@ -1,12 +1,12 @@
 // RUN: loom-opt %s --convert-loom-to-linalg | FileCheck %s
 
 // loom.dot -> linalg.generic iterating (i, k, j) (innermost loop contiguous
-// in B and C) over f32 operands: f16/bf16 tiles are first widened by an
-// elementwise arith.extf generic of their own (once per tile, not once per
-// multiply), then multiplied and added into the f32 acc; loom.reduce ->
+// in B and C) over f32 operands: f16/bf16 tiles are first widened by a
+// tensor arith.extf of their own (once per tile, not once per multiply;
+// convert-elementwise-to-linalg makes it a generic), then multiplied and
+// added into the f32 acc; loom.reduce ->
 // linalg.fill of the neutral element + linalg.reduce.
 
-// CHECK-DAG: #[[ID:.*]] = affine_map<(d0, d1) -> (d0, d1)>
 // CHECK-DAG: #[[A:.*]] = affine_map<(d0, d1, d2) -> (d0, d1)>
 // CHECK-DAG: #[[B:.*]] = affine_map<(d0, d1, d2) -> (d1, d2)>
 // CHECK-DAG: #[[C:.*]] = affine_map<(d0, d1, d2) -> (d0, d2)>
@@ -15,16 +15,16 @@
 // CHECK-SAME: (%[[AH:[^:]*]]: tensor<64x32xf16>, %[[BH:[^:]*]]: tensor<32x16xf16>, %[[AB:[^:]*]]: tensor<64x32xbf16>, %[[BB:[^:]*]]: tensor<32x16xbf16>, %[[AF:[^:]*]]: tensor<64x32xf32>, %[[BF:[^:]*]]: tensor<32x16xf32>, %[[ACC:[^:]*]]: tensor<64x16xf32>
 // The widenings sit right after their tiles are defined (here, for the
 // arguments, at the start of the body), one per tile.
-// CHECK-DAG: %[[WAH:.*]] = linalg.generic {indexing_maps = [#[[ID]], #[[ID]]], iterator_types = ["parallel", "parallel"]} ins(%[[AH]] : tensor<64x32xf16>) outs(%{{.*}} : tensor<64x32xf32>)
-// CHECK-DAG: %[[WBH:.*]] = linalg.generic {{.*}} ins(%[[BH]] : tensor<32x16xf16>) outs(%{{.*}} : tensor<32x16xf32>)
-// CHECK-DAG: %[[WAB:.*]] = linalg.generic {{.*}} ins(%[[AB]] : tensor<64x32xbf16>) outs(%{{.*}} : tensor<64x32xf32>)
-// CHECK-DAG: %[[WBB:.*]] = linalg.generic {{.*}} ins(%[[BB]] : tensor<32x16xbf16>) outs(%{{.*}} : tensor<32x16xf32>)
+// CHECK-DAG: %[[WAH:.*]] = arith.extf %[[AH]] : tensor<64x32xf16> to tensor<64x32xf32>
+// CHECK-DAG: %[[WBH:.*]] = arith.extf %[[BH]] : tensor<32x16xf16> to tensor<32x16xf32>
+// CHECK-DAG: %[[WAB:.*]] = arith.extf %[[AB]] : tensor<64x32xbf16> to tensor<64x32xf32>
+// CHECK-DAG: %[[WBB:.*]] = arith.extf %[[BB]] : tensor<32x16xbf16> to tensor<32x16xf32>
 // CHECK: %[[D0:.*]] = linalg.generic {indexing_maps = [#[[A]], #[[B]], #[[C]]], iterator_types = ["parallel", "reduction", "parallel"]} ins(%[[WAH]], %[[WBH]] : tensor<64x32xf32>, tensor<32x16xf32>) outs(%[[ACC]] : tensor<64x16xf32>)
 // CHECK-NOT: arith.extf
 // CHECK: arith.mulf
 // CHECK: arith.addf
 // CHECK: %[[D1:.*]] = linalg.generic {{.*}} ins(%[[WAB]], %[[WBB]] : tensor<64x32xf32>, tensor<32x16xf32>) outs(%[[D0]] : tensor<64x16xf32>)
-// CHECK-NOT: tensor.empty
+// CHECK-NOT: arith.extf
 // CHECK: %[[D2:.*]] = linalg.generic {{.*}} ins(%[[AF]], %[[BF]] : tensor<64x32xf32>, tensor<32x16xf32>) outs(%[[D1]] : tensor<64x16xf32>)
 // CHECK-NOT: loom.dot
 // CHECK: return %[[D2]]
@@ -42,10 +42,10 @@ func.func @dot(%ah: tensor<64x32xf16>, %bh: tensor<32x16xf16>,
 // A tile two dots read is widened once, and both dots read the widened tile.
 // CHECK-LABEL: func.func @dot_shared_operand
 // CHECK-SAME: (%[[X:[^:]*]]: tensor<64x32xbf16>,
-// CHECK: %[[W:.*]] = linalg.generic {{.*}} ins(%[[X]] : tensor<64x32xbf16>)
-// CHECK-NOT: ins(%[[X]] :
+// CHECK: %[[W:.*]] = arith.extf %[[X]] : tensor<64x32xbf16> to tensor<64x32xf32>
+// CHECK-NOT: arith.extf %[[X]]
 // CHECK: ins(%[[W]], %{{.*}} : tensor<64x32xf32>, tensor<32x16xf32>)
-// CHECK-NOT: ins(%[[X]] :
+// CHECK-NOT: arith.extf %[[X]]
 // CHECK: ins(%[[W]], %{{.*}} : tensor<64x32xf32>, tensor<32x16xf32>)
 func.func @dot_shared_operand(%x: tensor<64x32xbf16>, %y: tensor<32x16xbf16>,
                               %z: tensor<32x16xbf16>, %acc: tensor<64x16xf32>) -> tensor<64x16xf32>
