@@ -121,11 +121,15 @@ const Kernel &attentionKernel(Stage stage, DType dtype, DType outDtype, bool acc
   static std::map<std::tuple<Stage, DType, DType, bool, int64_t, std::string, bool, bool>, Kernel>
       kernels;
   std::lock_guard<std::mutex> lock(mutex);
-  // requiresGrad changes the dQ kernel, not the variant's name.
-  std::string variantKey = v.name;
-  for (const VariantTensor &t : v.tensors)
-    if (t.requiresGrad)
-      variantKey += "|grad:" + t.name;
+  // requiresGrad changes the dQ kernel, not the variant's name. The
+  // preprocess and the dQ reduction read no variant: one kernel for all.
+  std::string variantKey;
+  if (stage != Stage::Preprocess && stage != Stage::DqReduce) {
+    variantKey = v.name;
+    for (const VariantTensor &t : v.tensors)
+      if (t.requiresGrad)
+        variantKey += "|grad:" + t.name;
+  }
   auto key = std::make_tuple(stage, dtype, outDtype, accumulate, d, variantKey, blockMask, sinks);
   auto it = kernels.find(key);
   if (it == kernels.end()) {

@@ -430,6 +430,15 @@ Kernel flashAttentionBackwardPreprocessKernel(DType dtype, int64_t D,
 }
 
 namespace {
+/// Offsets of rows `rows64` x columns `d` of query head `h`, batch `b`, in
+/// dQ partial `group` of the one-pass backward: layout (G, batch, heads_q,
+/// seqlen_q, D), contiguous.
+Value dqPartialOffsets(const Args &a, Value group, Value batch, Value b, Value h, Value rows64,
+                       Value d, int64_t D) {
+  Value head = (group.to(DType::I64) * batch + b) * a.Hq.to(DType::I64) + h;
+  return (head * a.Sq.to(DType::I64) + expand_dims(rows64, 1)) * D + expand_dims(d, 0);
+}
+
 /// The dK/dV kernel, and with `fuseDq` the single-kernel backward: see
 /// flashAttentionBackwardFusedKernel in Attention.h.
 Kernel backwardKeyMajorKernel(DType dtype, int64_t D, const AttentionVariant &variant,
@@ -451,11 +460,7 @@ Kernel backwardKeyMajorKernel(DType dtype, int64_t D, const AttentionVariant &va
     // Fused: program g of G on axis 0 owns key blocks g, g + G, ... and the
     // dQ partial sums of group g, which no other program touches.
     Value group = a.grid->programId(0), groups = a.grid->numPrograms(0);
-    Value groupBase = fuseDq ? ((group.to(DType::I64) * a.grid->numPrograms(1).to(DType::I64) /
-                                     Hkv.to(DType::I64) +
-                                 b) *
-                                a.Hq.to(DType::I64))
-                             : Value();
+    Value batch = a.grid->numPrograms(1).to(DType::I64) / Hkv.to(DType::I64);
     auto keyBlock = [&](Value pidN) {
       Value cols = pidN * BN + arange(0, BN);
       Value colMask = cols < a.Sk;
@@ -494,7 +499,7 @@ Kernel backwardKeyMajorKernel(DType dtype, int64_t D, const AttentionVariant &va
         if (fuseDq) {
           // dQ_partial[g, b, h, rows] += dS K (unscaled, f32): read, add,
           // write back; this program is the only one on these elements.
-          Value pOffs = ((groupBase + h) * a.Sq.to(DType::I64) + rowsN) * D + dN;
+          Value pOffs = dqPartialOffsets(a, group, batch, b, h, rows64, d, D);
           Value rowsIn = expand_dims(rowMask, 1);
           store(dqPartial, pOffs, dot(trans(dSTLow), kTile, load(dqPartial, pOffs, rowsIn, 0.0)),
                 rowsIn);
@@ -564,13 +569,10 @@ Kernel flashAttentionBackwardDqReduceKernel(DType dtype, int64_t D, const Gradie
     int64_t BM = kb.constant("BLOCK_M");
     QueryBlock qb = queryBlock(a, BM, D);
     Value rowMask = expand_dims(qb.rowMask, 1);
-    // Partial g of this row block: ((g * B + b) * Hq + h) * Sq + rows.
     Value batch = a.grid->numPrograms(1).to(DType::I64) / a.Hq.to(DType::I64);
-    Value rowOffs = expand_dims(qb.rows64, 1) * D + expand_dims(qb.d, 0);
     auto partial = [&](Value g) {
-      Value base = ((g.to(DType::I64) * batch + qb.b) * a.Hq.to(DType::I64) + qb.hq) *
-                   a.Sq.to(DType::I64) * D;
-      return load(dqPartial, base + rowOffs, rowMask, 0.0);
+      return load(dqPartial, dqPartialOffsets(a, g, batch, qb.b, qb.hq, qb.rows64, qb.d, D),
+                  rowMask, 0.0);
     };
     // Summed in group order: the result does not depend on the schedule.
     Value dq = for_range(1, groups, 1, {partial(Value(0))},
