@@ -737,7 +737,8 @@ std::vector<std::string> checkLearnableInputs(const AttentionVariant &variant,
 class PairGradients {
 public:
   PairGradients(runtime::Backend backend, const std::vector<std::string> &names,
-                const std::vector<size_t> &sizes, int64_t pairs, unsigned cpuThreads) {
+                const std::vector<size_t> &sizes, int64_t pairs, unsigned cpuThreads)
+      : names_(names) {
     if (pairs > kSumByKeyMaxCount)
       throw Error(ErrorCode::InvalidArgument,
                   fmt::format("attention backward: gradients of variant tensor '{}' are summed "
@@ -782,10 +783,15 @@ public:
     for (size_t i = 0; i < grads_.size(); ++i)
       sorter_->run(stream, keys_[i].as<int32_t>(), grads_[i].as<float>(),
                    static_cast<float *>(const_cast<void *>(out[i].data())), int64_t(sizes_[i]),
-                   accumulate);
+                   accumulate,
+                   fmt::format("attention backward: score_mod read variant tensor '{}' outside "
+                               "its {} elements (at a visible query/key pair); its gradient "
+                               "is undefined",
+                               names_[i], sizes_[i]));
   }
 
 private:
+  std::vector<std::string> names_;
   std::vector<runtime::Memory> grads_, keys_;
   std::vector<size_t> sizes_;
   std::unique_ptr<SumByKey> sorter_;

@@ -657,13 +657,15 @@ Kernel flashAttentionBackwardDqKernel(DType dtype, int64_t D, const AttentionVar
                                     "tensor is supported",
                                     variant.name, name));
           const PairScratch &scratch = pairGrads.at(name);
-          // A read outside the tensor (the forward's was out of bounds too)
-          // carries no gradient.
+          // A visible pair's read outside the tensor (the forward's was out
+          // of bounds too) gets the key elems + 1, which fails the
+          // reduction with an error naming the tensor.
           Value at = load.offsets.to(DType::I64), elems = scratch.elems.to(DType::I64);
-          Value read = (load.mask.isNull() ? sc.visible : sc.visible & load.mask) & (at >= 0) &
-                       (at < elems);
-          store(scratch.grad, pairs, where(read, dS * load.tangent, 0.0), inBounds);
-          store(scratch.key, pairs, where(read, at, elems).to(DType::I32), inBounds);
+          Value reads = load.mask.isNull() ? sc.visible : sc.visible & load.mask;
+          Value inside = (at >= 0) & (at < elems);
+          store(scratch.grad, pairs, where(reads & inside, dS * load.tangent, 0.0), inBounds);
+          Value key = where(reads, where(inside, at, elems + 1), elems);
+          store(scratch.key, pairs, key.to(DType::I32), inBounds);
         }
       }
       if (!sc.modGrad.isNull())

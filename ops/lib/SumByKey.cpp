@@ -260,7 +260,7 @@ void SumByKey::fillI32(runtime::Stream *stream, int32_t *x, int64_t n, int32_t v
 }
 
 void SumByKey::run(runtime::Stream *stream, int32_t *keys, float *values, float *out,
-                   int64_t numElements, bool accumulate) {
+                   int64_t numElements, bool accumulate, const std::string &outsideError) {
   using runtime::Arg;
   if (numElements < 0 || numElements > kSumByKeyMaxCount)
     throw Error(ErrorCode::InvalidArgument,
@@ -273,9 +273,12 @@ void SumByKey::run(runtime::Stream *stream, int32_t *keys, float *values, float 
       std::vector<double> sum(size_t(numElements), 0.0);
       if (accumulate)
         std::copy(out, out + numElements, sum.begin());
-      for (int64_t i = 0; i < n; ++i)
+      for (int64_t i = 0; i < n; ++i) {
+        if (keys[i] > numElements) // numElements + 1: a read outside
+          throw Error(ErrorCode::InvalidArgument, outsideError);
         if (keys[i] >= 0 && keys[i] < numElements) // numElements: no element
           sum[size_t(keys[i])] += values[i];
+      }
       std::copy(sum.begin(), sum.end(), out);
     });
   size_t n = size_t(std::max<int64_t>(count_, 1)), entries = size_t(kRadix * std::max<int64_t>(blocks_, 1));
@@ -283,8 +286,8 @@ void SumByKey::run(runtime::Stream *stream, int32_t *keys, float *values, float 
   float *v[2] = {values, valuesAlt_.as<float>()};
   if (count_ == 0) // no pairs: the caller's buffers may have no storage
     k[0] = k[1], v[0] = v[1];
-  // Keys are at most numElements (the "no element" key): its bits suffice.
-  int bits = count_ > 0 ? std::bit_width(uint64_t(numElements)) : 0;
+  // Keys are at most numElements + 1 (the "outside" key): its bits suffice.
+  int bits = count_ > 0 ? std::bit_width(uint64_t(numElements) + 1) : 0;
   int passes = (bits + 3) / 4;
   Arg count = Arg::i32(int32_t(count_)), blocks = Arg::i32(int32_t(blocks_));
   for (int pass = 0; pass < passes; ++pass) {
@@ -323,6 +326,30 @@ void SumByKey::run(runtime::Stream *stream, int32_t *keys, float *values, float 
           Arg::buffer(out, DType::F32, size_t(numElements)), elements});
   bounds_.push_back(std::move(starts));
   bounds_.push_back(std::move(ends));
+  if (count_ > 0)
+    failIfAnyOutside(stream, k[sorted] + (count_ - 1), numElements, outsideError);
+}
+
+void SumByKey::failIfAnyOutside(runtime::Stream *stream, const int32_t *lastSortedKey,
+                                int64_t numElements, const std::string &outsideError) {
+  // The keys are sorted, so any "outside" key (the largest) is the last.
+  auto check = [=](int32_t key) {
+    if (key > numElements)
+      throw Error(ErrorCode::InvalidArgument, outsideError);
+  };
+  if (backend_ != runtime::Backend::Cuda)
+    return onHost(stream, [=] { check(*lastSortedKey); });
+  // Device memory: copy the key to the host first, in stream order.
+  std::unique_ptr<runtime::Stream> own;
+  if (!stream)
+    own = runtime::createStream(backend_, "sum-by-key check");
+  runtime::Stream &s = stream ? *stream : *own;
+  auto host = std::make_shared<int32_t>(0);
+  runtime::copyAsync(s, host.get(), lastSortedKey, sizeof(int32_t));
+  s.submit([=](const runtime::StreamContext &) { check(*host); });
+  s.retainUntilDone(host);
+  if (own)
+    own->synchronize();
 }
 
 } // namespace loom::ops

@@ -17,6 +17,7 @@
 #include "loom/ops/Reference.h"
 #include "loom/ops/SumByKey.h"
 #include "loom/runtime/CudaBuild.h"
+#include "loom/runtime/Stream.h"
 
 #include <fmt/format.h>
 #include <gtest/gtest.h>
@@ -449,7 +450,7 @@ void checkSumByKey(runtime::Backend backend, int64_t n, int64_t elements,
     std::vector<int32_t> k = keys; // the sort overwrites them
     std::vector<float> v = values;
     std::vector<float> out = accumulate ? start : std::vector<float>(start.size(), ref::poison());
-    sorter.run(nullptr, k.data(), v.data(), out.data(), elements, accumulate);
+    sorter.run(nullptr, k.data(), v.data(), out.data(), elements, accumulate, "unused");
     for (size_t e = 0; e < out.size(); ++e) {
       double expected = want[e] + (accumulate ? start[e] : 0.0);
       // f32 sums of a few dozen terms of at most 1.
@@ -480,6 +481,31 @@ TEST(SumByKey, MatchesFloat64OnTheCpu) {
 TEST(SumByKey, MatchesFloat64OnTheEmulatedDevice) {
   checkSumByKey(runtime::Backend::Emu, 40001, 4999);
   checkSumByKey(runtime::Backend::Emu, 2000, 1000);
+}
+
+TEST(SumByKey, AKeyPastNoElementIsTheCallersError) {
+  // numElements + 1 marks a read outside the elements: the run fails with
+  // the caller's message, now without a stream, else as the stream's error.
+  for (runtime::Backend backend : {runtime::Backend::Cpu, runtime::Backend::Emu})
+    for (SumByKeyMethod method : {SumByKeyMethod::Sequential, SumByKeyMethod::Radix}) {
+      SCOPED_TRACE(fmt::format("{} {}", runtime::backendName(backend),
+                               method == SumByKeyMethod::Radix ? "radix" : "sequential"));
+      std::vector<int32_t> keys = {3, 0, 7, 8, 2}; // 7 elements: 7 none, 8 outside
+      std::vector<float> values(keys.size(), 1.0f), out(7, ref::poison());
+      SumByKey sorter(backend, int64_t(keys.size()), 0, method);
+      std::vector<int32_t> k = keys;
+      std::vector<float> v = values;
+      expectLoomError([&] { sorter.run(nullptr, k.data(), v.data(), out.data(), 7, false, "bad"); },
+                      "bad");
+      auto stream = runtime::createStream(backend, "sum-by-key test");
+      k = keys, v = values;
+      sorter.run(stream.get(), k.data(), v.data(), out.data(), 7, false, "bad on the stream");
+      expectLoomError([&] { stream->synchronize(); }, "bad on the stream");
+      // Without the outside key the same run sums.
+      k = {3, 0, 7, 6, 3}, v = values;
+      sorter.run(nullptr, k.data(), v.data(), out.data(), 7, false, "unused");
+      EXPECT_EQ(out, (std::vector<float>{1, 0, 0, 2, 0, 0, 1}));
+    }
 }
 
 TEST(LearnableVariants, BiasGradientsAreTheSameBitsEveryRun) {
@@ -532,6 +558,25 @@ TEST(LearnableVariants, BadLearnableInputsAreErrors) {
   expectLoomErrorContaining(backward, ErrorCode::InvalidArgument,
                             {"the gradient of variant tensor 'rel_bias' must be an f32 buffer of "
                              "126 elements"});
+  // A table too short for the positions score_mod reads (maxlen 8 where
+  // the sequence is 32): the forward read outside it too, and the backward
+  // says so instead of dropping those pairs' gradient. The table is a view
+  // into a larger allocation, so the forward's stray reads stay in memory.
+  std::vector<float> arena(1024, 0.25f), shortGrad(15, 0.f);
+  options.variant.scalars[0].value = 8;
+  options.variantArgs = {runtime::Arg::buffer(arena.data() + 512, DType::F32, 15)};
+  options.variantGrads = {runtime::Arg::buffer(shortGrad)};
+  expectLoomErrorContaining(backward, ErrorCode::InvalidArgument,
+                            {"attention backward: score_mod read variant tensor 'rel_bias' "
+                             "outside its 15 elements"});
+  // The emulated device checks every load against the buffers passed, so
+  // it stops at the stray read itself (cuda has the reduction's check).
+  options.backend = runtime::Backend::Emu;
+  expectLoomErrorContaining(backward, ErrorCode::Internal,
+                            {"kernel 'flash_bwd_dq_f32_d32_rel_bias_grad_rel_bias'",
+                             "are outside every buffer passed to the kernel",
+                             "variant_rel_bias: 60 bytes"});
+  options.backend = runtime::Backend::Cpu;
   options.variant = AttentionVariant::none();
   options.variantArgs.clear();
   options.variantGrads.clear();

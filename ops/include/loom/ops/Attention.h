@@ -112,9 +112,11 @@ struct VariantContext {
 /// tensor read, and every (batch, head, query, key) pair's contribution is
 /// added to the element it read, in f32, in a fixed order (so the result is
 /// deterministic; no atomics). score_mod may load a differentiable tensor
-/// at most once; mask_mod's reads and reads outside the tensor carry no
-/// gradient. Cost: the dQ kernel writes each pair's contribution and the
-/// element it read (8 bytes per batch x head x query x key) to scratch in
+/// at most once; mask_mod's reads and masked-off loads carry no gradient,
+/// and a read outside the tensor at a visible pair fails the backward
+/// with InvalidArgument naming the tensor. Cost: the dQ kernel writes each
+/// pair's contribution and the element it read (8 bytes per batch x head x
+/// query x key) to scratch in
 /// the backend's memory, which SumByKey (SumByKey.h) reduces on the same
 /// stream: on emu and cuda by DSL kernels (a radix sort by element, then a
 /// segmented sum; 16 more bytes per pair), on the cpu backend by one pass

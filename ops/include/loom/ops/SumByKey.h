@@ -33,6 +33,7 @@
 #include "loom/runtime/Memory.h"
 
 #include <memory>
+#include <string>
 #include <vector>
 
 namespace loom::runtime {
@@ -82,7 +83,8 @@ enum class SumByKeyMethod { Auto, Sequential, Radix };
 
 /// Scratch and launches of reductions of `count` pairs on `backend` (one
 /// after another on a stream: the scratch is reused). The caller's keys
-/// (i32 in [0, numElements]; numElements itself means "no element") and
+/// (i32 in [0, numElements + 1]; numElements itself means "no element",
+/// numElements + 1 "a read outside the elements", an error) and
 /// values (f32) are in the backend's memory and are overwritten (they are
 /// one of the sort's two buffers).
 class SumByKey {
@@ -97,16 +99,20 @@ public:
 
   /// out[e] (+)= sum over i < count with keys[i] == e of values[i], for
   /// e < numElements (at most 2^31 - 2^12, else InvalidArgument), enqueued
-  /// on `stream` (null: run now). This object and the buffers must stay
-  /// alive until the stream has run it.
+  /// on `stream` (null: run now). A key of numElements + 1 fails the run
+  /// with InvalidArgument(outsideError): thrown now without a stream, else
+  /// the stream's error (its synchronize() rethrows it). This object and
+  /// the buffers must stay alive until the stream has run it.
   void run(runtime::Stream *stream, int32_t *keys, float *values, float *out,
-           int64_t numElements, bool accumulate);
+           int64_t numElements, bool accumulate, const std::string &outsideError);
   /// keys[i] = value for i < count, on `stream` (null: now): pairs a
   /// producer may skip then read as "no element".
   void fill(runtime::Stream *stream, int32_t *keys, int32_t value);
 
 private:
   void fillI32(runtime::Stream *stream, int32_t *x, int64_t n, int32_t value);
+  void failIfAnyOutside(runtime::Stream *stream, const int32_t *lastSortedKey,
+                        int64_t numElements, const std::string &outsideError);
 
   runtime::Backend backend_;
   bool radix_;

@@ -102,8 +102,13 @@ def main():
     if problems:
         print("FAIL (%s): %s" % (args.fault, "; ".join(problems)))
         return 1
-    print("PASS (%s): mpirun exited with status %d after %.1f s (limit %.0f s); %d ranks each "
-          "printed %s typed error; no process left" % (args.fault, job.returncode, elapsed,
+    # A launcher that dies on a signal while tearing the job down (OpenMPI's
+    # mpirun was seen to take SIGSEGV under load after a rank's early exit)
+    # still ended the job nonzero; report it as a shell would, 128 + N.
+    status = job.returncode if job.returncode > 0 else 128 - job.returncode
+    how = "" if job.returncode > 0 else " (mpirun ended by signal %d)" % -job.returncode
+    print("PASS (%s): mpirun exited with status %d%s after %.1f s (limit %.0f s); %d ranks each "
+          "printed %s typed error; no process left" % (args.fault, status, how, elapsed,
                                                    limit, args.ranks - 1,
                                                    "at most one" if args.at_most_one else "one"))
     return 0
