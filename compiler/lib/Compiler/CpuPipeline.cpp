@@ -30,7 +30,7 @@ std::vector<CpuStage> cpuStages(const CpuTarget &target) {
                     "},convert-linalg-to-loops),lower-affine,canonicalize,cse"},
       {"llvm", "expand-strided-metadata,convert-scf-to-cf,"
                "arith-expand{include-bf16=1 include-f8e8m0=0 include-f4e2m1=0},"
-               "func.func(loom-approximate-math),func.func(convert-math-to-llvm),convert-math-to-libm,"
+               "func.func(loom-select-half-floats-as-bits,loom-approximate-math),func.func(convert-math-to-llvm),convert-math-to-libm,"
                "convert-to-llvm,reconcile-unrealized-casts"},
   };
 }

@@ -121,6 +121,37 @@ def LoomApproximateMath : Pass<"loom-approximate-math", "::mlir::func::FuncOp"> 
                            "::mlir::vector::VectorDialect"];
 }
 
+def LoomSelectHalfFloatsAsBits : Pass<"loom-select-half-floats-as-bits",
+                                      "::mlir::func::FuncOp"> {
+  let summary = "carry 16-bit floats through selects and branches as integers";
+  let description = [{
+    Selecting or forwarding a value never computes with it, but LLVM's x86
+    backend legalizes a `select` or a `phi` of bf16 values (vectors too) on
+    targets without AVX512-BF16 (x86-64-v2/v3) by widening every lane to f32
+    and narrowing it back with a call of `__truncsfbf2`, per lane: a masked
+    tile load (a branch around a vector load, then a select) cost 16 library
+    calls per 8 lanes, in the main loop of every bf16 kernel. This pass
+    rewrites every `arith.select` and every block argument whose type is a
+    16-bit float (bf16, f16) or a vector of one into the same operation on
+    the equally wide integers, with `arith.bitcast` on either side, which
+    LLVM folds into the loads, stores and conversions around them. It is
+    bit-exact and runs after `convert-scf-to-cf` and `arith-expand`, so it
+    sees the branches of lowered `scf.if`s and the NaN select of expanded
+    bf16 truncations.
+
+    Example:
+    ```mlir
+    %r = arith.select %c, %a, %b : vector<8xbf16>
+    // becomes
+    %ai = arith.bitcast %a : vector<8xbf16> to vector<8xi16>
+    %bi = arith.bitcast %b : vector<8xbf16> to vector<8xi16>
+    %ri = arith.select %c, %ai, %bi : vector<8xi16>
+    %r = arith.bitcast %ri : vector<8xi16> to vector<8xbf16>
+    ```
+  }];
+  let dependentDialects = ["::mlir::arith::ArithDialect"];
+}
+
 def LoomVectorizeDot : Pass<"loom-vectorize-dot", "::mlir::func::FuncOp"> {
   let summary = "register-blocked vector code for bufferized loom.dot contractions";
   let description = [{
