@@ -40,9 +40,11 @@ void initializeNativeTarget() {
 // Conversions LLVM lowers to compiler-runtime calls when the target has no
 // instruction for them: f32/f64 -> f16 without F16C, and f32/f64 -> bf16
 // without AVX512-BF16 (x86-64-v2/v3, and v4 before Cooper Lake). The pipeline
-// expands the f32 -> bf16 truncations it sees (arith-expand), but LLVM's own
-// legalization still emits __truncsfbf2 for vector truncations, and libgcc
-// before GCC 13 does not have it. So every such builtin is provided here, and
+// expands the f32 -> bf16 truncations it sees (arith-expand) and carries
+// bf16 through selects and branches as i16 (loom-select-half-floats-as-bits),
+// so a kernel's hot loops call none of these; but LLVM's own legalization
+// may still emit __truncsfbf2 elsewhere (scalar bf16 code on x86-64-v2),
+// and libgcc before GCC 13 does not have it. So every such builtin is provided here, and
 // a kernel never depends on which compiler runtime the host happens to have.
 // x86-64 passes half and bfloat in an SSE register, hence _Float16 as the
 // carrier type for both.
