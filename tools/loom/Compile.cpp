@@ -222,6 +222,13 @@ int runCompile(int argc, char **argv) {
                             "(attention_fwd, attention_bwd_dkdv, attention_bwd_dq, "
                             "attention_bwd_fused), not '{}'",
                             *kernelName));
+  // The one-pass backward adds into its dQ partials across iterations,
+  // which only the CPU's one-thread-per-program execution orders; a GPU
+  // block's threads would race on them.
+  if (*kernelName == "attention_bwd_fused" && cudaBackend)
+    throw Error(ErrorCode::Unsupported,
+                "loom compile: attention_bwd_fused is the CPU backend's one-pass backward; on "
+                "cuda the backward runs attention_bwd_dkdv and attention_bwd_dq");
   unsigned attentionThreads = 0;
   dsl::Kernel kernel = attention ? attentionKernel(opts, *kernelName, *dtype, cudaBackend, spec,
                                                    attentionThreads)
