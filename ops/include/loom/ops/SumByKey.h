@@ -100,9 +100,11 @@ public:
   /// out[e] (+)= sum over i < count with keys[i] == e of values[i], for
   /// e < numElements (at most 2^31 - 2^12, else InvalidArgument), enqueued
   /// on `stream` (null: run now). A key of numElements + 1 fails the run
-  /// with InvalidArgument(outsideError): thrown now without a stream, else
-  /// the stream's error (its synchronize() rethrows it). This object and
-  /// the buffers must stay alive until the stream has run it.
+  /// with InvalidArgument(outsideError), and `out` is then unspecified:
+  /// thrown now without a stream, else the stream's error (its
+  /// synchronize() rethrows it), except on cuda, where run() waits for the
+  /// sort and throws it itself. This object and the buffers must stay alive
+  /// until the stream has run it.
   void run(runtime::Stream *stream, int32_t *keys, float *values, float *out,
            int64_t numElements, bool accumulate, const std::string &outsideError);
   /// keys[i] = value for i < count, on `stream` (null: now): pairs a
