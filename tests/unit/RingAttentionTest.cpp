@@ -402,10 +402,16 @@ TEST(RingAttentionEmu, BiasAndSinksBackwardOnTheEmulatedDevice) {
   // into the merged LSE, the pair gradients sorted and summed per rank, the
   // shares gathered around the ring and summed in rank order, all by the
   // generated CUDA C++.
-  Case c{2, RingLayout::Zigzag, "causal", DType::F32, 32, 2, 1, 32};
-  c.learnable = true;
-  c.backend = runtime::Backend::Emu;
-  checkRing(c);
+  // Every layout, at 2, 4 and 8 ranks (the cpu suite covers each layout at
+  // each size).
+  for (Case c : {Case{2, RingLayout::Zigzag, "causal", DType::F32, 32, 2, 1, 32},
+                 Case{4, RingLayout::Stripe, "causal", DType::F32, 32, 2, 1, 32},
+                 Case{8, RingLayout::Contiguous, "none", DType::F32, 32, 2, 1, 32}}) {
+    SCOPED_TRACE(describe(c));
+    c.learnable = true;
+    c.backend = runtime::Backend::Emu;
+    checkRing(c);
+  }
 }
 
 namespace {
