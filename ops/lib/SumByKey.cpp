@@ -20,6 +20,7 @@
 #include <bit>
 #include <chrono>
 #include <functional>
+#include <string>
 #include <vector>
 #include <fmt/format.h>
 
@@ -239,6 +240,12 @@ SumByKey::SumByKey(runtime::Backend backend, int64_t count, unsigned cpuThreads,
 }
 
 namespace {
+/// The caller's error for a key past "no element" (numElements + 1).
+void failIfOutside(int32_t key, int64_t numElements, const std::string &outsideError) {
+  if (key > numElements)
+    throw Error(ErrorCode::InvalidArgument, outsideError);
+}
+
 /// Runs `work` now, or in `stream`'s order (on its thread: cpu and emu).
 void onHost(runtime::Stream *stream, std::function<void()> work) {
   if (stream)
@@ -275,8 +282,7 @@ void SumByKey::run(runtime::Stream *stream, int32_t *keys, float *values, float 
       if (accumulate)
         std::copy(out, out + numElements, sum.begin());
       for (int64_t i = 0; i < n; ++i) {
-        if (keys[i] > numElements) // numElements + 1: a read outside
-          throw Error(ErrorCode::InvalidArgument, outsideError);
+        failIfOutside(keys[i], numElements, outsideError);
         if (keys[i] >= 0 && keys[i] < numElements) // numElements: no element
           sum[size_t(keys[i])] += values[i];
       }
@@ -334,12 +340,8 @@ void SumByKey::run(runtime::Stream *stream, int32_t *keys, float *values, float 
 void SumByKey::failIfAnyOutside(runtime::Stream *stream, const int32_t *lastSortedKey,
                                 int64_t numElements, const std::string &outsideError) {
   // The keys are sorted, so any "outside" key (the largest) is the last.
-  auto check = [=](int32_t key) {
-    if (key > numElements)
-      throw Error(ErrorCode::InvalidArgument, outsideError);
-  };
   if (backend_ != runtime::Backend::Cuda)
-    return onHost(stream, [=] { check(*lastSortedKey); });
+    return onHost(stream, [=] { failIfOutside(*lastSortedKey, numElements, outsideError); });
   // Device memory: copy the key to the host in stream order and wait for
   // it here, since a CUDA stream runs submitted host work when it is
   // enqueued, not when the stream reaches it.
@@ -350,7 +352,7 @@ void SumByKey::failIfAnyOutside(runtime::Stream *stream, const int32_t *lastSort
   int32_t last = 0;
   runtime::copyAsync(s, &last, lastSortedKey, sizeof(int32_t));
   s.record()->synchronize(std::chrono::minutes(10), "sum by key: the outside-key check");
-  check(last);
+  failIfOutside(last, numElements, outsideError);
 }
 
 } // namespace loom::ops

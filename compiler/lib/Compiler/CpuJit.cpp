@@ -44,8 +44,8 @@ void initializeNativeTarget() {
 // bf16 through selects and branches as i16 (loom-select-half-floats-as-bits),
 // so a kernel's hot loops call none of these; but LLVM's own legalization
 // may still emit __truncsfbf2 elsewhere (scalar bf16 code on x86-64-v2),
-// and libgcc before GCC 13 does not have it. So every such builtin is provided here, and
-// a kernel never depends on which compiler runtime the host happens to have.
+// and libgcc before GCC 13 does not have it. So every such builtin is
+// provided here, and a kernel never depends on which compiler runtime the host happens to have.
 // x86-64 passes half and bfloat in an SSE register, hence _Float16 as the
 // carrier type for both.
 uint16_t carrierBits(_Float16 h) { uint16_t u; std::memcpy(&u, &h, 2); return u; }

@@ -62,15 +62,12 @@ LogicalResult forwardBits(Block &block) {
         return (*it)->getTerminator()->emitOpError(
             "branches to a block with a 16-bit float argument but is not a BranchOpInterface");
       SuccessorOperands operands = branch.getSuccessorOperands(it.getSuccessorIndex());
-      OpOperand *forwarded = nullptr;
-      unsigned position = arg.getArgNumber();
-      if (position >= operands.getProducedOperandCount())
-        forwarded = &operands.getMutableForwardedOperands()[position -
-                                                              operands.getProducedOperandCount()];
-      if (!forwarded)
+      unsigned produced = operands.getProducedOperandCount();
+      if (arg.getArgNumber() < produced)
         return branch->emitOpError("produces the 16-bit float block argument it branches with");
+      OpOperand &forwarded = operands.getMutableForwardedOperands()[arg.getArgNumber() - produced];
       OpBuilder b(branch);
-      forwarded->set(bitcast(b, branch.getLoc(), forwarded->get(), bits));
+      forwarded.set(bitcast(b, branch.getLoc(), forwarded.get(), bits));
     }
     arg.setType(bits);
     OpBuilder b = OpBuilder::atBlockBegin(&block);

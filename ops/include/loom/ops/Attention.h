@@ -116,8 +116,7 @@ struct VariantContext {
 /// and a read outside the tensor at a visible pair fails the backward
 /// with InvalidArgument naming the tensor. Cost: the dQ kernel writes each
 /// pair's contribution and the element it read (8 bytes per batch x head x
-/// query x key) to scratch in
-/// the backend's memory, which SumByKey (SumByKey.h) reduces on the same
+/// query x key) to scratch in the backend's memory, which SumByKey (SumByKey.h) reduces on the same
 /// stream: on emu and cuda by DSL kernels (a radix sort by element, then a
 /// segmented sum; 16 more bytes per pair), on the cpu backend by one pass
 /// in pair order on the stream's thread (faster there). O(seqlen_q *
